@@ -1,0 +1,36 @@
+# aigw-bench: `make bench` and `make test` set everything up themselves.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# Extra arguments for the benchmark, e.g. make bench ARGS="--targets wiremock,portkey --duration 30s"
+ARGS   ?=
+PYTEST_ARGS ?=
+
+.PHONY: bench test setup lint fmt clean help
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+bench: setup  ## set up, benchmark every locally runnable target, write the report
+	$(BIN)/aigw-bench run $(ARGS)
+
+test: setup  ## set up, run the test suite (real k6, WireMock, nginx, Portkey, LiteLLM)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+setup: $(VENV)/.installed  ## Python environment + the mock's and the gateways' pinned tools
+	$(BIN)/aigw-bench setup
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r requirements.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $@
+
+lint: $(VENV)/.installed  ## ruff
+	$(BIN)/ruff check .
+
+fmt: $(VENV)/.installed
+	$(BIN)/ruff check --fix .
+
+clean:  ## remove environments and installed tools (results/ is kept)
+	rm -rf $(VENV) .tools

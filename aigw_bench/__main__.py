@@ -1,0 +1,3 @@
+from aigw_bench.cli import entrypoint
+
+entrypoint()

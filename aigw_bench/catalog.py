@@ -1,0 +1,302 @@
+"""The gateway catalog: one folder per target under ``stacks/``, each holding a ``gateway.yaml``.
+
+The catalog is data. The harness (local runner, k6 rendering, the Pulumi program) reads these
+definitions and never special-cases a gateway by name, so adding a gateway means adding a folder.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from aigw_bench.errors import ConfigError
+
+REPO_DIR = Path(__file__).resolve().parents[1]
+DEFAULT_CATALOG_DIR = REPO_DIR / "stacks"
+ENTRY_FILE = "gateway.yaml"
+
+# Releases that must never be installed, whatever a catalog entry says (supply-chain incidents).
+KNOWN_BAD_RELEASES: dict[str, dict[str, str]] = {
+    "litellm": {
+        "1.82.7": "malicious PyPI upload (credential stealer), BerriAI/litellm#24518",
+        "1.82.8": "malicious PyPI upload (credential stealer, .pth payload), BerriAI/litellm#24518",
+        "1.107.0": "reported compromised",
+    },
+}
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+
+class _Strict(BaseModel):
+    """Unknown keys are errors: a typo in a catalog file must not silently change a benchmark."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class InstallSpec(_Strict):
+    """How the harness installs what a local process needs. Exactly one source is set.
+
+    - ``npm``: a folder (relative to the entry) holding ``package.json`` and ``package-lock.json``;
+      installed with ``npm ci --ignore-scripts`` into the entry's tool directory.
+    - ``pip``: a hashed requirements file (relative to the entry); installed with
+      ``--require-hashes`` into a virtualenv of its own at ``{{ install_dir }}/venv``.
+    - ``apt``: Debian packages; ``provides`` names the binary that proves they are installed.
+    """
+
+    npm: str | None = None
+    pip: str | None = None
+    apt: list[str] | None = None
+    provides: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> InstallSpec:
+        chosen = [k for k in ("npm", "pip", "apt") if getattr(self, k)]
+        if len(chosen) != 1:
+            raise ValueError(f"set exactly one of npm, pip, apt (got {chosen or 'none'})")
+        if self.apt and not self.provides:
+            raise ValueError("apt installs need 'provides': the binary that shows the packages are there")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return "npm" if self.npm else "pip" if self.pip else "apt"
+
+
+class ReadySpec(_Strict):
+    """An HTTP probe that says the process accepts traffic."""
+
+    path: str = "/"
+    method: Literal["GET", "HEAD"] = "GET"
+    status: int = 200
+    timeout_s: float = Field(60.0, gt=0, le=900)
+
+
+class VersionProbe(_Strict):
+    """A command whose output carries the installed version (first regex group)."""
+
+    command: list[str]
+    regex: str
+
+    @field_validator("regex")
+    @classmethod
+    def _one_group(cls, value: str) -> str:
+        if re.compile(value).groups < 1:
+            raise ValueError("the regex needs one capturing group around the version")
+        return value
+
+
+class LocalSpec(_Strict):
+    """How the target runs as a process on this machine (the local target).
+
+    Strings in ``command``, ``env``, ``base_url`` and the config templates are Jinja templates. They
+    see: ``port``, ``mock_url``, ``install_dir``, ``work_dir``, ``entry_dir``, ``cpus`` (CPUs given
+    to this process), ``cpu_list`` and ``model``.
+    """
+
+    runnable: bool = True
+    reason: str | None = Field(None, description="why the target cannot run here (required if not runnable)")
+    install: InstallSpec | None = None
+    port: int | None = Field(None, ge=1024, le=65535)
+    command: list[str] | None = Field(None, description="no command: the target is the mock itself")
+    env: dict[str, str] = Field(default_factory=dict)
+    config_files: dict[str, str] = Field(
+        default_factory=dict, description="file name in the work dir -> Jinja template relative to the entry"
+    )
+    ready: ReadySpec = Field(default_factory=ReadySpec)
+    base_url: str = "http://127.0.0.1:{{ port }}"
+    version_probe: VersionProbe | None = None
+    stop_timeout_s: float = Field(10.0, gt=0, le=120)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> LocalSpec:
+        if not self.runnable:
+            if not self.reason:
+                raise ValueError("a target that is not runnable locally needs a 'reason'")
+            return self
+        if self.command is not None and self.port is None:
+            raise ValueError("a target with a command needs the 'port' it listens on")
+        if self.command is not None and not self.command:
+            raise ValueError("'command' is empty")
+        return self
+
+
+class RequestSpec(_Strict):
+    """How the load generator addresses this target. The body is the same for every target."""
+
+    path: str = "/v1/chat/completions"
+    model: str = "gpt-4o-mini"
+    headers: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("path")
+    @classmethod
+    def _openai_route(cls, value: str) -> str:
+        # Same work for every gateway: the OpenAI chat route, possibly under a prefix.
+        if not value.startswith("/") or not value.endswith("/chat/completions"):
+            raise ValueError("must be an absolute path ending in /chat/completions (the OpenAI chat route)")
+        return value
+
+
+class Gateway(_Strict):
+    """One catalog entry: a benchmark target."""
+
+    name: str
+    title: str
+    role: Literal["baseline", "floor", "gateway"] = Field(
+        description="baseline: k6 straight to the mock; floor: a plain proxy; gateway: an AI gateway"
+    )
+    version: str = Field(description="the pinned version under test, written into every result")
+    source: str = Field(description="where the pinned artefact comes from (package, image, repository)")
+    description: str = ""
+    request: RequestSpec = Field(default_factory=RequestSpec)
+    local: LocalSpec
+    # The cloud deployment (Helm chart or manifests on EKS); validated by the Pulumi program.
+    cloud: dict[str, Any] | None = None
+    entry_dir: Path = Field(exclude=True)
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError("use lower-case letters, digits and '-' (it names folders and stacks)")
+        return value
+
+    @model_validator(mode="after")
+    def _not_known_bad(self) -> Gateway:
+        bad = KNOWN_BAD_RELEASES.get(self.name, {}).get(self.version)
+        if bad:
+            raise ValueError(f"version {self.version} of {self.name} must not be installed: {bad}")
+        return self
+
+
+class Catalog:
+    """All entries of a catalog directory, in a stable order (baseline, floor, gateways)."""
+
+    def __init__(self, root: Path, entries: dict[str, Gateway]):
+        self.root = root
+        self._entries = entries
+
+    @property
+    def names(self) -> list[str]:
+        order = {"baseline": 0, "floor": 1, "gateway": 2}
+        return sorted(self._entries, key=lambda n: (order[self._entries[n].role], n))
+
+    def __iter__(self):
+        return (self._entries[n] for n in self.names)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._entries
+
+    def get(self, name: str) -> Gateway:
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise ConfigError(
+                f"unknown target '{name}'. Known targets: {', '.join(self.names)} (catalog: {self.root})"
+            ) from None
+
+    def select(self, names: list[str] | None) -> list[Gateway]:
+        """The named entries in the order given, or all of them; unknown names fail before anything runs."""
+        if not names:
+            return list(self)
+        unknown = [n for n in names if n not in self._entries]
+        if unknown:
+            raise ConfigError(
+                f"unknown target{'s' if len(unknown) > 1 else ''} {', '.join(repr(u) for u in unknown)}. "
+                f"Known targets: {', '.join(self.names)} (catalog: {self.root})"
+            )
+        seen: list[str] = []
+        for n in names:
+            if n not in seen:
+                seen.append(n)
+        return [self._entries[n] for n in seen]
+
+    @property
+    def baseline(self) -> Gateway | None:
+        return next((g for g in self if g.role == "baseline"), None)
+
+
+def _format_validation_error(path: Path, err: ValidationError) -> str:
+    lines = [f"{path}: invalid catalog entry"]
+    for e in err.errors():
+        where = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        lines.append(f"  - {where}: {e['msg']}")
+    return "\n".join(lines)
+
+
+def load_yaml(path: Path) -> dict[str, Any]:
+    """Read a YAML mapping, with errors that name the file."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def load_entry(entry_dir: Path) -> Gateway:
+    path = entry_dir / ENTRY_FILE
+    data = load_yaml(path)
+    try:
+        entry = Gateway.model_validate({**data, "entry_dir": entry_dir})
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(path, err)) from None
+    if entry.name != entry_dir.name:
+        raise ConfigError(f"{path}: name '{entry.name}' must equal its folder name '{entry_dir.name}'")
+    for out_name, template in entry.local.config_files.items():
+        if not (entry_dir / template).is_file():
+            raise ConfigError(f"{path}: local.config_files.{out_name}: template {template} not found")
+    return entry
+
+
+def load_catalog(root: Path | None = None) -> Catalog:
+    """Load every ``<root>/<name>/gateway.yaml``."""
+    root = (root or DEFAULT_CATALOG_DIR).resolve()
+    if not root.is_dir():
+        raise ConfigError(f"catalog directory {root} does not exist")
+    entries = {d.name: load_entry(d) for d in sorted(root.iterdir()) if (d / ENTRY_FILE).is_file()}
+    if not entries:
+        raise ConfigError(f"catalog directory {root} holds no */{ENTRY_FILE}")
+    baselines = [g.name for g in entries.values() if g.role == "baseline"]
+    if len(baselines) > 1:
+        raise ConfigError(f"{root}: more than one baseline entry ({', '.join(baselines)}); keep one")
+    return Catalog(root, entries)
+
+
+MOCK_DIR = REPO_DIR / "mock_llm"
+
+
+class MockDefinition(_Strict):
+    """The mock OpenAI API (WireMock). Its mappings are the single source for local runs and EKS."""
+
+    name: str
+    version: str
+    source: str
+    description: str = ""
+    local: LocalSpec
+    cloud: dict[str, Any] | None = None
+    entry_dir: Path = Field(exclude=True)
+
+    @property
+    def mappings_dir(self) -> Path:
+        return self.entry_dir / "mappings"
+
+    @property
+    def files_dir(self) -> Path:
+        return self.entry_dir / "__files"
+
+
+def load_mock(mock_dir: Path | None = None) -> MockDefinition:
+    mock_dir = (mock_dir or MOCK_DIR).resolve()
+    path = mock_dir / "mock.yaml"
+    data = load_yaml(path)
+    try:
+        return MockDefinition.model_validate({**data, "entry_dir": mock_dir})
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(path, err)) from None

@@ -1,0 +1,192 @@
+"""The ``aigw-bench`` command line."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from aigw_bench.catalog import load_catalog, load_mock
+from aigw_bench.errors import BenchError, ConfigError
+from aigw_bench.results import DEFAULT_RESULTS_DIR
+
+console = Console(stderr=True, highlight=False)
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def _split(value: str | None) -> list[str] | None:
+    if not value:
+        return None
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _catalog_option(f):
+    return click.option("--catalog", type=click.Path(file_okay=False, path_type=Path), default=None,
+                        help="Catalog directory (default: stacks/ of this repository).")(f)
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(package_name="aigw-bench")
+def main() -> None:
+    """Benchmark AI gateways with the same load and the same mock LLM, and compare them."""
+
+
+@main.command("list")
+@_catalog_option
+def list_targets(catalog: Path | None) -> None:
+    """Show the catalog: every target, its pinned version and whether it runs on this machine."""
+    cat = load_catalog(catalog)
+    for g in cat:
+        where = "local + cloud" if g.local.runnable else "cloud only"
+        click.echo(f"{g.name:<10} {g.role:<9} {g.version:<10} {where:<14} {g.title}")
+        if not g.local.runnable:
+            click.echo(f"{'':<10} not runnable here: {' '.join((g.local.reason or '').split())}")
+
+
+@main.command()
+@click.argument("targets", nargs=-1)
+@_catalog_option
+def setup(targets: tuple[str, ...], catalog: Path | None) -> None:
+    """Install the mock and the local tools of TARGETS (default: every runnable target).
+
+    Pinned lock files with hashes: npm ci for npm packages, pip --require-hashes into a virtualenv per
+    target, apt-get for Debian packages (as root or with sudo). Idempotent: up-to-date tools are kept.
+    """
+    from aigw_bench.local.install import InstallTarget, install
+
+    cat = load_catalog(catalog)
+    mock = load_mock()
+    chosen = [g for g in cat.select(list(targets) or None) if g.local.runnable and g.local.install]
+    items = [InstallTarget(mock.name, mock.local.install, mock.entry_dir)] if mock.local.install else []
+    items += [InstallTarget(g.name, g.local.install, g.entry_dir) for g in chosen if g.local.install]
+    for item in items:
+        click.echo(f"{item.name}: {item.spec.kind} ...", err=True)
+        click.echo(f"{item.name}: {install(item, log=lambda m: click.echo(m, err=True))}", err=True)
+
+
+@main.command()
+@click.option("--targets", "-t", help="Comma-separated targets (default: all in the catalog).")
+@click.option("--scenario", "-s", default="seed", show_default=True, help="Scenario in k6_scripts/scenarios/.")
+@click.option("--vus", type=int, help="Virtual users (overrides the scenario).")
+@click.option("--duration", "-d", help="Measured duration per target, k6 form: 20s, 3m, 1m30s.")
+@click.option("--warmup", help="Warm-up before each measurement (excluded), e.g. 5s; 0 to skip.")
+@click.option("--prompt-tokens", type=int, help="Prompt size in (estimated) tokens.")
+@click.option("--max-tokens", type=int, help="max_tokens in the request body.")
+@click.option("--rate", type=int, help="Requests per second (arrival-rate scenarios).")
+@click.option("--max-vus", type=int, help="VU ceiling (arrival-rate scenarios).")
+@click.option("--repeats", "-r", type=click.IntRange(min=1, max=100), default=1, show_default=True,
+              help="Runs per target, interleaved across targets.")
+@click.option("--results", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_RESULTS_DIR,
+              show_default=True, help="Where run directories are created.")
+@click.option("--no-pin", is_flag=True, help="Do not pin load generator, mock and gateway to separate CPUs.")
+@click.option("--no-raw", is_flag=True, help="Skip k6's per-request CSV (no per-second series).")
+@_catalog_option
+def run(targets: str | None, scenario: str, vus: int | None, duration: str | None, warmup: str | None,
+        prompt_tokens: int | None, max_tokens: int | None, rate: int | None, max_vus: int | None, repeats: int,
+        results: Path, no_pin: bool, no_raw: bool, catalog: Path | None) -> None:
+    """Benchmark targets locally: real mock, real gateways, real k6; then write the report.
+
+    Each target in turn: start the mock and the gateway, wait until ready, check the route with one
+    request, warm up, measure, stop everything. A target that cannot run or dies is recorded with
+    its evidence and the run goes on.
+    """
+    from aigw_bench.local.cpus import plan_cpus
+    from aigw_bench.local.runner import LocalRunner, RunPlan
+    from aigw_bench.progress import ProgressPrinter
+    from analysis.report_md import write_report
+    from k6_scripts.scenarios import load_scenario
+
+    cat = load_catalog(catalog)
+    selected = cat.select(_split(targets))
+    scen = load_scenario(scenario)
+    params = scen.params("local", {
+        "vus": vus, "duration": duration, "warmup": warmup, "prompt_tokens": prompt_tokens,
+        "max_tokens": max_tokens, "rate": rate, "max_vus": max_vus,
+    })
+    plan = RunPlan(catalog=cat, mock=load_mock(), targets=selected, scenario=scen, params=params,
+                   repeats=repeats, results_root=results, cpu_plan=plan_cpus(pin=not no_pin),
+                   keep_raw=not no_raw, command_line=sys.argv)
+    printer = ProgressPrinter(console)
+    runner = LocalRunner(plan, on_event=printer)
+    try:
+        run_dir = runner.run()
+    except KeyboardInterrupt:
+        printer.close()
+        if runner.run_dir is not None:
+            paths = write_report(runner.run_dir)
+            console.print(f"[yellow]interrupted[/]; what was measured is in {paths['markdown']}")
+        sys.exit(130)
+    finally:
+        printer.close()
+    paths = write_report(run_dir)
+    _print_summary(paths["comparison"])
+    click.echo(f"report: {paths['markdown']}")
+
+
+def _print_summary(comparison_csv: Path) -> None:
+    import pandas as pd
+
+    table = pd.read_csv(comparison_csv)
+    cols = ["target", "status", "rps", "error_rate", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms",
+            "added_p95_ms"]
+    with pd.option_context("display.width", 160, "display.max_columns", 20, "display.float_format", "{:,.2f}".format):
+        click.echo(table[cols].to_string(index=False))
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def report(run_dir: Path) -> None:
+    """Rebuild comparison.csv and report.md from the files of an existing RUN_DIR."""
+    from analysis.report_md import write_report
+
+    paths = write_report(run_dir)
+    _print_summary(paths["comparison"])
+    click.echo(f"report: {paths['markdown']}")
+
+
+@main.command()
+@click.option("--target", "-t", required=True, help="Catalog target to render for.")
+@click.option("--scenario", "-s", default="seed", show_default=True)
+@click.option("--url", help="Base URL of the target (default: its local address).")
+@click.option("--profile", type=click.Choice(["local", "cloud"]), default="local", show_default=True)
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write here instead of stdout.")
+@_catalog_option
+def render(target: str, scenario: str, url: str | None, profile: str, output: Path | None,
+           catalog: Path | None) -> None:
+    """Print the k6 script a scenario renders for one target (to read it, or run it by hand)."""
+    from aigw_bench.templating import render_map, render_str
+    from k6_scripts.render import RenderTarget, render_script
+    from k6_scripts.scenarios import load_scenario
+
+    cat = load_catalog(catalog)
+    mock = load_mock()
+    entry = cat.get(target)
+    ctx = {"port": entry.local.port, "mock_url": f"http://127.0.0.1:{mock.local.port}"}
+    base = url or render_str(entry.local.base_url, ctx, f"{target}: local.base_url")
+    scen = load_scenario(scenario)
+    script = render_script(scen, scen.params(profile),  # type: ignore[arg-type]
+                           RenderTarget(entry.name, base.rstrip("/") + entry.request.path, entry.request.model,
+                                        render_map(entry.request.headers, ctx, f"{target}: request.headers")))
+    if output:
+        output.write_text(script.source)
+        click.echo(f"wrote {output}", err=True)
+    else:
+        click.echo(script.source, nl=False)
+
+
+def entrypoint() -> None:
+    try:
+        main(standalone_mode=False)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except BenchError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        sys.exit(2)
+
+
+__all__ = ["ConfigError", "entrypoint", "main"]

@@ -1,0 +1,1 @@
+"""The local target: benchmark processes on this machine."""

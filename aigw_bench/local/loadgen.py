@@ -1,0 +1,72 @@
+"""Running k6 as a supervised child, and reading its live counters for the progress display."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from aigw_bench.local.processes import ManagedProcess, Supervisor
+from aigw_bench.results import k6_binary
+from k6_scripts.scenarios import format_duration
+
+# k6 exit codes (go.k6.io/k6/errext/exitcodes): 0 fine, 99 thresholds crossed; the rest are failures.
+EXIT_THRESHOLDS_FAILED = 99
+
+
+@dataclass(frozen=True)
+class K6Files:
+    summary: Path
+    log: Path
+    raw: Path | None
+
+
+def start_k6(
+    sup: Supervisor,
+    name: str,
+    script: Path,
+    files: K6Files,
+    *,
+    duration: float,
+    api_port: int,
+    cpus: list[int] | None,
+) -> ManagedProcess:
+    argv = [
+        k6_binary(), "run",
+        "--no-usage-report",  # k6 otherwise reports usage to the internet
+        "--no-color",
+        "--address", f"127.0.0.1:{api_port}",
+        "-e", f"AIGW_SUMMARY={files.summary}",
+        "-e", f"AIGW_DURATION={format_duration(duration)}",
+    ]
+    if files.raw is not None:
+        argv += ["--out", f"csv={files.raw}"]
+    argv.append(str(script))
+    env = {"K6_CSV_TIME_FORMAT": "unix_milli", "K6_NO_USAGE_REPORT": "true"}
+    return sup.start(name, argv, files.log, env=env, cwd=script.parent, cpus=cpus, stop_timeout=20)
+
+
+@dataclass(frozen=True)
+class LiveStats:
+    requests: int
+    rps: float
+    ok_rate: float | None
+
+
+def live_stats(api_port: int) -> LiveStats | None:
+    """k6's counters so far, from its REST API on loopback; None while it is not up."""
+
+    def metric(name: str) -> dict | None:
+        try:
+            url = f"http://127.0.0.1:{api_port}/v1/metrics/{name}"
+            with urllib.request.urlopen(url, timeout=0.5) as resp:
+                return json.load(resp)["data"]["attributes"]["sample"]
+        except (OSError, ValueError, KeyError):
+            return None
+
+    reqs = metric("http_reqs")
+    if reqs is None:
+        return None
+    ok = metric("aigw_ok")
+    return LiveStats(int(reqs.get("count", 0)), float(reqs.get("rate", 0.0)), ok.get("rate") if ok else None)

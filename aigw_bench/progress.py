@@ -1,0 +1,87 @@
+"""What the person at the terminal sees while a run goes: which target, which phase, time left, live RPS."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+from rich.console import Console
+
+from aigw_bench.results import Outcome
+
+_STATUS_STYLE = {"ok": "green", "not_runnable": "yellow"}
+
+
+class ProgressPrinter:
+    """An event sink for :class:`aigw_bench.local.runner.LocalRunner`."""
+
+    def __init__(self, console: Console | None = None, plain: bool | None = None):
+        self.console = console or Console(stderr=True, highlight=False)
+        self.plain = (not sys.stderr.isatty()) if plain is None else plain
+        self._last_plain = 0.0
+        self._status = None
+        self._prefix = ""
+
+    def __call__(self, event: str, **data: Any) -> None:
+        handler = getattr(self, f"on_{event}", None)
+        if handler:
+            handler(**data)
+
+    def on_reaped(self, groups: list[str]) -> None:
+        self.console.print(f"[yellow]stopped processes left by an earlier, killed run:[/] {', '.join(groups)}")
+
+    def on_run_start(self, run_dir: Any, total: int, plan: Any) -> None:
+        p = plan.params
+        self.console.print(
+            f"[bold]aigw-bench[/] scenario [bold]{plan.scenario.name}[/]: {p.vus} VUs, {p.duration:g} s "
+            f"(+{p.warmup:g} s warm-up) per target, {total} target run(s)\n"
+            f"  CPU pinning: {plan.cpu_plan.note}\n  results: {run_dir}"
+        )
+
+    def on_target_start(self, target: str, repeat: int, index: int, total: int) -> None:
+        self._prefix = f"[{index}/{total}] {target}" + (f" (repeat {repeat})" if repeat > 1 else "")
+        self._show(f"{self._prefix}: starting")
+
+    def on_phase(self, target: str, phase: str) -> None:
+        self._show(f"{self._prefix}: {phase}")
+
+    def on_tick(self, target: str, warmup: bool, elapsed: float, duration: float, requests: int | None,
+                rps: float | None, ok_rate: float | None) -> None:
+        phase = "warm-up" if warmup else "measuring"
+        remaining = max(0.0, duration - elapsed)
+        live = ""
+        if requests is not None:
+            live = f" | {requests:,} requests, {rps or 0:,.0f} RPS"
+            if ok_rate is not None:
+                live += f", {ok_rate * 100:.2f}% ok"
+        self._show(f"{self._prefix}: {phase} {elapsed:4.0f}/{duration:.0f} s ({remaining:.0f} s left){live}",
+                   throttle=True)
+
+    def on_target_done(self, outcome: Outcome, index: int, total: int) -> None:
+        self._stop_status()
+        style = _STATUS_STYLE.get(outcome.status, "red")
+        reason = f": {outcome.reason}" if outcome.reason else ""
+        self.console.print(f"{self._prefix}: [{style}]{outcome.status}[/]{reason}", soft_wrap=True)
+
+    def _show(self, text: str, throttle: bool = False) -> None:
+        if self.plain:
+            now = time.monotonic()
+            if throttle and now - self._last_plain < 5:
+                return
+            self._last_plain = now
+            self.console.print(text, soft_wrap=True)
+            return
+        if self._status is None:
+            self._status = self.console.status(text)
+            self._status.start()
+        else:
+            self._status.update(text)
+
+    def _stop_status(self) -> None:
+        if self._status is not None:
+            self._status.stop()
+            self._status = None
+
+    def close(self) -> None:
+        self._stop_status()

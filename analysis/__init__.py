@@ -1,0 +1,1 @@
+"""pandas analysis of k6 results: load, compare, judge validity, report."""

@@ -1,0 +1,100 @@
+"""The comparison: one row per target, derived from the tidy frames of :mod:`analysis.load`.
+
+Numbers are k6's own (mean over repeats when there are several). Derived columns:
+- ``added_p50_ms`` / ``added_p95_ms`` / ``added_p99_ms``: target minus the baseline (direct to mock);
+- ``rps_pct_of_baseline``: the target's throughput as a percentage of the baseline's;
+and :func:`relative_statements` gives the published benchmark's form, "X has N% more RPS than Y".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from analysis.load import RunData
+
+ROLE_ORDER = {"baseline": 0, "floor": 1, "gateway": 2}
+LATENCY_COLUMNS = ["latency_p50_ms", "latency_p90_ms", "latency_p95_ms", "latency_p99_ms", "latency_max_ms"]
+COMPARISON_COLUMNS = [
+    "target", "role", "version", "status", "valid", "repeats", "requests", "rps", "error_rate",
+    *LATENCY_COLUMNS, "latency_avg_ms", "ttfb_p95_ms",
+    "added_p50_ms", "added_p95_ms", "added_p99_ms", "rps_pct_of_baseline",
+    "response_bytes_avg", "dropped_iterations", "reason",
+]
+# Above this error rate a row is not a valid measurement of the target's capacity.
+MAX_VALID_ERROR_RATE = 0.01
+
+
+def _status_summary(rows: pd.DataFrame) -> tuple[str, str | None]:
+    statuses = rows["status"].tolist()
+    if all(s == "ok" for s in statuses):
+        return "ok", None
+    if len(statuses) == 1:
+        return statuses[0], rows["reason"].iloc[0]
+    bad = rows[rows["status"] != "ok"]
+    status = bad["status"].iloc[0]
+    reasons = "; ".join(f"r{r.repeat}: {r.reason}" for r in bad.itertuples())
+    return status if status != "ok" else "ok", reasons
+
+
+def comparison(run: RunData) -> pd.DataFrame:
+    targets = run.manifest.get("targets", {})
+    wide = (
+        run.metrics.pivot_table(index=["target", "repeat"], columns="metric", values="value", aggfunc="first")
+        if not run.metrics.empty else pd.DataFrame()
+    )
+    means = wide.groupby(level="target").mean() if not wide.empty else pd.DataFrame()
+    counts = wide.groupby(level="target").size() if not wide.empty else pd.Series(dtype=int)
+    rows = []
+    for name, info in targets.items():
+        outcome_rows = run.outcomes[run.outcomes["target"] == name] if not run.outcomes.empty else pd.DataFrame()
+        status, reason = _status_summary(outcome_rows) if not outcome_rows.empty else ("not_run", None)
+        row = {"target": name, "role": info.get("role"), "version": info.get("version"),
+               "status": status, "reason": reason, "repeats": int(counts.get(name, 0))}
+        if name in means.index:
+            row.update(means.loc[name].to_dict())
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    for col in COMPARISON_COLUMNS:
+        if col not in table.columns:
+            table[col] = np.nan
+    table["valid"] = (table["status"] == "ok") & (table["error_rate"].fillna(1.0) <= MAX_VALID_ERROR_RATE)
+    baseline = table[(table["role"] == "baseline") & table["valid"]]
+    if not baseline.empty:
+        b = baseline.iloc[0]
+        for q in ("p50", "p95", "p99"):
+            table[f"added_{q}_ms"] = table[f"latency_{q}_ms"] - b[f"latency_{q}_ms"]
+        table["rps_pct_of_baseline"] = table["rps"] / b["rps"] * 100.0
+        table.loc[table["role"] == "baseline", ["added_p50_ms", "added_p95_ms", "added_p99_ms"]] = 0.0
+    table["_order"] = table["role"].map(ROLE_ORDER).fillna(9)
+    table = table.sort_values(["_order", "target"]).drop(columns="_order").reset_index(drop=True)
+    return table[COMPARISON_COLUMNS]
+
+
+@dataclass(frozen=True)
+class Statement:
+    faster: str
+    slower: str
+    rps_more_pct: float
+    p95_lower_pct: float
+    text: str
+
+
+def relative_statements(table: pd.DataFrame, roles: tuple[str, ...] = ("gateway", "floor")) -> list[Statement]:
+    """For every pair of validly measured targets of the given roles, the faster one vs the slower."""
+    valid = table[table["valid"] & table["role"].isin(roles)].sort_values("rps", ascending=False)
+    out = []
+    records = valid.to_dict("records")
+    for i, a in enumerate(records):
+        for b in records[i + 1:]:
+            more = (a["rps"] / b["rps"] - 1.0) * 100.0
+            lower = (1.0 - a["latency_p95_ms"] / b["latency_p95_ms"]) * 100.0
+            latency = (f"{lower:.0f}% lower p95 latency" if lower >= 0
+                       else f"{-lower:.0f}% higher p95 latency")
+            text = (f"{a['target']} delivered {more:.0f}% more RPS than {b['target']} "
+                    f"({a['rps']:.0f} vs {b['rps']:.0f} RPS) with {latency} "
+                    f"({a['latency_p95_ms']:.2f} vs {b['latency_p95_ms']:.2f} ms)")
+            out.append(Statement(a["target"], b["target"], more, lower, text))
+    return out

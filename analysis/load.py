@@ -1,0 +1,141 @@
+"""Load a run directory into tidy frames.
+
+- ``outcomes``: one row per target x repeat: status, reason, evidence summary.
+- ``metrics``: one row per target x repeat x metric, values straight from k6's summary.json.
+
+A summary that is missing or cut short does not stop the analysis: that target's outcome row says
+which file and why, and it contributes no numbers (none are made up).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from aigw_bench.results import Outcome, read_manifest, read_outcomes, target_dir
+
+# metric column -> (k6 metric, stat). Latency in ms (k6's unit for trends), rates as fractions.
+SUMMARY_FIELDS: dict[str, tuple[str, str]] = {
+    "requests": ("http_reqs", "count"),
+    "rps": ("http_reqs", "rate"),
+    "ok_rate": ("aigw_ok", "rate"),
+    "http_failed_rate": ("http_req_failed", "rate"),
+    "latency_avg_ms": ("http_req_duration", "avg"),
+    "latency_min_ms": ("http_req_duration", "min"),
+    "latency_p50_ms": ("http_req_duration", "p(50)"),
+    "latency_p90_ms": ("http_req_duration", "p(90)"),
+    "latency_p95_ms": ("http_req_duration", "p(95)"),
+    "latency_p99_ms": ("http_req_duration", "p(99)"),
+    "latency_p999_ms": ("http_req_duration", "p(99.9)"),
+    "latency_max_ms": ("http_req_duration", "max"),
+    "ttfb_p50_ms": ("http_req_waiting", "p(50)"),
+    "ttfb_p95_ms": ("http_req_waiting", "p(95)"),
+    "ttfb_p99_ms": ("http_req_waiting", "p(99)"),
+    "response_bytes_avg": ("aigw_response_bytes", "avg"),
+    "response_bytes_min": ("aigw_response_bytes", "min"),
+    "response_bytes_max": ("aigw_response_bytes", "max"),
+    "dropped_iterations": ("dropped_iterations", "count"),
+    "vus_max": ("vus_max", "max"),
+    "data_received_bytes": ("data_received", "count"),
+    "data_sent_bytes": ("data_sent", "count"),
+}
+
+
+class SummaryError(Exception):
+    pass
+
+
+@dataclass
+class RunData:
+    run_dir: Path
+    manifest: dict[str, Any]
+    outcomes: pd.DataFrame
+    metrics: pd.DataFrame
+
+    @property
+    def baseline(self) -> str | None:
+        for name, info in self.manifest.get("targets", {}).items():
+            if info.get("role") == "baseline":
+                return name
+        return None
+
+
+def read_summary(path: Path) -> dict[str, float]:
+    """The metric values of one k6 summary.json, keyed by :data:`SUMMARY_FIELDS` names."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise SummaryError(f"{path.name} is missing") from None
+    except json.JSONDecodeError as exc:
+        raise SummaryError(f"{path.name} is cut short or corrupt (JSON error at byte {exc.pos})") from None
+    metrics = data.get("metrics") if isinstance(data, dict) else None
+    if not isinstance(metrics, dict) or "http_reqs" not in metrics:
+        raise SummaryError(f"{path.name} has no k6 metrics (http_reqs missing)")
+    values: dict[str, float] = {}
+    for column, (metric, stat) in SUMMARY_FIELDS.items():
+        value = metrics.get(metric, {}).get("values", {}).get(stat)
+        if value is not None:
+            values[column] = float(value)
+    duration_ms = data.get("state", {}).get("testRunDurationMs")
+    if duration_ms is not None:
+        values["test_duration_s"] = float(duration_ms) / 1000.0
+    if "ok_rate" in values:
+        values["error_rate"] = 1.0 - values["ok_rate"]
+    return values
+
+
+def _outcome_row(o: Outcome) -> dict[str, Any]:
+    ev = o.evidence
+    return {
+        "target": o.target,
+        "repeat": o.repeat,
+        "status": o.status,
+        "reason": o.reason,
+        "exit_code": ev.get("exit_code"),
+        "k6_exit_code": o.k6_exit_code,
+        "thresholds_passed": o.thresholds_passed,
+        "ready_seconds": o.ready_seconds,
+        "url": o.url,
+        "body_sha256": o.body_sha256,
+        "smoke_status": (ev.get("smoke") or {}).get("http_status"),
+        "log_tail": "\n".join(ev.get("log_tail") or ev.get("k6_log_tail") or []),
+        "raw_truncated": ev.get("raw_truncated"),
+    }
+
+
+def load_run(run_dir: Path) -> RunData:
+    run_dir = Path(run_dir)
+    manifest = read_manifest(run_dir)
+    outcomes = read_outcomes(run_dir)
+    rows, metric_rows = [], []
+    for o in outcomes:
+        row = _outcome_row(o)
+        if o.measured:
+            path = target_dir(run_dir, o.target, o.repeat) / o.files["summary"]
+            try:
+                values = read_summary(path)
+            except SummaryError as exc:
+                row["status"] = "invalid_output"
+                row["reason"] = f"{o.target} (repeat {o.repeat}): {exc}; no numbers reported for it"
+                values = {}
+            metric_rows.extend(
+                {"target": o.target, "repeat": o.repeat, "metric": k, "value": v} for k, v in values.items()
+            )
+        elif o.status == "ok":
+            row["status"] = "invalid_output"
+            row["reason"] = f"{o.target} (repeat {o.repeat}): no k6 summary recorded"
+        rows.append(row)
+    # Targets in the manifest with no outcome at all (the run was interrupted before them).
+    seen = {(r["target"], r["repeat"]) for r in rows}
+    for entry in manifest.get("order", []):
+        key = (entry["target"], entry["repeat"])
+        if key not in seen:
+            rows.append({"target": key[0], "repeat": key[1], "status": "not_run",
+                         "reason": "the run stopped before this target"})
+    outcome_frame = pd.DataFrame(rows)
+    metrics = pd.DataFrame(metric_rows, columns=["target", "repeat", "metric", "value"])
+    return RunData(run_dir, manifest, outcome_frame, metrics)

@@ -1,0 +1,1 @@
+"""Pulumi ComponentResources of the AWS benchmark environment, one concern per module."""

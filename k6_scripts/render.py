@@ -1,0 +1,92 @@
+"""Render a scenario's k6 script for one target.
+
+The request body is built here, once, from the scenario parameters and the model name, so every
+target receives the same bytes; the script embeds it as a string. What differs per target (URL and
+headers) comes from the catalog entry, already rendered for the environment (local or cloud).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jinja2
+
+from k6_scripts.prompt import estimate_tokens, generate_prompt
+from k6_scripts.scenarios import Scenario, ScenarioParams, format_duration
+
+TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
+
+SYSTEM_MESSAGE = "You are a concise assistant."
+
+
+@dataclass(frozen=True)
+class RenderTarget:
+    """Where the load goes: a target's name, full URL of the chat route, and request headers."""
+
+    name: str
+    url: str
+    model: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RenderedScript:
+    source: str
+    body: str
+    body_sha256: str
+    prompt_tokens: int
+    prompt_bytes: int
+
+
+def build_body(params: ScenarioParams, model: str) -> str:
+    """The chat-completions request body as sent on the wire (compact JSON, fixed key order)."""
+    prompt = generate_prompt(params.prompt_tokens, seed=params.prompt_seed)
+    body = {
+        "model": model,
+        "messages": [
+            {"role": "system", "content": SYSTEM_MESSAGE},
+            {"role": "user", "content": prompt},
+        ],
+        "max_tokens": params.max_tokens,
+        "temperature": 0,
+        "stream": params.stream,
+    }
+    return json.dumps(body, separators=(",", ":"))
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+
+
+def render_script(scenario: Scenario, params: ScenarioParams, target: RenderTarget) -> RenderedScript:
+    body = build_body(params, target.model)
+    digest = hashlib.sha256(body.encode()).hexdigest()
+    source = (
+        _environment()
+        .get_template(scenario.template)
+        .render(
+            scenario=scenario,
+            params=params,
+            target=target,
+            body=body,
+            body_sha256=digest,
+            duration=format_duration(params.duration),
+            timeout=format_duration(params.request_timeout),
+        )
+    )
+    prompt = json.loads(body)["messages"][1]["content"]
+    return RenderedScript(
+        source=source,
+        body=body,
+        body_sha256=digest,
+        prompt_tokens=estimate_tokens(prompt),
+        prompt_bytes=len(prompt.encode()),
+    )
