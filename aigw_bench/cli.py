@@ -7,12 +7,13 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.text import Text
 
 from aigw_bench.catalog import load_catalog, load_mock
 from aigw_bench.errors import BenchError, ConfigError
 from aigw_bench.results import DEFAULT_RESULTS_DIR
 
-console = Console(stderr=True, highlight=False)
+console = Console(stderr=True, highlight=False, soft_wrap=True)
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
@@ -116,7 +117,7 @@ def run(targets: str | None, scenario: str, vus: int | None, duration: str | Non
         printer.close()
         if runner.run_dir is not None:
             paths = write_report(runner.run_dir)
-            console.print(f"[yellow]interrupted[/]; what was measured is in {paths['markdown']}")
+            console.print(f"[yellow]interrupted[/]; what was measured is in {paths['markdown']}", soft_wrap=True)
         sys.exit(130)
     finally:
         printer.close()
@@ -185,7 +186,8 @@ def entrypoint() -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except BenchError as exc:
-        console.print(f"[red]error:[/] {exc}")
+        # Unwrapped and without markup: messages carry paths and brackets, and people grep logs.
+        console.print(Text.assemble(("error: ", "bold red"), str(exc)), soft_wrap=True)
         sys.exit(2)
 
 

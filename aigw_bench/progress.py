@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from aigw_bench.results import Outcome
 
@@ -17,7 +18,7 @@ class ProgressPrinter:
     """An event sink for :class:`aigw_bench.local.runner.LocalRunner`."""
 
     def __init__(self, console: Console | None = None, plain: bool | None = None):
-        self.console = console or Console(stderr=True, highlight=False)
+        self.console = console or Console(stderr=True, highlight=False, soft_wrap=True)
         self.plain = (not sys.stderr.isatty()) if plain is None else plain
         self._last_plain = 0.0
         self._status = None
@@ -61,8 +62,8 @@ class ProgressPrinter:
     def on_target_done(self, outcome: Outcome, index: int, total: int) -> None:
         self._stop_status()
         style = _STATUS_STYLE.get(outcome.status, "red")
-        reason = f": {outcome.reason}" if outcome.reason else ""
-        self.console.print(f"{self._prefix}: [{style}]{outcome.status}[/]{reason}", soft_wrap=True)
+        reason = f": {escape(outcome.reason)}" if outcome.reason else ""
+        self.console.print(f"{escape(self._prefix)}: [{style}]{outcome.status}[/]{reason}")
 
     def _show(self, text: str, throttle: bool = False) -> None:
         if self.plain:
@@ -70,13 +71,13 @@ class ProgressPrinter:
             if throttle and now - self._last_plain < 5:
                 return
             self._last_plain = now
-            self.console.print(text, soft_wrap=True)
+            self.console.print(text, soft_wrap=True, markup=False)
             return
         if self._status is None:
-            self._status = self.console.status(text)
+            self._status = self.console.status(escape(text))
             self._status.start()
         else:
-            self._status.update(text)
+            self._status.update(escape(text))
 
     def _stop_status(self) -> None:
         if self._status is not None:

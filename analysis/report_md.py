@@ -166,6 +166,6 @@ def write_report(run_dir: Path) -> dict[str, Path]:
     run = load_run(run_dir)
     table = comparison(run)
     paths = {"comparison": run_dir / "comparison.csv", "markdown": run_dir / "report.md"}
-    table.to_csv(paths["comparison"], index=False, float_format="%.4f")
+    table.to_csv(paths["comparison"], index=False)
     paths["markdown"].write_text(render_markdown(run, table))
     return paths

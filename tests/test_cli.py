@@ -1,0 +1,62 @@
+"""The command line: --help everywhere, and bad input rejected with a clear message before anything starts."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+CLI = str(Path(sys.executable).parent / "aigw-bench")
+COMMANDS = ["list", "setup", "run", "report", "render"]
+
+
+def cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([CLI, *args], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("command", [None, *COMMANDS])
+def test_every_command_has_help(command):
+    out = cli(*([command] if command else []), "--help")
+    assert out.returncode == 0
+    assert "Usage:" in out.stdout and "--help" in out.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-t", "wiremock,nope"], "unknown target 'nope'"),
+        (["--vus", "-3"], "vus: Input should be greater than or equal to 1"),
+        (["--duration", "0s"], "duration: Input should be greater than 0"),
+        (["--duration", "ten seconds"], "duration: 'ten seconds' is not a duration"),
+        (["--scenario", "soak"], "unknown scenario 'soak'"),
+        (["--repeats", "0"], "Invalid value for '--repeats' / '-r'"),
+        (["--vus", "many"], "Invalid value for '--vus'"),
+    ],
+)
+def test_bad_run_arguments_fail_before_anything_starts(tmp_path, args, message):
+    results = tmp_path / "results"
+    out = cli("run", *args, "--results", str(results))
+    assert out.returncode == 2, out.stderr
+    assert message in " ".join(out.stderr.split())
+    assert not results.exists()
+
+
+def test_report_on_a_directory_that_is_not_a_run(tmp_path):
+    out = cli("report", str(tmp_path))
+    assert out.returncode == 2
+    assert "manifest.json: missing" in out.stderr
+
+
+def test_list_shows_kong_as_cloud_only():
+    out = cli("list")
+    assert out.returncode == 0
+    kong = next(line for line in out.stdout.splitlines() if line.startswith("kong "))
+    assert "cloud only" in kong
+
+
+def test_render_prints_a_script_for_a_target():
+    out = cli("render", "-t", "portkey", "-s", "stream")
+    assert out.returncode == 0
+    assert "x-portkey-custom-host" in out.stdout and "const STREAM = true;" in out.stdout

@@ -1,0 +1,120 @@
+"""A real local run of every catalog target: real WireMock, nginx, Portkey, LiteLLM and k6.
+
+One short run (module-scoped) feeds all assertions: statuses, files, the comparison table against
+k6's own summary, the report, and that no process is left behind.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from aigw_bench.results import read_manifest, read_outcomes
+from analysis.load import SUMMARY_FIELDS
+from analysis.report_md import write_report
+from tests.helpers import make_runner, tool_processes
+
+pytestmark = pytest.mark.slow
+
+ALL = ["wiremock", "nginx", "kong", "litellm", "portkey"]
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory, tools_ready):
+    before = tool_processes()
+    events = []
+    runner = make_runner(None, ALL, tmp_path_factory.mktemp("results"),
+                         on_event=lambda event, **data: events.append((event, data)))
+    run_dir = runner.run()
+    left = tool_processes() - before
+    paths = write_report(run_dir)
+    return {"run_dir": run_dir, "events": events, "left": left, "paths": paths}
+
+
+def outcome(run, name):
+    return next(o for o in read_outcomes(run["run_dir"]) if o.target == name)
+
+
+def test_no_process_is_left_behind(full_run):
+    assert full_run["left"] == set()
+
+
+@pytest.mark.parametrize("name", ["wiremock", "nginx", "litellm", "portkey"])
+def test_each_runnable_target_is_measured_with_all_its_files(full_run, name):
+    o = outcome(full_run, name)
+    assert o.status == "ok", (o.reason, o.evidence)
+    assert o.evidence["smoke"]["ok"] and o.evidence["smoke"]["http_status"] == 200
+    for key in ("summary", "raw", "timeseries", "histogram", "k6_log", "script", "mock_log", "resources"):
+        assert key in o.files, key
+    assert o.k6_exit_code in (0, 99)
+
+
+def test_kong_is_reported_as_not_runnable_with_its_reason(full_run):
+    o = outcome(full_run, "kong")
+    assert o.status == "not_runnable" and "registries" in o.reason
+
+
+def test_every_target_received_the_same_body(full_run):
+    bodies = {o.body_sha256 for o in read_outcomes(full_run["run_dir"]) if o.status == "ok"}
+    assert len(bodies) == 1
+
+
+def test_comparison_table_matches_k6s_own_summary(full_run):
+    table = pd.read_csv(full_run["paths"]["comparison"]).set_index("target")
+    for name in ("wiremock", "nginx", "litellm", "portkey"):
+        summary = json.loads((full_run["run_dir"] / "targets" / name / "r1" / "summary.json").read_text())
+        metrics = summary["metrics"]
+        for column in ("requests", "rps", "latency_p50_ms", "latency_p90_ms", "latency_p95_ms", "latency_p99_ms",
+                       "latency_max_ms"):
+            metric, stat = SUMMARY_FIELDS[column]
+            assert table.loc[name, column] == pytest.approx(metrics[metric]["values"][stat], rel=1e-6), column
+        assert table.loc[name, "error_rate"] == pytest.approx(1 - metrics["aigw_ok"]["values"]["rate"], abs=1e-9)
+        assert table.loc[name, "requests"] > 100
+
+
+def test_added_latency_and_relative_throughput_are_against_the_baseline(full_run):
+    table = pd.read_csv(full_run["paths"]["comparison"]).set_index("target")
+    base = table.loc["wiremock"]
+    for name in ("nginx", "litellm", "portkey"):
+        row = table.loc[name]
+        assert row["added_p95_ms"] == pytest.approx(row["latency_p95_ms"] - base["latency_p95_ms"], abs=1e-3)
+        assert row["rps_pct_of_baseline"] == pytest.approx(row["rps"] / base["rps"] * 100, rel=1e-6)
+    assert table.loc["wiremock", "added_p50_ms"] == 0
+
+
+def test_per_second_series_adds_up_to_the_request_count(full_run):
+    for name in ("wiremock", "portkey"):
+        work = full_run["run_dir"] / "targets" / name / "r1"
+        series = pd.read_csv(work / "timeseries.csv")
+        summary = json.loads((work / "summary.json").read_text())
+        assert series["requests"].sum() == summary["metrics"]["http_reqs"]["values"]["count"]
+        hist = pd.read_csv(work / "histogram.csv")
+        assert hist["count"].sum() == summary["metrics"]["http_req_duration"]["values"]["count"]
+
+
+def test_manifest_records_versions_pinning_scenario_and_commit(full_run):
+    m = read_manifest(full_run["run_dir"])
+    assert m["scenario"]["name"] == "seed" and m["scenario"]["params"]["vus"] == 10
+    assert m["tools"]["k6"].startswith("k6 v1.1.0")
+    assert m["mock"]["version_check"]["installed"] == "3.13.2"
+    for name in ("nginx", "litellm", "portkey"):
+        check = m["targets"][name]["version_check"]
+        assert check["matches_pin"] is True, (name, check)
+    assert m["cpu_pinning"]["note"]
+    assert "commit" in m["git"] and m["machine"]["cpus_usable"] >= 1
+
+
+def test_report_shows_every_target(full_run):
+    text = full_run["paths"]["markdown"].read_text()
+    for name in ALL:
+        assert f"| {name} |" in text
+    assert "not runnable here" in text
+    assert "## Relative throughput and latency" in text
+
+
+def test_progress_events_tell_target_and_time(full_run):
+    ticks = [d for e, d in full_run["events"] if e == "tick" and not d["warmup"]]
+    assert ticks and all(t["duration"] == 3 for t in ticks)
+    assert {d["target"] for e, d in full_run["events"] if e == "target_start"} == set(ALL)
