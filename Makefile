@@ -14,7 +14,8 @@ help:  ## list the targets
 bench: setup  ## set up, benchmark every locally runnable target, write the report
 	$(BIN)/aigw-bench run $(ARGS)
 
-test: setup  ## set up, run the test suite (real k6, WireMock, nginx, Portkey, LiteLLM)
+test: setup  ## set up, run the test suite (real k6, WireMock, nginx, Portkey, LiteLLM, Chromium)
+	$(BIN)/aigw-bench setup --with-browser
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 setup: $(VENV)/.installed  ## Python environment + the mock's and the gateways' pinned tools

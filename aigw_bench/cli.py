@@ -48,13 +48,15 @@ def list_targets(catalog: Path | None) -> None:
 
 @main.command()
 @click.argument("targets", nargs=-1)
+@click.option("--with-browser", is_flag=True, help="Also install Debian's chromium (the report tests render HTML).")
 @_catalog_option
-def setup(targets: tuple[str, ...], catalog: Path | None) -> None:
+def setup(targets: tuple[str, ...], with_browser: bool, catalog: Path | None) -> None:
     """Install the mock and the local tools of TARGETS (default: every runnable target).
 
     Pinned lock files with hashes: npm ci for npm packages, pip --require-hashes into a virtualenv per
     target, apt-get for Debian packages (as root or with sudo). Idempotent: up-to-date tools are kept.
     """
+    from aigw_bench.catalog import InstallSpec
     from aigw_bench.local.install import InstallTarget, install
 
     cat = load_catalog(catalog)
@@ -62,6 +64,8 @@ def setup(targets: tuple[str, ...], catalog: Path | None) -> None:
     chosen = [g for g in cat.select(list(targets) or None) if g.local.runnable and g.local.install]
     items = [InstallTarget(mock.name, mock.local.install, mock.entry_dir)] if mock.local.install else []
     items += [InstallTarget(g.name, g.local.install, g.entry_dir) for g in chosen if g.local.install]
+    if with_browser:
+        items.append(InstallTarget("chromium", InstallSpec(apt=["chromium"], provides="chromium"), mock.entry_dir))
     for item in items:
         click.echo(f"{item.name}: {item.spec.kind} ...", err=True)
         click.echo(f"{item.name}: {install(item, log=lambda m: click.echo(m, err=True))}", err=True)
@@ -96,7 +100,7 @@ def run(targets: str | None, scenario: str, vus: int | None, duration: str | Non
     from aigw_bench.local.cpus import plan_cpus
     from aigw_bench.local.runner import LocalRunner, RunPlan
     from aigw_bench.progress import ProgressPrinter
-    from analysis.report_md import write_report
+    from analysis.report import write_report
     from k6_scripts.scenarios import load_scenario
 
     cat = load_catalog(catalog)
@@ -117,13 +121,18 @@ def run(targets: str | None, scenario: str, vus: int | None, duration: str | Non
         printer.close()
         if runner.run_dir is not None:
             paths = write_report(runner.run_dir)
-            console.print(f"[yellow]interrupted[/]; what was measured is in {paths['markdown']}", soft_wrap=True)
+            console.print(f"[yellow]interrupted[/]; what was measured is in {paths['html']}")
         sys.exit(130)
     finally:
         printer.close()
     paths = write_report(run_dir)
     _print_summary(paths["comparison"])
-    click.echo(f"report: {paths['markdown']}")
+    _print_paths(paths)
+
+
+def _print_paths(paths: dict[str, Path]) -> None:
+    click.echo(f"report (markdown): {paths['markdown']}")
+    click.echo(f"report: {paths['html']}")
 
 
 def _print_summary(comparison_csv: Path) -> None:
@@ -140,11 +149,37 @@ def _print_summary(comparison_csv: Path) -> None:
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 def report(run_dir: Path) -> None:
     """Rebuild comparison.csv and report.md from the files of an existing RUN_DIR."""
-    from analysis.report_md import write_report
+    from analysis.report import write_report
 
     paths = write_report(run_dir)
     _print_summary(paths["comparison"])
-    click.echo(f"report: {paths['markdown']}")
+    _print_paths(paths)
+
+
+@main.command()
+@click.argument("before", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("after", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--threshold", type=click.FloatRange(min=0, min_open=True), default=5.0, show_default=True,
+              help="Relative change (%) counted as real when a run has no repeats to judge the noise by.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write the markdown here.")
+@click.option("--fail-on-regression", is_flag=True, help="Exit with status 1 if any regression is found.")
+def compare(before: Path, after: Path, threshold: float, output: Path | None, fail_on_regression: bool) -> None:
+    """Compare two run directories (e.g. before/after a gateway upgrade): change per target and metric.
+
+    With repeats in both runs a change is real when the 95% intervals do not overlap; otherwise when it
+    exceeds --threshold. Regressions are listed first.
+    """
+    from analysis.compare_runs import compare_runs, render_comparison
+
+    result = compare_runs(before, after, threshold / 100.0)
+    text = render_comparison(result, before, after)
+    if output:
+        output.write_text(text)
+        click.echo(f"wrote {output}", err=True)
+    else:
+        click.echo(text)
+    if fail_on_regression and not result.regressions.empty:
+        sys.exit(1)
 
 
 @main.command()

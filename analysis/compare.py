@@ -14,14 +14,19 @@ import numpy as np
 import pandas as pd
 
 from analysis.load import RunData
+from analysis.stats import intervals_separate, summarize_repeats
 
 ROLE_ORDER = {"baseline": 0, "floor": 1, "gateway": 2}
 LATENCY_COLUMNS = ["latency_p50_ms", "latency_p90_ms", "latency_p95_ms", "latency_p99_ms", "latency_max_ms"]
+# Metrics shown with a 95% confidence interval and coefficient of variation when there are repeats.
+INTERVAL_METRICS = ["rps", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "error_rate"]
 COMPARISON_COLUMNS = [
     "target", "role", "version", "status", "valid", "repeats", "requests", "rps", "error_rate",
     *LATENCY_COLUMNS, "latency_avg_ms", "ttfb_p95_ms",
     "added_p50_ms", "added_p95_ms", "added_p99_ms", "rps_pct_of_baseline",
-    "response_bytes_avg", "dropped_iterations", "reason",
+    "response_bytes_avg", "dropped_iterations",
+    *(f"{m}_{s}" for m in INTERVAL_METRICS for s in ("ci_low", "ci_high", "cv")),
+    "reason",
 ]
 # Above this error rate a row is not a valid measurement of the target's capacity.
 MAX_VALID_ERROR_RATE = 0.01
@@ -47,6 +52,7 @@ def comparison(run: RunData) -> pd.DataFrame:
     )
     means = wide.groupby(level="target").mean() if not wide.empty else pd.DataFrame()
     counts = wide.groupby(level="target").size() if not wide.empty else pd.Series(dtype=int)
+    spread = summarize_repeats(run.metrics[run.metrics["metric"].isin(INTERVAL_METRICS)])
     rows = []
     for name, info in targets.items():
         outcome_rows = run.outcomes[run.outcomes["target"] == name] if not run.outcomes.empty else pd.DataFrame()
@@ -55,6 +61,8 @@ def comparison(run: RunData) -> pd.DataFrame:
                "status": status, "reason": reason, "repeats": int(counts.get(name, 0))}
         if name in means.index:
             row.update(means.loc[name].to_dict())
+        for r in spread[spread["target"] == name].itertuples():
+            row.update({f"{r.metric}_ci_low": r.ci_low, f"{r.metric}_ci_high": r.ci_high, f"{r.metric}_cv": r.cv})
         rows.append(row)
     table = pd.DataFrame(rows)
     for col in COMPARISON_COLUMNS:
@@ -80,6 +88,8 @@ class Statement:
     rps_more_pct: float
     p95_lower_pct: float
     text: str
+    rps_significant: bool | None  # None: one repeat, no interval to judge by
+    p95_significant: bool | None
 
 
 def relative_statements(table: pd.DataFrame, roles: tuple[str, ...] = ("gateway", "floor")) -> list[Statement]:
@@ -96,5 +106,8 @@ def relative_statements(table: pd.DataFrame, roles: tuple[str, ...] = ("gateway"
             text = (f"{a['target']} delivered {more:.0f}% more RPS than {b['target']} "
                     f"({a['rps']:.0f} vs {b['rps']:.0f} RPS) with {latency} "
                     f"({a['latency_p95_ms']:.2f} vs {b['latency_p95_ms']:.2f} ms)")
-            out.append(Statement(a["target"], b["target"], more, lower, text))
+            rps_sig = intervals_separate(a["rps_ci_low"], a["rps_ci_high"], b["rps_ci_low"], b["rps_ci_high"])
+            p95_sig = intervals_separate(a["latency_p95_ms_ci_low"], a["latency_p95_ms_ci_high"],
+                                         b["latency_p95_ms_ci_low"], b["latency_p95_ms_ci_high"])
+            out.append(Statement(a["target"], b["target"], more, lower, text, rps_sig, p95_sig))
     return out

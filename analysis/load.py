@@ -53,8 +53,12 @@ class SummaryError(Exception):
 class RunData:
     run_dir: Path
     manifest: dict[str, Any]
-    outcomes: pd.DataFrame
-    metrics: pd.DataFrame
+    outcomes: pd.DataFrame  # one row per target x repeat
+    metrics: pd.DataFrame  # target, repeat, metric, value (from summary.json)
+    timeseries: pd.DataFrame  # target, repeat + the per-second columns
+    resources: pd.DataFrame  # target, repeat, t_s, role, cpu_cores, rss_mib, processes
+    histograms: pd.DataFrame  # target, repeat, bucket, upper_ms, count
+    statuses: pd.DataFrame  # target, repeat, status, requests
 
     @property
     def baseline(self) -> str | None:
@@ -138,4 +142,32 @@ def load_run(run_dir: Path) -> RunData:
                          "reason": "the run stopped before this target"})
     outcome_frame = pd.DataFrame(rows)
     metrics = pd.DataFrame(metric_rows, columns=["target", "repeat", "metric", "value"])
-    return RunData(run_dir, manifest, outcome_frame, metrics)
+    measured = [o for o in outcomes if o.measured]
+    return RunData(
+        run_dir, manifest, outcome_frame, metrics,
+        timeseries=_collect(run_dir, measured, "timeseries"),
+        resources=_collect(run_dir, measured, "resources"),
+        histograms=_collect(run_dir, measured, "histogram"),
+        statuses=_collect(run_dir, measured, "statuses"),
+    )
+
+
+def _collect(run_dir: Path, outcomes: list[Outcome], key: str) -> pd.DataFrame:
+    """Concatenate one per-target CSV (named in the outcomes' files) across targets and repeats.
+
+    These files are derived data for charts and validity checks; an unreadable one is skipped
+    (the table's numbers come from summary.json alone)."""
+    frames = []
+    for o in outcomes:
+        name = o.files.get(key)
+        if not name:
+            continue
+        path = target_dir(run_dir, o.target, o.repeat) / name
+        try:
+            frame = pd.read_csv(path)
+        except (OSError, ValueError, pd.errors.EmptyDataError):
+            continue
+        frames.append(frame.assign(target=o.target, repeat=o.repeat))
+    if not frames:
+        return pd.DataFrame(columns=["target", "repeat"])
+    return pd.concat(frames, ignore_index=True)

@@ -1,18 +1,20 @@
-"""``report.md`` and ``comparison.csv``: the comparison as a person reads it in a pull request.
+"""``report.md``: the comparison as a person reads it in a pull request.
 
-Presentation only: rounding and units happen here, the numbers come from :mod:`analysis.compare`.
+Presentation only: rounding and units happen here; numbers come from :mod:`analysis.compare`,
+judgements from :mod:`analysis.validity` and :mod:`analysis.headline`.
 """
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from analysis.compare import MAX_VALID_ERROR_RATE, comparison, relative_statements
-from analysis.load import RunData, load_run
+from analysis.compare import MAX_VALID_ERROR_RATE
+from analysis.headline import Headline
+from analysis.load import RunData
+from analysis.validity import RULE_TITLES, Finding
 
 STATUS_TEXT = {
     "ok": "measured",
@@ -29,7 +31,7 @@ STATUS_TEXT = {
 }
 
 
-def _fmt(value: Any, digits: int = 2, suffix: str = "") -> str:
+def fmt(value: Any, digits: int = 2, suffix: str = "") -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
     if isinstance(value, float):
@@ -37,7 +39,7 @@ def _fmt(value: Any, digits: int = 2, suffix: str = "") -> str:
     return f"{value}{suffix}"
 
 
-def _signed(value: Any) -> str:
+def signed(value: Any) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
     return f"{value:+,.2f}"
@@ -49,6 +51,31 @@ def markdown_table(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def ci_text(r: dict, metric: str, digits: int = 1) -> str:
+    low, high = r.get(f"{metric}_ci_low"), r.get(f"{metric}_ci_high")
+    if low is None or high is None or pd.isna(low) or pd.isna(high):
+        return "–"
+    return f"{low:,.{digits}f} – {high:,.{digits}f}"
+
+
+def cv_text(r: dict, metric: str) -> str:
+    cv = r.get(f"{metric}_cv")
+    return fmt(cv * 100 if _present(cv) else None, 1, "%")
+
+
+REPEAT_HEADERS = ["target", "repeats", "RPS", "95% CI", "CV", "p95 ms", "95% CI", "CV", "p99 ms", "95% CI", "CV"]
+
+
+def repeat_rows(table: pd.DataFrame) -> list[list[str]]:
+    """Mean, 95% CI and coefficient of variation of the key metrics, for targets run more than once."""
+    return [
+        [r["target"], str(r["repeats"]), fmt(r["rps"], 1), ci_text(r, "rps"), cv_text(r, "rps"),
+         fmt(r["latency_p95_ms"]), ci_text(r, "latency_p95_ms", 2), cv_text(r, "latency_p95_ms"),
+         fmt(r["latency_p99_ms"]), ci_text(r, "latency_p99_ms", 2), cv_text(r, "latency_p99_ms")]
+        for r in table[table["repeats"] > 1].to_dict("records")
+    ]
+
+
 def _results_table(table: pd.DataFrame) -> str:
     headers = ["target", "role", "version", "status", "requests", "RPS", "errors", "p50 ms", "p90 ms", "p95 ms",
                "p99 ms", "max ms", "+p50 ms", "+p95 ms", "+p99 ms", "RPS % of baseline"]
@@ -57,47 +84,60 @@ def _results_table(table: pd.DataFrame) -> str:
         measured = not (isinstance(r["rps"], float) and math.isnan(r["rps"]))
         status = STATUS_TEXT.get(r["status"], r["status"])
         if measured and not r["valid"] and r["status"] == "ok":
-            status = "measured, errors > 1%"
+            status = f"measured, errors > {MAX_VALID_ERROR_RATE * 100:.0f}%"
         rows.append([
             r["target"], r["role"], r["version"], status,
-            _fmt(r["requests"], 0), _fmt(r["rps"], 1), _fmt(r["error_rate"] * 100 if measured else None, 2, "%"),
-            *(_fmt(r[c]) for c in ("latency_p50_ms", "latency_p90_ms", "latency_p95_ms", "latency_p99_ms",
+            fmt(r["requests"], 0), fmt(r["rps"], 1), fmt(r["error_rate"] * 100 if measured else None, 2, "%"),
+            *(fmt(r[c]) for c in ("latency_p50_ms", "latency_p90_ms", "latency_p95_ms", "latency_p99_ms",
                                    "latency_max_ms")),
-            _signed(r["added_p50_ms"]), _signed(r["added_p95_ms"]), _signed(r["added_p99_ms"]),
-            _fmt(r["rps_pct_of_baseline"], 1, "%"),
+            signed(r["added_p50_ms"]), signed(r["added_p95_ms"]), signed(r["added_p99_ms"]),
+            fmt(r["rps_pct_of_baseline"], 1, "%"),
         ])
     return markdown_table(headers, rows)
 
 
-def _problems(run: RunData, table: pd.DataFrame) -> list[str]:
-    lines = []
+def _present(value: Any) -> bool:
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+
+def problem_entries(run: RunData) -> list[dict[str, Any]]:
+    """Targets that were not measured, or not completely, with their evidence (for md and html)."""
+    entries = []
     for r in run.outcomes.to_dict("records"):
         if r["status"] == "ok":
             continue
-        label = STATUS_TEXT.get(r["status"], r["status"])
-        lines.append(f"- **{r['target']}** (repeat {r['repeat']}): {label}. {r.get('reason') or ''}".rstrip())
-        if r.get("exit_code") is not None and not (isinstance(r["exit_code"], float) and math.isnan(r["exit_code"])):
-            lines.append(f"  - exit code: {int(r['exit_code'])}")
-        if r.get("smoke_status") is not None and not (isinstance(r["smoke_status"], float)
-                                                       and math.isnan(r["smoke_status"])):
-            lines.append(f"  - first request answered HTTP {int(r['smoke_status'])}")
+        facts = []
+        if _present(r.get("exit_code")):
+            facts.append(f"exit code: {int(r['exit_code'])}")
+        if _present(r.get("smoke_status")):
+            facts.append(f"first request answered HTTP {int(r['smoke_status'])}")
         tail = r.get("log_tail")
-        if isinstance(tail, str) and tail.strip():
-            snippet = "\n".join(tail.strip().splitlines()[-8:])
-            lines.append("  - last log lines:\n\n    ```\n" + "\n".join("    " + s for s in snippet.splitlines())
-                         + "\n    ```")
-    for r in table.to_dict("records"):
-        if r["status"] == "ok" and not r["valid"]:
-            lines.append(f"- **{r['target']}**: error rate {r['error_rate'] * 100:.2f}% is above "
-                         f"{MAX_VALID_ERROR_RATE * 100:.0f}%; its numbers do not describe a working gateway.")
-        truncated = run.outcomes[(run.outcomes["target"] == r["target"])]["raw_truncated"].dropna() \
-            if "raw_truncated" in run.outcomes else []
-        for note in truncated:
-            lines.append(f"- **{r['target']}**: per-request samples cut short ({note}); the summary still holds.")
+        log = "\n".join(tail.strip().splitlines()[-8:]) if isinstance(tail, str) and tail.strip() else None
+        entries.append({"target": r["target"], "repeat_text": f"repeat {r['repeat']}",
+                        "status": STATUS_TEXT.get(r["status"], r["status"]), "reason": r.get("reason") or "",
+                        "facts": facts, "log": log})
+    if "raw_truncated" in run.outcomes:
+        for r in run.outcomes.dropna(subset=["raw_truncated"]).to_dict("records"):
+            entries.append({"target": r["target"], "repeat_text": f"repeat {r['repeat']}",
+                            "status": "per-request samples cut short",
+                            "reason": f"{r['raw_truncated']}; the summary's numbers still hold",
+                            "facts": [], "log": None})
+    return entries
+
+
+def _problems(run: RunData) -> list[str]:
+    lines = []
+    for e in problem_entries(run):
+        lines.append(f"- **{e['target']}** ({e['repeat_text']}): {e['status']}. {e['reason']}".rstrip())
+        lines += [f"  - {fact}" for fact in e["facts"]]
+        if e["log"]:
+            lines.append("  - last log lines:\n\n    ```")
+            lines += ["    " + line for line in e["log"].splitlines()]
+            lines.append("    ```")
     return lines
 
 
-def _manifest_section(m: dict[str, Any]) -> str:
+def manifest_lines(m: dict[str, Any]) -> list[str]:
     s = m.get("scenario", {})
     p = s.get("params", {})
     machine = m.get("machine", {})
@@ -105,20 +145,22 @@ def _manifest_section(m: dict[str, Any]) -> str:
     git = m.get("git", {})
     order = ", ".join(f"{o['target']}#{o['repeat']}" for o in m.get("order", []))
     lines = [
-        f"- scenario: `{s.get('name')}` ({s.get('executor')}): {s.get('description', '').strip()}",
-        "- parameters: " + ", ".join(f"{k}={v}" for k, v in p.items()),
-        f"- repeats: {m.get('repeats')}; order: {order}",
-        f"- CPU pinning: {m.get('cpu_pinning', {}).get('note')}",
-        f"- machine: {machine.get('cpu_model')}, {machine.get('cpus_usable')} CPUs usable, "
+        f"scenario: {s.get('name')} ({s.get('executor')}): {s.get('description', '').strip()}",
+        "parameters: " + ", ".join(f"{k}={v}" for k, v in p.items()),
+        f"repeats: {m.get('repeats')}; order: {order}",
+        f"CPU pinning: {m.get('cpu_pinning', {}).get('note')}",
+        f"machine: {machine.get('cpu_model')}, {machine.get('cpus_usable')} CPUs usable, "
         f"{machine.get('memory_gib')} GiB, {machine.get('os')}, kernel {machine.get('kernel')}",
-        "- tools: " + ", ".join(f"{k} {v}" for k, v in tools.items() if v),
-        f"- git: {git.get('commit') or 'unknown'}{' (with uncommitted changes)' if git.get('dirty') else ''}",
-        f"- run: {m.get('run_id')} started {m.get('created_at')}, finished {m.get('finished_at', '–')}",
+        "tools: " + ", ".join(f"{k} {v}" for k, v in tools.items() if v),
+        f"git: {git.get('commit') or 'unknown'}{' (with uncommitted changes)' if git.get('dirty') else ''}",
+        f"run: {m.get('run_id')} started {m.get('created_at')}, finished {m.get('finished_at', '–')}",
     ]
-    return "\n".join(lines)
+    for key, value in (m.get("cloud") or {}).items():
+        lines.append(f"cloud {key}: {value}")
+    return lines
 
 
-def _versions_table(m: dict[str, Any]) -> str:
+def version_rows(m: dict[str, Any]) -> list[list[str]]:
     rows = []
     mock = m.get("mock", {})
     vc = mock.get("version_check") or {}
@@ -130,10 +172,20 @@ def _versions_table(m: dict[str, Any]) -> str:
         if vc.get("matches_pin") is False:
             installed += " (differs from pin!)"
         rows.append([name, t.get("version"), installed, t.get("source")])
-    return markdown_table(["component", "pinned", "installed (probed)", "source"], rows)
+    return rows
 
 
-def render_markdown(run: RunData, table: pd.DataFrame) -> str:
+def validity_lines(findings: list[Finding]) -> list[str]:
+    lines = []
+    for rule, title in RULE_TITLES.items():
+        items = [f for f in findings if f.rule == rule]
+        if items:
+            lines.append(f"- **{title}**")
+            lines += [f"  - {f.target}: {f.message}" for f in items]
+    return lines
+
+
+def render_markdown(run: RunData, table: pd.DataFrame, findings: list[Finding], heads: list[Headline]) -> str:
     m = run.manifest
     s = m.get("scenario", {})
     p = s.get("params", {})
@@ -147,25 +199,51 @@ def render_markdown(run: RunData, table: pd.DataFrame) -> str:
         "successful only if it returned HTTP 200 with a well-formed chat completion.",
         "",
     ]
-    problems = _problems(run, table)
+    problems = _problems(run)
     if problems:
         parts += ["## Targets not measured or not valid", "", *problems, ""]
+    if findings:
+        parts += ["## Validity", "", "Read these before the headline: they say where a number may not mean "
+                  "what it seems to mean.", "", *validity_lines(findings), ""]
+    if heads:
+        parts += ["## Headline", ""]
+        for h in heads:
+            parts.append(f"- {h.text}." + (f" *Caveats: {'; '.join(h.caveats)}.*" if h.caveats else ""))
+        parts.append("")
     parts += ["## Results", "", _results_table(table), "",
               "Latency is k6's `http_req_duration` (full response) in milliseconds; `+pXX` is the "
-              "difference to the direct-to-mock baseline at that percentile.", ""]
-    statements = relative_statements(table)
-    if statements:
-        parts += ["## Relative throughput and latency", "", *(f"- {st.text}" for st in statements), ""]
-    parts += ["## Versions", "", _versions_table(m), "", "## How this was measured", "",
-              _manifest_section(m), ""]
+              "difference to the direct-to-mock baseline at that percentile. With a closed-loop scenario "
+              "(constant VUs) latency includes queueing at a target's throughput limit; the `rate` "
+              "scenario measures latency at a fixed arrival rate instead.", ""]
+    repeats = repeat_rows(table)
+    if repeats:
+        parts += ["### Repeats", "", markdown_table(REPEAT_HEADERS, repeats), "",
+                  "Differences are called significant only when the 95% intervals do not overlap.", ""]
+    cost = m.get("cost")
+    if cost:
+        parts += ["## Cost", "", cost_markdown(table, cost), ""]
+    parts += ["## Versions", "",
+              markdown_table(["component", "pinned", "installed (probed)", "source"], version_rows(m)), "",
+              "## How this was measured", "", *(f"- {line}" for line in manifest_lines(m)), ""]
     return "\n".join(parts)
 
 
-def write_report(run_dir: Path) -> dict[str, Path]:
-    """(Re)build ``comparison.csv`` and ``report.md`` from the files of a run directory."""
-    run = load_run(run_dir)
-    table = comparison(run)
-    paths = {"comparison": run_dir / "comparison.csv", "markdown": run_dir / "report.md"}
-    table.to_csv(paths["comparison"], index=False)
-    paths["markdown"].write_text(render_markdown(run, table))
-    return paths
+def cost_rows(table: pd.DataFrame, hourly_usd: float) -> list[list[str]]:
+    """Cost per million requests of each measured target at its measured throughput."""
+    rows = []
+    for r in table.dropna(subset=["rps"]).to_dict("records"):
+        per_million = hourly_usd / (r["rps"] * 3600) * 1e6 if r["rps"] else None
+        rows.append([r["target"], fmt(r["rps"], 0), fmt(per_million, 4)])
+    return rows
+
+
+def cost_summary(cost: dict[str, Any]) -> str:
+    table = cost.get("price_table", "pinned price table")
+    return (f"Estimated stack cost {float(cost['hourly_usd']):.2f} USD/hour ({table}); "
+            f"this run about {float(cost.get('run_usd', 0)):.2f} USD.")
+
+
+def cost_markdown(table: pd.DataFrame, cost: dict[str, Any]) -> str:
+    """Cloud runs: the run's estimated cost and the cost per million requests at measured throughput."""
+    rows = cost_rows(table, float(cost["hourly_usd"]))
+    return cost_summary(cost) + "\n\n" + markdown_table(["target", "RPS", "USD per million requests"], rows)

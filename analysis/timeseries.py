@@ -34,6 +34,7 @@ class TimeseriesError(Exception):
 @dataclass(frozen=True)
 class RawSamples:
     frame: pd.DataFrame  # columns: metric (category), t_ms (int64), value (float64)
+    statuses: pd.DataFrame  # columns: status, requests (HTTP status mix; 0 = no response)
     rows_read: int
     truncated: str | None  # why reading stopped early, if it did
 
@@ -43,20 +44,22 @@ def read_raw(path: Path) -> RawSamples:
     if not path.exists():
         raise TimeseriesError(f"{path}: missing")
     frames: list[pd.DataFrame] = []
+    statuses: list[pd.Series] = []
     rows = 0
     truncated = None
     try:
         reader = pd.read_csv(
             path,
-            usecols=["metric_name", "timestamp", "metric_value"],
-            dtype={"metric_name": "string", "timestamp": "int64", "metric_value": "float64"},
+            usecols=["metric_name", "timestamp", "metric_value", "status"],
+            dtype={"metric_name": "string", "timestamp": "int64", "metric_value": "float64", "status": "Int64"},
             chunksize=_CHUNK_ROWS,
             compression="gzip" if path.suffix == ".gz" else None,
         )
         for chunk in reader:
             rows += len(chunk)
-            keep = chunk[chunk["metric_name"].isin(_METRICS)]
-            frames.append(keep)
+            frames.append(chunk.loc[chunk["metric_name"].isin(_METRICS), ["metric_name", "timestamp", "metric_value"]])
+            reqs = chunk.loc[chunk["metric_name"] == "http_reqs", "status"].fillna(0)
+            statuses.append(reqs.value_counts())
     except (EOFError, zlib.error, gzip.BadGzipFile, pd.errors.ParserError, ValueError) as exc:
         if not frames:
             raise TimeseriesError(f"{path}: unreadable ({exc})") from None
@@ -68,7 +71,9 @@ def read_raw(path: Path) -> RawSamples:
     df = pd.concat(frames, ignore_index=True)
     df = df.rename(columns={"metric_name": "metric", "timestamp": "t_ms", "metric_value": "value"})
     df["metric"] = df["metric"].astype("category")
-    return RawSamples(df, rows, truncated)
+    mix = pd.concat(statuses).groupby(level=0).sum() if statuses else pd.Series(dtype="int64")
+    status_frame = pd.DataFrame({"status": mix.index.astype("int64"), "requests": mix.to_numpy(dtype="int64")})
+    return RawSamples(df, status_frame.sort_values("status", ignore_index=True), rows, truncated)
 
 
 def per_second(samples: pd.DataFrame) -> pd.DataFrame:
@@ -130,10 +135,13 @@ def histogram_quantile(hist: pd.DataFrame, q: float) -> float:
 
 
 def write_timeseries(raw: Path, out_csv: Path) -> str | None:
-    """Write ``timeseries.csv`` and ``histogram.csv`` next to it; returns the truncation note, if any."""
+    """Write ``timeseries.csv``, ``histogram.csv`` and ``statuses.csv`` next to each other.
+
+    Returns the truncation note, if the raw file was cut short."""
     samples = read_raw(raw)
     per_second(samples.frame).to_csv(out_csv, index=False, float_format="%.4f")
     latency_histogram(samples.frame).to_csv(out_csv.with_name("histogram.csv"), index=False, float_format="%.6f")
+    samples.statuses.to_csv(out_csv.with_name("statuses.csv"), index=False)
     if samples.truncated:
         out_csv.with_name("raw-truncated.txt").write_text(samples.truncated + "\n")
     return samples.truncated

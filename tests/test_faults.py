@@ -20,7 +20,7 @@ import pytest
 from aigw_bench.catalog import load_mock
 from aigw_bench.errors import PortInUseError
 from aigw_bench.results import read_outcomes
-from analysis.report_md import write_report
+from analysis.report import write_report
 from tests.helpers import build_catalog, fake_gateway, make_runner, tool_processes
 
 pytestmark = pytest.mark.slow

@@ -13,7 +13,7 @@ import pytest
 
 from aigw_bench.results import read_manifest, read_outcomes
 from analysis.load import SUMMARY_FIELDS
-from analysis.report_md import write_report
+from analysis.report import write_report
 from tests.helpers import make_runner, tool_processes
 
 pytestmark = pytest.mark.slow
@@ -111,10 +111,26 @@ def test_report_shows_every_target(full_run):
     for name in ALL:
         assert f"| {name} |" in text
     assert "not runnable here" in text
-    assert "## Relative throughput and latency" in text
+    assert "## Headline" in text
+    assert "portkey delivered" in text or "litellm delivered" in text
 
 
 def test_progress_events_tell_target_and_time(full_run):
     ticks = [d for e, d in full_run["events"] if e == "tick" and not d["warmup"]]
     assert ticks and all(t["duration"] == 3 for t in ticks)
     assert {d["target"] for e, d in full_run["events"] if e == "target_start"} == set(ALL)
+
+
+def test_html_report_renders_in_a_real_browser(full_run, tmp_path):
+    from tests.browser import dump_dom, screenshot
+
+    html = full_run["paths"]["html"]
+    dom = dump_dom(html, tmp_path / "profile")
+    assert f"<title>aigw-bench report: {full_run['run_dir'].name}</title>" in dom
+    assert 'id="results-table"' in dom
+    for name in ("wiremock", "nginx", "kong", "litellm", "portkey"):
+        assert f"</span>{name}</td>" in dom
+    for chart in ("throughput", "latency", "over-time", "distribution", "resources"):
+        assert f'id="chart-{chart}"><svg' in dom, chart
+    png = screenshot(html, full_run["run_dir"] / "report.png", tmp_path / "profile")
+    assert png.stat().st_size > 50_000  # a rendered page, not a blank one

@@ -99,3 +99,17 @@ def test_missing_or_garbage_raw_file_is_an_error(tmp_path):
     bad.write_bytes(b"not gzip at all")
     with pytest.raises(TimeseriesError, match="unreadable"):
         read_raw(bad)
+
+
+def test_status_mix_counts_requests_by_http_status(tmp_path):
+    text = k6_csv([[(10.0, 1)] * 5])
+    lines = text.splitlines(keepends=True)
+    # Turn two requests into a 502 and a connection failure (k6 writes status 0 for no response).
+    bad = [line.replace(",200,", ",502,") if line.startswith("http_reqs") and i < 5 else line
+           for i, line in enumerate(lines)]
+    bad = [line.replace(",200,", ",0,") if line.startswith("http_reqs") and 20 < i < 30 else line
+           for i, line in enumerate(bad)]
+    raw = tmp_path / "raw.csv.gz"
+    write_gz(raw, "".join(bad))
+    mix = read_raw(raw).statuses.set_index("status")["requests"].to_dict()
+    assert mix == {0: 1, 200: 3, 502: 1}

@@ -445,6 +445,7 @@ class LocalRunner:
                 truncated = write_timeseries(raw, work / "timeseries.csv")
                 outcome.files["timeseries"] = "timeseries.csv"
                 outcome.files["histogram"] = "histogram.csv"
+                outcome.files["statuses"] = "statuses.csv"
                 if truncated:
                     outcome.evidence["raw_truncated"] = truncated
             except TimeseriesError as exc:

@@ -1,0 +1,151 @@
+"""Charts as inline SVG (matplotlib), one colour per target, the same colour in every chart.
+
+Colours follow a neutral property: the baseline and the floor are greys, gateways take the
+Okabe-Ito palette (readable for colour-blind people) in alphabetical order, never by rank.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display; must precede pyplot
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.patches import Patch
+
+from analysis.timeseries import histogram_quantile
+
+_GATEWAY_COLOURS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#F0E442", "#000000"]
+_ROLE_COLOURS = {"baseline": "#9E9E9E", "floor": "#5F5F5F"}
+
+plt.rcParams.update({
+    "svg.fonttype": "none",  # text stays text: smaller files, selectable labels
+    "font.size": 10,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+})
+
+
+def target_colours(roles: dict[str, str]) -> dict[str, str]:
+    """Target -> colour, from each target's role and name only."""
+    colours = {}
+    gateways = sorted(t for t, r in roles.items() if r not in _ROLE_COLOURS)
+    for t, role in roles.items():
+        if role in _ROLE_COLOURS:
+            colours[t] = _ROLE_COLOURS[role]
+    for i, t in enumerate(gateways):
+        colours[t] = _GATEWAY_COLOURS[i % len(_GATEWAY_COLOURS)]
+    return colours
+
+
+def _svg(fig: plt.Figure) -> str:
+    buf = io.StringIO()
+    # No metadata block: no creation date (same data, same file) and no RDF namespaces.
+    fig.savefig(buf, format="svg", bbox_inches="tight",
+                metadata={"Date": None, "Creator": None, "Format": None, "Type": None})
+    plt.close(fig)
+    svg = buf.getvalue()
+    svg = svg[svg.index("<svg"):]  # drop the XML prolog and doctype: it is embedded in HTML
+    # Scale with the page instead of a fixed size in points.
+    return re.sub(r'<svg([^>]*?) width="[^"]*" height="[^"]*"', r'<svg\1 class="chart"', svg, count=1)
+
+
+def throughput_bars(table: pd.DataFrame, colours: dict[str, str]) -> str:
+    data = table.dropna(subset=["rps"])
+    fig, ax = plt.subplots(figsize=(7, 0.5 + 0.45 * max(len(data), 1)))
+    y = np.arange(len(data))
+    err = None
+    if data["rps_ci_low"].notna().any():
+        low = (data["rps"] - data["rps_ci_low"]).fillna(0).clip(lower=0)
+        high = (data["rps_ci_high"] - data["rps"]).fillna(0).clip(lower=0)
+        err = [low.to_numpy(), high.to_numpy()]
+    ax.barh(y, data["rps"], color=[colours[t] for t in data["target"]], xerr=err, capsize=3)
+    for yi, v in zip(y, data["rps"], strict=True):
+        ax.text(v, yi, f" {v:,.0f}", va="center", fontsize=9)
+    ax.set_yticks(y, data["target"])
+    ax.invert_yaxis()
+    ax.set_xlabel("requests per second (mean; bars: 95% CI when repeated)")
+    ax.set_title("Throughput")
+    return _svg(fig)
+
+
+def latency_percentiles(table: pd.DataFrame, colours: dict[str, str]) -> str:
+    data = table.dropna(subset=["latency_p50_ms"])
+    quantiles = [("p50", "latency_p50_ms"), ("p90", "latency_p90_ms"), ("p95", "latency_p95_ms"),
+                 ("p99", "latency_p99_ms")]
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    width = 0.8 / max(len(data), 1)
+    x = np.arange(len(quantiles))
+    for i, r in enumerate(data.to_dict("records")):
+        ax.bar(x + i * width - 0.4 + width / 2, [r[c] for _, c in quantiles], width, label=r["target"],
+               color=colours[r["target"]])
+    ax.set_xticks(x, [q for q, _ in quantiles])
+    ax.set_ylabel("latency (ms)")
+    ax.set_title("Latency percentiles (full response)")
+    ax.legend(frameon=False, fontsize=8, ncol=min(len(data), 4))
+    return _svg(fig)
+
+
+def over_time(series: pd.DataFrame, colours: dict[str, str]) -> str:
+    """RPS and p95 latency per second, first repeat of each target, time from its own start."""
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 5), sharex=True)
+    first = series[series["repeat"] == series.groupby("target")["repeat"].transform("min")]
+    for target, frame in first.groupby("target", sort=True):
+        # Drop the partial first and last second: k6 starts and stops mid-second.
+        frame = frame.sort_values("t_s").iloc[1:-1]
+        top.plot(frame["t_s"], frame["requests"], color=colours.get(str(target), "#333"), label=str(target))
+        bottom.plot(frame["t_s"], frame["latency_p95_ms"], color=colours.get(str(target), "#333"))
+    top.set_ylabel("requests / s")
+    top.set_title("Throughput and p95 latency over time (repeat 1)")
+    top.legend(frameon=False, fontsize=8, ncol=4)
+    bottom.set_ylabel("p95 latency (ms)")
+    bottom.set_xlabel("seconds into the measurement")
+    return _svg(fig)
+
+
+def latency_cdf(histograms: pd.DataFrame, colours: dict[str, str]) -> str:
+    """Cumulative distribution of latency from the (merged) histograms of every repeat."""
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    for target, frame in histograms.groupby("target", sort=True):
+        merged = frame.groupby("bucket", as_index=False).agg(upper_ms=("upper_ms", "first"), count=("count", "sum"))
+        merged = merged.sort_values("bucket")
+        cumulative = merged["count"].cumsum() / merged["count"].sum()
+        ax.step(merged["upper_ms"], cumulative, where="post", color=colours.get(str(target), "#333"),
+                label=f"{target} (p99 {histogram_quantile(merged, 0.99):,.1f} ms)")
+    ax.set_xscale("log")
+    ax.set_xlabel("latency (ms, log scale)")
+    ax.set_ylabel("fraction of requests")
+    ax.set_title("Latency distribution")
+    ax.legend(frameon=False, fontsize=8)
+    return _svg(fig)
+
+
+def resource_usage(resources: pd.DataFrame, colours: dict[str, str]) -> str:
+    """Mean CPU (cores) and memory (MiB) of each role, per target."""
+    per = resources.groupby(["target", "role"]).agg(cpu=("cpu_cores", "mean"), rss=("rss_mib", "mean")).reset_index()
+    roles = [r for r in ("gateway", "mock", "loadgen") if r in set(per["role"])]
+    targets = sorted(per["target"].unique())
+    fig, axes = plt.subplots(1, 2, figsize=(8, 0.8 + 0.45 * len(targets) * len(roles) / 2 + 1))
+    for ax, column, label in ((axes[0], "cpu", "CPU (cores, mean)"), (axes[1], "rss", "memory (MiB, mean)")):
+        height = 0.8 / max(len(roles), 1)
+        y = np.arange(len(targets))
+        for j, role in enumerate(roles):
+            vals = [per[(per["target"] == t) & (per["role"] == role)][column].mean() for t in targets]
+            ax.barh(y + j * height - 0.4 + height / 2, vals, height,
+                    color=[colours.get(t, "#333") for t in targets], alpha=1.0 - 0.3 * j,
+                    hatch=["", "//", ".."][j], edgecolor="white")
+        ax.set_yticks(y, targets)
+        ax.invert_yaxis()
+        ax.set_xlabel(label)
+    hatches = {"gateway": "", "mock": "//", "loadgen": ".."}
+    handles = [Patch(facecolor="#c8c8c8", edgecolor="white", hatch=hatches[r], label=r) for r in roles]
+    fig.legend(handles=handles, loc="lower center", ncol=len(roles), frameon=False, fontsize=8,
+               bbox_to_anchor=(0.5, -0.06))
+    fig.suptitle("Resource usage during the measurement (colour: target, pattern: process)")
+    return _svg(fig)

@@ -1,0 +1,63 @@
+"""Build every report artefact of a run directory from its files.
+
+``comparison.csv`` (one row per target, full precision), ``report.md`` (pull requests),
+``report.html`` (self-contained, offline) and ``timeseries.parquet`` / ``resources.parquet`` /
+``metrics.parquet`` (columnar copies for pandas). Always regenerated from the raw results, so
+``aigw-bench report <dir>`` after a code change gives the same numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from analysis.compare import comparison
+from analysis.headline import Headline, headlines
+from analysis.load import RunData, load_run
+from analysis.report_html import render_html
+from analysis.report_md import render_markdown
+from analysis.validity import Finding, check
+
+
+@dataclass(frozen=True)
+class Report:
+    run: RunData
+    table: pd.DataFrame
+    findings: list[Finding]
+    headlines: list[Headline]
+    paths: dict[str, Path]
+
+
+def _write_parquet(frame: pd.DataFrame, path: Path) -> Path | None:
+    if frame.empty:
+        return None
+    frame.to_parquet(path, index=False)
+    return path
+
+
+def build_report(run_dir: Path) -> Report:
+    run_dir = Path(run_dir)
+    run = load_run(run_dir)
+    table = comparison(run)
+    findings = check(run, table)
+    heads = headlines(table, findings)
+    paths = {
+        "comparison": run_dir / "comparison.csv",
+        "markdown": run_dir / "report.md",
+        "html": run_dir / "report.html",
+    }
+    table.to_csv(paths["comparison"], index=False)
+    paths["markdown"].write_text(render_markdown(run, table, findings, heads))
+    paths["html"].write_text(render_html(run, table, findings, heads))
+    for name, frame in (("timeseries", run.timeseries), ("resources", run.resources), ("metrics", run.metrics)):
+        written = _write_parquet(frame, run_dir / f"{name}.parquet")
+        if written:
+            paths[name] = written
+    return Report(run, table, findings, heads, paths)
+
+
+def write_report(run_dir: Path) -> dict[str, Path]:
+    """(Re)build the report files of a run directory; returns their paths by kind."""
+    return build_report(run_dir).paths

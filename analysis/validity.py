@@ -1,0 +1,163 @@
+"""Is each row a fair measurement of its target? The rules the report shows before its headline.
+
+Each rule returns findings (target, rule, message). A finding does not delete numbers: it says why
+a number may not mean what it seems to mean.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from analysis.compare import MAX_VALID_ERROR_RATE
+from analysis.load import RunData
+
+# A target within this fraction of the direct-to-mock throughput may be limited by the mock (or by
+# the load generator), not by itself.
+MOCK_LIMIT_FRACTION = 0.90
+# CPU use at or above this fraction of the CPUs a role may use means it was saturated.
+SATURATED_FRACTION = 0.90
+# Response size differing from the baseline's by more than this fraction: unequal work.
+RESPONSE_SIZE_TOLERANCE = 0.10
+# Coefficient of variation across repeats above which a throughput figure is called noisy.
+NOISY_CV = 0.10
+# A percentile q is only quoted with at least this many samples beyond it (p99 needs 1000 requests).
+TAIL_SAMPLES = 10
+QUOTED_PERCENTILES = {"p95": 0.95, "p99": 0.99}
+
+RULE_TITLES = {
+    "errors": "Error rate above threshold",
+    "mock_bottleneck": "The mock may be the bottleneck",
+    "loadgen_bottleneck": "The load generator may be the bottleneck",
+    "few_requests": "Too few requests for the percentiles quoted",
+    "unequal_work": "Targets did unequal work",
+    "noisy": "Repeats disagree",
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    rule: str
+    target: str
+    message: str
+
+
+def _errors(table: pd.DataFrame) -> list[Finding]:
+    out = []
+    for r in table.dropna(subset=["error_rate"]).itertuples():
+        if r.error_rate > MAX_VALID_ERROR_RATE:
+            out.append(Finding("errors", r.target, f"{r.error_rate * 100:.2f}% of requests failed (threshold "
+                                                   f"{MAX_VALID_ERROR_RATE * 100:.0f}%); its throughput and "
+                                                   "latency describe failures, not service."))
+    return out
+
+
+def _mock_bottleneck(table: pd.DataFrame) -> list[Finding]:
+    base = table[(table["role"] == "baseline") & table["valid"]]
+    if base.empty:
+        return []
+    base_rps = float(base["rps"].iloc[0])
+    out = []
+    for r in table[(table["role"] != "baseline")].dropna(subset=["rps"]).itertuples():
+        share = r.rps / base_rps
+        if share >= MOCK_LIMIT_FRACTION:
+            out.append(Finding("mock_bottleneck", r.target,
+                               f"reached {share * 100:.0f}% of the direct-to-mock throughput ({r.rps:,.0f} vs "
+                               f"{base_rps:,.0f} RPS): the mock or the load generator, not {r.target}, may set "
+                               "the limit, so its overhead is not fully visible."))
+    return out
+
+
+def _cpu_sets(manifest: dict) -> dict[str, list[int] | None]:
+    pins = manifest.get("cpu_pinning") or {}
+    return {"loadgen": pins.get("loadgen"), "mock": pins.get("mock"), "gateway": pins.get("gateway")}
+
+
+def _loadgen_bottleneck(run: RunData, table: pd.DataFrame) -> list[Finding]:
+    out = []
+    for r in table.dropna(subset=["dropped_iterations"]).itertuples():
+        if r.dropped_iterations > 0:
+            out.append(Finding("loadgen_bottleneck", r.target,
+                               f"k6 dropped {r.dropped_iterations:,.0f} iterations: it had no free VU to start "
+                               "them, so the arrival rate asked for was not delivered (raise --max-vus)."))
+    if run.resources.empty or "role" not in run.resources:
+        return out
+    sets = _cpu_sets(run.manifest)
+    loadgen_cpus = sets["loadgen"]
+    # Roles that share the load generator's CPUs count together (on 2 cores the mock shares CPU 0).
+    if loadgen_cpus:
+        roles = [role for role, cpus in sets.items() if cpus == loadgen_cpus]
+        capacity = len(loadgen_cpus)
+    else:
+        roles = ["loadgen", "mock", "gateway"]
+        capacity = (run.manifest.get("machine") or {}).get("cpus_usable") or 1
+    res = run.resources[run.resources["role"].isin(roles)]
+    per_sample = res.groupby(["target", "repeat", "t_s"])["cpu_cores"].sum()
+    mean_use = per_sample.groupby(level="target").mean()
+    for target, used in mean_use.items():
+        if used >= SATURATED_FRACTION * capacity:
+            who = " and ".join(roles)
+            out.append(Finding("loadgen_bottleneck", str(target),
+                               f"the CPUs of the {who} were {used / capacity * 100:.0f}% busy on average "
+                               f"({used:.2f} of {capacity} cores): the load generator may have limited the "
+                               "throughput and added latency of its own."))
+    return out
+
+
+def _few_requests(table: pd.DataFrame) -> list[Finding]:
+    out = []
+    for r in table.dropna(subset=["requests"]).itertuples():
+        short = [name for name, q in QUOTED_PERCENTILES.items() if r.requests * (1 - q) < TAIL_SAMPLES]
+        if short:
+            out.append(Finding("few_requests", r.target,
+                               f"only {r.requests:,.0f} requests per repeat: {', '.join(short)} rest on fewer than "
+                               f"{TAIL_SAMPLES} samples beyond them; read them as rough."))
+    return out
+
+
+def _unequal_work(run: RunData, table: pd.DataFrame) -> list[Finding]:
+    out = []
+    base = table[table["role"] == "baseline"].dropna(subset=["response_bytes_avg"])
+    if not base.empty:
+        ref = float(base["response_bytes_avg"].iloc[0])
+        for r in table.dropna(subset=["response_bytes_avg"]).itertuples():
+            if ref and abs(r.response_bytes_avg - ref) / ref > RESPONSE_SIZE_TOLERANCE:
+                out.append(Finding("unequal_work", r.target,
+                                   f"its responses averaged {r.response_bytes_avg:,.0f} bytes against the mock's "
+                                   f"{ref:,.0f}: it rewrote the response (more or less to parse and send)."))
+    bodies = run.outcomes.dropna(subset=["body_sha256"]) if "body_sha256" in run.outcomes else pd.DataFrame()
+    if not bodies.empty and bodies["body_sha256"].nunique() > 1:
+        common = bodies["body_sha256"].mode().iloc[0]
+        for r in bodies[bodies["body_sha256"] != common].itertuples():
+            out.append(Finding("unequal_work", r.target, "it was sent a different request body than the other "
+                                                         "targets (model name or scenario differ)."))
+    if not run.statuses.empty and "status" in run.statuses:
+        mix = run.statuses.groupby(["target", "status"])["requests"].sum()
+        for target in mix.index.get_level_values("target").unique():
+            other = mix[target][mix[target].index != 200]
+            if other.sum() > 0:
+                parts = ", ".join(f"{'no response' if s == 0 else f'HTTP {s}'}: {n:,}" for s, n in other.items())
+                out.append(Finding("unequal_work", str(target), f"status mix other than 200 ({parts})."))
+    return out
+
+
+def _noisy(table: pd.DataFrame) -> list[Finding]:
+    out = []
+    for r in table.dropna(subset=["rps_cv"]).itertuples():
+        if r.rps_cv > NOISY_CV:
+            out.append(Finding("noisy", r.target, f"throughput varied by {r.rps_cv * 100:.0f}% (coefficient of "
+                                                  f"variation) across {r.repeats} repeats."))
+    return out
+
+
+def check(run: RunData, table: pd.DataFrame) -> list[Finding]:
+    """All findings for a comparison table, in rule order."""
+    return [
+        *_errors(table),
+        *_mock_bottleneck(table),
+        *_loadgen_bottleneck(run, table),
+        *_few_requests(table),
+        *_unequal_work(run, table),
+        *_noisy(table),
+    ]
