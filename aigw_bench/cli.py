@@ -71,20 +71,37 @@ def setup(targets: tuple[str, ...], with_browser: bool, catalog: Path | None) ->
         click.echo(f"{item.name}: {install(item, log=lambda m: click.echo(m, err=True))}", err=True)
 
 
+def _scenario_options(f):
+    """The scenario and its knobs, shared by the local and the cloud commands."""
+    options = [
+        click.option("--scenario", "-s", default="seed", show_default=True, help="Scenario in k6_scripts/scenarios/."),
+        click.option("--vus", type=int, help="Virtual users (overrides the scenario)."),
+        click.option("--duration", "-d", help="Measured duration per target, k6 form: 20s, 3m, 1m30s."),
+        click.option("--warmup", help="Warm-up before each measurement (excluded), e.g. 5s; 0 to skip."),
+        click.option("--prompt-tokens", type=int, help="Prompt size in (estimated) tokens."),
+        click.option("--max-tokens", type=int, help="max_tokens in the request body."),
+        click.option("--rate", type=int, help="Requests per second (arrival-rate scenarios)."),
+        click.option("--max-vus", type=int, help="VU ceiling (arrival-rate scenarios)."),
+        click.option("--repeats", "-r", type=click.IntRange(min=1, max=100), default=1, show_default=True,
+                     help="Runs per target, interleaved across targets."),
+        click.option("--results", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_RESULTS_DIR,
+                     show_default=True, help="Where run directories are created."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _params(scenario: str, profile: str, **knobs):
+    from k6_scripts.scenarios import load_scenario
+
+    scen = load_scenario(scenario)
+    return scen, scen.params(profile, knobs)  # type: ignore[arg-type]
+
+
 @main.command()
 @click.option("--targets", "-t", help="Comma-separated targets (default: all in the catalog).")
-@click.option("--scenario", "-s", default="seed", show_default=True, help="Scenario in k6_scripts/scenarios/.")
-@click.option("--vus", type=int, help="Virtual users (overrides the scenario).")
-@click.option("--duration", "-d", help="Measured duration per target, k6 form: 20s, 3m, 1m30s.")
-@click.option("--warmup", help="Warm-up before each measurement (excluded), e.g. 5s; 0 to skip.")
-@click.option("--prompt-tokens", type=int, help="Prompt size in (estimated) tokens.")
-@click.option("--max-tokens", type=int, help="max_tokens in the request body.")
-@click.option("--rate", type=int, help="Requests per second (arrival-rate scenarios).")
-@click.option("--max-vus", type=int, help="VU ceiling (arrival-rate scenarios).")
-@click.option("--repeats", "-r", type=click.IntRange(min=1, max=100), default=1, show_default=True,
-              help="Runs per target, interleaved across targets.")
-@click.option("--results", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_RESULTS_DIR,
-              show_default=True, help="Where run directories are created.")
+@_scenario_options
 @click.option("--no-pin", is_flag=True, help="Do not pin load generator, mock and gateway to separate CPUs.")
 @click.option("--no-raw", is_flag=True, help="Skip k6's per-request CSV (no per-second series).")
 @_catalog_option
@@ -101,15 +118,11 @@ def run(targets: str | None, scenario: str, vus: int | None, duration: str | Non
     from aigw_bench.local.runner import LocalRunner, RunPlan
     from aigw_bench.progress import ProgressPrinter
     from analysis.report import write_report
-    from k6_scripts.scenarios import load_scenario
 
     cat = load_catalog(catalog)
     selected = cat.select(_split(targets))
-    scen = load_scenario(scenario)
-    params = scen.params("local", {
-        "vus": vus, "duration": duration, "warmup": warmup, "prompt_tokens": prompt_tokens,
-        "max_tokens": max_tokens, "rate": rate, "max_vus": max_vus,
-    })
+    scen, params = _params(scenario, "local", vus=vus, duration=duration, warmup=warmup, prompt_tokens=prompt_tokens,
+                           max_tokens=max_tokens, rate=rate, max_vus=max_vus)
     plan = RunPlan(catalog=cat, mock=load_mock(), targets=selected, scenario=scen, params=params,
                    repeats=repeats, results_root=results, cpu_plan=plan_cpus(pin=not no_pin),
                    keep_raw=not no_raw, command_line=sys.argv)
@@ -210,6 +223,116 @@ def render(target: str, scenario: str, url: str | None, profile: str, output: Pa
         click.echo(f"wrote {output}", err=True)
     else:
         click.echo(script.source, nl=False)
+
+
+@main.group()
+def cloud() -> None:
+    """The AWS target: run the benchmark on deployed gateway stacks (see docs/cloud.md)."""
+
+
+def _aws_clients():
+    import boto3
+
+    from aigw_bench.cloud.outputs import check_aws_credentials
+
+    sessions: dict[str, object] = {}
+
+    def clients(region: str):
+        if region not in sessions:
+            session = boto3.Session(region_name=region)
+            check_aws_credentials(session)
+            sessions[region] = session
+        session = sessions[region]
+        return session.client("ssm"), session.client("s3")  # type: ignore[attr-defined]
+
+    return clients
+
+
+def _cloud_plan(stack_outputs, cat, scen, params, repeats: int, results: Path):
+    from aigw_bench.cloud.stage import CloudPlan, CloudTarget
+
+    targets = [CloudTarget(o, cat.get(o.gateway_name)) for o in stack_outputs]
+    return CloudPlan(targets=targets, scenario=scen, params=params, repeats=repeats, results_root=results,
+                     command_line=sys.argv)
+
+
+def _run_cloud(plan) -> Path:
+    from aigw_bench.cloud.stage import CloudRunner
+    from aigw_bench.progress import ProgressPrinter
+
+    printer = ProgressPrinter(console)
+    runner = CloudRunner(plan, _aws_clients(), on_event=printer)
+    try:
+        return runner.run()
+    finally:
+        printer.close()
+
+
+@cloud.command("run")
+@click.option("--stack", "stacks", required=True, help="Deployed stack(s), comma-separated (e.g. kong,portkey).")
+@_scenario_options
+@_catalog_option
+def cloud_run(stacks: str, scenario: str, vus: int | None, duration: str | None, warmup: str | None,
+              prompt_tokens: int | None, max_tokens: int | None, rate: int | None, max_vus: int | None,
+              repeats: int, results: Path, catalog: Path | None) -> None:
+    """Benchmark already deployed stacks (after `pulumi up`): k6 on each stack's EC2 runner via SSM,
+    results through S3, the same report as local runs."""
+    from aigw_bench.cloud.outputs import read_stack_outputs
+    from analysis.report import write_report
+
+    cat = load_catalog(catalog)
+    scen, params = _params(scenario, "cloud", vus=vus, duration=duration, warmup=warmup, prompt_tokens=prompt_tokens,
+                           max_tokens=max_tokens, rate=rate, max_vus=max_vus)
+    outputs = [read_stack_outputs(s) for s in _split(stacks) or []]
+    run_dir = _run_cloud(_cloud_plan(outputs, cat, scen, params, repeats, results))
+    paths = write_report(run_dir)
+    _print_summary(paths["comparison"])
+    _print_paths(paths)
+
+
+@cloud.command("matrix")
+@click.option("--stacks", required=True, help="Stacks to deploy, benchmark and destroy, e.g. wiremock,kong,portkey.")
+@_scenario_options
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
+              help="Matrix directory; reuse one to resume (default: results/matrix-<timestamp>).")
+@click.option("--keep", is_flag=True, help="Leave the stacks deployed afterwards (they cost money).")
+@click.option("--rerun", is_flag=True, help="Measure stacks again even if the matrix already has their results.")
+@_catalog_option
+def cloud_matrix(stacks: str, scenario: str, vus: int | None, duration: str | None, warmup: str | None,
+                 prompt_tokens: int | None, max_tokens: int | None, rate: int | None, max_vus: int | None,
+                 repeats: int, results: Path, directory: Path | None, keep: bool, rerun: bool,
+                 catalog: Path | None) -> None:
+    """pulumi up -> benchmark -> pulumi destroy for each stack, in parallel; one combined report.
+
+    Resumable: run it again with the same --dir and finished stacks are skipped. A failing stack is
+    recorded and the others go on.
+    """
+    from datetime import UTC, datetime
+
+    from aigw_bench.catalog import REPO_DIR
+    from aigw_bench.cloud.matrix import PulumiWorkspace, run_matrix
+    from analysis.report import write_report
+
+    cat = load_catalog(catalog)
+    scen, params = _params(scenario, "cloud", vus=vus, duration=duration, warmup=warmup, prompt_tokens=prompt_tokens,
+                           max_tokens=max_tokens, rate=rate, max_vus=max_vus)
+    names = _split(stacks) or []
+    directory = directory or results / f"matrix-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}"
+
+    def benchmark(outputs, root: Path) -> Path:
+        return _run_cloud(_cloud_plan([outputs], cat, scen, params, repeats, root))
+
+    result = run_matrix(names, directory, PulumiWorkspace(REPO_DIR), benchmark, keep=keep, rerun=rerun,
+                        on_event=lambda event, **d: console.print(f"{d['stack']}: {d['step']}", markup=False))
+    if result.combined:
+        paths = write_report(result.combined)
+        _print_summary(paths["comparison"])
+        _print_paths(paths)
+    for name, errors in result.problems.items():
+        console.print(f"{name}: {errors[-1]}", markup=False, style="red")
+    if result.problems:
+        console.print(f"state and logs: {directory} (run the same command again to resume)", markup=False)
+        sys.exit(1)
 
 
 def entrypoint() -> None:

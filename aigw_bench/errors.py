@@ -19,3 +19,7 @@ class PortInUseError(BenchError):
 
 class ResultsError(BenchError):
     """A results directory or file is missing, unreadable or cut short."""
+
+
+class CloudError(BenchError):
+    """The cloud stage cannot go on: missing CLI, credentials, stack, output, runner or results."""

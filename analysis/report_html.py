@@ -86,7 +86,7 @@ def _charts(run: RunData, table: pd.DataFrame, colours: dict[str, str]) -> list[
 def _cost(table: pd.DataFrame, cost: dict[str, Any] | None) -> dict[str, Any] | None:
     if not cost:
         return None
-    return {"summary": cost_summary(cost), "rows": cost_rows(table, float(cost["hourly_usd"]))}
+    return {"summary": cost_summary(cost), "rows": cost_rows(table, cost)}
 
 
 def render_html(run: RunData, table: pd.DataFrame, findings: list[Finding], heads: list[Headline]) -> str:

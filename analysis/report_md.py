@@ -228,10 +228,12 @@ def render_markdown(run: RunData, table: pd.DataFrame, findings: list[Finding], 
     return "\n".join(parts)
 
 
-def cost_rows(table: pd.DataFrame, hourly_usd: float) -> list[list[str]]:
-    """Cost per million requests of each measured target at its measured throughput."""
+def cost_rows(table: pd.DataFrame, cost: dict[str, Any]) -> list[list[str]]:
+    """Cost per million requests of each measured target at its measured throughput (its own stack's price)."""
+    per_target = cost.get("per_target_hourly_usd") or {}
     rows = []
     for r in table.dropna(subset=["rps"]).to_dict("records"):
+        hourly_usd = float(per_target.get(r["target"], cost["hourly_usd"]))
         per_million = hourly_usd / (r["rps"] * 3600) * 1e6 if r["rps"] else None
         rows.append([r["target"], fmt(r["rps"], 0), fmt(per_million, 4)])
     return rows
@@ -245,5 +247,5 @@ def cost_summary(cost: dict[str, Any]) -> str:
 
 def cost_markdown(table: pd.DataFrame, cost: dict[str, Any]) -> str:
     """Cloud runs: the run's estimated cost and the cost per million requests at measured throughput."""
-    rows = cost_rows(table, float(cost["hourly_usd"]))
+    rows = cost_rows(table, cost)
     return cost_summary(cost) + "\n\n" + markdown_table(["target", "RPS", "USD per million requests"], rows)

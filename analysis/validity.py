@@ -85,6 +85,17 @@ def _loadgen_bottleneck(run: RunData, table: pd.DataFrame) -> list[Finding]:
         return out
     sets = _cpu_sets(run.manifest)
     loadgen_cpus = sets["loadgen"]
+    if "cpus" in run.resources:
+        # The load generator on a machine of its own (cloud runner): its CPU count came with the samples.
+        own = run.resources[run.resources["role"] == "loadgen"].dropna(subset=["cpus"])
+        for target, frame in own.groupby("target"):
+            capacity = float(frame["cpus"].iloc[0])
+            used = float(frame["cpu_cores"].mean())
+            if used >= SATURATED_FRACTION * capacity:
+                out.append(Finding("loadgen_bottleneck", str(target),
+                                   f"the k6 runner's CPUs were {used / capacity * 100:.0f}% busy on average "
+                                   f"({used:.1f} of {capacity:.0f} cores): add runners or a larger instance."))
+        return out
     # Roles that share the load generator's CPUs count together (on 2 cores the mock shares CPU 0).
     if loadgen_cpus:
         roles = [role for role, cpus in sets.items() if cpus == loadgen_cpus]

@@ -72,3 +72,19 @@ def build_catalog(root: Path, copies: list[str], fakes: list[dict]) -> Path:
         (root / entry["name"]).mkdir()
         (root / entry["name"] / "gateway.yaml").write_text(yaml.safe_dump(entry, sort_keys=False))
     return root
+
+
+def start_mock(sup, work: Path):
+    """The real WireMock mock as the local runner starts it, ready to serve; returns (process, base URL)."""
+    from aigw_bench.local.probes import wait_ready
+    from aigw_bench.templating import render_list
+
+    mock = load_mock()
+    spec = mock.local
+    ctx = {"port": spec.port, "install_dir": str(install.install_dir_for(mock.name)), "entry_dir": str(mock.entry_dir),
+           "work_dir": str(work), "cpus": 1, "cpu_list": "", "model": "", "mock_url": "", "mock_host": "127.0.0.1",
+           "mock_port": spec.port}
+    proc = sup.start("mock", render_list(spec.command, ctx, "mock"), work / "mock.log")
+    base = f"http://127.0.0.1:{spec.port}"
+    wait_ready("mock", base + spec.ready.path, timeout=spec.ready.timeout_s, proc=proc)
+    return proc, base

@@ -16,24 +16,7 @@ from analysis.timeseries import (
     read_raw,
     write_timeseries,
 )
-
-HEADER = "metric_name,timestamp,metric_value,check,error,error_code,expected_response,group,method,name,proto," \
-         "scenario,service,status,subproto,tls_version,url,extra_tags,metadata\n"
-
-
-def k6_csv(rows_per_second: list[list[tuple[float, int]]], t0_ms: int = 1_700_000_000_000) -> str:
-    """Rows as k6 writes them: per request http_reqs, http_req_duration, http_req_waiting, aigw_ok, checks."""
-    lines = [HEADER]
-    for second, requests in enumerate(rows_per_second):
-        for i, (duration, ok) in enumerate(requests):
-            t = t0_ms + second * 1000 + i
-            tail = ",,,,true,,POST,,HTTP/1.1,seed,,200,,,,,\n"
-            lines.append(f"http_reqs,{t},1.000000{tail}")
-            lines.append(f"http_req_duration,{t},{duration:.6f}{tail}")
-            lines.append(f"http_req_waiting,{t},{duration * 0.9:.6f}{tail}")
-            lines.append(f"checks,{t},{ok}.000000,status is 200{tail}")
-            lines.append(f"aigw_ok,{t},{ok}.000000{tail}")
-    return "".join(lines)
+from tests.crafted import k6_csv
 
 
 def write_gz(path, text):

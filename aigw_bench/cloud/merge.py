@@ -1,0 +1,98 @@
+"""Results of several load generators (k6 execution segments) merged into one.
+
+Counts and rates add up; error rates are weighted by requests; latency percentiles come from the
+union of the generators' per-request samples, through mergeable log-bucket histograms (bucket width
+~1.1%), never from averaging each generator's percentiles. The merged ``summary.json`` has k6's
+shape plus an ``aigw_bench_merged`` note saying how it was made.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from analysis.timeseries import histogram_quantile, latency_histogram, per_second, read_raw
+
+_PERCENTILES = {"p(50)": 0.5, "med": 0.5, "p(90)": 0.9, "p(95)": 0.95, "p(99)": 0.99, "p(99.9)": 0.999}
+
+
+def _weighted(values: list[tuple[float, float]]) -> float | None:
+    total = sum(w for _, w in values)
+    return sum(v * w for v, w in values) / total if total else None
+
+
+def _trend(summaries: list[dict], name: str, hist: pd.DataFrame) -> dict[str, Any] | None:
+    parts = [s["metrics"][name]["values"] for s in summaries if name in s.get("metrics", {})]
+    if not parts:
+        return None
+    counts = [p.get("count", 0) for p in parts]
+    values: dict[str, Any] = {
+        "avg": _weighted([(p["avg"], c) for p, c in zip(parts, counts, strict=True)]),
+        "min": min(p["min"] for p in parts),
+        "max": max(p["max"] for p in parts),
+        "count": sum(counts),
+    }
+    for stat, q in _PERCENTILES.items():
+        values[stat] = histogram_quantile(hist, q) if not hist.empty else None
+    return {"type": "trend", "contains": "time", "values": values}
+
+
+def merge_summaries(summaries: list[dict], duration_hist: pd.DataFrame, waiting_hist: pd.DataFrame) -> dict:
+    """One k6-shaped summary from several generators' summaries and their merged histograms."""
+    metrics: dict[str, Any] = {}
+    reqs = [s["metrics"]["http_reqs"]["values"] for s in summaries]
+    metrics["http_reqs"] = {"type": "counter", "contains": "default",
+                            "values": {"count": sum(r["count"] for r in reqs), "rate": sum(r["rate"] for r in reqs)}}
+    counts = [r["count"] for r in reqs]
+    for name in ("aigw_ok", "http_req_failed"):
+        rates = [(s["metrics"][name]["values"]["rate"], c) for s, c in zip(summaries, counts, strict=True)
+                 if name in s["metrics"]]
+        if rates:
+            metrics[name] = {"type": "rate", "contains": "default", "values": {"rate": _weighted(rates)}}
+    for name, hist in (("http_req_duration", duration_hist), ("http_req_waiting", waiting_hist)):
+        trend = _trend(summaries, name, hist)
+        if trend:
+            metrics[name] = trend
+    sizes = [s["metrics"]["aigw_response_bytes"]["values"] for s in summaries if "aigw_response_bytes" in s["metrics"]]
+    if sizes:
+        metrics["aigw_response_bytes"] = {"type": "trend", "contains": "default", "values": {
+            "avg": _weighted([(v["avg"], c) for v, c in zip(sizes, counts, strict=True)]),
+            "min": min(v["min"] for v in sizes), "max": max(v["max"] for v in sizes)}}
+    for name in ("dropped_iterations", "data_received", "data_sent"):
+        parts = [s["metrics"][name]["values"]["count"] for s in summaries if name in s["metrics"]]
+        if parts:
+            metrics[name] = {"type": "counter", "contains": "default", "values": {"count": sum(parts)}}
+    duration_ms = max(s.get("state", {}).get("testRunDurationMs", 0) for s in summaries)
+    return {
+        "metrics": metrics,
+        "state": {"testRunDurationMs": duration_ms},
+        "aigw_bench_merged": {
+            "generators": len(summaries),
+            "method": "counts and rates summed; error rates weighted by requests; latency percentiles from the "
+                      "merged per-request histograms of all generators (log buckets, ~1.1% wide)",
+        },
+    }
+
+
+def merge_generators(gen_dirs: list[Path], out_dir: Path) -> dict[str, str]:
+    """Merge ``gen*/summary.json`` + ``gen*/raw.csv.gz`` into ``out_dir``; returns the files written."""
+    summaries = [json.loads((d / "summary.json").read_text()) for d in gen_dirs]
+    samples = [read_raw(d / "raw.csv.gz") for d in gen_dirs]
+    frame = pd.concat([s.frame for s in samples], ignore_index=True)
+    frame["metric"] = frame["metric"].astype("category")
+    duration_hist = latency_histogram(frame, "http_req_duration")
+    waiting_hist = latency_histogram(frame, "http_req_waiting")
+    merged = merge_summaries(summaries, duration_hist, waiting_hist)
+    truncated = [f"{d.name}: {s.truncated}" for d, s in zip(gen_dirs, samples, strict=True) if s.truncated]
+    if truncated:
+        merged["aigw_bench_merged"]["truncated_raw"] = truncated
+    (out_dir / "summary.json").write_text(json.dumps(merged, indent=1))
+    per_second(frame).to_csv(out_dir / "timeseries.csv", index=False, float_format="%.4f")
+    duration_hist.to_csv(out_dir / "histogram.csv", index=False, float_format="%.6f")
+    statuses = pd.concat([s.statuses for s in samples]).groupby("status", as_index=False)["requests"].sum()
+    statuses.to_csv(out_dir / "statuses.csv", index=False)
+    return {"summary": "summary.json", "timeseries": "timeseries.csv", "histogram": "histogram.csv",
+            "statuses": "statuses.csv"}

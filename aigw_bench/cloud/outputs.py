@@ -1,0 +1,102 @@
+"""A gateway stack's outputs, read through the Pulumi Automation API, validated into one model.
+
+The Pulumi program (``__main__.py``) exports these names; this module is the only place the
+post-deploy stage learns where things are. Every failure says which piece is missing and how to
+get it: the Pulumi CLI, AWS credentials, the stack, or an output.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from aigw_bench.catalog import REPO_DIR
+from aigw_bench.errors import CloudError
+
+INSTALL_PULUMI = "install it from https://www.pulumi.com/docs/iac/download-install/ and run `pulumi login`"
+
+
+class StackOutputs(BaseModel):
+    """What the post-deploy stage needs from a stack (``pulumi stack output``)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    stack: str
+    gateway_name: str = Field(description="catalog entry deployed by the stack")
+    gateway_version: str
+    gateway_url: str = Field(description="base URL of the gateway's internal NLB, reachable from the runner")
+    mock_url: str = Field(description="base URL of the mock's internal NLB")
+    mock_cluster_url: str = Field(description="the mock as the gateway reaches it (in-cluster service URL)")
+    k6_runner_instance_ids: list[str] = Field(min_length=1)
+    results_bucket: str
+    region: str
+    cluster_name: str
+    prometheus_url: str | None = Field(None, description="in-VPC Prometheus, queried from the runner")
+    hourly_cost_usd: float | None = None
+    price_table: str | None = None
+    instance_types: dict[str, str] = Field(default_factory=dict)
+    chart_versions: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("k6_runner_instance_ids", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @classmethod
+    def from_outputs(cls, stack: str, outputs: dict[str, Any]) -> StackOutputs:
+        data = dict(outputs)
+        if "k6_runner_instance_ids" not in data and "k6_runner_instance_id" in data:
+            data["k6_runner_instance_ids"] = data["k6_runner_instance_id"]
+        try:
+            return cls.model_validate({**data, "stack": stack})
+        except ValidationError as err:
+            missing = [".".join(str(p) for p in e["loc"]) for e in err.errors() if e["type"] == "missing"]
+            other = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+                     for e in err.errors() if e["type"] != "missing"]
+            parts = []
+            if missing:
+                parts.append(f"missing output{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
+            if other:
+                parts.append("; ".join(other))
+            raise CloudError(
+                f"stack '{stack}': {'; '.join(parts)}. Was `pulumi up` run to completion on this stack, with this "
+                f"version of the program? (`pulumi stack output -s {stack}` lists what it has)"
+            ) from None
+
+
+def read_stack_outputs(stack: str, work_dir: Path = REPO_DIR) -> StackOutputs:
+    """Outputs of a deployed stack via the Automation API (the real one; needs the Pulumi CLI)."""
+    if shutil.which("pulumi") is None:
+        raise CloudError(f"the Pulumi CLI is not installed (no `pulumi` on PATH): {INSTALL_PULUMI}")
+    import pulumi.automation as auto  # imported late: the local target never needs it
+
+    try:
+        ws_stack = auto.select_stack(stack_name=stack, work_dir=str(work_dir))
+        raw = ws_stack.outputs()
+    except auto.StackNotFoundError:
+        raise CloudError(f"stack '{stack}' does not exist: create it with `pulumi stack init {stack}` and "
+                         f"deploy it with `pulumi up -s {stack}` (see docs/cloud.md)") from None
+    except auto.CommandError as exc:
+        text = str(exc)
+        if "login" in text.lower() or "credentials" in text.lower():
+            raise CloudError(f"Pulumi cannot reach its backend: run `pulumi login` ({text.strip()[:300]})") from None
+        raise CloudError(f"reading the outputs of stack '{stack}' failed: {text.strip()[:500]}") from None
+    except FileNotFoundError:
+        raise CloudError(f"the Pulumi CLI could not be started: {INSTALL_PULUMI}") from None
+    return StackOutputs.from_outputs(stack, {k: v.value for k, v in raw.items()})
+
+
+def check_aws_credentials(session: Any) -> str:
+    """The caller's AWS account, or a clear error if there are no usable credentials."""
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+    try:
+        return session.client("sts").get_caller_identity()["Account"]
+    except NoCredentialsError:
+        raise CloudError("no AWS credentials: set AWS_PROFILE (or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY), "
+                         "or run `aws configure` / `aws sso login`") from None
+    except (ClientError, BotoCoreError) as exc:
+        raise CloudError(f"AWS credentials were rejected: {exc}") from None

@@ -1,0 +1,162 @@
+"""AWS faked at the API boundary for the cloud stage's tests.
+
+- S3: moto's server on loopback (real HTTP, real boto3 client on both sides);
+- SSM: botocore's Stubber, which checks every request and response against the service model;
+- the runner: the stage's own rendered runner script, executed here with bash by the test (in the
+  role of the SSM agent), with real k6 against a real local WireMock, uploading through an `aws`
+  stand-in that speaks to the moto server;
+- Prometheus: a tiny HTTP server answering range queries the runner script sends with curl.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import boto3
+from botocore.stub import ANY, Stubber
+
+from aigw_bench.cloud.outputs import StackOutputs
+from aigw_bench.results import k6_binary
+
+REGION = "us-east-1"
+BUCKET = "aigw-bench-results-test"
+
+AWS_SHIM = '''#!{python}
+"""Stand-in for the AWS CLI on the runner: only `aws s3 cp`, against AWS_ENDPOINT_URL."""
+import os, sys
+import boto3
+args = [a for a in sys.argv[1:] if not a.startswith("--")]
+assert args[:2] == ["s3", "cp"], args
+src, dst = args[2], args[3]
+s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name="{region}")
+split = lambda url: url[5:].split("/", 1)
+try:
+    if src.startswith("s3://"):
+        s3.download_file(*split(src), dst)
+    else:
+        s3.upload_file(src, *split(dst))
+except Exception as exc:
+    print(f"upload/download failed: {{exc}}", file=sys.stderr)
+    sys.exit(1)
+'''
+
+
+def write_aws_shim(directory: Path) -> Path:
+    shim = directory / "aws"
+    shim.write_text(AWS_SHIM.format(python=sys.executable, region=REGION))
+    shim.chmod(0o755)
+    return shim
+
+
+def stack_outputs(stack: str, gateway: str, gateway_url: str, runners: list[str], prometheus_url: str | None,
+                  **extra) -> StackOutputs:
+    return StackOutputs.from_outputs(stack, {
+        "gateway_name": gateway, "gateway_version": "3.13.2", "gateway_url": gateway_url,
+        "mock_url": gateway_url, "mock_cluster_url": "http://wiremock.mock.svc.cluster.local:9021",
+        "k6_runner_instance_ids": runners, "results_bucket": BUCKET, "region": REGION,
+        "cluster_name": f"aigw-{stack}", "prometheus_url": prometheus_url, "hourly_cost_usd": 3.6,
+        "price_table": "us-east-1 on-demand (test)", "instance_types": {"k6_runner": "c6i.4xlarge"}, **extra,
+    })
+
+
+class FakeSsm:
+    """A Stubber-backed SSM client with helpers that queue the calls the stage makes, in order."""
+
+    def __init__(self):
+        self.client = boto3.client("ssm", region_name=REGION)
+        self.stub = Stubber(self.client)
+        self._n = 0
+
+    def registered(self, instance: str, ping: str = "Online") -> None:
+        self.stub.add_response(
+            "describe_instance_information",
+            {"InstanceInformationList": [{"InstanceId": instance, "PingStatus": ping}]},
+            {"Filters": [{"Key": "InstanceIds", "Values": [instance]}]},
+        )
+
+    def not_registered(self, instance: str) -> None:
+        self.stub.add_response("describe_instance_information", {"InstanceInformationList": []},
+                               {"Filters": [{"Key": "InstanceIds", "Values": [instance]}]})
+
+    def idle(self, instance: str, busy: dict | None = None) -> None:
+        for status in ("Pending", "InProgress", "Delayed"):
+            commands = [busy] if busy and status == "InProgress" else []
+            self.stub.add_response("list_commands", {"Commands": commands},
+                                   {"InstanceId": instance, "Filters": [{"key": "Status", "value": status}]})
+            if commands:
+                return
+
+    def send(self, instance: str) -> str:
+        self._n += 1
+        command_id = f"00000000-0000-0000-0000-{self._n:012d}"
+        self.stub.add_response(
+            "send_command", {"Command": {"CommandId": command_id, "Status": "Pending"}},
+            {"InstanceIds": [instance], "DocumentName": "AWS-RunShellScript", "Comment": ANY,
+             "Parameters": ANY, "TimeoutSeconds": ANY},
+        )
+        return command_id
+
+    def invocation(self, command_id: str, instance: str, status: str, details: str | None = None) -> None:
+        self.stub.add_response(
+            "get_command_invocation",
+            {"CommandId": command_id, "InstanceId": instance, "Status": status, "StatusDetails": details or status,
+             "ResponseCode": 0 if status == "Success" else 1, "StandardOutputContent": "aigw-bench: k6 exited",
+             "StandardErrorContent": ""},
+            {"CommandId": command_id, "InstanceId": instance},
+        )
+
+    def cancel(self, command_id: str, instance: str) -> None:
+        self.stub.add_response("cancel_command", {}, {"CommandId": command_id, "InstanceIds": [instance]})
+
+
+def run_runner_script(script: str, shim_dir: Path, endpoint: str, timeout: float = 180) -> subprocess.CompletedProcess:
+    """What the SSM agent does with AWS-RunShellScript: run the commands with bash."""
+    env = {**os.environ, "AIGW_AWS_CLI": str(shim_dir / "aws"), "AIGW_K6": k6_binary(),
+           "AWS_ENDPOINT_URL": endpoint, "PATH": f"{shim_dir}:{os.environ['PATH']}"}
+    return subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=timeout)
+
+
+class FakePrometheus:
+    """Answers /api/v1/query_range with one series over the requested window (step 5 s)."""
+
+    def __init__(self):
+        self.queries: list[str] = []
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                q = parse_qs(urlparse(self.path).query)
+                owner.queries.append(q["query"][0])
+                start, end = float(q["start"][0]), float(q["end"][0])
+                value = "1.5" if "cpu" in q["query"][0] else str(300 * 2**20)
+                points = [[t, value] for t in range(int(start), int(end) + 1, 5)] or [[start, value]]
+                body = json.dumps({"status": "success", "data": {"resultType": "matrix",
+                                                                "result": [{"metric": {}, "values": points}]}})
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(body.encode())
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def busy_command(command_id: str = "11111111-2222-3333-4444-555555555555") -> dict:
+    return {"CommandId": command_id, "Comment": "aigw-bench 20261122-000000-seed kong r1 g1",
+            "RequestedDateTime": datetime(2026, 11, 22, tzinfo=UTC), "Status": "InProgress"}

@@ -1,0 +1,131 @@
+"""Merging several load generators' results, and the matrix (up -> run -> destroy, resumable)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import threading
+
+import numpy as np
+import pytest
+
+from aigw_bench.cloud.matrix import run_matrix
+from aigw_bench.cloud.merge import merge_generators
+from analysis.report import build_report
+from analysis.timeseries import histogram_quantile, latency_histogram, read_raw
+from tests.cloud_fakes import stack_outputs
+from tests.crafted import Target, k6_csv, make_run
+
+
+def write_generator(directory, durations, rps):
+    directory.mkdir(parents=True)
+    with gzip.open(directory / "raw.csv.gz", "wt") as fh:
+        fh.write(k6_csv([[(float(d), 1) for d in durations]]))
+    summary = {"metrics": {
+        "http_reqs": {"values": {"count": len(durations), "rate": rps}},
+        "http_req_duration": {"values": {"avg": float(np.mean(durations)), "min": float(np.min(durations)),
+                                         "max": float(np.max(durations)), "p(95)": float(np.quantile(durations, .95)),
+                                         "count": len(durations)}},
+        "aigw_ok": {"values": {"rate": 1.0}},
+    }, "state": {"testRunDurationMs": 1000}}
+    (directory / "summary.json").write_text(json.dumps(summary))
+
+
+def test_merged_percentiles_equal_a_single_generator_on_the_same_data(tmp_path):
+    rng = np.random.default_rng(11)
+    fast, slow = rng.uniform(5, 15, 600), rng.uniform(90, 110, 400)
+    write_generator(tmp_path / "gen1", fast, 600.0)
+    write_generator(tmp_path / "gen2", slow, 400.0)
+    merge_generators([tmp_path / "gen1", tmp_path / "gen2"], tmp_path)
+    merged = json.loads((tmp_path / "summary.json").read_text())["metrics"]
+    # One generator holding all the samples, computed the same way:
+    write_generator(tmp_path / "single", np.concatenate([fast, slow]), 1000.0)
+    single_hist = latency_histogram(read_raw(tmp_path / "single" / "raw.csv.gz").frame)
+    for stat, q in (("p(50)", 0.5), ("p(90)", 0.9), ("p(95)", 0.95), ("p(99)", 0.99)):
+        assert merged["http_req_duration"]["values"][stat] == histogram_quantile(single_hist, q)
+        exact = float(np.quantile(np.concatenate([fast, slow]), q))
+        assert merged["http_req_duration"]["values"][stat] == pytest.approx(exact, rel=0.025)
+    # Averaging the generators' own p95s would say ~57 ms; the merged data says ~108 ms.
+    naive = (np.quantile(fast, .95) + np.quantile(slow, .95)) / 2
+    assert merged["http_req_duration"]["values"]["p(95)"] > naive * 1.5
+    assert merged["http_reqs"]["values"] == {"count": 1000, "rate": 1000.0}
+    assert merged["http_req_duration"]["values"]["avg"] == pytest.approx(np.mean(np.concatenate([fast, slow])))
+
+
+class FakeWorkspace:
+    def __init__(self, fail_up=(), fail_destroy=()):
+        self.calls, self.fail_up, self.fail_destroy = [], set(fail_up), set(fail_destroy)
+        self.lock = threading.Lock()
+
+    def _log(self, *call):
+        with self.lock:
+            self.calls.append(call)
+
+    def up(self, stack, log):
+        self._log("up", stack)
+        if stack in self.fail_up:
+            raise RuntimeError(f"{stack}: the EKS cluster did not become active")
+
+    def destroy(self, stack, log):
+        self._log("destroy", stack)
+        if stack in self.fail_destroy:
+            raise RuntimeError("DependencyViolation on the VPC")
+
+    def outputs(self, stack):
+        return stack_outputs(stack, stack, "http://10.0.0.1", ["i-0123456789abcdef0"], None)
+
+
+def crafted_benchmark(measured):
+    roles = {"wiremock": "baseline", "kong": "gateway", "portkey": "gateway", "litellm": "gateway"}
+
+    def benchmark(outputs, root):
+        measured.append(outputs.stack)
+        rps = {"wiremock": 20000, "kong": 9000, "portkey": 3000, "litellm": 1000}[outputs.stack]
+        run = make_run(root, {outputs.stack: Target(role=roles[outputs.stack], rps=[rps])}, name="run")
+        manifest = json.loads((run / "manifest.json").read_text())
+        manifest["cost"] = {"hourly_usd": 4.0, "per_target_hourly_usd": {outputs.stack: 4.0}, "run_usd": 0.5}
+        (run / "manifest.json").write_text(json.dumps(manifest))
+        return run
+
+    return benchmark
+
+
+def test_matrix_runs_every_stack_records_a_failure_and_destroys_everything(tmp_path):
+    ws, measured = FakeWorkspace(fail_up={"litellm"}), []
+    result = run_matrix(["wiremock", "kong", "portkey", "litellm"], tmp_path / "m", ws, crafted_benchmark(measured))
+    assert sorted(measured) == ["kong", "portkey", "wiremock"]
+    assert list(result.failed) == ["litellm"] and "did not become active" in result.failed["litellm"][0]
+    # Every stack is destroyed, the failed one too (a failed `up` leaves resources behind).
+    assert sorted(s for c, s in ws.calls if c == "destroy") == ["kong", "litellm", "portkey", "wiremock"]
+    report = build_report(result.combined)
+    table = report.table.set_index("target")
+    assert set(table.index) == {"wiremock", "kong", "portkey"}
+    assert table.loc["kong", "rps_pct_of_baseline"] == pytest.approx(45.0)
+    assert "kong delivered 200% more RPS than portkey" in report.paths["markdown"].read_text()
+    assert json.loads((result.combined / "manifest.json").read_text())["cost"]["run_usd"] == 1.5
+
+
+def test_matrix_resumes_without_measuring_finished_stacks_again(tmp_path):
+    directory = tmp_path / "m"
+    first_measured = []
+    run_matrix(["kong", "litellm"], directory, FakeWorkspace(fail_up={"litellm"}), crafted_benchmark(first_measured))
+    again = []
+    result = run_matrix(["kong", "litellm"], directory, FakeWorkspace(), crafted_benchmark(again))
+    assert again == ["litellm"]  # kong was measured already
+    assert set(build_report(result.combined).table["target"]) == {"kong", "litellm"}
+    rerun = []
+    run_matrix(["kong"], directory, FakeWorkspace(), crafted_benchmark(rerun), rerun=True)
+    assert rerun == ["kong"]
+
+
+def test_a_failed_destroy_is_reported_loudly(tmp_path):
+    result = run_matrix(["kong"], tmp_path / "m", FakeWorkspace(fail_destroy={"kong"}), crafted_benchmark([]))
+    errors = result.state.stacks["kong"].errors
+    assert errors and "destroy failed, resources may remain" in errors[0]
+    assert result.state.stacks["kong"].destroyed is False
+
+
+def test_keep_leaves_stacks_deployed(tmp_path):
+    ws = FakeWorkspace()
+    run_matrix(["kong"], tmp_path / "m", ws, crafted_benchmark([]), keep=True)
+    assert ("destroy", "kong") not in ws.calls
