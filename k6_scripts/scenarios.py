@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -129,3 +129,21 @@ def load_scenario(name: str, directory: Path = SCENARIO_DIR) -> Scenario:
     if scenario.name != name:
         raise ConfigError(f"{path}: name '{scenario.name}' must equal the file name '{name}'")
     return scenario
+
+
+T = TypeVar("T")
+
+
+def interleaved_order(targets: list[T], repeats: int) -> list[tuple[int, T]]:
+    """(repeat, target) pairs: each repeat runs every target once, starting one further along the list,
+    so slow drifts of the machine (heat, caches, noisy neighbours) do not always hit the same target."""
+    if repeats < 1:
+        raise ConfigError(f"repeats must be at least 1 (got {repeats})")
+    n = len(targets)
+    return [(r, targets[(i + r - 1) % n]) for r in range(1, repeats + 1) for i in range(n)]
+
+
+def scenario_record(scenario: Scenario, params: ScenarioParams) -> dict[str, Any]:
+    """The scenario as the manifest records it."""
+    return {"name": scenario.name, "executor": scenario.executor, "description": scenario.description,
+            "params": params.model_dump()}

@@ -113,6 +113,15 @@ class FakeSsm:
             {"CommandId": command_id, "InstanceId": instance},
         )
 
+    def one_command(self, instance: str, *statuses: str) -> str:
+        """The usual sequence: runner online and idle, one command sent, polled through ``statuses``."""
+        self.registered(instance)
+        self.idle(instance)
+        command_id = self.send(instance)
+        for status in statuses:
+            self.invocation(command_id, instance, status)
+        return command_id
+
     def cancel(self, command_id: str, instance: str) -> None:
         self.stub.add_response("cancel_command", {}, {"CommandId": command_id, "InstanceIds": [instance]})
 

@@ -103,11 +103,7 @@ def execute(aws):
 def test_whole_stage_with_one_runner(tmp_path, aws, mock_llm, prometheus, no_leftovers):
     outputs = stack_outputs("wiremock", "wiremock", mock_llm, [RUNNER], prometheus.url)
     fake = FakeSsm()
-    fake.registered(RUNNER)
-    fake.idle(RUNNER)
-    cid = fake.send(RUNNER)
-    fake.invocation(cid, RUNNER, "InProgress")
-    fake.invocation(cid, RUNNER, "Success")
+    fake.one_command(RUNNER, "InProgress", "Success")
     on_command, _runs = execute(aws)
     with fake.stub:
         run_dir = make_runner(plan_for(tmp_path, [outputs]), fake, aws, on_command).run()
@@ -224,11 +220,7 @@ def test_failed_command_is_recorded_and_the_next_repeat_still_runs(tmp_path, aws
 def test_command_timing_out_is_cancelled(tmp_path, aws):
     outputs = stack_outputs("kong", "kong", "http://10.0.1.5", [RUNNER], None)
     fake = FakeSsm()
-    fake.registered(RUNNER)
-    fake.idle(RUNNER)
-    cid = fake.send(RUNNER)
-    fake.invocation(cid, RUNNER, "InProgress")
-    fake.invocation(cid, RUNNER, "InProgress")
+    cid = fake.one_command(RUNNER, "InProgress", "InProgress")
     fake.cancel(cid, RUNNER)
     now = [0.0]
     with fake.stub:
@@ -242,10 +234,7 @@ def test_command_timing_out_is_cancelled(tmp_path, aws):
 def test_partial_upload_is_reported_and_kept(tmp_path, aws):
     outputs = stack_outputs("kong", "kong", "http://10.0.1.5", [RUNNER], None)
     fake = FakeSsm()
-    fake.registered(RUNNER)
-    fake.idle(RUNNER)
-    cid = fake.send(RUNNER)
-    fake.invocation(cid, RUNNER, "Success")
+    fake.one_command(RUNNER, "Success")
 
     def upload_only_a_log(data):
         aws["s3"].put_object(Bucket=BUCKET, Key=f"{data['prefix']}/k6.log", Body=b"k6 was killed")
@@ -261,10 +250,7 @@ def test_partial_upload_is_reported_and_kept(tmp_path, aws):
 def test_nothing_uploaded_gives_no_numbers(tmp_path, aws):
     outputs = stack_outputs("kong", "kong", "http://10.0.1.5", [RUNNER], None)
     fake = FakeSsm()
-    fake.registered(RUNNER)
-    fake.idle(RUNNER)
-    cid = fake.send(RUNNER)
-    fake.invocation(cid, RUNNER, "Success")
+    fake.one_command(RUNNER, "Success")
     with fake.stub:
         run_dir = make_runner(plan_for(tmp_path, [outputs]), fake, aws).run()
     report = build_report(run_dir)
@@ -276,10 +262,7 @@ def test_nothing_uploaded_gives_no_numbers(tmp_path, aws):
 def test_ctrl_c_cancels_the_remote_command_and_keeps_the_run(tmp_path, aws):
     outputs = stack_outputs("kong", "kong", "http://10.0.1.5", [RUNNER], None)
     fake = FakeSsm()
-    fake.registered(RUNNER)
-    fake.idle(RUNNER)
-    cid = fake.send(RUNNER)
-    fake.invocation(cid, RUNNER, "InProgress")
+    cid = fake.one_command(RUNNER, "InProgress")
     fake.cancel(cid, RUNNER)
 
     def interrupt(_seconds):

@@ -36,7 +36,7 @@ from aigw_bench.results import (
 from aigw_bench.templating import render_map
 from analysis.timeseries import TimeseriesError, write_timeseries
 from k6_scripts.render import RenderTarget, render_script
-from k6_scripts.scenarios import Scenario, ScenarioParams, format_duration
+from k6_scripts.scenarios import Scenario, ScenarioParams, format_duration, interleaved_order, scenario_record
 
 RUNNER_TEMPLATE = Path(__file__).resolve().parent / "runner.sh.j2"
 # SSM time beyond warm-up + duration: k6 start and graceful stop, uploads, Prometheus queries.
@@ -63,8 +63,7 @@ class CloudPlan:
     mock_namespace: str = "mock"
 
     def order(self) -> list[tuple[int, CloudTarget]]:
-        n = len(self.targets)
-        return [(r, self.targets[(i + r - 1) % n]) for r in range(1, self.repeats + 1) for i in range(n)]
+        return interleaved_order(self.targets, self.repeats)
 
 
 def segment_args(index: int, count: int) -> str:
@@ -158,8 +157,7 @@ class CloudRunner:
             "run_id": self.run_id,
             "created_at": now_iso(),
             "command_line": plan.command_line,
-            "scenario": {"name": plan.scenario.name, "executor": plan.scenario.executor,
-                         "description": plan.scenario.description, "params": plan.params.model_dump()},
+            "scenario": scenario_record(plan.scenario, plan.params),
             "repeats": plan.repeats,
             "order": [{"repeat": r, "target": t.gateway.name} for r, t in plan.order()],
             "targets": {

@@ -49,7 +49,7 @@ from aigw_bench.results import (
 from aigw_bench.templating import render_file, render_list, render_map, render_str
 from analysis.timeseries import TimeseriesError, write_timeseries
 from k6_scripts.render import RenderTarget, render_script
-from k6_scripts.scenarios import Scenario, ScenarioParams
+from k6_scripts.scenarios import Scenario, ScenarioParams, interleaved_order, scenario_record
 
 EventSink = Callable[..., None]
 
@@ -72,16 +72,7 @@ class RunPlan:
     command_line: list[str] = field(default_factory=list)
 
     def order(self) -> list[tuple[int, Gateway]]:
-        """Interleaved: each repeat runs every target once, starting one further along the list,
-        so slow drifts of the machine (heat, caches) do not always hit the same target."""
-        if self.repeats < 1:
-            raise ConfigError(f"repeats must be at least 1 (got {self.repeats})")
-        n = len(self.targets)
-        return [
-            (r, self.targets[(i + r - 1) % n])
-            for r in range(1, self.repeats + 1)
-            for i in range(n)
-        ]
+        return interleaved_order(self.targets, self.repeats)
 
 
 def _stop_gracefully(k6: ManagedProcess) -> None:
@@ -223,8 +214,7 @@ class LocalRunner:
             "run_id": self.run_dir.name if self.run_dir else None,
             "created_at": now_iso(),
             "command_line": plan.command_line,
-            "scenario": {"name": plan.scenario.name, "executor": plan.scenario.executor,
-                         "description": plan.scenario.description, "params": plan.params.model_dump()},
+            "scenario": scenario_record(plan.scenario, plan.params),
             "repeats": plan.repeats,
             "order": [{"repeat": r, "target": t.name} for r, t in plan.order()],
             "targets": {
