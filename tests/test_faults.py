@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from aigw_bench.catalog import load_mock
-from aigw_bench.errors import PortInUseError
+from aigw_bench.errors import ConfigError, PortInUseError
 from aigw_bench.results import read_outcomes
 from analysis.report import write_report
 from tests.helpers import build_catalog, fake_gateway, make_runner, tool_processes
@@ -185,3 +185,13 @@ def test_ctrl_c_stops_everything_and_keeps_what_was_measured(tmp_path, tools_rea
     assert "**portkey** (repeat 1): not run" in report
     summary = json.loads((run_dir / "targets/wiremock/r1/summary.json").read_text())
     assert summary["metrics"]["http_reqs"]["values"]["count"] > 0
+
+
+def test_a_template_error_in_an_entry_fails_before_anything_starts(tmp_path, tools_ready, no_leftovers):
+    entry = fake_gateway("typo", 18994, "pass")
+    entry["local"]["command"].append("--workers={{ cpu_count }}")  # the variable is called `cpus`
+    root = build_catalog(tmp_path / "catalog", copies=["wiremock"], fakes=[entry])
+    runner = make_runner(root, ["wiremock", "typo"], tmp_path / "results")
+    with pytest.raises(ConfigError, match=r"typo: local.command\[6\]: cannot render .*'cpu_count' is undefined"):
+        runner.run()
+    assert not (tmp_path / "results").exists()

@@ -152,9 +152,8 @@ class LocalRunner:
                 argv = render_list(spec.command, ctx, f"{who}: local.command")
                 install.require_executable(argv[0], who)
                 render_map(spec.env, ctx, f"{who}: local.env")
-            for out_name, template in spec.config_files.items():
+            for template in spec.config_files.values():
                 render_file(entry_dir / template, ctx)  # a template error fails now, not mid-run
-                del out_name
             render_str(spec.base_url, ctx, f"{who}: local.base_url")
             if spec.version_probe:
                 found = install.probe_version(spec.version_probe.command, spec.version_probe.regex, ctx, who)
