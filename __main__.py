@@ -1,0 +1,117 @@
+"""aigw-bench on AWS: one stack = the benchmark environment for one gateway of the catalog.
+
+The stack's config is read and validated once, here, before any resource is declared: a bad value
+fails `pulumi preview` with the key and the allowed values, and nothing is created. Everything
+cloud-specific lives in components/; the gateway itself comes from stacks/<gateway>/gateway.yaml.
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_aws as aws
+
+from aigw_bench.catalog import load_catalog, load_mock
+from aigw_bench.errors import ConfigError
+from components import prices
+from components.cluster import Cluster, ClusterArgs
+from components.config import NAMESPACE, ConfigValidationError, Settings, parse, read_raw_config
+from components.gateway import GatewayArgs, GatewayRelease
+from components.k6_runner import K6Runner, K6RunnerArgs
+from components.lb_controller import CHART as LBC_CHART
+from components.lb_controller import LoadBalancerController, LoadBalancerControllerArgs
+from components.mock_llm import MockLlm, MockLlmArgs
+from components.network import Network, NetworkArgs
+from components.node_pools import NodePools, NodePoolsArgs, PoolSpec
+from components.observability import CHART as OBSERVABILITY_CHART
+from components.observability import Observability, ObservabilityArgs
+
+
+def load_settings() -> Settings:
+    raw, secret_keys = read_raw_config()
+    try:
+        return parse(raw, pulumi.get_stack(), load_catalog(), secret_keys)
+    except (ConfigValidationError, ConfigError) as exc:
+        # RunError: the message, without a Python traceback, and no resource registered.
+        raise pulumi.RunError(str(exc)) from None
+
+
+settings = load_settings()
+cfg = settings.config
+cloud = settings.cloud
+name = f"aigw-{settings.stack}"
+region = aws.get_region_output().region
+table = prices.price_table()
+
+network = Network("network", NetworkArgs(cidr=cfg.vpc_cidr, availability_zones=cfg.availability_zones,
+                                         nat=cfg.nat_gateways, cluster_name=name))
+cluster = Cluster("cluster", ClusterArgs(
+    name=name, version=cfg.kubernetes_version, vpc_id=network.vpc_id, public_subnet_ids=network.public_subnet_ids,
+    private_subnet_ids=network.private_subnet_ids, public_access_cidrs=cfg.public_access_cidrs,
+    control_plane_logs=cfg.control_plane_logs))
+pools = NodePools("pools", NodePoolsArgs(
+    cluster=cluster.eks, node_role=cluster.node_role, subnet_ids=network.private_subnet_ids,
+    pools={role: PoolSpec(p.instance_type, p.count, p.disk_gib)
+           for role, p in (("gateway", cfg.nodes.gateway), ("mock", cfg.nodes.mock), ("tools", cfg.nodes.tools))}))
+lbc = LoadBalancerController("lbc", LoadBalancerControllerArgs(
+    cluster_name=name, region=region, vpc_id=network.vpc_id, oidc_provider_arn=cluster.oidc_provider_arn,
+    oidc_provider_url=cluster.oidc_provider_url, provider=cluster.provider, node_groups=pools.all))
+
+mock_def = load_mock()
+mock_node = table.instances[cfg.nodes.mock.instance_type]
+mock = MockLlm("mock", MockLlmArgs(
+    mock=mock_def, cpu=cfg.mock_cpu or prices.allocatable_cpu(mock_node.vcpus),
+    memory_gib=round(mock_node.memory_gib * 0.7, 1), provider=cluster.provider, lb_controller=lbc.release,
+    node_groups=pools.all))
+
+config_values = {key: getattr(cfg, "".join("_" + c.lower() if c.isupper() else c for c in key))
+                 for key in cloud.required_config}
+secret_config = pulumi.Config(NAMESPACE)
+secret_values = {config_key: secret_config.require_secret(config_key)
+                 for spec in cloud.secrets.values() for config_key in spec.data.values()}
+gateway = GatewayRelease("gateway", GatewayArgs(
+    entry=settings.entry, cloud=cloud, replicas=settings.replicas, cpu_per_replica=settings.cpu_per_replica,
+    workers=settings.workers, mock_cluster_url=mock.cluster_url, mock_url=mock.url, provider=cluster.provider,
+    lb_controller=lbc.release, node_groups=pools.all, config=config_values, secret_values=secret_values))
+
+observability = Observability("observability", ObservabilityArgs(
+    provider=cluster.provider, lb_controller=lbc.release, node_groups=pools.all, gateway_namespace=cloud.namespace))
+
+runner = K6Runner("k6-runner", K6RunnerArgs(
+    vpc_id=network.vpc_id, subnet_ids=network.private_subnet_ids, instance_type=cfg.runner.instance_type,
+    count=cfg.runner.count, disk_gib=cfg.runner.disk_gib, retention_days=cfg.results_retention_days))
+
+load_balancers = 2 + (0 if cloud.kind == "none" else 1)  # mock, Prometheus, gateway
+cost_lines = prices.estimate(
+    kubernetes_version=cfg.kubernetes_version,
+    node_groups={role: (p.instance_type, p.count, p.disk_gib)
+                 for role, p in (("gateway", cfg.nodes.gateway), ("mock", cfg.nodes.mock), ("tools", cfg.nodes.tools))},
+    runners=(cfg.runner.instance_type, cfg.runner.count, cfg.runner.disk_gib),
+    nat_gateways=1 if cfg.nat_gateways == "single" else cfg.availability_zones,
+    load_balancers=load_balancers)
+
+# Names read by the post-deploy stage (aigw_bench/cloud/outputs.py).
+pulumi.export("gateway_name", settings.entry.name)
+pulumi.export("gateway_version", cloud.image.tag if cloud.image else settings.entry.version)
+pulumi.export("gateway_url", gateway.url)
+pulumi.export("mock_url", mock.url)
+pulumi.export("mock_cluster_url", mock.cluster_url)
+pulumi.export("k6_runner_instance_ids", [i.id for i in runner.instances])
+pulumi.export("results_bucket", runner.bucket.bucket)
+pulumi.export("region", region)
+pulumi.export("cluster_name", name)
+pulumi.export("kubeconfig", cluster.kubeconfig)
+pulumi.export("prometheus_url", observability.prometheus_url)
+pulumi.export("gateway_namespace", cloud.namespace)
+pulumi.export("hourly_cost_usd", prices.total(cost_lines))
+pulumi.export("cost_breakdown", {line.item: round(line.hourly, 4) for line in cost_lines})
+pulumi.export("price_table", table.label)
+pulumi.export("instance_types", {"gateway": cfg.nodes.gateway.instance_type, "mock": cfg.nodes.mock.instance_type,
+                                 "tools": cfg.nodes.tools.instance_type, "k6_runner": cfg.runner.instance_type})
+pulumi.export("chart_versions", {
+    "gateway": f"{cloud.chart.name} {cloud.chart.version}" if cloud.chart else cloud.kind,
+    "mock": f"wiremock {mock_def.cloud['chart']['version']}" if mock_def.cloud else "",
+    "aws-load-balancer-controller": LBC_CHART["version"],
+    "kube-prometheus-stack": OBSERVABILITY_CHART["version"],
+})
+pulumi.export("gateway_cpu_limit_total", cfg.gateway_cpu_limit)
+pulumi.export("gateway_replicas", settings.replicas)

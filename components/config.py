@@ -1,0 +1,213 @@
+"""The stack's configuration (``Pulumi.<stack>.yaml``), parsed once into a validated model.
+
+Every problem is reported before any resource is declared, with the config key as the user wrote
+it (``aigw-bench:gatewayCpuLimit``) and the values that would be allowed.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import math
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic.alias_generators import to_camel
+
+from aigw_bench.catalog import Catalog, Gateway
+from components.catalog_cloud import CloudSpec, cloud_spec
+from components.prices import allocatable_cpu, price_table
+
+NAMESPACE = "aigw-bench"
+_INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*[0-9][a-z0-9-]*\.(nano|micro|small|medium|large|[0-9]*xlarge|metal)$")
+
+
+class ConfigValidationError(Exception):
+    """Raised before any resource exists; the message names the key and the allowed values."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True)
+
+
+def _instance_type(value: str) -> str:
+    if not isinstance(value, str) or not _INSTANCE_TYPE.match(value):
+        raise ValueError(f"{value!r} is not an EC2 instance type of the form family.size (e.g. c5.4xlarge)")
+    known = price_table().instances
+    if value not in known:
+        raise ValueError(f"{value!r} is not in the pinned price table; known types: {', '.join(sorted(known))} "
+                         "(add it to components/data/prices-us-east-1.yaml)")
+    return value
+
+
+class NodePool(_Model):
+    instance_type: str
+    count: int = Field(1, ge=1, le=20)
+    disk_gib: int = Field(50, ge=20, le=1000)
+
+    _check_type = field_validator("instance_type")(classmethod(lambda cls, v: _instance_type(v)))
+
+
+class Nodes(_Model):
+    # The published benchmark's sizes: c5.4xlarge for the gateway and the mock, a small tools node.
+    gateway: NodePool = NodePool(instance_type="c5.4xlarge")
+    mock: NodePool = NodePool(instance_type="c5.4xlarge")
+    tools: NodePool = NodePool(instance_type="m5.xlarge")
+
+
+class Runner(_Model):
+    instance_type: str = "c6i.4xlarge"  # the published run's k6 machine
+    count: int = Field(1, ge=1, le=10, description="several runners split the load (k6 execution segments)")
+    disk_gib: int = Field(30, ge=20, le=500)
+
+    _check_type = field_validator("instance_type")(classmethod(lambda cls, v: _instance_type(v)))
+
+
+class StackConfig(_Model):
+    gateway: str
+    kubernetes_version: Literal["1.32"] = "1.32"
+    vpc_cidr: str = "10.42.0.0/16"
+    availability_zones: int = Field(2, ge=2, le=3)
+    nat_gateways: Literal["single", "one-per-az"] = "single"
+    public_access_cidrs: list[str] = Field(default_factory=list)
+    control_plane_logs: bool = False
+    nodes: Nodes = Nodes()
+    gateway_cpu_limit: float = Field(12.0, gt=0, description="total CPU limit across gateway replicas")
+    gateway_replicas: int | None = Field(None, ge=1, le=200)
+    mock_cpu: float | None = Field(None, gt=0)
+    runner: Runner = Runner()
+    results_retention_days: int = Field(14, ge=1, le=3650)
+    # Plain values a catalog entry asks for (required_config), e.g. Konnect endpoints.
+    konnect_control_plane: str | None = None
+    konnect_telemetry: str | None = None
+
+    @field_validator("vpc_cidr")
+    @classmethod
+    def _vpc_cidr(cls, value: str) -> str:
+        net = _cidr(value)
+        if net.prefixlen > 20:
+            raise ValueError(f"{value} is too small for the subnets; use a /16 to /20")
+        return value
+
+    @field_validator("public_access_cidrs")
+    @classmethod
+    def _cidrs(cls, values: list[str]) -> list[str]:
+        for v in values:
+            _cidr(v)
+        return values
+
+
+def _cidr(value: str) -> ipaddress.IPv4Network:
+    try:
+        return ipaddress.IPv4Network(value, strict=True)
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not an IPv4 CIDR block like 10.0.0.0/16 ({exc})") from None
+
+
+class Settings(BaseModel):
+    """Everything the program needs, validated: the config, the catalog entry and derived sizes."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    stack: str
+    config: StackConfig
+    entry: Gateway
+    cloud: CloudSpec
+    replicas: int
+    cpu_per_replica: float
+    secrets: dict[str, str]  # k8s Secret name -> {data key: config key} flattened as JSON strings
+    open_endpoint: bool
+
+    @property
+    def workers(self) -> int:
+        return max(1, math.floor(self.cpu_per_replica))
+
+
+def _key(loc: tuple[Any, ...]) -> str:
+    return f"{NAMESPACE}:" + ".".join(str(p) for p in loc)
+
+
+def parse(raw: dict[str, Any], stack: str, catalog: Catalog, secret_keys: set[str]) -> Settings:
+    """Validate raw config values (camelCase keys without the namespace) for one stack."""
+    allowed = {f.alias or n for n, f in StackConfig.model_fields.items()}
+    secret_names = {"litellmMasterKey", "konnectCert", "konnectKey"}
+    unknown = sorted(set(raw) - allowed - secret_names)
+    if unknown:
+        raise ConfigValidationError(f"unknown config key(s) {', '.join(_key((u,)) for u in unknown)}; "
+                                    f"allowed: {', '.join(sorted(allowed | secret_names))}")
+    if "gateway" not in raw:
+        raise ConfigValidationError(f"{_key(('gateway',))} is required; allowed: {', '.join(_cloud_names(catalog))}")
+    plain = {k: v for k, v in raw.items() if k not in secret_names}
+    try:
+        config = StackConfig.model_validate(plain)
+    except ValidationError as err:
+        problems = [f"{_key(e['loc'])}: {e['msg'].removeprefix('Value error, ')}" for e in err.errors()]
+        raise ConfigValidationError("invalid stack configuration:\n  " + "\n  ".join(problems)) from None
+
+    if config.gateway not in catalog or catalog.get(config.gateway).cloud is None:
+        raise ConfigValidationError(f"{_key(('gateway',))}: unknown gateway {config.gateway!r}; "
+                                    f"allowed: {', '.join(_cloud_names(catalog))}")
+    entry = catalog.get(config.gateway)
+    cloud = cloud_spec(entry)
+
+    for key in cloud.required_config:
+        if not getattr(config, _snake(key), None):
+            raise ConfigValidationError(f"{_key((key,))} is required by the {entry.name} entry "
+                                        f"(set it with `pulumi config set {key} <value>`)")
+    for secret in cloud.secrets.values():
+        for config_key in secret.data.values():
+            if config_key not in raw or config_key not in secret_keys:
+                why = "is missing" if config_key not in raw else "must be a secret"
+                raise ConfigValidationError(
+                    f"{_key((config_key,))} {why}: the {entry.name} entry needs it as a secret "
+                    f"(`pulumi config set --secret {config_key} ...`)")
+
+    replicas = config.gateway_replicas or cloud.replicas
+    cpu_per_replica = config.gateway_cpu_limit / replicas
+    pool = config.nodes.gateway
+    node_cpu = allocatable_cpu(price_table().instances[pool.instance_type].vcpus)
+    per_node = math.ceil(replicas / pool.count)
+    if cloud.kind != "none" and per_node * cpu_per_replica > node_cpu:
+        most = math.floor(node_cpu / per_node * replicas * 1000) / 1000
+        raise ConfigValidationError(
+            f"{_key(('gatewayCpuLimit',))}: {config.gateway_cpu_limit:g} CPUs over {replicas} replica(s) on "
+            f"{pool.count} {pool.instance_type} node(s) needs {per_node * cpu_per_replica:g} CPUs per node, but a "
+            f"node can allocate {node_cpu:g}; allowed: at most {most:g} (or more gateway nodes: nodes.gateway.count)")
+    if config.mock_cpu is not None:
+        mock_cpu = allocatable_cpu(price_table().instances[config.nodes.mock.instance_type].vcpus)
+        if config.mock_cpu > mock_cpu:
+            raise ConfigValidationError(f"{_key(('mockCpu',))}: {config.mock_cpu:g} CPUs do not fit a "
+                                        f"{config.nodes.mock.instance_type} node; allowed: at most {mock_cpu:g}")
+    secrets = {name: json.dumps(s.data) for name, s in cloud.secrets.items()}
+    return Settings(stack=stack, config=config, entry=entry, cloud=cloud, replicas=replicas,
+                    cpu_per_replica=cpu_per_replica, secrets=secrets, open_endpoint=not config.public_access_cidrs)
+
+
+def _snake(camel: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", camel).lower()
+
+
+def _cloud_names(catalog: Catalog) -> list[str]:
+    return [g.name for g in catalog if g.cloud is not None]
+
+
+def read_raw_config() -> tuple[dict[str, Any], set[str]]:
+    """All ``aigw-bench:*`` values of the current stack (JSON-decoded), and which of them are secrets.
+
+    The language host hands config over either through the runtime's config map or through the
+    PULUMI_CONFIG environment; both are read."""
+    import pulumi.runtime.config as runtime_config
+
+    prefix = f"{NAMESPACE}:"
+    merged = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    raw: dict[str, Any] = {}
+    for full_key, value in merged.items():
+        if not full_key.startswith(prefix):
+            continue
+        try:
+            raw[full_key[len(prefix):]] = json.loads(value) if isinstance(value, str) else value
+        except json.JSONDecodeError:
+            raw[full_key[len(prefix):]] = value
+    secret = set(runtime_config.get_config_secret_keys_env()) | set(runtime_config._SECRET_KEYS.get())
+    return raw, {k[len(prefix):] for k in secret if k.startswith(prefix)}

@@ -1,0 +1,89 @@
+"""WireMock as the mock OpenAI API on the mock pool: the same mapping files as the local target,
+tuned for throughput (no request journal, no request logging, asynchronous responses, JVM sized to
+the node), behind an internal NLB."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from aigw_bench.catalog import MockDefinition
+from components import scheduling
+from components.load_balancer import internal_nlb_service, service_url
+
+RELEASE = "wiremock"  # the chart's fullname is the release name: the in-cluster host below
+
+
+@dataclass(frozen=True)
+class MockLlmArgs:
+    mock: MockDefinition
+    cpu: float
+    memory_gib: float
+    provider: k8s.Provider
+    lb_controller: pulumi.Resource
+    node_groups: list[pulumi.Resource]
+
+
+def wiremock_args(port: int, cpu: float) -> list[str]:
+    """Setting the chart's args replaces its list: --root-dir must stay."""
+    threads = max(64, math.ceil(cpu) * 16)
+    return [
+        f"--port={port}",
+        "--root-dir=/home/wiremock/storage",
+        "--no-request-journal",
+        "--disable-request-logging",
+        "--async-response-enabled=true",
+        f"--async-response-threads={threads}",
+        f"--container-threads={threads}",
+        f"--jetty-acceptor-threads={max(2, math.ceil(cpu) // 2)}",
+    ]
+
+
+class MockLlm(pulumi.ComponentResource):
+    release: k8s.helm.v3.Release
+    service: k8s.core.v1.Service
+    cluster_url: str
+    url: pulumi.Output[str]
+
+    def __init__(self, name: str, args: MockLlmArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("aigw-bench:index:MockLlm", name, None, opts)
+        cloud = args.mock.cloud or {}
+        chart, image, port, namespace = cloud["chart"], cloud["image"], int(cloud["port"]), cloud["namespace"]
+        k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.provider)
+        ns = k8s.core.v1.Namespace(f"{name}-ns", metadata={"name": namespace}, opts=k8s_opts)
+        mappings = {p.name: p.read_text() for p in sorted(args.mock.mappings_dir.glob("*.json"))}
+        cpu = f"{args.cpu:g}"
+        memory_mib = int(args.memory_gib * 1024)
+        heap_mib = int(memory_mib * 0.6)  # the rest: metaspace, thread stacks, direct buffers
+        self.release = k8s.helm.v3.Release(
+            f"{name}-release",
+            name=RELEASE,
+            chart=chart["name"],
+            version=chart["version"],
+            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=chart["repo"]),
+            namespace=ns.metadata["name"],
+            values={
+                "image": {"repository": image["repository"], "tag": image["tag"]},
+                "mappings": mappings,
+                "args": wiremock_args(port, args.cpu),
+                "env": [{"name": "JAVA_OPTS",
+                         "value": f"-Xms{heap_mib}m -Xmx{heap_mib}m -XX:+UseParallelGC -XX:ActiveProcessorCount="
+                                  f"{max(1, math.floor(args.cpu))}"}],
+                "service": {"type": "ClusterIP", "externalPort": port, "internalPort": port},
+                "resources": {"requests": {"cpu": cpu, "memory": f"{memory_mib}Mi"},
+                              "limits": {"cpu": cpu, "memory": f"{memory_mib}Mi"}},
+                **scheduling.placement("mock"),
+            },
+            opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=args.node_groups),
+        )
+        self.cluster_url = f"http://{RELEASE}.{namespace}.svc.cluster.local:{port}"
+        self.service = internal_nlb_service(
+            "mock-llm-nlb", namespace=ns.metadata["name"],
+            selector={"app.kubernetes.io/name": "wiremock", "app.kubernetes.io/instance": RELEASE},
+            port=port, target_port=port, lb_controller=args.lb_controller, parent=self, provider=args.provider,
+            extra_depends_on=[self.release])
+        self.url = service_url(self.service, port)
+        self.register_outputs({"url": self.url, "cluster_url": self.cluster_url})

@@ -1,0 +1,87 @@
+"""kube-prometheus-stack on the tools pool: Prometheus (with the remote-write receiver, for k6 if
+the runner sends its metrics), Grafana, kube-state-metrics; node exporters on every pool; scraping
+gateway pods that say where their metrics are. Prometheus gets an internal NLB so the k6 runner can
+query it from inside the VPC; nothing is exposed publicly."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components import scheduling
+from components.load_balancer import internal_nlb_service, service_url
+
+CHART = {"repo": "https://prometheus-community.github.io/helm-charts", "name": "kube-prometheus-stack",
+         "version": "88.5.3"}
+NAMESPACE = "monitoring"
+RELEASE = "kps"
+PROMETHEUS_PORT = 9090
+
+
+@dataclass(frozen=True)
+class ObservabilityArgs:
+    provider: k8s.Provider
+    lb_controller: pulumi.Resource
+    node_groups: list[pulumi.Resource]
+    gateway_namespace: str
+    retention: str = "3d"
+
+
+def values(gateway_namespace: str, retention: str) -> dict:
+    tools = scheduling.placement("tools")
+    return {
+        "prometheusOperator": {**tools, "admissionWebhooks": {"patch": tools}},
+        "kube-state-metrics": tools,
+        "grafana": tools,  # reached with kubectl port-forward only
+        "alertmanager": {"enabled": False},
+        # Node exporters must run on every pool, whatever its taint.
+        "prometheus-node-exporter": {"tolerations": [{"operator": "Exists"}]},
+        "prometheus": {"prometheusSpec": {
+            **tools,
+            "retention": retention,
+            "enableRemoteWriteReceiver": True,
+            "scrapeInterval": "5s",
+            "additionalScrapeConfigs": [{
+                "job_name": "gateway-pods",
+                "kubernetes_sd_configs": [{"role": "pod", "namespaces": {"names": [gateway_namespace]}}],
+                "relabel_configs": [
+                    {"source_labels": ["__meta_kubernetes_pod_annotation_prometheus_io_scrape"],
+                     "action": "keep", "regex": "true"},
+                    {"source_labels": ["__meta_kubernetes_pod_annotation_prometheus_io_path"],
+                     "action": "replace", "target_label": "__metrics_path__", "regex": "(.+)"},
+                    {"source_labels": ["__address__", "__meta_kubernetes_pod_annotation_prometheus_io_port"],
+                     "action": "replace", "regex": "([^:]+)(?::\\d+)?;(\\d+)", "replacement": "$1:$2",
+                     "target_label": "__address__"},
+                ],
+            }],
+        }},
+    }
+
+
+class Observability(pulumi.ComponentResource):
+    release: k8s.helm.v3.Release
+    prometheus_url: pulumi.Output[str]
+
+    def __init__(self, name: str, args: ObservabilityArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("aigw-bench:index:Observability", name, None, opts)
+        ns = k8s.core.v1.Namespace(f"{name}-ns", metadata={"name": NAMESPACE},
+                                   opts=pulumi.ResourceOptions(parent=self, provider=args.provider))
+        self.release = k8s.helm.v3.Release(
+            f"{name}-release",
+            name=RELEASE,
+            chart=CHART["name"],
+            version=CHART["version"],
+            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=CHART["repo"]),
+            namespace=ns.metadata["name"],
+            values=values(args.gateway_namespace, args.retention),
+            opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=args.node_groups),
+        )
+        service = internal_nlb_service(
+            "prometheus-nlb", namespace=ns.metadata["name"],
+            selector={"app.kubernetes.io/name": "prometheus", "operator.prometheus.io/name": f"{RELEASE}-prometheus"},
+            port=PROMETHEUS_PORT, target_port=PROMETHEUS_PORT, lb_controller=args.lb_controller, parent=self,
+            provider=args.provider, extra_depends_on=[self.release])
+        self.prometheus_url = service_url(service, PROMETHEUS_PORT)
+        self.register_outputs({"prometheus_url": self.prometheus_url})

@@ -1,0 +1,91 @@
+"""Runs the Pulumi program under mocks, one subprocess per stack configuration, cached per session.
+
+tests/infra/run_program.py does the running; these fixtures hand its JSON to the tests.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+RUNNER = Path(__file__).with_name("run_program.py")
+
+# Values a user adds with `pulumi config set [--secret]` before `pulumi up` on these stacks.
+STACK_EXTRAS: dict[str, tuple[str, ...]] = {
+    "litellm": ("--secret", "litellmMasterKey=sk-test-master-key"),
+    "kong-konnect": ("--set", "konnectControlPlane=abc123.us.cp0.konghq.com",
+                     "--set", "konnectTelemetry=abc123.us.tp0.konghq.com",
+                     "--secret", "konnectCert=-----BEGIN CERTIFICATE-----test",
+                     "--secret", "konnectKey=-----BEGIN PRIVATE KEY-----test"),
+}
+SHIPPED = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in REPO.glob("Pulumi.*.yaml"))
+
+
+@cache
+def _run(stack_file: str, args: tuple[str, ...]) -> dict:
+    out = subprocess.run([sys.executable, str(RUNNER), stack_file, *args], capture_output=True, text=True,
+                         timeout=300, cwd=REPO)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout)
+
+
+def run_stack(stack: str, *args: str, base: str | None = None) -> dict:
+    """The program for ``Pulumi.<base or stack>.yaml`` plus extra ``--set/--secret/--unset`` arguments."""
+    name = base or stack
+    return _run(str(REPO / f"Pulumi.{name}.yaml"), tuple(STACK_EXTRAS.get(name, ())) + args)
+
+
+@pytest.fixture(scope="session")
+def shipped() -> dict[str, dict]:
+    """Every shipped stack, run in parallel (each in its own process)."""
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = dict(zip(SHIPPED, pool.map(run_stack, SHIPPED), strict=True))
+    for name, result in results.items():
+        assert "error" not in result, f"{name}: {result.get('error')}\n{result.get('traceback', '')[-2000:]}"
+    return results
+
+
+class Program:
+    """Queries over one run's resources."""
+
+    def __init__(self, result: dict):
+        self.result = result
+        self.resources = result["resources"]
+        self.by_key = {f"{r['type']}::{r['name']}": r for r in self.resources}
+
+    def of_type(self, typ: str) -> list[dict]:
+        return [r for r in self.resources if r["type"] == typ]
+
+    def one(self, typ: str, name: str) -> dict:
+        return self.by_key[f"{typ}::{name}"]
+
+    def inputs(self, typ: str, name: str) -> dict:
+        return self.one(typ, name)["inputs"] or {}
+
+    def depends_on(self, key: str, target: str, seen: set[str] | None = None) -> bool:
+        """True if ``key`` depends on ``target`` directly or through other explicit dependencies.
+
+        Parents are not followed: a component's dependencies do not order its children's deletion."""
+        seen = seen if seen is not None else set()
+        if key in seen or key not in self.by_key:
+            return False
+        seen.add(key)
+        r = self.by_key[key]
+        deps = list(r.get("depends_on") or [])
+        return target in deps or any(self.depends_on(d, target, seen) for d in deps)
+
+    @property
+    def exports(self) -> dict:
+        return self.result["exports"]
+
+
+@pytest.fixture(scope="session")
+def programs(shipped) -> dict[str, Program]:
+    return {name: Program(result) for name, result in shipped.items()}

