@@ -35,6 +35,8 @@ class StackOutputs(BaseModel):
     region: str
     cluster_name: str
     prometheus_url: str | None = Field(None, description="in-VPC Prometheus, queried from the runner")
+    gateway_namespace: str = "gateway"
+    mock_namespace: str = "mock"
     hourly_cost_usd: float | None = None
     price_table: str | None = None
     instance_types: dict[str, str] = Field(default_factory=dict)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aigw_bench.catalog import Gateway
+from aigw_bench.catalog import Gateway, load_mock
 from aigw_bench.cloud import ssm as ssm_cmd
 from aigw_bench.cloud.merge import merge_generators
 from aigw_bench.cloud.outputs import StackOutputs
@@ -59,8 +59,6 @@ class CloudPlan:
     repeats: int
     results_root: Path
     command_line: list[str] = field(default_factory=list)
-    gateway_namespace: str = "gateway"
-    mock_namespace: str = "mock"
 
     def order(self) -> list[tuple[int, CloudTarget]]:
         return interleaved_order(self.targets, self.repeats)
@@ -148,6 +146,7 @@ class CloudRunner:
 
     def _manifest(self) -> dict[str, Any]:
         plan = self.plan
+        mock = load_mock()
         first = plan.targets[0].outputs
         costs = {t.gateway.name: t.outputs.hourly_cost_usd for t in plan.targets if t.outputs.hourly_cost_usd}
         manifest: dict[str, Any] = {
@@ -166,7 +165,8 @@ class CloudRunner:
                                  "model": t.gateway.request.model}
                 for t in plan.targets
             },
-            "mock": {"name": "wiremock", "version": None, "source": "mock_llm/ on EKS"},
+            "mock": {"name": mock.name, "version": mock.version,
+                     "source": f"{mock.source}; on EKS: mock_llm/mock.yaml"},
             # k6 has a machine of its own: only its CPUs are counted against it.
             "cpu_pinning": {"loadgen": None, "mock": None, "gateway": None,
                             "note": "separate machines: k6 on its EC2 runner, gateway and mock on their own nodes"},
@@ -202,7 +202,7 @@ class CloudRunner:
         outcome.files["script"] = "script.js"
         prefix = f"runs/{self.run_id}/{gw.name}/r{repeat}"
         runners = out.k6_runner_instance_ids
-        queries = prometheus_queries(plan.gateway_namespace, plan.mock_namespace)
+        queries = prometheus_queries(out.gateway_namespace, out.mock_namespace)
         limit = plan.params.warmup + plan.params.duration + COMMAND_GRACE_SECONDS
         commands: list[tuple[str, str, str]] = []  # (instance, command id, generator prefix)
         try:
