@@ -110,8 +110,8 @@ pulumi.export("instance_types", {"gateway": cfg.nodes.gateway.instance_type, "mo
 pulumi.export("chart_versions", {
     "gateway": f"{cloud.chart.name} {cloud.chart.version}" if cloud.chart else cloud.kind,
     "mock": f"wiremock {mock_def.cloud['chart']['version']}" if mock_def.cloud else "",
-    "aws-load-balancer-controller": LBC_CHART["version"],
-    "kube-prometheus-stack": OBSERVABILITY_CHART["version"],
+    "aws-load-balancer-controller": LBC_CHART.version,
+    "kube-prometheus-stack": OBSERVABILITY_CHART.version,
 })
 pulumi.export("gateway_cpu_limit_total", cfg.gateway_cpu_limit)
 pulumi.export("gateway_replicas", settings.replicas)

@@ -19,6 +19,7 @@ from aigw_bench.catalog import Gateway
 from aigw_bench.templating import render_file, render_map
 from components import scheduling
 from components.catalog_cloud import CloudSpec
+from components.helm import pinned_release
 from components.load_balancer import internal_nlb_service, service_url
 
 RELEASE = "gateway"
@@ -121,20 +122,10 @@ class GatewayRelease(pulumi.ComponentResource):
         workload_deps = [ns, *secrets, *args.node_groups]
         workloads: list[pulumi.Resource] = []
         if cloud.kind == "helm":
-            chart = cloud.chart
-            assert chart is not None
-            oci = chart.repo.startswith("oci://")
-            self.release = k8s.helm.v3.Release(
-                f"{name}-release",
-                name=RELEASE,
-                chart=f"{chart.repo.rstrip('/')}/{chart.name}" if oci else chart.name,
-                version=chart.version,
-                repository_opts=None if oci else k8s.helm.v3.RepositoryOptsArgs(repo=chart.repo),
-                namespace=cloud.namespace,
-                values=values,
-                timeout=900,
-                opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=workload_deps),
-            )
+            assert cloud.chart is not None and values is not None
+            self.release = pinned_release(
+                f"{name}-release", release=RELEASE, chart=cloud.chart, namespace=cloud.namespace, values=values,
+                timeout=900, opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=workload_deps))
             workloads.append(self.release)
         else:
             for doc in docs:

@@ -13,9 +13,11 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components import scheduling
+from components.catalog_cloud import Chart
+from components.helm import pinned_release
 from components.irsa import IrsaRole, IrsaRoleArgs
 
-CHART = {"repo": "https://aws.github.io/eks-charts", "name": "aws-load-balancer-controller", "version": "3.5.0"}
+CHART = Chart(repo="https://aws.github.io/eks-charts", name="aws-load-balancer-controller", version="3.5.0")
 # docs/install/iam_policy.json of kubernetes-sigs/aws-load-balancer-controller at v3.5.0, unchanged.
 POLICY_FILE = Path(__file__).resolve().parent / "data" / "lbc-iam-policy-v3.5.0.json"
 NAMESPACE = "kube-system"
@@ -45,12 +47,10 @@ class LoadBalancerController(pulumi.ComponentResource):
             oidc_provider_arn=args.oidc_provider_arn, oidc_provider_url=args.oidc_provider_url,
             namespace=NAMESPACE, service_account=SERVICE_ACCOUNT, policy_arns=[policy.arn],
         ), opts=pulumi.ResourceOptions(parent=self))
-        self.release = k8s.helm.v3.Release(
+        self.release = pinned_release(
             f"{name}-release",
-            name="aws-load-balancer-controller",
-            chart=CHART["name"],
-            version=CHART["version"],
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=CHART["repo"]),
+            release="aws-load-balancer-controller",
+            chart=CHART,
             namespace=NAMESPACE,
             values={
                 "clusterName": args.cluster_name,
@@ -60,7 +60,6 @@ class LoadBalancerController(pulumi.ComponentResource):
                                    "annotations": {"eks.amazonaws.com/role-arn": irsa.role.arn}},
                 **scheduling.placement("tools"),
             },
-            wait_for_jobs=True,
             opts=pulumi.ResourceOptions(parent=self, provider=args.provider,
                                         depends_on=[*args.node_groups, irsa]),
         )

@@ -12,6 +12,8 @@ import pulumi_kubernetes as k8s
 
 from aigw_bench.catalog import MockDefinition
 from components import scheduling
+from components.catalog_cloud import Chart
+from components.helm import pinned_release
 from components.load_balancer import internal_nlb_service, service_url
 
 RELEASE = "wiremock"  # the chart's fullname is the release name: the in-cluster host below
@@ -58,12 +60,10 @@ class MockLlm(pulumi.ComponentResource):
         cpu = f"{args.cpu:g}"
         memory_mib = int(args.memory_gib * 1024)
         heap_mib = int(memory_mib * 0.6)  # the rest: metaspace, thread stacks, direct buffers
-        self.release = k8s.helm.v3.Release(
+        self.release = pinned_release(
             f"{name}-release",
-            name=RELEASE,
-            chart=chart["name"],
-            version=chart["version"],
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=chart["repo"]),
+            release=RELEASE,
+            chart=Chart.model_validate(chart),
             namespace=ns.metadata["name"],
             values={
                 "image": {"repository": image["repository"], "tag": image["tag"]},

@@ -11,10 +11,12 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import scheduling
+from components.catalog_cloud import Chart
+from components.helm import pinned_release
 from components.load_balancer import internal_nlb_service, service_url
 
-CHART = {"repo": "https://prometheus-community.github.io/helm-charts", "name": "kube-prometheus-stack",
-         "version": "88.5.3"}
+CHART = Chart(repo="https://prometheus-community.github.io/helm-charts", name="kube-prometheus-stack",
+              version="88.5.3")
 NAMESPACE = "monitoring"
 RELEASE = "kps"
 PROMETHEUS_PORT = 9090
@@ -68,12 +70,10 @@ class Observability(pulumi.ComponentResource):
         super().__init__("aigw-bench:index:Observability", name, None, opts)
         ns = k8s.core.v1.Namespace(f"{name}-ns", metadata={"name": NAMESPACE},
                                    opts=pulumi.ResourceOptions(parent=self, provider=args.provider))
-        self.release = k8s.helm.v3.Release(
+        self.release = pinned_release(
             f"{name}-release",
-            name=RELEASE,
-            chart=CHART["name"],
-            version=CHART["version"],
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=CHART["repo"]),
+            release=RELEASE,
+            chart=CHART,
             namespace=ns.metadata["name"],
             values=values(args.gateway_namespace, args.retention),
             opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=args.node_groups),
