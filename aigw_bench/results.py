@@ -8,9 +8,10 @@ results/<YYYYmmdd-HHMMSS>-<scenario>/
     script.js                    the rendered k6 script
     summary.json                 k6's end-of-test summary (handleSummary)
     raw.csv.gz                   k6's per-request metric samples (CSV output)
-    timeseries.csv               per-second series derived from raw.csv.gz
+    timeseries.csv               per-second series derived from raw.csv.gz (with histogram.csv,
+                                 statuses.csv), resources.csv (CPU/RSS per process group)
     k6.log, gateway.log, mock.log, warmup-summary.json, rendered config files
-  comparison.csv, report.md
+  comparison.csv, report.md, report.html, *.parquet   (analysis/report.py)
 ```
 
 Each outcome is written as soon as its target finishes, so a crash or Ctrl-C later in the run
