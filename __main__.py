@@ -10,8 +10,9 @@ from __future__ import annotations
 import pulumi
 import pulumi_aws as aws
 
-from aigw_bench.catalog import load_catalog, load_mock
+from aigw_bench.catalog import load_catalog
 from aigw_bench.errors import ConfigError
+from aigw_bench.mock import load_mock
 from components import prices
 from components.cluster import Cluster, ClusterArgs
 from components.config import NAMESPACE, ConfigValidationError, Settings, parse, read_raw_config
@@ -56,7 +57,7 @@ lbc = LoadBalancerController("lbc", LoadBalancerControllerArgs(
     cluster_name=name, region=region, vpc_id=network.vpc_id, oidc_provider_arn=cluster.oidc_provider_arn,
     oidc_provider_url=cluster.oidc_provider_url, provider=cluster.provider, node_groups=pools.all))
 
-mock_def = load_mock()
+mock_def = load_mock("wiremock")
 mock_node = table.instances[cfg.nodes.mock.instance_type]
 mock = MockLlm("mock", MockLlmArgs(
     mock=mock_def, cpu=cfg.mock_cpu or prices.allocatable_cpu(mock_node.vcpus),

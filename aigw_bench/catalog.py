@@ -44,13 +44,19 @@ class InstallSpec(_Strict):
       installed with ``npm ci --ignore-scripts`` into the entry's tool directory.
     - ``pip``: a hashed requirements file (relative to the entry); installed with
       ``--require-hashes`` into a virtualenv of its own at ``{{ install_dir }}/venv``.
-    - ``apt``: Debian packages; ``provides`` names the binary that proves they are installed.
+    - ``apt``: Debian packages; ``provides`` names what proves they are installed: binaries on PATH
+      or absolute paths of files (a module a package adds to an already installed program).
     """
 
     npm: str | None = None
     pip: str | None = None
     apt: list[str] | None = None
-    provides: str | None = None
+    provides: list[str] | None = None
+
+    @field_validator("provides", mode="before")
+    @classmethod
+    def _as_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _exactly_one(self) -> InstallSpec:
@@ -58,7 +64,7 @@ class InstallSpec(_Strict):
         if len(chosen) != 1:
             raise ValueError(f"set exactly one of npm, pip, apt (got {chosen or 'none'})")
         if self.apt and not self.provides:
-            raise ValueError("apt installs need 'provides': the binary that shows the packages are there")
+            raise ValueError("apt installs need 'provides': the binaries or files that show the packages are there")
         return self
 
     @property
@@ -92,9 +98,10 @@ class VersionProbe(_Strict):
 class LocalSpec(_Strict):
     """How the target runs as a process on this machine (the local target).
 
-    Strings in ``command``, ``env``, ``base_url`` and the config templates are Jinja templates. They
-    see: ``port``, ``mock_url``, ``install_dir``, ``work_dir``, ``entry_dir``, ``cpus`` (CPUs given
-    to this process), ``cpu_list`` and ``model``.
+    Strings in ``command``, ``env``, ``base_url``, ``vars`` and the config templates are Jinja
+    templates. They see: ``port``, ``mock_url``, ``install_dir``, ``work_dir``, ``entry_dir``,
+    ``cpus`` (CPUs given to this process), ``cpu_list``, ``model`` and the entry's own ``vars``; the
+    mock's templates also see ``settings_json`` (its contract and pacing profile).
     """
 
     runnable: bool = True
@@ -108,6 +115,8 @@ class LocalSpec(_Strict):
     )
     ready: ReadySpec = Field(default_factory=ReadySpec)
     base_url: str = "http://127.0.0.1:{{ port }}"
+    vars: dict[str, Any] = Field(
+        default_factory=dict, description="extra template variables (strings in them are templates too)")
     version_probe: VersionProbe | None = None
     stop_timeout_s: float = Field(10.0, gt=0, le=120)
 
@@ -219,7 +228,7 @@ class Catalog:
         return next((g for g in self if g.role == "baseline"), None)
 
 
-def _format_validation_error(path: Path, err: ValidationError) -> str:
+def format_validation_error(path: Path, err: ValidationError) -> str:
     lines = [f"{path}: invalid catalog entry"]
     for e in err.errors():
         where = ".".join(str(p) for p in e["loc"]) or "(top level)"
@@ -246,7 +255,7 @@ def load_entry(entry_dir: Path) -> Gateway:
     try:
         entry = Gateway.model_validate({**data, "entry_dir": entry_dir})
     except ValidationError as err:
-        raise ConfigError(_format_validation_error(path, err)) from None
+        raise ConfigError(format_validation_error(path, err)) from None
     if entry.name != entry_dir.name:
         raise ConfigError(f"{path}: name '{entry.name}' must equal its folder name '{entry_dir.name}'")
     for out_name, template in entry.local.config_files.items():
@@ -267,36 +276,3 @@ def load_catalog(root: Path | None = None) -> Catalog:
     if len(baselines) > 1:
         raise ConfigError(f"{root}: more than one baseline entry ({', '.join(baselines)}); keep one")
     return Catalog(root, entries)
-
-
-MOCK_DIR = REPO_DIR / "mock_llm"
-
-
-class MockDefinition(_Strict):
-    """The mock OpenAI API (WireMock). Its mappings are the single source for local runs and EKS."""
-
-    name: str
-    version: str
-    source: str
-    description: str = ""
-    local: LocalSpec
-    cloud: dict[str, Any] | None = None
-    entry_dir: Path = Field(exclude=True)
-
-    @property
-    def mappings_dir(self) -> Path:
-        return self.entry_dir / "mappings"
-
-    @property
-    def files_dir(self) -> Path:
-        return self.entry_dir / "__files"
-
-
-def load_mock(mock_dir: Path | None = None) -> MockDefinition:
-    mock_dir = (mock_dir or MOCK_DIR).resolve()
-    path = mock_dir / "mock.yaml"
-    data = load_yaml(path)
-    try:
-        return MockDefinition.model_validate({**data, "entry_dir": mock_dir})
-    except ValidationError as err:
-        raise ConfigError(_format_validation_error(path, err)) from None

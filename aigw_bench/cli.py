@@ -9,8 +9,9 @@ import click
 from rich.console import Console
 from rich.text import Text
 
-from aigw_bench.catalog import load_catalog, load_mock
+from aigw_bench.catalog import load_catalog
 from aigw_bench.errors import BenchError, ConfigError
+from aigw_bench.mock import DEFAULT_MOCK, list_mocks, load_mock
 from aigw_bench.results import DEFAULT_RESULTS_DIR
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -51,7 +52,7 @@ def list_targets(catalog: Path | None) -> None:
 @click.option("--with-browser", is_flag=True, help="Also install Debian's chromium (the report tests render HTML).")
 @_catalog_option
 def setup(targets: tuple[str, ...], with_browser: bool, catalog: Path | None) -> None:
-    """Install the mock and the local tools of TARGETS (default: every runnable target).
+    """Install the mocks and the local tools of TARGETS (default: every runnable target).
 
     Pinned lock files with hashes: npm ci for npm packages, pip --require-hashes into a virtualenv per
     target, apt-get for Debian packages (as root or with sudo). Idempotent: up-to-date tools are kept.
@@ -60,12 +61,12 @@ def setup(targets: tuple[str, ...], with_browser: bool, catalog: Path | None) ->
     from aigw_bench.local.install import InstallTarget, install
 
     cat = load_catalog(catalog)
-    mock = load_mock()
+    mocks = [load_mock(name) for name in list_mocks()]
     chosen = [g for g in cat.select(list(targets) or None) if g.local.runnable and g.local.install]
-    items = [InstallTarget(mock.name, mock.local.install, mock.entry_dir)] if mock.local.install else []
+    items = [InstallTarget(m.name, m.local.install, m.entry_dir) for m in mocks if m.local.install]
     items += [InstallTarget(g.name, g.local.install, g.entry_dir) for g in chosen if g.local.install]
     if with_browser:
-        items.append(InstallTarget("chromium", InstallSpec(apt=["chromium"], provides="chromium"), mock.entry_dir))
+        items.append(InstallTarget("chromium", InstallSpec(apt=["chromium"], provides="chromium"), mocks[0].entry_dir))
     for item in items:
         click.echo(f"{item.name}: {item.spec.kind} ...", err=True)
         click.echo(f"{item.name}: {install(item, log=lambda m: click.echo(m, err=True))}", err=True)
@@ -74,7 +75,7 @@ def setup(targets: tuple[str, ...], with_browser: bool, catalog: Path | None) ->
 def _scenario_options(f):
     """The scenario and its knobs, shared by the local and the cloud commands."""
     options = [
-        click.option("--scenario", "-s", default="seed", show_default=True, help="Scenario in k6_scripts/scenarios/."),
+        click.option("--scenario", "-s", help="Scenario in k6_scripts/scenarios/ (e.g. seed, stream, rate)."),
         click.option("--vus", type=int, help="Virtual users (overrides the scenario)."),
         click.option("--duration", "-d", help="Measured duration per target, k6 form: 20s, 3m, 1m30s."),
         click.option("--warmup", help="Warm-up before each measurement (excluded), e.g. 5s; 0 to skip."),
@@ -82,8 +83,8 @@ def _scenario_options(f):
         click.option("--max-tokens", type=int, help="max_tokens in the request body."),
         click.option("--rate", type=int, help="Requests per second (arrival-rate scenarios)."),
         click.option("--max-vus", type=int, help="VU ceiling (arrival-rate scenarios)."),
-        click.option("--repeats", "-r", type=click.IntRange(min=1, max=100), default=1, show_default=True,
-                     help="Runs per target, interleaved across targets."),
+        click.option("--repeats", "-r", type=click.IntRange(min=1, max=100),
+                     help="Sessions per target, interleaved across targets (default: the suite's, or 1)."),
         click.option("--results", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_RESULTS_DIR,
                      show_default=True, help="Where run directories are created."),
     ]
@@ -101,31 +102,38 @@ def _params(scenario: str, profile: str, **knobs):
 
 @main.command()
 @click.option("--targets", "-t", help="Comma-separated targets (default: all in the catalog).")
+@click.option("--suite", help="Suite in k6_scripts/suites/: overhead, capacity, efficiency, streaming and the "
+                              "published shape (default: 'default', unless --scenario is given).")
 @_scenario_options
+@click.option("--mock", "mock_name", default=DEFAULT_MOCK, show_default=True,
+              help=f"Mock implementation in mock_llm/ ({', '.join(list_mocks())}).")
+@click.option("--mock-profile", help="The mock's pacing profile in mock_llm/profiles.yaml (default: the "
+                                     "scenario's; a suite starts with 'instant' and streams with its own).")
 @click.option("--no-pin", is_flag=True, help="Do not pin load generator, mock and gateway to separate CPUs.")
 @click.option("--no-raw", is_flag=True, help="Skip k6's per-request CSV (no per-second series).")
 @_catalog_option
-def run(targets: str | None, scenario: str, vus: int | None, duration: str | None, warmup: str | None,
-        prompt_tokens: int | None, max_tokens: int | None, rate: int | None, max_vus: int | None, repeats: int,
-        results: Path, no_pin: bool, no_raw: bool, catalog: Path | None) -> None:
+def run(targets: str | None, suite: str | None, scenario: str | None, vus: int | None, duration: str | None,
+        warmup: str | None, prompt_tokens: int | None, max_tokens: int | None, rate: int | None,
+        max_vus: int | None, repeats: int | None, results: Path, mock_name: str, mock_profile: str | None,
+        no_pin: bool, no_raw: bool, catalog: Path | None) -> None:
     """Benchmark targets locally: real mock, real gateways, real k6; then write the report.
 
-    Each target in turn: start the mock and the gateway, wait until ready, check the route with one
-    request, warm up, measure, stop everything. A target that cannot run or dies is recorded with
-    its evidence and the run goes on.
+    First the rig measures itself (k6 straight to the mock: ceiling and floor). Then each target in
+    turn: start the mock and the gateway, wait until ready, check the route with one request, run the
+    suite's steps (or the scenario), stop everything. A target that cannot run or dies is recorded
+    with its evidence and the run goes on.
     """
     from aigw_bench.local.cpus import plan_cpus
-    from aigw_bench.local.runner import LocalRunner, RunPlan
+    from aigw_bench.local.runner import LocalRunner, plan_local_run
     from aigw_bench.progress import ProgressPrinter
     from analysis.report import write_report
 
-    cat = load_catalog(catalog)
-    selected = cat.select(_split(targets))
-    scen, params = _params(scenario, "local", vus=vus, duration=duration, warmup=warmup, prompt_tokens=prompt_tokens,
-                           max_tokens=max_tokens, rate=rate, max_vus=max_vus)
-    plan = RunPlan(catalog=cat, mock=load_mock(), targets=selected, scenario=scen, params=params,
-                   repeats=repeats, results_root=results, cpu_plan=plan_cpus(pin=not no_pin),
-                   keep_raw=not no_raw, command_line=sys.argv)
+    knobs = {"vus": vus, "duration": duration, "warmup": warmup, "prompt_tokens": prompt_tokens,
+             "max_tokens": max_tokens, "rate": rate, "max_vus": max_vus}
+    plan = plan_local_run(catalog=load_catalog(catalog), targets=_split(targets), scenario=scenario, suite=suite,
+                          mock=mock_name, mock_profile=mock_profile, knobs=knobs, repeats=repeats,
+                          results_root=results, cpu_plan=plan_cpus(pin=not no_pin), keep_raw=not no_raw,
+                          command_line=sys.argv)
     printer = ProgressPrinter(console)
     runner = LocalRunner(plan, on_event=printer)
     try:
@@ -281,10 +289,10 @@ def cloud_run(stacks: str, scenario: str, vus: int | None, duration: str | None,
     from analysis.report import write_report
 
     cat = load_catalog(catalog)
-    scen, params = _params(scenario, "cloud", vus=vus, duration=duration, warmup=warmup, prompt_tokens=prompt_tokens,
-                           max_tokens=max_tokens, rate=rate, max_vus=max_vus)
+    scen, params = _params(scenario or "seed", "cloud", vus=vus, duration=duration, warmup=warmup,
+                           prompt_tokens=prompt_tokens, max_tokens=max_tokens, rate=rate, max_vus=max_vus)
     outputs = [read_stack_outputs(s) for s in _split(stacks) or []]
-    run_dir = _run_cloud(_cloud_plan(outputs, cat, scen, params, repeats, results))
+    run_dir = _run_cloud(_cloud_plan(outputs, cat, scen, params, repeats or 1, results))
     paths = write_report(run_dir)
     _print_summary(paths["comparison"])
     _print_paths(paths)
@@ -314,13 +322,13 @@ def cloud_matrix(stacks: str, scenario: str, vus: int | None, duration: str | No
     from analysis.report import write_report
 
     cat = load_catalog(catalog)
-    scen, params = _params(scenario, "cloud", vus=vus, duration=duration, warmup=warmup, prompt_tokens=prompt_tokens,
-                           max_tokens=max_tokens, rate=rate, max_vus=max_vus)
+    scen, params = _params(scenario or "seed", "cloud", vus=vus, duration=duration, warmup=warmup,
+                           prompt_tokens=prompt_tokens, max_tokens=max_tokens, rate=rate, max_vus=max_vus)
     names = _split(stacks) or []
     directory = directory or results / f"matrix-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}"
 
     def benchmark(outputs, root: Path) -> Path:
-        return _run_cloud(_cloud_plan([outputs], cat, scen, params, repeats, root))
+        return _run_cloud(_cloud_plan([outputs], cat, scen, params, repeats or 1, root))
 
     result = run_matrix(names, directory, PulumiWorkspace(REPO_DIR), benchmark, keep=keep, rerun=rerun,
                         on_event=lambda event, **d: console.print(f"{d['stack']}: {d['step']}", markup=False))

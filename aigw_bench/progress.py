@@ -34,9 +34,14 @@ class ProgressPrinter:
 
     def on_run_start(self, run_dir: Any, total: int, plan: Any) -> None:
         p = plan.params
+        if getattr(plan, "suite", None):
+            what = (f"suite [bold]{plan.suite.name}[/] (overhead, published shape, capacity, efficiency, "
+                    f"streaming) per target, {total} session(s)")
+        else:
+            what = (f"scenario [bold]{plan.scenario.name}[/]: {p.vus} VUs, {p.duration:g} s (+{p.warmup:g} s warm-up) "
+                    f"per target, {total} target run(s)")
         self.console.print(
-            f"[bold]aigw-bench[/] scenario [bold]{plan.scenario.name}[/]: {p.vus} VUs, {p.duration:g} s "
-            f"(+{p.warmup:g} s warm-up) per target, {total} target run(s)\n"
+            f"[bold]aigw-bench[/] {what}\n  mock: {plan.mock.name} ({plan.profile.name} pacing)\n"
             f"  CPU pinning: {plan.cpu_plan.note}\n  results: {run_dir}"
         )
 
@@ -44,12 +49,27 @@ class ProgressPrinter:
         self._prefix = f"[{index}/{total}] {target}" + (f" (repeat {repeat})" if repeat > 1 else "")
         self._show(f"{self._prefix}: starting")
 
+    def on_rig_done(self, rig: dict) -> None:
+        self._stop_status()
+        if rig.get("error"):
+            self.console.print(f"rig: [red]not measured[/]: {escape(str(rig['error']))}")
+            return
+        floor = rig.get("floor_ms") or {}
+        self.console.print(f"rig ({escape(str(rig.get('mock')))} mock, k6 straight to it): ceiling "
+                           f"{rig.get('ceiling_rps') or 0:,.0f} RPS, floor p50 {floor.get('p50') or 0:.3f} ms, "
+                           f"p99 {floor.get('p99') or 0:.3f} ms")
+
     def on_phase(self, target: str, phase: str) -> None:
         self._show(f"{self._prefix}: {phase}")
 
+    def on_probe(self, target: str, rate: int, probe: Any, bound_ms: float) -> None:
+        verdict = "passes" if probe.passes(bound_ms) else f"fails ({probe.why_not(bound_ms)})"
+        p99 = f"p99 {probe.p99_ms:.1f} ms" if probe.p99_ms is not None else "no p99"
+        self._show(f"{self._prefix}: capacity {rate} req/s: {p99}, {verdict} at {bound_ms:g} ms")
+
     def on_tick(self, target: str, warmup: bool, elapsed: float, duration: float, requests: int | None,
-                rps: float | None, ok_rate: float | None) -> None:
-        phase = "warm-up" if warmup else "measuring"
+                rps: float | None, ok_rate: float | None, label: str = "") -> None:
+        phase = f"{label} warm-up" if warmup else (label or "measuring")
         remaining = max(0.0, duration - elapsed)
         live = ""
         if requests is not None:

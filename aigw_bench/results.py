@@ -53,8 +53,28 @@ Status = Literal[
 ]
 
 
+StepStatus = Literal["ok", "failed", "skipped", "interrupted"]
+
+
+class StepRecord(BaseModel):
+    """One measurement of a session (overhead, seed, capacity, efficiency, streaming, or a scenario).
+
+    ``data`` holds what was measured as plain facts (rates probed, CPU seconds, counts); statistics
+    and verdicts are derived from it and from the step's files by the analysis."""
+
+    name: str
+    kind: str
+    status: StepStatus
+    reason: str | None = None
+    dir: str  # relative to the session's directory
+    files: dict[str, str] = Field(default_factory=dict)  # relative to ``dir``
+    data: dict[str, Any] = Field(default_factory=dict)
+    started_at: str | None = None
+    finished_at: str | None = None
+
+
 class Outcome(BaseModel):
-    """What happened to one target in one repeat."""
+    """What happened to one target in one repeat (one session: the mock and the target started once)."""
 
     target: str
     repeat: int
@@ -70,6 +90,7 @@ class Outcome(BaseModel):
     url: str | None = None
     body_sha256: str | None = None
     files: dict[str, str] = Field(default_factory=dict)
+    steps: dict[str, StepRecord] = Field(default_factory=dict)
 
     @property
     def measured(self) -> bool:

@@ -36,3 +36,16 @@ def render_list(items: list[str], context: Mapping[str, Any], where: str) -> lis
 
 def render_map(items: Mapping[str, str], context: Mapping[str, Any], where: str) -> dict[str, str]:
     return {key: render_str(value, context, f"{where}.{key}") for key, value in items.items()}
+
+
+def render_vars(items: Mapping[str, Any], context: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """An entry's ``vars``: strings (also inside lists) are templates, other values are kept as they are."""
+
+    def one(value: Any, at: str) -> Any:
+        if isinstance(value, str):
+            return render_str(value, context, at)
+        if isinstance(value, list):
+            return [one(v, f"{at}[{i}]") for i, v in enumerate(value)]
+        return value
+
+    return {key: one(value, f"{where}.{key}") for key, value in items.items()}

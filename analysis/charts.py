@@ -149,3 +149,50 @@ def resource_usage(resources: pd.DataFrame, colours: dict[str, str]) -> str:
                bbox_to_anchor=(0.5, -0.06))
     fig.suptitle("Resource usage during the measurement (colour: target, pattern: process)")
     return _svg(fig)
+
+
+def overhead_bars(overhead: pd.DataFrame, colours: dict[str, str]) -> str:
+    """Added latency (µs, symmetric log scale) at p50/p90/p99 per target, with 95% interval bars."""
+    quantiles = ["p50", "p90", "p99"]
+    data = overhead.sort_values("target")
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    width = 0.8 / max(len(data), 1)
+    x = np.arange(len(quantiles))
+    for i, r in enumerate(data.to_dict("records")):
+        values = np.array([r[f"added_{q}_us"] for q in quantiles], dtype=float)
+        low = np.array([r[f"added_{q}_us_ci_low"] for q in quantiles], dtype=float)
+        high = np.array([r[f"added_{q}_us_ci_high"] for q in quantiles], dtype=float)
+        err = np.nan_to_num(np.vstack([values - low, high - values]).clip(min=0))
+        ax.bar(x + i * width - 0.4 + width / 2, values, width, yerr=err, capsize=3, label=r["target"],
+               color=colours.get(r["target"], "#333"))
+    ax.set_yscale("symlog", linthresh=10)
+    ax.axhline(0, color="#333", linewidth=0.8)
+    ax.set_xticks(x, quantiles)
+    ax.set_ylabel("added latency (µs, symlog)")
+    ax.set_title("Overhead at concurrency 1: target minus direct")
+    ax.legend(frameon=False, fontsize=8, ncol=min(len(data), 4))
+    return _svg(fig)
+
+
+def frontier(probes: pd.DataFrame, front: pd.DataFrame, colours: dict[str, str]) -> str:
+    """p99 against offered rate for every probe; the bounds as dashed lines."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for target, frame in probes.dropna(subset=["p99_ms"]).groupby("target", sort=True):
+        colour = colours.get(str(target), "#333")
+        for repeat, part in frame.groupby("repeat"):
+            part = part.sort_values("rate")
+            ax.plot(part["rate"], part["p99_ms"], color=colour, alpha=0.5, linewidth=1)
+            clean = part["clean"].astype(bool)
+            ax.scatter(part.loc[clean, "rate"], part.loc[clean, "p99_ms"], color=colour, s=18,
+                       label=str(target) if repeat == frame["repeat"].min() else None)
+            ax.scatter(part.loc[~clean, "rate"], part.loc[~clean, "p99_ms"], facecolors="none", edgecolors=colour, s=18)
+    for bound in sorted(front["p99_bound_ms"].unique()):
+        ax.axhline(bound, color="#777", linestyle="--", linewidth=0.8)
+        ax.text(ax.get_xlim()[0], bound, f" p99 {bound:g} ms", va="bottom", fontsize=7, color="#555")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("offered rate (requests/s, log)")
+    ax.set_ylabel("p99 latency (ms, log)")
+    ax.set_title("Capacity frontier: p99 against arrival rate")
+    ax.legend(frameon=False, fontsize=8)
+    return _svg(fig)

@@ -13,8 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from aigw_bench.measure.search import RIG_BOUND_FRACTION
 from analysis.load import RunData
 from analysis.stats import intervals_separate, summarize_repeats
+from analysis.suite import SUITE_COLUMNS, SuiteResults, suite_columns
 
 ROLE_ORDER = {"baseline": 0, "floor": 1, "gateway": 2}
 LATENCY_COLUMNS = ["latency_p50_ms", "latency_p90_ms", "latency_p95_ms", "latency_p99_ms", "latency_max_ms"]
@@ -26,6 +28,7 @@ COMPARISON_COLUMNS = [
     "added_p50_ms", "added_p95_ms", "added_p99_ms", "rps_pct_of_baseline",
     "response_bytes_avg", "dropped_iterations",
     *(f"{m}_{s}" for m in INTERVAL_METRICS for s in ("ci_low", "ci_high", "cv")),
+    "rig_ceiling_rps", "rig_bound", *SUITE_COLUMNS,
     "reason",
 ]
 # Above this error rate a row is not a valid measurement of the target's capacity.
@@ -44,7 +47,7 @@ def _status_summary(rows: pd.DataFrame) -> tuple[str, str | None]:
     return status if status != "ok" else "ok", reasons
 
 
-def comparison(run: RunData) -> pd.DataFrame:
+def comparison(run: RunData, suite: SuiteResults | None = None) -> pd.DataFrame:
     targets = run.manifest.get("targets", {})
     wide = (
         run.metrics.pivot_table(index=["target", "repeat"], columns="metric", values="value", aggfunc="first")
@@ -76,6 +79,14 @@ def comparison(run: RunData) -> pd.DataFrame:
             table[f"added_{q}_ms"] = table[f"latency_{q}_ms"] - b[f"latency_{q}_ms"]
         table["rps_pct_of_baseline"] = table["rps"] / b["rps"] * 100.0
         table.loc[table["role"] == "baseline", ["added_p50_ms", "added_p95_ms", "added_p99_ms"]] = 0.0
+    # The rig's ceiling next to every throughput: near it, the figure is the rig's, not the target's.
+    ceiling = run.rig.get("ceiling_rps")
+    table["rig_ceiling_rps"] = ceiling if ceiling else np.nan
+    table["rig_bound"] = (table["rps"] >= RIG_BOUND_FRACTION * ceiling) if ceiling else False
+    if suite is not None and not suite.empty:
+        extra = suite_columns(suite)
+        table = table.drop(columns=[c for c in SUITE_COLUMNS if c in table.columns]).merge(extra, on="target",
+                                                                                            how="left")
     table["_order"] = table["role"].map(ROLE_ORDER).fillna(9)
     table = table.sort_values(["_order", "target"]).drop(columns="_order").reset_index(drop=True)
     return table[COMPARISON_COLUMNS]

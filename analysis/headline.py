@@ -1,8 +1,17 @@
-"""Headline statements in the published benchmark's style, each with the caveats that apply to it."""
+"""Headline statements, each with the caveats that apply to it.
+
+Suite runs: one statement per target in plain words (added latency with its interval, capacity under
+the default p99 bound, CPU per request and memory, streaming), then comparisons only where the
+intervals say a difference is real. Scenario runs: throughput comparisons in the published form;
+latency differences only from an open-model (arrival-rate) scenario, never from a closed loop,
+where latency is queueing at each target's limit.
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import pandas as pd
 
@@ -14,6 +23,22 @@ from analysis.validity import RULE_TITLES, Finding
 class Headline:
     text: str
     caveats: list[str] = field(default_factory=list)
+
+
+def _present(value: Any) -> bool:
+    return value is not None and not (isinstance(value, float) and math.isnan(value)) and value is not pd.NA
+
+
+def _true(value: Any) -> bool:
+    """A flag from a table cell (bool, numpy bool, or missing)."""
+    return _present(value) and bool(value)
+
+
+def us_text(value: float) -> str:
+    """Microseconds as a person reads them: 85 µs, 4.2 ms."""
+    if abs(value) < 1000:
+        return f"{value:,.0f} µs"
+    return f"{value / 1000:,.1f} ms"
 
 
 def _significance(label: str, significant: bool | None) -> str | None:
@@ -33,19 +58,120 @@ def _flags(findings: list[Finding], *targets: str) -> list[str]:
     return seen
 
 
-def headlines(table: pd.DataFrame, findings: list[Finding]) -> list[Headline]:
+# ------------------------------------------------------------------------------------ suites
+def _overhead_part(r: dict) -> tuple[str | None, list[str]]:
+    if not _present(r.get("added_p50_us")):
+        return None, []
+    caveats = []
+    p50 = f"adds {us_text(r['added_p50_us'])} at p50"
+    if _present(r.get("added_p50_us_ci_low")):
+        p50 += f" (95% CI {us_text(r['added_p50_us_ci_low'])} to {us_text(r['added_p50_us_ci_high'])})"
+        if r["added_p50_us_ci_low"] <= 0 <= r["added_p50_us_ci_high"]:
+            caveats.append("its added p50 is not distinguishable from zero")
+    text = f"{p50} and {us_text(r['added_p99_us'])} at p99 over direct, one request at a time"
+    return text, caveats
+
+
+def _capacity_part(r: dict, cpus: int | None) -> str | None:
+    bound = r.get("capacity_bound_ms")
+    if not _present(bound):
+        return None
+    on = f" on {cpus} CPU{'s' if cpus != 1 else ''}" if cpus else ""
+    if _true(r.get("capacity_rig_bound")):
+        return (f"sustains at least {r['capacity_at_least_rps']:,.0f} RPS with p99 <= {bound:g} ms{on} "
+                "(rig-bound: more cannot be measured here)")
+    if _present(r.get("capacity_rps")):
+        spread = ""
+        if _present(r.get("capacity_high_rps")) and r["capacity_high_rps"] != r["capacity_rps"]:
+            spread = f", lowest of its repeats; up to {r['capacity_high_rps']:,.0f}"
+        return f"sustains {r['capacity_rps']:,.0f} RPS with p99 <= {bound:g} ms{on}{spread}"
+    return f"met p99 <= {bound:g} ms at none of the rates tried"
+
+
+def _efficiency_part(r: dict) -> str | None:
+    if not _present(r.get("cpu_ms_per_request")):
+        return None
+    text = f"{r['cpu_ms_per_request']:.2f} CPU-ms per request"
+    if _present(r.get("rss_mib")):
+        text += f" and {r['rss_mib']:,.0f} MiB under load"
+    return text + f" at {r['efficiency_rate']:g} req/s"
+
+
+def _streaming_part(r: dict) -> str | None:
+    if not _present(r.get("added_ttft_p50_ms")):
+        return None
+    text = (f"streaming adds {r['added_ttft_p50_ms']:+.1f} ms to the first token and "
+            f"{r['added_gap_p50_ms']:+.2f} ms between chunks (p50)")
+    if _true(r.get("stream_rebuffers")):
+        text += ", and re-buffers the stream (chunks arrive together at the end)"
+    elif _present(r.get("stream_complete_share")) and r["stream_complete_share"] >= 1.0:
+        text += ", every chunk relayed"
+    return text
+
+
+def suite_headlines(table: pd.DataFrame, findings: list[Finding], gateway_cpus: int | None) -> list[Headline]:
+    out = []
+    rows = table[table["role"].isin(["floor", "gateway"])].to_dict("records")
+    for r in rows:
+        if r["status"] != "ok":
+            continue
+        overhead, caveats = _overhead_part(r)
+        parts = [p for p in (overhead, _capacity_part(r, gateway_cpus), _efficiency_part(r), _streaming_part(r)) if p]
+        if not parts:
+            continue
+        out.append(Headline(f"{r['target']} {r['version']} " + "; ".join(parts),
+                            caveats + _flags(findings, r["target"])))
+    out.extend(_suite_comparisons(rows))
+    return out
+
+
+def _suite_comparisons(rows: list[dict]) -> list[Headline]:
+    """Only differences the intervals call real: added p50 (bootstrap intervals), capacity (repeat ranges)."""
+    out = []
+    ok = [r for r in rows if r["status"] == "ok"]
+    for i, a in enumerate(ok):
+        for b in ok[i + 1:]:
+            if all(_present(x.get("added_p50_us_ci_low")) for x in (a, b)):
+                less, more = (a, b) if a["added_p50_us"] < b["added_p50_us"] else (b, a)
+                if less["added_p50_us_ci_high"] < more["added_p50_us_ci_low"]:
+                    out.append(Headline(
+                        f"{less['target']} adds less latency than {more['target']} at p50 "
+                        f"({us_text(less['added_p50_us'])} vs {us_text(more['added_p50_us'])}; the 95% intervals "
+                        "do not overlap)"))
+            # Capacity: only with repeats, and only when every repeat of one beat every repeat of the other.
+            caps = [x for x in (a, b) if _present(x.get("capacity_rps")) and not _true(x.get("capacity_rig_bound"))
+                    and (x.get("repeats") or 0) >= 2]
+            if len(caps) == 2:
+                hi, lo = sorted(caps, key=lambda x: x["capacity_rps"], reverse=True)
+                if _present(hi.get("capacity_low_rps")) and hi["capacity_low_rps"] > lo["capacity_high_rps"]:
+                    more_pct = (hi["capacity_rps"] / lo["capacity_rps"] - 1) * 100
+                    out.append(Headline(
+                        f"{hi['target']} sustains {more_pct:.0f}% more RPS than {lo['target']} with p99 <= "
+                        f"{hi['capacity_bound_ms']:g} ms ({hi['capacity_rps']:,.0f} vs {lo['capacity_rps']:,.0f}; "
+                        "every repeat of one above every repeat of the other)"))
+    return out
+
+
+# --------------------------------------------------------------------------------- scenarios
+def headlines(table: pd.DataFrame, findings: list[Finding], closed_loop: bool = True) -> list[Headline]:
+    """A scenario run: throughput comparisons; added latency only at a fixed arrival rate."""
     out = []
     for st in relative_statements(table, roles=("gateway",)):
-        if st.rps_significant is None and st.p95_significant is None:
-            caveats = ["one repeat: no confidence intervals to judge the differences by (use --repeats 3 or more)"]
+        if st.rps_significant is None:
+            caveats = ["one repeat: no confidence interval to judge the difference by (use --repeats 3 or more)"]
         else:
-            caveats = [c for c in (_significance("RPS", st.rps_significant),
-                                   _significance("p95", st.p95_significant)) if c]
-        out.append(Headline(st.text, caveats + _flags(findings, st.faster, st.slower)))
+            caveats = [c for c in (_significance("RPS", st.rps_significant),) if c]
+        if closed_loop:
+            caveats.append("closed loop: throughput at each target's limit; its latency is queueing, not overhead")
+        text = (f"{st.faster} delivered {st.rps_more_pct:.0f}% more RPS than {st.slower}"
+                + (" (closed loop)" if closed_loop else ""))
+        out.append(Headline(text, caveats + _flags(findings, st.faster, st.slower)))
+    if closed_loop:
+        return out
     for r in table[table["valid"] & (table["role"] == "gateway")].to_dict("records"):
         if pd.isna(r.get("added_p95_ms")):
             continue
         text = (f"{r['target']} added {r['added_p50_ms']:+.2f} ms at p50 and {r['added_p95_ms']:+.2f} ms at p95 over "
-                f"direct-to-mock, at {r['rps_pct_of_baseline']:.0f}% of its throughput")
+                "direct-to-mock at the same arrival rate")
         out.append(Headline(text, _flags(findings, r["target"])))
     return out

@@ -10,13 +10,13 @@ which file and why, and it contributes no numbers (none are made up).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from aigw_bench.results import Outcome, read_manifest, read_outcomes, target_dir
+from aigw_bench.results import Outcome, StepRecord, read_manifest, read_outcomes, target_dir
 
 # metric column -> (k6 metric, stat). Latency in ms (k6's unit for trends), rates as fractions.
 SUMMARY_FIELDS: dict[str, tuple[str, str]] = {
@@ -35,9 +35,7 @@ SUMMARY_FIELDS: dict[str, tuple[str, str]] = {
     "ttfb_p50_ms": ("http_req_waiting", "p(50)"),
     "ttfb_p95_ms": ("http_req_waiting", "p(95)"),
     "ttfb_p99_ms": ("http_req_waiting", "p(99)"),
-    "response_bytes_avg": ("aigw_response_bytes", "avg"),
-    "response_bytes_min": ("aigw_response_bytes", "min"),
-    "response_bytes_max": ("aigw_response_bytes", "max"),
+    "response_bytes_total": ("aigw_response_bytes", "count"),
     "dropped_iterations": ("dropped_iterations", "count"),
     "vus_max": ("vus_max", "max"),
     "data_received_bytes": ("data_received", "count"),
@@ -59,6 +57,27 @@ class RunData:
     resources: pd.DataFrame  # target, repeat, t_s, role, cpu_cores, rss_mib, processes
     histograms: pd.DataFrame  # target, repeat, bucket, upper_ms, count
     statuses: pd.DataFrame  # target, repeat, status, requests
+    sessions: list[Outcome] = field(default_factory=list)  # the outcomes as recorded, with their steps
+
+    @property
+    def is_suite(self) -> bool:
+        return bool(self.manifest.get("suite"))
+
+    @property
+    def rig(self) -> dict[str, Any]:
+        return self.manifest.get("rig") or {}
+
+    def roles(self) -> dict[str, str]:
+        return {name: info.get("role", "gateway") for name, info in self.manifest.get("targets", {}).items()}
+
+    def step_records(self, step: str) -> list[tuple[Outcome, StepRecord]]:
+        """Every session's record of one step (all repeats), with the session it belongs to."""
+        return [(o, o.steps[step]) for o in self.sessions if step in o.steps]
+
+    def step_path(self, outcome: Outcome, record: StepRecord, name: str | None = None) -> Path:
+        """A step's directory, or one of its files."""
+        base = target_dir(self.run_dir, outcome.target, outcome.repeat) / record.dir
+        return base / record.files[name] if name else base
 
     @property
     def baseline(self) -> str | None:
@@ -89,6 +108,11 @@ def read_summary(path: Path) -> dict[str, float]:
         values["test_duration_s"] = float(duration_ms) / 1000.0
     if "ok_rate" in values:
         values["error_rate"] = 1.0 - values["ok_rate"]
+    sizes = metrics.get("aigw_response_bytes", {})
+    if sizes.get("type") == "trend":  # summaries written before the counter (format 1)
+        values["response_bytes_avg"] = float(sizes["values"]["avg"])
+    elif values.get("requests") and "response_bytes_total" in values:
+        values["response_bytes_avg"] = values["response_bytes_total"] / values["requests"]
     return values
 
 
@@ -149,6 +173,7 @@ def load_run(run_dir: Path) -> RunData:
         resources=_collect(run_dir, measured, "resources"),
         histograms=_collect(run_dir, measured, "histogram"),
         statuses=_collect(run_dir, measured, "statuses"),
+        sessions=outcomes,
     )
 
 

@@ -1,6 +1,7 @@
 """Build every report artefact of a run directory from its files.
 
-``comparison.csv`` (one row per target, full precision), ``report.md`` (pull requests),
+``comparison.csv`` (one row per target, full precision), ``frontier.csv`` and ``probes.csv`` (suite
+runs: the capacity frontier and every probed rate), ``report.md`` (pull requests),
 ``report.html`` (self-contained, offline) and ``timeseries.parquet`` / ``resources.parquet`` /
 ``metrics.parquet`` (columnar copies for pandas). Always regenerated from the raw results, so
 ``aigw-bench report <dir>`` after a code change gives the same numbers.
@@ -14,10 +15,11 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.compare import comparison
-from analysis.headline import Headline, headlines
+from analysis.headline import Headline, headlines, suite_headlines
 from analysis.load import RunData, load_run
 from analysis.report_html import render_html
 from analysis.report_md import render_markdown
+from analysis.suite import SuiteResults, suite_results
 from analysis.validity import Finding, check
 
 
@@ -27,6 +29,7 @@ class Report:
     table: pd.DataFrame
     findings: list[Finding]
     headlines: list[Headline]
+    suite: SuiteResults
     paths: dict[str, Path]
 
 
@@ -40,22 +43,33 @@ def _write_parquet(frame: pd.DataFrame, path: Path) -> Path | None:
 def build_report(run_dir: Path) -> Report:
     run_dir = Path(run_dir)
     run = load_run(run_dir)
-    table = comparison(run)
-    findings = check(run, table)
-    heads = headlines(table, findings)
+    suite = suite_results(run)
+    table = comparison(run, suite)
+    findings = check(run, table, suite)
+    if run.is_suite:
+        gateway_cpus = (run.manifest.get("cpu_pinning") or {}).get("gateway")
+        heads = suite_headlines(table, findings, len(gateway_cpus) if gateway_cpus else None)
+    else:
+        heads = headlines(table, findings, closed_loop=run.manifest.get("scenario", {}).get("executor") !=
+                          "constant-arrival-rate")
     paths = {
         "comparison": run_dir / "comparison.csv",
         "markdown": run_dir / "report.md",
         "html": run_dir / "report.html",
     }
     table.to_csv(paths["comparison"], index=False)
-    paths["markdown"].write_text(render_markdown(run, table, findings, heads))
-    paths["html"].write_text(render_html(run, table, findings, heads))
+    if not suite.frontier.empty:
+        paths["frontier"] = run_dir / "frontier.csv"
+        suite.frontier.to_csv(paths["frontier"], index=False)
+        paths["probes"] = run_dir / "probes.csv"
+        suite.probes.to_csv(paths["probes"], index=False)
+    paths["markdown"].write_text(render_markdown(run, table, findings, heads, suite))
+    paths["html"].write_text(render_html(run, table, findings, heads, suite))
     for name, frame in (("timeseries", run.timeseries), ("resources", run.resources), ("metrics", run.metrics)):
         written = _write_parquet(frame, run_dir / f"{name}.parquet")
         if written:
             paths[name] = written
-    return Report(run, table, findings, heads, paths)
+    return Report(run, table, findings, heads, suite, paths)
 
 
 def write_report(run_dir: Path) -> dict[str, Path]:

@@ -15,46 +15,31 @@ from analysis.headline import Headline
 from analysis.load import RunData
 from analysis.report_md import (
     REPEAT_HEADERS,
-    STATUS_TEXT,
     cost_rows,
     cost_summary,
-    fmt,
+    intro_text,
+    is_closed_loop,
     manifest_lines,
     problem_entries,
     repeat_rows,
-    signed,
+    results_cells,
+    results_note,
     version_rows,
 )
+from analysis.report_tables import rig_summary, suite_tables
+from analysis.suite import SuiteResults
 from analysis.validity import RULE_TITLES, Finding
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 
 
-def _results(table: pd.DataFrame, colours: dict[str, str]) -> dict[str, Any]:
-    headers = ["target", "role", "version", "status", "requests", "RPS", "errors", "p50", "p90", "p95", "p99",
-               "max", "+p50", "+p95", "+p99", "% of baseline RPS"]
-    rows = []
-    for r in table.to_dict("records"):
-        measured = not pd.isna(r["rps"])
-        status = STATUS_TEXT.get(r["status"], r["status"])
-        status_class = "status-ok" if r["valid"] else ("status-skip" if r["status"] == "not_runnable"
-                                                        else "status-bad")
-        if measured and r["status"] == "ok" and not r["valid"]:
-            status = "measured, too many errors"
-        rows.append({
-            "valid": bool(r["valid"]),
-            "colour": colours.get(r["target"], "#999"),
-            "status_class": status_class,
-            "cells": [
-                r["target"], r["role"], r["version"], status, fmt(r["requests"], 0), fmt(r["rps"], 1),
-                fmt(r["error_rate"] * 100 if measured else None, 2, "%"),
-                *(fmt(r[c]) for c in ("latency_p50_ms", "latency_p90_ms", "latency_p95_ms", "latency_p99_ms",
-                                      "latency_max_ms")),
-                signed(r["added_p50_ms"]), signed(r["added_p95_ms"]), signed(r["added_p99_ms"]),
-                fmt(r["rps_pct_of_baseline"], 1, "%"),
-            ],
-        })
-    return {"headers": headers, "rows": rows}
+def _results(run: RunData, table: pd.DataFrame, colours: dict[str, str]) -> dict[str, Any]:
+    closed = is_closed_loop(run)
+    headers, rows = results_cells(table, closed)
+    for row in rows:
+        row["colour"] = colours.get(row["target"], "#999")
+    return {"headers": headers, "rows": rows, "note": results_note(run, closed),
+            "title": "The published shape (closed loop)" if run.is_suite else "Results"}
 
 
 def _repeats(table: pd.DataFrame) -> dict[str, Any] | None:
@@ -62,8 +47,16 @@ def _repeats(table: pd.DataFrame) -> dict[str, Any] | None:
     return {"headers": REPEAT_HEADERS, "rows": rows} if rows else None
 
 
-def _charts(run: RunData, table: pd.DataFrame, colours: dict[str, str]) -> list[dict[str, Any]]:
+def _charts(run: RunData, table: pd.DataFrame, colours: dict[str, str],
+            suite: SuiteResults | None) -> list[dict[str, Any]]:
     out = []
+    if suite is not None and not suite.overhead.empty:
+        out.append({"id": "overhead", "svg": charts.overhead_bars(suite.overhead, colours),
+                    "caption": "Added latency at concurrency 1 (target minus direct), with 95% intervals."})
+    if suite is not None and not suite.probes.empty:
+        out.append({"id": "frontier", "svg": charts.frontier(suite.probes, suite.frontier, colours),
+                    "caption": "p99 latency against offered arrival rate, every probe of every search; dashed: "
+                               "the p99 bounds. Filled markers met the bound conditions (errors, drops)."})
     if table["rps"].notna().any():
         out.append({"id": "throughput", "svg": charts.throughput_bars(table, colours),
                     "caption": "Requests per second per target (k6 http_reqs rate)."})
@@ -89,7 +82,8 @@ def _cost(table: pd.DataFrame, cost: dict[str, Any] | None) -> dict[str, Any] | 
     return {"summary": cost_summary(cost), "rows": cost_rows(table, cost)}
 
 
-def render_html(run: RunData, table: pd.DataFrame, findings: list[Finding], heads: list[Headline]) -> str:
+def render_html(run: RunData, table: pd.DataFrame, findings: list[Finding], heads: list[Headline],
+                suite: SuiteResults | None = None) -> str:
     m = run.manifest
     s = m.get("scenario", {})
     p = s.get("params", {})
@@ -102,6 +96,10 @@ def render_html(run: RunData, table: pd.DataFrame, findings: list[Finding], head
     else:
         load_text = f"{p.get('vus')} VUs for {p.get('duration')} s"
     load_text += f", warm-up {p.get('warmup')} s excluded"
+    if m.get("suite"):
+        load_text = f"suite {m['suite']['name']}: overhead, capacity, efficiency, streaming; seed: " + load_text
+    mock = m.get("mock") or {}
+    mock_text = f"{mock.get('name')} ({(mock.get('profile') or {}).get('name', '–')} pacing)"
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATE_DIR), autoescape=True,
                              undefined=jinja2.StrictUndefined)
     return env.get_template("report.html.j2").render(
@@ -111,6 +109,7 @@ def render_html(run: RunData, table: pd.DataFrame, findings: list[Finding], head
         created_at=m.get("created_at"),
         tools=m.get("tools", {}) | {"aigw_bench": (m.get("tools") or {}).get("aigw_bench", "")},
         load_text=load_text,
+        mock_text=mock_text,
         request_text=f"~{p.get('prompt_tokens')}-token prompt, max_tokens {p.get('max_tokens')}, "
                      f"{'streaming' if p.get('stream') else 'non-streaming'}",
         repeats=m.get("repeats"),
@@ -118,9 +117,12 @@ def render_html(run: RunData, table: pd.DataFrame, findings: list[Finding], head
         problems=problem_entries(run),
         findings=[g for g in groups if g["entries"]],
         headlines=heads,
-        results=_results(table, colours),
+        intro=intro_text(run),
+        rig_lines=[line.replace("**", "") for line in rig_summary(run)],
+        suite_tables=suite_tables(run, suite, table) if suite is not None and not suite.empty else [],
+        results=_results(run, table, colours),
         repeats_table=_repeats(table),
-        charts=_charts(run, table, colours),
+        charts=_charts(run, table, colours, suite),
         cost=_cost(table, m.get("cost")),
         versions=version_rows(m),
         manifest_lines=manifest_lines(m),

@@ -14,6 +14,8 @@ import pandas as pd
 from analysis.compare import MAX_VALID_ERROR_RATE
 from analysis.headline import Headline
 from analysis.load import RunData
+from analysis.report_tables import rig_summary, suite_tables
+from analysis.suite import SuiteResults
 from analysis.validity import RULE_TITLES, Finding
 
 STATUS_TEXT = {
@@ -76,24 +78,51 @@ def repeat_rows(table: pd.DataFrame) -> list[list[str]]:
     ]
 
 
-def _results_table(table: pd.DataFrame) -> str:
-    headers = ["target", "role", "version", "status", "requests", "RPS", "errors", "p50 ms", "p90 ms", "p95 ms",
-               "p99 ms", "max ms", "+p50 ms", "+p95 ms", "+p99 ms", "RPS % of baseline"]
+def results_cells(table: pd.DataFrame, closed_loop: bool) -> tuple[list[str], list[dict[str, Any]]]:
+    """The results table as text, for md and html. A rig-bound throughput reads "at least" (>=); with a
+    closed loop no added latency is shown: latency there is queueing at each target's limit."""
+    headers = ["target", "role", "version", "status", "requests", "RPS", "% of rig ceiling", "errors",
+               "p50 ms", "p90 ms", "p95 ms", "p99 ms", "max ms"]
+    if not closed_loop:
+        headers += ["+p50 ms", "+p95 ms", "+p99 ms"]
+    headers.append("RPS % of baseline")
     rows = []
     for r in table.to_dict("records"):
-        measured = not (isinstance(r["rps"], float) and math.isnan(r["rps"]))
+        measured = _present(r["rps"])
         status = STATUS_TEXT.get(r["status"], r["status"])
         if measured and not r["valid"] and r["status"] == "ok":
             status = f"measured, errors > {MAX_VALID_ERROR_RATE * 100:.0f}%"
-        rows.append([
-            r["target"], r["role"], r["version"], status,
-            fmt(r["requests"], 0), fmt(r["rps"], 1), fmt(r["error_rate"] * 100 if measured else None, 2, "%"),
-            *(fmt(r[c]) for c in ("latency_p50_ms", "latency_p90_ms", "latency_p95_ms", "latency_p99_ms",
-                                   "latency_max_ms")),
-            signed(r["added_p50_ms"]), signed(r["added_p95_ms"]), signed(r["added_p99_ms"]),
-            fmt(r["rps_pct_of_baseline"], 1, "%"),
-        ])
-    return markdown_table(headers, rows)
+        rig_bound = bool(r.get("rig_bound")) and r["role"] != "baseline"
+        rps = (">= " if rig_bound else "") + fmt(r["rps"], 1)
+        ceiling = r.get("rig_ceiling_rps")
+        share = r["rps"] / ceiling * 100 if measured and _present(ceiling) and ceiling else None
+        cells = [r["target"], r["role"], r["version"], status, fmt(r["requests"], 0), rps, fmt(share, 0, "%"),
+                 fmt(r["error_rate"] * 100 if measured else None, 2, "%"),
+                 *(fmt(r[c]) for c in ("latency_p50_ms", "latency_p90_ms", "latency_p95_ms", "latency_p99_ms",
+                                       "latency_max_ms"))]
+        if not closed_loop:
+            cells += [signed(r["added_p50_ms"]), signed(r["added_p95_ms"]), signed(r["added_p99_ms"])]
+        cells.append(fmt(r["rps_pct_of_baseline"], 1, "%"))
+        rows.append({"cells": cells, "valid": bool(r["valid"]), "target": r["target"],
+                     "status_class": "status-ok" if r["valid"] else ("status-skip" if r["status"] == "not_runnable"
+                                                                     else "status-bad")})
+    return headers, rows
+
+
+def results_note(run: RunData, closed_loop: bool) -> str:
+    if closed_loop:
+        p = run.manifest.get("scenario", {}).get("params", {})
+        return (f"The published benchmark's shape: a closed loop of {p.get('vus')} virtual users, each sending its "
+                "next request when the last one returns. Every target runs at its limit, so its latency is "
+                "queueing (latency ~ VUs / RPS), not what it adds to a request: no added latency is derived from "
+                "it (see the overhead and capacity sections, and docs/method.md). Throughput within 80% of the rig's "
+                "ceiling reads \"at least\" (>=).")
+    return ("Latency at a fixed arrival rate (open model); `+pXX` is the difference to the direct-to-mock baseline "
+            "at that percentile and rate.")
+
+
+def is_closed_loop(run: RunData) -> bool:
+    return run.manifest.get("scenario", {}).get("executor") != "constant-arrival-rate"
 
 
 def _present(value: Any) -> bool:
@@ -185,19 +214,34 @@ def validity_lines(findings: list[Finding]) -> list[str]:
     return lines
 
 
-def render_markdown(run: RunData, table: pd.DataFrame, findings: list[Finding], heads: list[Headline]) -> str:
+def intro_text(run: RunData) -> str:
     m = run.manifest
     s = m.get("scenario", {})
     p = s.get("params", {})
+    suite = m.get("suite")
+    if suite:
+        what = (f"Suite `{suite['name']}` ({suite.get('profile', 'local')} sizes): per target, overhead at "
+                "concurrency 1, the capacity frontier, efficiency at a fixed rate, streaming, and the published "
+                "closed-loop shape")
+    else:
+        what = (f"Scenario `{s.get('name')}`: {p.get('vus')} VUs for {p.get('duration')} s per target "
+                f"(warm-up {p.get('warmup')} s excluded)")
+    return (f"{what}; ~{p.get('prompt_tokens')}-token prompt, on the {m.get('environment')} target, "
+            f"{m.get('repeats')} session(s) per target, interleaved.")
+
+
+def render_markdown(run: RunData, table: pd.DataFrame, findings: list[Finding], heads: list[Headline],
+                    suite: SuiteResults | None = None) -> str:
+    m = run.manifest
+    closed = is_closed_loop(run)
     parts = [
         f"# aigw-bench report: {m.get('run_id')}",
         "",
-        f"Scenario `{s.get('name')}`: {p.get('vus')} VUs for {p.get('duration')} s per target "
-        f"(warm-up {p.get('warmup')} s excluded), ~{p.get('prompt_tokens')}-token prompt, "
-        f"{'streaming' if p.get('stream') else 'non-streaming'}, on the {m.get('environment')} target.",
+        intro_text(run),
         "Every target received the same `POST` body on the OpenAI chat route; a request counts as "
         "successful only if it returned HTTP 200 with a well-formed chat completion.",
         "",
+        "## The rig", "", *rig_summary(run), "",
     ]
     problems = _problems(run)
     if problems:
@@ -205,16 +249,19 @@ def render_markdown(run: RunData, table: pd.DataFrame, findings: list[Finding], 
     if findings:
         parts += ["## Validity", "", "Read these before the headline: they say where a number may not mean "
                   "what it seems to mean.", "", *validity_lines(findings), ""]
-    if heads:
-        parts += ["## Headline", ""]
-        for h in heads:
-            parts.append(f"- {h.text}." + (f" *Caveats: {'; '.join(h.caveats)}.*" if h.caveats else ""))
-        parts.append("")
-    parts += ["## Results", "", _results_table(table), "",
-              "Latency is k6's `http_req_duration` (full response) in milliseconds; `+pXX` is the "
-              "difference to the direct-to-mock baseline at that percentile. With a closed-loop scenario "
-              "(constant VUs) latency includes queueing at a target's throughput limit; the `rate` "
-              "scenario measures latency at a fixed arrival rate instead.", ""]
+    parts += ["## Headline", ""]
+    for h in heads:
+        parts.append(f"- {h.text}." + (f" *Caveats: {'; '.join(h.caveats)}.*" if h.caveats else ""))
+    if not heads:
+        parts.append("No statement: fewer than two validly measured gateways to compare, or nothing measured.")
+    parts.append("")
+    if suite is not None and not suite.empty:
+        for t in suite_tables(run, suite, table):
+            parts += [f"## {t.title}", "", markdown_table(t.headers, t.rows), "", t.note, ""]
+    headers, rows = results_cells(table, closed)
+    title = "The published shape (closed loop)" if m.get("suite") else "Results"
+    parts += [f"## {title}", "", markdown_table(headers, [r["cells"] for r in rows]), "",
+              "Latency is k6's `http_req_duration` (full response) in milliseconds. " + results_note(run, closed), ""]
     repeats = repeat_rows(table)
     if repeats:
         parts += ["### Repeats", "", markdown_table(REPEAT_HEADERS, repeats), "",

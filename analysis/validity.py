@@ -12,10 +12,8 @@ import pandas as pd
 
 from analysis.compare import MAX_VALID_ERROR_RATE
 from analysis.load import RunData
+from analysis.suite import SuiteResults
 
-# A target within this fraction of the direct-to-mock throughput may be limited by the mock (or by
-# the load generator), not by itself.
-MOCK_LIMIT_FRACTION = 0.90
 # CPU use at or above this fraction of the CPUs a role may use means it was saturated.
 SATURATED_FRACTION = 0.90
 # Response size differing from the baseline's by more than this fraction: unequal work.
@@ -25,14 +23,20 @@ NOISY_CV = 0.10
 # A percentile q is only quoted with at least this many samples beyond it (p99 needs 1000 requests).
 TAIL_SAMPLES = 10
 QUOTED_PERCENTILES = {"p95": 0.95, "p99": 0.99}
+# The A/A control (direct against direct) may differ by this much at p50 before pairing is called biased.
+CONTROL_TOLERANCE_US = 5.0
 
 RULE_TITLES = {
     "errors": "Error rate above threshold",
-    "mock_bottleneck": "The mock may be the bottleneck",
+    "rig": "The rig could not measure itself",
+    "rig_bound": "Rig-bound: the load generator and the mock may set these figures",
     "loadgen_bottleneck": "The load generator may be the bottleneck",
     "few_requests": "Too few requests for the percentiles quoted",
     "unequal_work": "Targets did unequal work",
     "noisy": "Repeats disagree",
+    "control": "The A/A control is off",
+    "efficiency": "The efficiency rate was not sustained",
+    "streaming": "Streams did not arrive whole",
 }
 
 
@@ -53,19 +57,32 @@ def _errors(table: pd.DataFrame) -> list[Finding]:
     return out
 
 
-def _mock_bottleneck(table: pd.DataFrame) -> list[Finding]:
-    base = table[(table["role"] == "baseline") & table["valid"]]
-    if base.empty:
+def _rig(run: RunData) -> list[Finding]:
+    rig = run.rig
+    if not rig:
         return []
-    base_rps = float(base["rps"].iloc[0])
+    if rig.get("error"):
+        return [Finding("rig", "rig", f"the rig's ceiling and floor were not measured ({rig['error']}): no "
+                                      "throughput of this run can be told apart from the rig's own limit.")]
+    return []
+
+
+def _rig_bound(run: RunData, table: pd.DataFrame) -> list[Finding]:
+    ceiling = run.rig.get("ceiling_rps")
+    if not ceiling:
+        return []
     out = []
-    for r in table[(table["role"] != "baseline")].dropna(subset=["rps"]).itertuples():
-        share = r.rps / base_rps
-        if share >= MOCK_LIMIT_FRACTION:
-            out.append(Finding("mock_bottleneck", r.target,
-                               f"reached {share * 100:.0f}% of the direct-to-mock throughput ({r.rps:,.0f} vs "
-                               f"{base_rps:,.0f} RPS): the mock or the load generator, not {r.target}, may set "
-                               "the limit, so its overhead is not fully visible."))
+    gateways = table[table["role"] != "baseline"]
+    for r in gateways[gateways["rig_bound"].astype(bool)].dropna(subset=["rps"]).itertuples():
+        out.append(Finding("rig_bound", r.target,
+                           f"its throughput ({r.rps:,.0f} RPS) reached {r.rps / ceiling * 100:.0f}% of the rig's "
+                           f"ceiling ({ceiling:,.0f} RPS, k6 straight to the mock): read it as \"at least "
+                           f"{r.rps:,.0f} RPS\", not as its limit."))
+    if "capacity_rig_bound" in table:
+        for r in gateways[gateways["capacity_rig_bound"].eq(True)].itertuples():
+            out.append(Finding("rig_bound", r.target,
+                               "its capacity search reached the rig's own limit at the default p99 bound: it "
+                               f"sustains at least {r.capacity_at_least_rps:,.0f} RPS; more cannot be measured here."))
     return out
 
 
@@ -162,13 +179,58 @@ def _noisy(table: pd.DataFrame) -> list[Finding]:
     return out
 
 
-def check(run: RunData, table: pd.DataFrame) -> list[Finding]:
+def _control(table: pd.DataFrame, suite: SuiteResults | None) -> list[Finding]:
+    """The baseline's overhead step compares the mock with itself: its added latency must be nil.
+
+    A difference whose interval excludes zero but is below CONTROL_TOLERANCE_US (or 5% of the direct
+    p50) is real but immaterial (a sub-microsecond ordering effect); above that, pairing is biased."""
+    out = []
+    if "added_p50_us_ci_low" not in table or suite is None or suite.overhead.empty:
+        return out
+    direct = suite.overhead.set_index("target")["direct_p50_us"]
+    for r in table[table["role"] == "baseline"].dropna(subset=["added_p50_us_ci_low"]).itertuples():
+        tolerance = max(CONTROL_TOLERANCE_US, 0.05 * float(direct.get(r.target, 0.0)))
+        if (r.added_p50_us_ci_low > 0 or r.added_p50_us_ci_high < 0) and abs(r.added_p50_us) > tolerance:
+            out.append(Finding("control", r.target,
+                               f"direct against direct differed by {r.added_p50_us:+.1f} µs at p50 (95% CI "
+                               f"{r.added_p50_us_ci_low:.1f} to {r.added_p50_us_ci_high:.1f}): the two sides of the "
+                               "pairing are not alike on this machine, and overheads of that size are not resolved."))
+    return out
+
+
+def _efficiency(suite: SuiteResults | None) -> list[Finding]:
+    if suite is None or suite.efficiency.empty:
+        return []
+    return [Finding("efficiency", r.target, f"at {r.rate:g} req/s: {r.note}; its CPU and memory figures describe a "
+                                            "target under strain, not its cost at that rate.")
+            for r in suite.efficiency.itertuples() if not r.sustained]
+
+
+def _streaming(suite: SuiteResults | None) -> list[Finding]:
+    if suite is None or suite.streaming.empty:
+        return []
+    out = []
+    for r in suite.streaming.itertuples():
+        share = r.complete_share
+        if share is not None and not pd.isna(share) and share < 1.0:
+            out.append(Finding("streaming", r.target,
+                               f"only {share * 100:.1f}% of its streams arrived whole (all {r.expected_chunks} "
+                               f"chunks: {r.chunks_ok_share * 100:.1f}%, usage: {r.usage_share * 100:.1f}%, [DONE]: "
+                               f"{r.done_share * 100:.1f}%; {r.errors_target} failed outright)."))
+    return out
+
+
+def check(run: RunData, table: pd.DataFrame, suite: SuiteResults | None = None) -> list[Finding]:
     """All findings for a comparison table, in rule order."""
     return [
+        *_rig(run),
         *_errors(table),
-        *_mock_bottleneck(table),
+        *_rig_bound(run, table),
         *_loadgen_bottleneck(run, table),
         *_few_requests(table),
         *_unequal_work(run, table),
         *_noisy(table),
+        *_control(table, suite),
+        *_efficiency(suite),
+        *_streaming(suite),
     ]

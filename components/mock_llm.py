@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from aigw_bench.catalog import MockDefinition
+from aigw_bench.mock import MockDefinition, load_contract, load_profile
+from aigw_bench.templating import render_file
 from components import scheduling
 from components.catalog_cloud import Chart
 from components.helm import pinned_release
@@ -27,6 +29,13 @@ class MockLlmArgs:
     provider: k8s.Provider
     lb_controller: pulumi.Resource
     node_groups: list[pulumi.Resource]
+
+
+def wiremock_mappings(mock: MockDefinition) -> dict[str, str]:
+    """The mapping files the local target renders, rendered the same way (from mock_llm/contract.json)."""
+    context = {"contract": load_contract(), "profile": load_profile("instant")}
+    return {Path(out).name: render_file(mock.entry_dir / template, context)
+            for out, template in sorted(mock.local.config_files.items()) if out.startswith("mappings/")}
 
 
 def wiremock_args(port: int, cpu: float) -> list[str]:
@@ -56,7 +65,7 @@ class MockLlm(pulumi.ComponentResource):
         chart, image, port, namespace = cloud["chart"], cloud["image"], int(cloud["port"]), cloud["namespace"]
         k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.provider)
         ns = k8s.core.v1.Namespace(f"{name}-ns", metadata={"name": namespace}, opts=k8s_opts)
-        mappings = {p.name: p.read_text() for p in sorted(args.mock.mappings_dir.glob("*.json"))}
+        mappings = wiremock_mappings(args.mock)
         cpu = f"{args.cpu:g}"
         memory_mib = int(args.memory_gib * 1024)
         heap_mib = int(memory_mib * 0.6)  # the rest: metaspace, thread stacks, direct buffers

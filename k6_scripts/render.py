@@ -54,6 +54,10 @@ def build_body(params: ScenarioParams, model: str) -> str:
         "temperature": 0,
         "stream": params.stream,
     }
+    if params.stream:
+        # As a client that wants token counts asks for them: without it the OpenAI API (and gateways
+        # that follow it) leave usage out of a stream.
+        body["stream_options"] = {"include_usage": True}
     return json.dumps(body, separators=(",", ":"))
 
 
@@ -66,21 +70,18 @@ def _environment() -> jinja2.Environment:
     )
 
 
-def render_script(scenario: Scenario, params: ScenarioParams, target: RenderTarget) -> RenderedScript:
+def _render(template: str, params: ScenarioParams, target: RenderTarget, **extra: object) -> RenderedScript:
     body = build_body(params, target.model)
     digest = hashlib.sha256(body.encode()).hexdigest()
-    source = (
-        _environment()
-        .get_template(scenario.template)
-        .render(
-            scenario=scenario,
-            params=params,
-            target=target,
-            body=body,
-            body_sha256=digest,
-            duration=format_duration(params.duration),
-            timeout=format_duration(params.request_timeout),
-        )
+    source = _environment().get_template(template).render(
+        params=params,
+        target=target,
+        body=body,
+        body_sha256=digest,
+        duration=format_duration(params.duration),
+        timeout=format_duration(params.request_timeout),
+        full_check_every=params.full_check_every,
+        **extra,
     )
     prompt = json.loads(body)["messages"][1]["content"]
     return RenderedScript(
@@ -90,3 +91,15 @@ def render_script(scenario: Scenario, params: ScenarioParams, target: RenderTarg
         prompt_tokens=estimate_tokens(prompt),
         prompt_bytes=len(prompt.encode()),
     )
+
+
+def render_script(scenario: Scenario, params: ScenarioParams, target: RenderTarget) -> RenderedScript:
+    """A scenario's script for one target."""
+    return _render(scenario.template, params, target, scenario=scenario)
+
+
+def render_paired(params: ScenarioParams, target: RenderTarget, direct: RenderTarget) -> RenderedScript:
+    """The overhead measurement: one VU alternating between the mock directly and the mock via ``target``."""
+    if direct.model != target.model:
+        raise ValueError("the direct and the target side must send the same body (same model name)")
+    return _render("paired.js.j2", params, target, direct=direct)

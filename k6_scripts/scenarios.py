@@ -57,12 +57,24 @@ class ScenarioParams(BaseModel):
     max_vus: int | None = Field(None, ge=1, le=100_000, description="VU ceiling (arrival-rate)")
     request_timeout: float = Field(60, gt=0, le=3600, description="per-request timeout")
     prompt_seed: int = Field(1, ge=0, description="seed of the deterministic prompt text")
+    full_check_every: int = Field(
+        1, ge=1, le=1000,
+        description="parse every Nth answer of each VU in full (JSON); the others are checked for the answer's "
+                    "markers only, which costs the load generator less")
 
     @field_validator("duration", "warmup", "request_timeout", mode="before")
     @classmethod
     def _parse_duration(cls, value: Any) -> Any:
         if isinstance(value, str):
             return parse_duration(value)
+        return value
+
+    @field_validator("duration", "warmup")
+    @classmethod
+    def _k6_minimum(cls, value: float) -> float:
+        # k6 refuses scenarios shorter than a second (exit code 104); a warm-up of 0 is none.
+        if 0 < value < 1:
+            raise ValueError("k6 runs last at least 1s (a warm-up of 0 is none)")
         return value
 
 
@@ -75,6 +87,7 @@ class Scenario(BaseModel):
     description: str
     executor: Executor
     template: str = "chat_completions.js.j2"
+    mock_profile: str = Field("instant", description="the mock's pacing profile (mock_llm/profiles.yaml)")
     defaults: dict[str, Any] = Field(default_factory=dict)
     profiles: dict[Profile, dict[str, Any]]
 

@@ -11,8 +11,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from aigw_bench.catalog import load_catalog, load_mock
+from aigw_bench.catalog import load_catalog
 from aigw_bench.local import install
+from aigw_bench.mock import list_mocks, load_mock
 from tests.helpers import tool_processes
 
 
@@ -27,11 +28,11 @@ def no_leftovers() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def tools_ready() -> None:
-    mock = load_mock()
     missing = []
-    if mock.local.install and not install.is_installed(install.InstallTarget(mock.name, mock.local.install,
-                                                                               mock.entry_dir)):
-        missing.append(mock.name)
+    for mock in (load_mock(name) for name in list_mocks()):
+        if mock.local.install and not install.is_installed(install.InstallTarget(mock.name, mock.local.install,
+                                                                                   mock.entry_dir)):
+            missing.append(mock.name)
     for g in load_catalog():
         if g.local.runnable and g.local.install and not install.is_installed(
             install.InstallTarget(g.name, g.local.install, g.entry_dir)

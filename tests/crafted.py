@@ -47,9 +47,8 @@ def k6_summary(t: Target, repeat: int, duration_s: float) -> dict:
                     "values": {"rate": 1 - t.error_rate, "passes": int(count * (1 - t.error_rate)),
                                "fails": int(count * t.error_rate)}},
         "http_req_failed": {"type": "rate", "contains": "default", "values": {"rate": t.error_rate}},
-        "aigw_response_bytes": {"type": "trend", "contains": "default",
-                                "values": {"avg": t.response_bytes, "min": t.response_bytes,
-                                           "max": t.response_bytes}},
+        "aigw_response_bytes": {"type": "counter", "contains": "default",
+                                "values": {"count": t.response_bytes * count, "rate": t.response_bytes * rps}},
         "vus_max": {"type": "gauge", "contains": "default", "values": {"value": 50, "min": 50, "max": 50}},
     }
     if t.dropped is not None:
@@ -58,21 +57,30 @@ def k6_summary(t: Target, repeat: int, duration_s: float) -> dict:
     return {"metrics": metrics, "state": {"testRunDurationMs": duration_s * 1000, "isStdOutTTY": False}}
 
 
+# A rig far above the crafted targets unless a test says otherwise.
+RIG = {"mock": "fast", "profile": "instant", "cpu": "crafted", "ceiling_rps": 20000.0, "ceiling_vus": 50,
+       "floor_ms": {"p50": 0.1, "p90": 0.15, "p99": 0.5}, "reach_rps": 16000.0}
+
+
 def make_run(root: Path, targets: dict[str, Target], repeats: int = 1, duration_s: float = 20.0,
-             cpu_pinning: dict | None = None, name: str = "crafted", scenario_params: dict | None = None) -> Path:
+             cpu_pinning: dict | None = None, name: str = "crafted", scenario_params: dict | None = None,
+             rig: dict | None = None, executor: str = "constant-vus") -> Path:
     run_dir = root / name
     run_dir.mkdir(parents=True)
     pinning = cpu_pinning or {"loadgen": [0], "mock": [0], "gateway": [1], "note": "2 CPUs (crafted)"}
     params = scenario_params or {"vus": 50, "duration": duration_s, "warmup": 5, "prompt_tokens": 1000,
                                  "max_tokens": 256, "stream": False}
     manifest = {
-        "kind": "aigw-bench run", "format": 1, "environment": "local", "run_id": name,
+        "kind": "aigw-bench run", "format": 2, "environment": "local", "run_id": name,
         "created_at": "2026-11-22T00:00:00+00:00",
-        "scenario": {"name": "seed", "executor": "constant-vus", "description": "crafted", "params": params},
+        "scenario": {"name": "seed" if executor == "constant-vus" else "rate", "executor": executor,
+                     "description": "crafted", "params": params},
+        "rig": RIG if rig is None else rig,
         "repeats": repeats,
         "order": [{"repeat": r, "target": t} for r in range(1, repeats + 1) for t in targets],
         "targets": {n: {"title": n, "role": t.role, "version": "1.0", "source": "tests"} for n, t in targets.items()},
-        "mock": {"name": "wiremock", "version": "3.13.2", "source": "tests"},
+        "mock": {"name": "fast", "title": "nginx + Lua (ngx_lua)", "version": "1.22.1", "source": "tests",
+                 "profile": {"name": "instant"}},
         "cpu_pinning": pinning,
         "machine": {"cpu_model": "crafted", "cpus_usable": 2},
         "tools": {"aigw_bench": "test"},

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from aigw_bench.catalog import DEFAULT_CATALOG_DIR, KNOWN_BAD_RELEASES, load_catalog, load_mock
+from aigw_bench.catalog import DEFAULT_CATALOG_DIR, KNOWN_BAD_RELEASES, load_catalog
 from aigw_bench.errors import ConfigError
+from aigw_bench.mock import load_mock
 
 GOOD = {
     "name": "demo",
@@ -43,7 +44,7 @@ def test_every_target_uses_the_openai_chat_route():
 
 
 def test_baseline_version_is_the_mocks_version():
-    assert load_catalog().get("wiremock").version == load_mock().version
+    assert load_catalog().get("wiremock").version == load_mock("wiremock").version
 
 
 def test_litellm_is_pinned_exactly_and_not_a_known_bad_release():

@@ -17,8 +17,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from aigw_bench.catalog import load_mock
 from aigw_bench.errors import ConfigError, PortInUseError
+from aigw_bench.mock import load_mock
 from aigw_bench.results import read_outcomes
 from analysis.report import write_report
 from tests.helpers import build_catalog, fake_gateway, make_runner, tool_processes
@@ -102,7 +102,7 @@ def test_gateway_killed_mid_run_keeps_its_partial_data(faulty_run):
     assert o.status == "died"
     assert o.evidence["signal"] == signal.SIGKILL
     assert "summary" in o.files  # k6 was stopped gracefully and wrote what it measured
-    summary = json.loads((faulty_run["run_dir"] / "targets/nginx/r1/summary.json").read_text())
+    summary = json.loads((faulty_run["run_dir"] / "targets/nginx/r1/seed/summary.json").read_text())
     assert summary["metrics"]["http_reqs"]["values"]["count"] > 0
     assert o.measure_seconds < 3 + 5  # stopped early, not run to the end
 
@@ -126,7 +126,7 @@ def test_report_lists_each_fault_with_its_evidence(faulty_run):
 def test_summary_cut_short_is_named_and_gives_no_numbers(faulty_run, tmp_path):
     run_dir = tmp_path / "copy"
     shutil.copytree(faulty_run["run_dir"], run_dir)
-    summary = run_dir / "targets/wiremock/r1/summary.json"
+    summary = run_dir / "targets/wiremock/r1/seed/summary.json"
     summary.write_bytes(summary.read_bytes()[: summary.stat().st_size // 2])
     paths = write_report(run_dir)
     text = paths["markdown"].read_text()
@@ -140,7 +140,7 @@ def test_summary_cut_short_is_named_and_gives_no_numbers(faulty_run, tmp_path):
 def test_summary_missing_is_named(faulty_run, tmp_path):
     run_dir = tmp_path / "copy"
     shutil.copytree(faulty_run["run_dir"], run_dir)
-    (run_dir / "targets/wiremock/r1/summary.json").unlink()
+    (run_dir / "targets/wiremock/r1/seed/summary.json").unlink()
     text = write_report(run_dir)["markdown"].read_text()
     assert "wiremock (repeat 1): summary.json is missing" in text
 
@@ -161,7 +161,7 @@ def test_ctrl_c_stops_everything_and_keeps_what_was_measured(tmp_path, tools_rea
     results = tmp_path / "results"
     cli = Path(sys.executable).parent / "aigw-bench"
     proc = subprocess.Popen(
-        [str(cli), "run", "-t", "wiremock,portkey", "--duration", "30s", "--warmup", "0", "--vus", "5",
+        [str(cli), "run", "-s", "seed", "-t", "wiremock,portkey", "--duration", "30s", "--warmup", "0", "--vus", "5",
          "--results", str(results)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
@@ -169,7 +169,7 @@ def test_ctrl_c_stops_everything_and_keeps_what_was_measured(tmp_path, tools_rea
     deadline = time.monotonic() + 60
     for line in proc.stdout:
         output.append(line)
-        if "wiremock: measuring" in line or time.monotonic() > deadline:
+        if "wiremock: seed" in line or time.monotonic() > deadline:
             break
     time.sleep(3)
     proc.send_signal(signal.SIGINT)
@@ -183,7 +183,7 @@ def test_ctrl_c_stops_everything_and_keeps_what_was_measured(tmp_path, tools_rea
     report = (run_dir / "report.md").read_text()
     assert "**wiremock** (repeat 1): interrupted" in report
     assert "**portkey** (repeat 1): not run" in report
-    summary = json.loads((run_dir / "targets/wiremock/r1/summary.json").read_text())
+    summary = json.loads((run_dir / "targets/wiremock/r1/seed/summary.json").read_text())
     assert summary["metrics"]["http_reqs"]["values"]["count"] > 0
 
 

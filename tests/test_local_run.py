@@ -64,7 +64,7 @@ def test_every_target_received_the_same_body(full_run):
 def test_comparison_table_matches_k6s_own_summary(full_run):
     table = pd.read_csv(full_run["paths"]["comparison"]).set_index("target")
     for name in ("wiremock", "nginx", "litellm", "portkey"):
-        summary = json.loads((full_run["run_dir"] / "targets" / name / "r1" / "summary.json").read_text())
+        summary = json.loads((full_run["run_dir"] / "targets" / name / "r1" / "seed" / "summary.json").read_text())
         metrics = summary["metrics"]
         for column in ("requests", "rps", "latency_p50_ms", "latency_p90_ms", "latency_p95_ms", "latency_p99_ms",
                        "latency_max_ms"):
@@ -86,7 +86,7 @@ def test_added_latency_and_relative_throughput_are_against_the_baseline(full_run
 
 def test_per_second_series_adds_up_to_the_request_count(full_run):
     for name in ("wiremock", "portkey"):
-        work = full_run["run_dir"] / "targets" / name / "r1"
+        work = full_run["run_dir"] / "targets" / name / "r1" / "seed"
         series = pd.read_csv(work / "timeseries.csv")
         summary = json.loads((work / "summary.json").read_text())
         assert series["requests"].sum() == summary["metrics"]["http_reqs"]["values"]["count"]
@@ -98,12 +98,25 @@ def test_manifest_records_versions_pinning_scenario_and_commit(full_run):
     m = read_manifest(full_run["run_dir"])
     assert m["scenario"]["name"] == "seed" and m["scenario"]["params"]["vus"] == 10
     assert m["tools"]["k6"].startswith("k6 v1.1.0")
-    assert m["mock"]["version_check"]["installed"] == "3.13.2"
+    assert m["mock"]["name"] == "fast" and m["mock"]["version_check"]["installed"] == "1.22.1"
+    assert m["mock"]["profile"]["name"] == "instant"
     for name in ("nginx", "litellm", "portkey"):
         check = m["targets"][name]["version_check"]
         assert check["matches_pin"] is True, (name, check)
     assert m["cpu_pinning"]["note"]
     assert "commit" in m["git"] and m["machine"]["cpus_usable"] >= 1
+
+
+def test_the_rig_measured_itself_first(full_run):
+    rig = read_manifest(full_run["run_dir"])["rig"]
+    assert rig["mock"] == "fast" and rig["profile"] == "instant"
+    assert rig["ceiling_rps"] > 500 and 0 < rig["floor_ms"]["p50"] <= rig["floor_ms"]["p99"]
+    assert rig["reach_rps"] == pytest.approx(0.8 * rig["ceiling_rps"])
+    for kind in ("ceiling", "floor"):
+        assert (full_run["run_dir"] / "rig" / kind / "summary.json").is_file()
+    # Before any target: its k6 runs came first.
+    starts = [d["target"] for e, d in full_run["events"] if e == "target_start"]
+    assert starts[0] == "rig"
 
 
 def test_report_shows_every_target(full_run):
@@ -116,9 +129,9 @@ def test_report_shows_every_target(full_run):
 
 
 def test_progress_events_tell_target_and_time(full_run):
-    ticks = [d for e, d in full_run["events"] if e == "tick" and not d["warmup"]]
+    ticks = [d for e, d in full_run["events"] if e == "tick" and not d["warmup"] and d["label"] == "seed"]
     assert ticks and all(t["duration"] == 3 for t in ticks)
-    assert {d["target"] for e, d in full_run["events"] if e == "target_start"} == set(ALL)
+    assert {d["target"] for e, d in full_run["events"] if e == "target_start"} == {"rig", *ALL}
 
 
 def test_html_report_renders_in_a_real_browser(full_run, tmp_path):

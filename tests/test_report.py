@@ -33,14 +33,27 @@ def rules(report) -> set[tuple[str, str]]:
     return {(f.rule, f.target) for f in report.findings}
 
 
+CLOSED_LOOP = "closed loop: throughput at each target's limit; its latency is queueing, not overhead"
+
+
 def test_a_clean_set_has_no_findings_and_a_headline(tmp_path):
     report = report_for(tmp_path, CLEAN)
     assert report.findings == []
-    assert report.headlines[0].text.startswith("fastgw delivered 300% more RPS than slowgw (1000 vs 250 RPS) "
-                                               "with 75% lower p95 latency")
-    assert "one repeat" in report.headlines[0].caveats[0]
+    assert report.headlines[0].text == "fastgw delivered 300% more RPS than slowgw (closed loop)"
+    assert "one repeat" in report.headlines[0].caveats[0] and CLOSED_LOOP in report.headlines[0].caveats
     md = report.paths["markdown"].read_text()
-    assert "## Validity" not in md and md.index("## Headline") < md.index("## Results")
+    assert "## Validity" not in md and md.index("## The rig") < md.index("## Headline") < md.index("## Results")
+
+
+def test_a_closed_loop_gives_no_added_latency_an_arrival_rate_does(tmp_path):
+    closed = report_for(tmp_path / "closed", CLEAN)
+    assert not any("added" in h.text or "latency" in h.text for h in closed.headlines)
+    assert "+p50 ms" not in closed.paths["markdown"].read_text()
+    assert "latency is queueing" in closed.paths["markdown"].read_text()
+    open_model = report_for(tmp_path / "open", CLEAN, executor="constant-arrival-rate")
+    added = [h.text for h in open_model.headlines if "added" in h.text]
+    assert "fastgw added +15.00 ms at p50 and +30.00 ms at p95 over direct-to-mock at the same arrival rate" in added
+    assert "+p50 ms" in open_model.paths["markdown"].read_text()
 
 
 def test_error_rate_above_threshold(tmp_path):
@@ -52,10 +65,24 @@ def test_error_rate_above_threshold(tmp_path):
     assert not any("slowgw" in h.text and "more RPS" in h.text for h in report.headlines)
 
 
-def test_mock_as_bottleneck_when_a_gateway_is_near_the_baseline(tmp_path):
-    report = report_for(tmp_path, {**CLEAN, "fastgw": Target(rps=[4700], p50=6, p95=11, p99=16)})
-    assert ("mock_bottleneck", "fastgw") in rules(report)
-    assert ("mock_bottleneck", "slowgw") not in rules(report)
+def test_a_target_near_the_rig_ceiling_is_rig_bound_and_reads_at_least(tmp_path):
+    rig = {"mock": "fast", "profile": "instant", "cpu": "crafted", "ceiling_rps": 5000.0, "ceiling_vus": 50,
+           "floor_ms": {"p50": 0.1, "p99": 0.5}}
+    report = report_for(tmp_path, {**CLEAN, "fastgw": Target(rps=[4100], p50=6, p95=11, p99=16)}, rig=rig)
+    assert ("rig_bound", "fastgw") in rules(report)  # 4100 / 5000 = 82% of the ceiling
+    assert ("rig_bound", "slowgw") not in rules(report)
+    row = report.table.set_index("target").loc["fastgw"]
+    assert bool(row["rig_bound"]) and row["rig_ceiling_rps"] == 5000
+    md = report.paths["markdown"].read_text()
+    assert "| fastgw | gateway | 1.0 | measured | 82,000 | >= 4,100.0 | 82% |" in md
+    assert "| slowgw | gateway | 1.0 | measured | 5,000 | 250.0 | 5% |" in md
+    assert "ceiling **5,000 RPS**" in md
+
+
+def test_without_a_rig_measurement_the_report_says_so(tmp_path):
+    report = report_for(tmp_path, CLEAN, rig={"mock": "fast", "error": "the mock exited with code 1"})
+    assert ("rig", "rig") in rules(report)
+    assert "could not be measured: the mock exited with code 1" in report.paths["markdown"].read_text()
 
 
 def test_load_generator_saturated_cpu(tmp_path):
@@ -120,7 +147,7 @@ def test_repeats_give_mean_interval_and_cv(tmp_path):
     assert row["rps_cv"] == pytest.approx(values.std(ddof=1) / 1000)
     head = report.headlines[0]
     assert head.text.startswith("fastgw delivered 300% more RPS than slowgw")
-    assert head.caveats == []  # intervals far apart: both differences significant
+    assert head.caveats == [CLOSED_LOOP]  # intervals far apart: the difference is significant
     assert "### Repeats" in report.paths["markdown"].read_text()
 
 

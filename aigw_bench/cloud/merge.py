@@ -56,12 +56,7 @@ def merge_summaries(summaries: list[dict], duration_hist: pd.DataFrame, waiting_
         trend = _trend(summaries, name, hist)
         if trend:
             metrics[name] = trend
-    sizes = [s["metrics"]["aigw_response_bytes"]["values"] for s in summaries if "aigw_response_bytes" in s["metrics"]]
-    if sizes:
-        metrics["aigw_response_bytes"] = {"type": "trend", "contains": "default", "values": {
-            "avg": _weighted([(v["avg"], c) for v, c in zip(sizes, counts, strict=True)]),
-            "min": min(v["min"] for v in sizes), "max": max(v["max"] for v in sizes)}}
-    for name in ("dropped_iterations", "data_received", "data_sent"):
+    for name in ("dropped_iterations", "data_received", "data_sent", "aigw_response_bytes"):
         parts = [s["metrics"][name]["values"]["count"] for s in summaries if name in s["metrics"]]
         if parts:
             metrics[name] = {"type": "counter", "contains": "default", "values": {"count": sum(parts)}}

@@ -15,13 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aigw_bench.catalog import Gateway, load_mock
+from aigw_bench.catalog import Gateway
 from aigw_bench.cloud import ssm as ssm_cmd
 from aigw_bench.cloud.merge import merge_generators
 from aigw_bench.cloud.outputs import StackOutputs
 from aigw_bench.cloud.resources import cloud_resources, prometheus_queries
 from aigw_bench.errors import CloudError
 from aigw_bench.local.processes import Interrupted, signals_as_exceptions
+from aigw_bench.mock import load_mock
 from aigw_bench.results import (
     MANIFEST,
     Outcome,
@@ -146,7 +147,7 @@ class CloudRunner:
 
     def _manifest(self) -> dict[str, Any]:
         plan = self.plan
-        mock = load_mock()
+        mock = load_mock("wiremock")  # the stacks deploy WireMock (components/mock_llm.py)
         first = plan.targets[0].outputs
         costs = {t.gateway.name: t.outputs.hourly_cost_usd for t in plan.targets if t.outputs.hourly_cost_usd}
         manifest: dict[str, Any] = {
@@ -166,7 +167,7 @@ class CloudRunner:
                 for t in plan.targets
             },
             "mock": {"name": mock.name, "version": mock.version,
-                     "source": f"{mock.source}; on EKS: mock_llm/mock.yaml"},
+                     "source": f"{mock.source}; on EKS: mock_llm/{mock.name}/mock.yaml"},
             # k6 has a machine of its own: only its CPUs are counted against it.
             "cpu_pinning": {"loadgen": None, "mock": None, "gateway": None,
                             "note": "separate machines: k6 on its EC2 runner, gateway and mock on their own nodes"},

@@ -66,10 +66,16 @@ def _lock_files(target: InstallTarget) -> list[Path]:
     return files
 
 
+def _missing_provides(spec: InstallSpec) -> list[str]:
+    """What an apt install promised and is not there: binaries not on PATH, absolute paths not present."""
+    return [p for p in spec.provides or []
+            if not (Path(p).exists() if os.path.isabs(p) else shutil.which(p) is not None)]
+
+
 def is_installed(target: InstallTarget) -> bool:
     spec = target.spec
     if spec.apt:
-        return shutil.which(spec.provides or "") is not None
+        return not _missing_provides(spec)
     stamp = install_dir_for(target.name) / STAMP
     return stamp.is_file() and stamp.read_text().strip() == _digest(*_lock_files(target))
 
@@ -125,8 +131,10 @@ def _install_apt(target: InstallTarget, log: Callable[[str], None]) -> None:
     _run([*prefix, *env_prefix, "apt-get", "update", "-qq"], None, f"{target.name}: apt-get update", log)
     _run([*prefix, *env_prefix, "apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages], None,
          f"{target.name}: apt-get install {' '.join(packages)}", log)
-    if not shutil.which(target.spec.provides or ""):
-        raise SetupError(f"{target.name}: installed {' '.join(packages)} but '{target.spec.provides}' is not on PATH")
+    missing = _missing_provides(target.spec)
+    if missing:
+        raise SetupError(f"{target.name}: installed {' '.join(packages)} but {', '.join(missing)} "
+                         "is still missing (not on PATH, or no such file)")
 
 
 def require_installed(target: InstallTarget) -> None:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+
+import httpx
 
 from aigw_bench.local.processes import ManagedProcess, Supervisor
 from aigw_bench.results import k6_binary
@@ -57,16 +57,16 @@ class LiveStats:
 def live_stats(api_port: int) -> LiveStats | None:
     """k6's counters so far, from its REST API on loopback; None while it is not up."""
 
-    def metric(name: str) -> dict | None:
+    def metric(client: httpx.Client, name: str) -> dict | None:
         try:
-            url = f"http://127.0.0.1:{api_port}/v1/metrics/{name}"
-            with urllib.request.urlopen(url, timeout=0.5) as resp:
-                return json.load(resp)["data"]["attributes"]["sample"]
-        except (OSError, ValueError, KeyError):
+            resp = client.get(f"http://127.0.0.1:{api_port}/v1/metrics/{name}")
+            return resp.json()["data"]["attributes"]["sample"] if resp.status_code == 200 else None
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
             return None
 
-    reqs = metric("http_reqs")
-    if reqs is None:
-        return None
-    ok = metric("aigw_ok")
+    with httpx.Client(timeout=0.5, trust_env=False) as client:
+        reqs = metric(client, "http_reqs")
+        if reqs is None:
+            return None
+        ok = metric(client, "aigw_ok")
     return LiveStats(int(reqs.get("count", 0)), float(reqs.get("rate", 0.0)), ok.get("rate") if ok else None)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
+
+import httpx
 
 from aigw_bench.local.processes import ManagedProcess
 
@@ -27,12 +27,10 @@ class NotReady(Exception):
 
 def _request(url: str, method: str = "GET", body: bytes | None = None,
              headers: dict[str, str] | None = None, timeout: float = 5.0) -> tuple[int, bytes]:
-    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return resp.status, resp.read()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read()
+    """One request, any status; raises httpx.HTTPError when there is no answer (refused, timed out).
+    No proxy from the environment: every target is on this machine."""
+    resp = httpx.request(method, url, content=body, headers=headers, timeout=timeout, trust_env=False)
+    return resp.status_code, resp.content
 
 
 def wait_ready(name: str, url: str, *, method: str = "GET", status: int = 200, timeout: float = 60.0,
@@ -51,8 +49,8 @@ def wait_ready(name: str, url: str, *, method: str = "GET", status: int = 200, t
             if code == status:
                 return time.monotonic() - start
             last = f"HTTP {code}"
-        except (OSError, urllib.error.URLError) as exc:
-            last = str(getattr(exc, "reason", exc))
+        except httpx.HTTPError as exc:
+            last = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         if time.monotonic() - start >= timeout:
             raise NotReady(name, timeout, last)
         time.sleep(interval)
@@ -88,7 +86,7 @@ def smoke_request(url: str, body: str, headers: dict[str, str], stream: bool, ti
     start = time.monotonic()
     try:
         status, raw = _request(url, "POST", body.encode(), {"Content-Type": "application/json", **headers}, timeout)
-    except (OSError, urllib.error.URLError) as exc:
-        return SmokeResult(False, None, "", time.monotonic() - start, str(getattr(exc, "reason", exc)))
+    except httpx.HTTPError as exc:
+        return SmokeResult(False, None, "", time.monotonic() - start, f"{type(exc).__name__}: {exc}")
     ok = status == 200 and is_wellformed_completion(raw, stream)
     return SmokeResult(ok, status, raw[:400].decode(errors="replace"), time.monotonic() - start)

@@ -37,6 +37,7 @@ class ResourceSampler:
     _last: dict[int, int] = field(default_factory=dict)  # pid -> cpu ticks at the previous sample
     _last_time: float | None = None
     _start: float = field(default_factory=time.monotonic)
+    _ticks: dict[str, int] = field(default_factory=dict)  # role -> CPU ticks used since the first sample
 
     def sample(self) -> None:
         now = time.monotonic()
@@ -53,7 +54,8 @@ class ResourceSampler:
                 ticks_delta += ticks - self._last.get(pid, ticks)
                 rss += mem
                 members += 1
-            if interval:
+            self._ticks[role] = self._ticks.get(role, 0) + (ticks_delta if interval else 0)
+            if interval and members:  # a role whose processes are gone has nothing to report
                 self.rows.append({
                     "t_s": round(now - self._start, 3),
                     "role": role,
@@ -62,6 +64,11 @@ class ResourceSampler:
                     "processes": members,
                 })
         self._last, self._last_time = current, now
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU time each role used between the first and the last sample (processes that exited in between
+        count up to the last sample that saw them)."""
+        return {role: ticks / _TICKS for role, ticks in self._ticks.items()}
 
     def write(self, path: Path) -> None:
         with path.open("w", newline="") as fh:

@@ -1,29 +1,25 @@
-"""The local target: every selected catalog entry, in turn, as real processes on this machine.
+"""The local target: every selected catalog entry as real processes on this machine.
 
-For each target and repeat: start the mock, start the gateway, wait until both are ready, send the
-benchmark's request once (a target that cannot serve it is recorded as not served, with the
-evidence), warm up (excluded), measure with k6 while watching the gateway, collect, stop. Whatever
-happens to one target is recorded in its outcome and the run goes on with the next.
+The rig first: the mock alone, k6 straight to it, for the run's ceiling and floor. Then one session
+per target and repeat, targets interleaved across repeats: start the mock and the target, wait until
+both are ready, send the benchmark's request once (a target that cannot serve it is recorded as not
+served, with the evidence), then measure: a scenario (warm-up, then k6), or the suite's steps
+(:mod:`aigw_bench.measure.steps`). Everything stops at the end of the session. Whatever happens to
+one target is recorded in its outcome, step by step as the steps end, and the run goes on.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
-import signal
-import subprocess
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aigw_bench.catalog import Catalog, Gateway, LocalSpec, MockDefinition
+from aigw_bench.catalog import Catalog, Gateway, LocalSpec
 from aigw_bench.errors import ConfigError, PortInUseError
 from aigw_bench.local import install
 from aigw_bench.local.cpus import CpuPlan
-from aigw_bench.local.loadgen import EXIT_THRESHOLDS_FAILED, K6Files, live_stats, start_k6
-from aigw_bench.local.ports import free_port, require_free
+from aigw_bench.local.ports import require_free
 from aigw_bench.local.probes import NotReady, ProcessExited, smoke_request, wait_ready
 from aigw_bench.local.processes import (
     Interrupted,
@@ -33,10 +29,14 @@ from aigw_bench.local.processes import (
     signals_as_exceptions,
     state_file_for,
 )
-from aigw_bench.local.resources import ResourceSampler
+from aigw_bench.local.session import LocalSession, process_evidence
+from aigw_bench.measure.driver import Endpoint, SessionLost
+from aigw_bench.measure.steps import RIG_BOUND_FRACTION, measure_rig, scenario_step, suite_session
+from aigw_bench.mock import MockDefinition, PacingProfile, load_contract, settings_json
 from aigw_bench.results import (
     MANIFEST,
     Outcome,
+    StepRecord,
     git_commit,
     machine_info,
     new_run_dir,
@@ -46,58 +46,82 @@ from aigw_bench.results import (
     write_json,
     write_outcome,
 )
-from aigw_bench.templating import render_file, render_list, render_map, render_str
+from aigw_bench.templating import render_file, render_list, render_map, render_str, render_vars
 from analysis.timeseries import TimeseriesError, write_timeseries
-from k6_scripts.render import RenderTarget, render_script
+from k6_scripts.render import build_body
 from k6_scripts.scenarios import Scenario, ScenarioParams, interleaved_order, scenario_record
+from k6_scripts.suites import RigSizes, Suite, SuiteSizes
 
 EventSink = Callable[..., None]
-
-# Time k6 gets beyond the scenario's duration (start-up, graceful stop, summary) before it is stopped.
-K6_GRACE_SECONDS = 60.0
-LOG_TAIL_LINES = 25
 
 
 @dataclass
 class RunPlan:
+    """What to run: a single scenario (``scenario`` + ``params``) or a suite (``suite`` + ``sizes``)."""
+
     catalog: Catalog
     mock: MockDefinition
+    profile: PacingProfile  # the mock's pacing profile at the start of every session
     targets: list[Gateway]
-    scenario: Scenario
-    params: ScenarioParams
     repeats: int
     results_root: Path
     cpu_plan: CpuPlan
+    rig: RigSizes
+    params: ScenarioParams  # the scenario's, or the suite's request body and timeouts
+    scenario: Scenario  # the scenario, or the suite's published shape (seed)
+    suite: Suite | None = None
+    sizes: SuiteSizes | None = None
+    streaming_profile: PacingProfile | None = None
     keep_raw: bool = True
     command_line: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return f"suite-{self.suite.name}" if self.suite else self.scenario.name
+
+    @property
+    def main_step(self) -> str:
+        """The step whose k6 summary fills the comparison table: the scenario, or the suite's seed."""
+        return "seed" if self.suite else self.scenario.name
 
     def order(self) -> list[tuple[int, Gateway]]:
         return interleaved_order(self.targets, self.repeats)
 
 
-def _stop_gracefully(k6: ManagedProcess) -> None:
-    """SIGINT makes k6 stop its scenarios, run handleSummary and exit; stop() escalates if it hangs."""
-    k6.signal(signal.SIGINT)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        k6.wait(timeout=30)
+def plan_local_run(*, catalog: Catalog, targets: list[str] | None, scenario: str | None, suite: str | None,
+                   mock: str, mock_profile: str | None, knobs: dict[str, Any], repeats: int | None,
+                   results_root: Path, cpu_plan: CpuPlan, keep_raw: bool = True,
+                   command_line: list[str] | None = None) -> RunPlan:
+    """A validated plan from the command line's choices; every problem fails here, before anything starts."""
+    from aigw_bench.mock import load_mock, load_profile
+    from k6_scripts.scenarios import load_scenario
+    from k6_scripts.suites import load_rig_sizes, load_suite
 
-
-class TargetFailed(Exception):
-    def __init__(self, status: str, reason: str, **evidence: Any):
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
-        self.evidence = evidence
-
-
-def _process_evidence(proc: ManagedProcess | None, code: int | None = None) -> dict[str, Any]:
-    if proc is None:
-        return {}
-    code = proc.poll() if code is None else code
-    evidence: dict[str, Any] = {"exit_code": code, "log": proc.log_path.name, "log_tail": proc.log_tail(LOG_TAIL_LINES)}
-    if code is not None and code < 0:
-        evidence["signal"] = -code
-    return evidence
+    if scenario and suite:
+        raise ConfigError("choose a scenario (--scenario) or a suite (--suite), not both")
+    selected = catalog.select(targets)
+    mock_def = load_mock(mock)
+    common = dict(catalog=catalog, mock=mock_def, targets=selected, results_root=results_root, cpu_plan=cpu_plan,
+                  rig=load_rig_sizes("local"), keep_raw=keep_raw, command_line=command_line or [])
+    if scenario:
+        scen = load_scenario(scenario)
+        params = scen.params("local", knobs)
+        return RunPlan(profile=load_profile(mock_profile or scen.mock_profile), repeats=repeats or 1,
+                       params=params, scenario=scen, **common)  # type: ignore[arg-type]
+    given = sorted(k for k, v in knobs.items() if v is not None)
+    if given:
+        options = ", ".join("--" + k.replace("_", "-") for k in given)
+        raise ConfigError(f"{options}: these size a scenario (--scenario); a suite's sizes are in its file, "
+                          "k6_scripts/suites/<name>.yaml")
+    chosen = load_suite(suite or "default")
+    sizes = chosen.sizes("local")
+    seed = load_scenario("seed")
+    params = seed.params("local", {"prompt_tokens": chosen.body.prompt_tokens, "max_tokens": chosen.body.max_tokens,
+                                   "vus": sizes.seed.vus, "duration": sizes.seed.duration,
+                                   "warmup": sizes.seed.warmup})
+    return RunPlan(profile=load_profile(mock_profile or "instant"), repeats=repeats or sizes.repeats, params=params,
+                   scenario=seed, suite=chosen, sizes=sizes, streaming_profile=load_profile(sizes.streaming.profile),
+                   **common)  # type: ignore[arg-type]
 
 
 class LocalRunner:
@@ -111,7 +135,7 @@ class LocalRunner:
     def _context(self, spec: LocalSpec, name: str, entry_dir: Path, work_dir: Path, cpus: list[int] | None,
                  cpu_count: int, model: str) -> dict[str, Any]:
         mock_port = self.plan.mock.local.port
-        return {
+        context = {
             "port": spec.port,
             "mock_url": f"http://127.0.0.1:{mock_port}",
             "mock_host": "127.0.0.1",
@@ -123,11 +147,15 @@ class LocalRunner:
             "cpu_list": ",".join(str(c) for c in cpus) if cpus else "",
             "model": model,
         }
+        return {**context, **render_vars(spec.vars, context, f"{name}: local.vars")}
 
-    def _mock_context(self, work_dir: Path) -> dict[str, Any]:
+    def _mock_context(self, work_dir: Path, profile: PacingProfile | None = None) -> dict[str, Any]:
+        """The mock works in a folder of its own (its rendered config) next to the target's files."""
         m = self.plan.mock
-        return self._context(m.local, m.name, m.entry_dir, work_dir, self.plan.cpu_plan.mock,
-                             self.plan.cpu_plan.mock_cpus, "")
+        profile = profile or self.plan.profile
+        context = self._context(m.local, m.name, m.entry_dir, work_dir / "mock", self.plan.cpu_plan.mock,
+                                self.plan.cpu_plan.mock_cpus, "")
+        return {**context, "contract": load_contract(), "profile": profile, "settings_json": settings_json(profile)}
 
     def _target_context(self, target: Gateway, work_dir: Path) -> dict[str, Any]:
         return self._context(target.local, target.name, target.entry_dir, work_dir, self.plan.cpu_plan.gateway,
@@ -136,6 +164,9 @@ class LocalRunner:
     def preflight(self) -> dict[str, dict[str, Any]]:
         """Check installs, programs, templates and ports; return the versions found. Raises on any problem."""
         mock = self.plan.mock
+        for profile in (self.plan.profile, self.plan.streaming_profile):
+            if profile is not None:
+                mock.require_profile(profile)
         versions: dict[str, dict[str, Any]] = {}
         probe_dir = Path("/nonexistent-work-dir")
         checks: list[tuple[str, LocalSpec, Path, dict[str, Any]]] = [
@@ -175,6 +206,12 @@ class LocalRunner:
             if t.local.runnable and t.local.port is not None and t.local.port == mock_port:
                 raise ConfigError(f"{t.name}: local.port {t.local.port} is the mock's port; choose another")
 
+    def _check_ports_distinct(self) -> None:
+        mock_port = self.plan.mock.local.port
+        for t in self.plan.targets:
+            if t.local.runnable and t.local.port is not None and t.local.port == mock_port:
+                raise ConfigError(f"{t.name}: local.port {t.local.port} is the mock's port; choose another")
+
     # ----------------------------------------------------------------------------- the run
     def run(self) -> Path:
         reaped = reap_stale_groups(self.state_dir)
@@ -182,16 +219,23 @@ class LocalRunner:
             self.emit("reaped", groups=reaped)
         versions = self.preflight()
         plan = self.plan
-        self.run_dir = new_run_dir(plan.results_root, plan.scenario.name)
+        self.run_dir = new_run_dir(plan.results_root, plan.name)
         manifest = self._manifest(versions)
         write_json(self.run_dir / MANIFEST, manifest)
         order = plan.order()
         self.emit("run_start", run_dir=self.run_dir, total=len(order), plan=plan)
         interrupted = False
         with signals_as_exceptions():
-            for index, (repeat, target) in enumerate(order, start=1):
+            try:
+                manifest["rig"] = self._measure_rig()
+            except (KeyboardInterrupt, Interrupted):
+                manifest["rig"] = {"error": "interrupted"}
+                interrupted = True
+            write_json(self.run_dir / MANIFEST, manifest)
+            self.emit("rig_done", rig=manifest["rig"])
+            for index, (repeat, target) in enumerate([] if interrupted else order, start=1):
                 self.emit("target_start", target=target.name, repeat=repeat, index=index, total=len(order))
-                outcome = self._run_target(target, repeat)
+                outcome = self._run_target(target, repeat, manifest["rig"])
                 write_outcome(self.run_dir, outcome)
                 self.emit("target_done", outcome=outcome, index=index, total=len(order))
                 if outcome.status == "interrupted":
@@ -208,12 +252,15 @@ class LocalRunner:
         plan = self.plan
         return {
             "kind": "aigw-bench run",
-            "format": 1,
+            "format": 2,
             "environment": "local",
             "run_id": self.run_dir.name if self.run_dir else None,
             "created_at": now_iso(),
             "command_line": plan.command_line,
             "scenario": scenario_record(plan.scenario, plan.params),
+            "suite": ({"name": plan.suite.name, "description": plan.suite.description, "profile": "local",
+                       "sizes": plan.sizes.model_dump() if plan.sizes else None} if plan.suite else None),
+            "main_step": plan.main_step,
             "repeats": plan.repeats,
             "order": [{"repeat": r, "target": t.name} for r, t in plan.order()],
             "targets": {
@@ -225,17 +272,93 @@ class LocalRunner:
                 }
                 for t in plan.targets
             },
-            "mock": {"name": plan.mock.name, "version": plan.mock.version, "source": plan.mock.source,
-                     "version_check": versions.get("mock"),
-                     "mappings": sorted(p.name for p in plan.mock.mappings_dir.glob("*.json"))},
+            "mock": {"name": plan.mock.name, "title": plan.mock.title, "version": plan.mock.version,
+                     "source": plan.mock.source, "version_check": versions.get("mock"),
+                     "profile": plan.profile.model_dump(),
+                     "streaming_profile": plan.streaming_profile.model_dump() if plan.streaming_profile else None},
             "cpu_pinning": plan.cpu_plan.to_dict(),
             "machine": machine_info(),
             "tools": tool_versions(),
             "git": git_commit(),
         }
 
+    # -------------------------------------------------------------------------- processes
+    def _start(self, sup: Supervisor, who: str, role: str, spec: LocalSpec, ctx: dict[str, Any],
+               entry_dir: Path, log_dir: Path, cpus: list[int] | None) -> ManagedProcess:
+        for out_name, template in spec.config_files.items():
+            out = Path(ctx["work_dir"]) / out_name
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(render_file(entry_dir / template, ctx))
+        Path(ctx["work_dir"]).mkdir(parents=True, exist_ok=True)
+        argv = render_list(spec.command or [], ctx, f"{who}: local.command")
+        env = render_map(spec.env, ctx, f"{who}: local.env")
+        return sup.start(who, argv, log_dir / f"{role}.log", env=env, cwd=Path(ctx["work_dir"]), cpus=cpus,
+                         stop_timeout=spec.stop_timeout_s)
+
+    def _wait_ready(self, name: str, spec: LocalSpec, ctx: dict[str, Any], proc: ManagedProcess,
+                    role: str) -> float:
+        base = render_str(spec.base_url, ctx, f"{name}: local.base_url").rstrip("/")
+        try:
+            return wait_ready(name, base + spec.ready.path, method=spec.ready.method, status=spec.ready.status,
+                              timeout=spec.ready.timeout_s, proc=proc)
+        except ProcessExited as exc:
+            status = "mock_failed" if role == "mock" else "failed_to_start"
+            raise SessionLost(status, str(exc), **process_evidence(proc, exc.code)) from None
+        except NotReady as exc:
+            status = "mock_failed" if role == "mock" else "not_ready"
+            raise SessionLost(status, str(exc), last_probe=exc.last, **process_evidence(proc)) from None
+
+    def _start_mock(self, sup: Supervisor, work: Path, profile: PacingProfile | None = None) -> ManagedProcess:
+        mock = self.plan.mock
+        ctx = self._mock_context(work, profile)
+        proc = self._start(sup, "mock", "mock", mock.local, ctx, mock.entry_dir, work, self.plan.cpu_plan.mock)
+        self._wait_ready("mock", mock.local, ctx, proc, "mock")
+        return proc
+
+    def _mock_endpoint(self, model: str) -> Endpoint:
+        return Endpoint("direct", f"http://127.0.0.1:{self.plan.mock.local.port}/v1/chat/completions", model)
+
+    def _restarter(self, sup: Supervisor, work: Path, current: dict[str, ManagedProcess]):
+        def restart(profile: PacingProfile) -> ManagedProcess:
+            sup.stop(current["mock"])
+            require_free({"mock": self.plan.mock.local.port}, wait=5.0)
+            current["mock"] = self._start_mock(sup, work, profile)
+            return current["mock"]
+        return restart
+
+    # ---------------------------------------------------------------------------- the rig
+    def _measure_rig(self) -> dict[str, Any]:
+        """The mock alone and k6 straight to it: the run's ceiling and floor, before any target."""
+        assert self.run_dir is not None
+        plan = self.plan
+        work = self.run_dir / "rig"
+        work.mkdir(parents=True, exist_ok=True)
+        record: dict[str, Any] = {"mock": plan.mock.name, "profile": plan.profile.name,
+                                  "cpu": plan.cpu_plan.note, "dir": "rig"}
+        model = plan.targets[0].request.model if plan.targets else "gpt-4o-mini"
+        self.emit("target_start", target="rig", repeat=1, index=0, total=len(plan.order()))
+        try:
+            with Supervisor(state_file_for(self.state_dir)) as sup:
+                processes = {"mock": self._start_mock(sup, work)}
+                endpoint = self._mock_endpoint(model)
+                smoke = smoke_request(endpoint.url, build_body(plan.params, model), {}, plan.params.stream)
+                if not smoke.ok:
+                    raise SessionLost("mock_failed", f"the mock did not answer the benchmark's request "
+                                                      f"(HTTP {smoke.status}, {smoke.error or smoke.snippet[:120]})")
+                session = LocalSession(sup, plan.cpu_plan, endpoint, endpoint, processes,
+                                       self._restarter(sup, work, processes), self.emit)
+                record.update(measure_rig(session, plan.rig, plan.params, work,
+                                          plan.sizes.capacity if plan.sizes else None))
+        except SessionLost as exc:
+            record.update({"error": exc.reason, "evidence": exc.evidence})
+        except (FileNotFoundError, PortInUseError) as exc:
+            record.update({"error": str(exc)})
+        if record.get("ceiling_rps"):
+            record["reach_rps"] = RIG_BOUND_FRACTION * record["ceiling_rps"]
+        return record
+
     # ------------------------------------------------------------------------ one target
-    def _run_target(self, target: Gateway, repeat: int) -> Outcome:
+    def _run_target(self, target: Gateway, repeat: int, rig: dict[str, Any]) -> Outcome:
         assert self.run_dir is not None
         work = target_dir(self.run_dir, target.name, repeat)
         work.mkdir(parents=True, exist_ok=True)
@@ -244,11 +367,10 @@ class LocalRunner:
             outcome.status, outcome.reason = "not_runnable", target.local.reason
             outcome.finished_at = now_iso()
             return outcome
-        state_file = state_file_for(self.state_dir)
         try:
-            with Supervisor(state_file) as sup:
-                self._measure(sup, target, work, outcome)
-        except TargetFailed as failed:
+            with Supervisor(state_file_for(self.state_dir)) as sup:
+                self._session(sup, target, work, outcome, rig)
+        except SessionLost as failed:
             outcome.status, outcome.reason = failed.status, failed.reason  # type: ignore[assignment]
             outcome.evidence.update(failed.evidence)
         except (KeyboardInterrupt, Interrupted) as exc:
@@ -260,183 +382,103 @@ class LocalRunner:
         outcome.finished_at = now_iso()
         return outcome
 
-    def _start(self, sup: Supervisor, who: str, role: str, spec: LocalSpec, ctx: dict[str, Any],
-               entry_dir: Path, work: Path, cpus: list[int] | None) -> ManagedProcess:
-        for out_name, template in spec.config_files.items():
-            (work / out_name).write_text(render_file(entry_dir / template, ctx))
-        argv = render_list(spec.command or [], ctx, f"{who}: local.command")
-        env = render_map(spec.env, ctx, f"{who}: local.env")
-        return sup.start(who, argv, work / f"{role}.log", env=env, cwd=work, cpus=cpus,
-                         stop_timeout=spec.stop_timeout_s)
-
-    def _wait_ready(self, name: str, spec: LocalSpec, ctx: dict[str, Any], proc: ManagedProcess,
-                    role: str) -> float:
-        base = render_str(spec.base_url, ctx, f"{name}: local.base_url").rstrip("/")
-        try:
-            return wait_ready(name, base + spec.ready.path, method=spec.ready.method, status=spec.ready.status,
-                              timeout=spec.ready.timeout_s, proc=proc)
-        except ProcessExited as exc:
-            status = "mock_failed" if role == "mock" else "failed_to_start"
-            raise TargetFailed(status, str(exc), **_process_evidence(proc, exc.code)) from None
-        except NotReady as exc:
-            status = "mock_failed" if role == "mock" else "not_ready"
-            raise TargetFailed(status, str(exc), last_probe=exc.last, **_process_evidence(proc)) from None
-
-    def _measure(self, sup: Supervisor, target: Gateway, work: Path, outcome: Outcome) -> None:
+    def _session(self, sup: Supervisor, target: Gateway, work: Path, outcome: Outcome, rig: dict[str, Any]) -> None:
         plan = self.plan
-        mock = plan.mock
-        require_free({"mock": mock.local.port, **({target.name: target.local.port} if target.local.port else {})},
+        require_free({"mock": plan.mock.local.port, **({target.name: target.local.port} if target.local.port else {})},
                      wait=5.0)
-
         self.emit("phase", target=target.name, phase="starting mock")
-        mock_ctx = self._mock_context(work)
-        mock_proc = self._start(sup, "mock", "mock", mock.local, mock_ctx, mock.entry_dir, work, plan.cpu_plan.mock)
-        self._wait_ready("mock", mock.local, mock_ctx, mock_proc, "mock")
+        processes = {"mock": self._start_mock(sup, work)}
 
         ctx = self._target_context(target, work)
-        gateway: ManagedProcess | None = None
         if target.local.command:
             self.emit("phase", target=target.name, phase="starting gateway")
             gateway = self._start(sup, target.name, "gateway", target.local, ctx, target.entry_dir, work,
                                   plan.cpu_plan.gateway)
+            processes["gateway"] = gateway
             outcome.ready_seconds = round(self._wait_ready(target.name, target.local, ctx, gateway, "gateway"), 2)
 
         base = render_str(target.local.base_url, ctx, f"{target.name}: local.base_url").rstrip("/")
-        url = base + target.request.path
-        headers = render_map(target.request.headers, ctx, f"{target.name}: request.headers")
-        rendered = render_script(plan.scenario, plan.params,
-                                 RenderTarget(target.name, url, target.request.model, headers))
-        script = work / "script.js"
-        script.write_text(rendered.source)
-        outcome.url, outcome.body_sha256 = url, rendered.body_sha256
-        outcome.evidence["prompt"] = {"tokens_estimated": rendered.prompt_tokens, "bytes": rendered.prompt_bytes,
-                                      "body_bytes": len(rendered.body.encode())}
-
+        endpoint = Endpoint(target.name, base + target.request.path, target.request.model,
+                            render_map(target.request.headers, ctx, f"{target.name}: request.headers"))
+        body = build_body(plan.params, target.request.model)
+        outcome.url = endpoint.url
         self.emit("phase", target=target.name, phase="checking the route")
-        smoke = smoke_request(url, rendered.body, headers, plan.params.stream)
+        smoke = smoke_request(endpoint.url, body, endpoint.headers, plan.params.stream)
         outcome.evidence["smoke"] = {"ok": smoke.ok, "http_status": smoke.status, "seconds": round(smoke.seconds, 3),
                                      "body_snippet": smoke.snippet, "error": smoke.error}
         if not smoke.ok:
-            if gateway is not None and not gateway.alive:
-                raise TargetFailed("died", f"{target.name} exited during its first request",
-                                   **_process_evidence(gateway))
+            gateway_proc = processes.get("gateway")
+            if gateway_proc is not None and not gateway_proc.alive:
+                raise SessionLost("died", f"{target.name} exited during its first request",
+                                   **process_evidence(gateway_proc))
             what = f"HTTP {smoke.status}" if smoke.status is not None else smoke.error
-            raise TargetFailed("not_served", f"{target.name} did not answer the benchmark's request with a "
+            raise SessionLost("not_served", f"{target.name} did not answer the benchmark's request with a "
                                              f"well-formed OpenAI chat completion ({what})")
 
-        watch = {"mock": mock_proc, **({"gateway": gateway} if gateway else {})}
-        if plan.params.warmup > 0:
-            self.emit("phase", target=target.name, phase="warming up")
-            files = K6Files(work / "warmup-summary.json", work / "warmup-k6.log", None)
-            self._run_k6(sup, target, files, script, plan.params.warmup, watch, outcome, warmup=True)
+        session = LocalSession(sup, plan.cpu_plan, self._mock_endpoint(target.request.model), endpoint, processes,
+                               self._restarter(sup, work, processes), self.emit)
 
-        self.emit("phase", target=target.name, phase="measuring")
-        raw = work / "raw.csv.gz" if plan.keep_raw else None
-        files = K6Files(work / "summary.json", work / "k6.log", raw)
-        self._run_k6(sup, target, files, script, plan.params.duration, watch, outcome, warmup=False)
+        def on_step(record: StepRecord) -> None:
+            outcome.steps[record.name] = record
+            if record.name == plan.main_step:
+                self._adopt_main_step(outcome, record)
+            assert self.run_dir is not None
+            write_outcome(self.run_dir, outcome)  # what is measured is on disk before the next step
 
-    def _run_k6(self, sup: Supervisor, target: Gateway, files: K6Files, script: Path, duration: float,
-                watch: dict[str, ManagedProcess], outcome: Outcome, *, warmup: bool) -> None:
-        plan = self.plan
-        api_port = free_port()
-        k6 = start_k6(sup, "k6-warmup" if warmup else "k6", script, files, duration=duration, api_port=api_port,
-                      cpus=plan.cpu_plan.loadgen)
-        sampler = ResourceSampler({"loadgen": k6.pgid, **{role: p.pgid for role, p in watch.items()}})
-        limit = duration + plan.params.request_timeout + K6_GRACE_SECONDS
-        start = time.monotonic()
-        died: tuple[str, ManagedProcess, int | None] | None = None
-        timed_out = False
-        next_tick = start
         try:
-            while k6.alive:
-                now = time.monotonic()
-                if now >= next_tick:
-                    next_tick = now + 1.0
-                    if not warmup:
-                        sampler.sample()
-                    stats = live_stats(api_port)
-                    self.emit("tick", target=target.name, warmup=warmup, elapsed=now - start, duration=duration,
-                              requests=stats.requests if stats else None, rps=stats.rps if stats else None,
-                              ok_rate=stats.ok_rate if stats else None)
-                for role, proc in watch.items():
-                    if not proc.alive and died is None:
-                        died = (role, proc, proc.poll())
-                if died is not None:
-                    _stop_gracefully(k6)  # keeps what was measured: k6 still writes its summary
-                    break
-                if now - start > limit:
-                    timed_out = True
-                    _stop_gracefully(k6)  # keeps what was measured: k6 still writes its summary
-                    break
-                time.sleep(0.1)
-        except (KeyboardInterrupt, Interrupted):
-            _stop_gracefully(k6)  # keeps what was measured: k6 still writes its summary
-            if not warmup:
-                self._record_k6(files, outcome, k6, time.monotonic() - start)
-                sampler.write(files.summary.parent / "resources.csv")
+            if plan.suite and plan.sizes and plan.streaming_profile:
+                suite_session(session, plan.sizes, plan.params, plan.scenario, plan.streaming_profile, work, rig,
+                              on_step, keep_raw=plan.keep_raw, baseline=target.role == "baseline")
+            else:
+                on_step(scenario_step(session, plan.scenario.name, plan.scenario, plan.params, work,
+                                      raw=plan.keep_raw))
+        except SessionLost:
+            self._adopt_partial(session, work, outcome)
             raise
-        code = sup.stop(k6)
-        elapsed = time.monotonic() - start
-        if not warmup:
-            outcome.k6_exit_code = code
-            self._record_k6(files, outcome, k6, elapsed)
-            if sampler.rows:
-                sampler.write(files.summary.parent / "resources.csv")
-                outcome.files["resources"] = "resources.csv"
-        if died is not None:
-            role, proc, code_died = died
-            who = "the mock" if role == "mock" else target.name
-            phase = "warm-up" if warmup else "measurement"
-            status = "mock_failed" if role == "mock" else "died"
-            raise TargetFailed(status, f"{who} exited during the {phase} after {elapsed:.1f} s "
-                                       f"(exit code {code_died}); data up to that point kept",
-                               **_process_evidence(proc, code_died))
-        if timed_out:
-            raise TargetFailed("k6_failed", f"k6 did not finish within {limit:.0f} s and was stopped",
-                               k6_log_tail=k6.log_tail(LOG_TAIL_LINES))
-        if code not in (0, EXIT_THRESHOLDS_FAILED):
-            raise TargetFailed("k6_failed", f"k6 exited with code {code}{' during warm-up' if warmup else ''}",
-                               k6_log_tail=k6.log_tail(LOG_TAIL_LINES))
-        if not warmup:
-            outcome.thresholds_passed = code == 0
+        except (KeyboardInterrupt, Interrupted):
+            self._adopt_partial(session, work, outcome)
+            raise
 
-    def _record_k6(self, files: K6Files, outcome: Outcome, k6: ManagedProcess, elapsed: float) -> None:
-        outcome.measure_seconds = round(elapsed, 2)
-        outcome.files["k6_log"] = files.log.name
-        if files.summary.exists():
-            outcome.files["summary"] = files.summary.name
-        if files.raw is not None and files.raw.exists():
-            outcome.files["raw"] = files.raw.name
+    def _adopt_main_step(self, outcome: Outcome, record: StepRecord) -> None:
+        """The main step's files and k6 facts become the session's (the comparison table reads them)."""
+        outcome.files.update({k: f"{record.dir}/{v}" for k, v in record.files.items()})
+        outcome.body_sha256 = record.data.get("body_sha256")
+        outcome.k6_exit_code = record.data.get("exit_code")
+        outcome.thresholds_passed = record.data.get("thresholds_passed")
+        outcome.measure_seconds = record.data.get("seconds")
+        if record.status != "ok" and outcome.status == "ok":
+            outcome.status, outcome.reason = "invalid_output", record.reason  # type: ignore[assignment]
+
+    def _adopt_partial(self, session: LocalSession, work: Path, outcome: Outcome) -> None:
+        """A session cut short: the main step's k6 files, if its run had started, are still the session's."""
+        main = work / self.plan.main_step
+        if self.plan.main_step in outcome.steps:
+            return
+        for run in session.k6_runs:
+            if run.dir == main:
+                outcome.files.update({k: f"{self.plan.main_step}/{v}" for k, v in run.files.items()})
+                outcome.k6_exit_code = run.exit_code
+                outcome.measure_seconds = round(run.seconds, 2)
 
     def _finish_files(self, work: Path, outcome: Outcome) -> None:
-        """Validate the k6 output of a measured target and derive its per-second series."""
-        for name, key in (("gateway.log", "gateway_log"), ("mock.log", "mock_log"), ("script.js", "script")):
+        """Validate the main step's k6 output and derive its per-second series."""
+        for name, key in (("gateway.log", "gateway_log"), ("mock.log", "mock_log")):
             if (work / name).exists():
                 outcome.files[key] = name
-        if outcome.status not in ("ok", "died", "interrupted"):
+        if outcome.status not in ("ok", "died", "interrupted") or "summary" not in outcome.files:
+            if outcome.status == "ok" and "summary" not in outcome.files:
+                outcome.status, outcome.reason = "invalid_output", outcome.reason or "k6 wrote no summary; see k6.log"
             return
-        summary = work / "summary.json"
-        if not summary.exists():
-            if outcome.status == "ok":
-                outcome.status = "invalid_output"
-                outcome.reason = f"k6 wrote no summary ({summary.name}); see k6.log"
-            return
-        try:
-            json.loads(summary.read_text())
-        except json.JSONDecodeError as exc:
-            outcome.files.pop("summary", None)
-            outcome.status = "invalid_output"
-            outcome.reason = f"k6 summary {summary.name} is cut short or corrupt ({exc})"
-            return
-        raw = work / "raw.csv.gz"
-        if raw.exists():
+        raw = work / outcome.files["raw"] if "raw" in outcome.files else None
+        if raw is not None and raw.exists():
+            out = raw.with_name("timeseries.csv")
+            prefix = str(out.parent.relative_to(work))
             try:
-                truncated = write_timeseries(raw, work / "timeseries.csv")
-                outcome.files["timeseries"] = "timeseries.csv"
-                outcome.files["histogram"] = "histogram.csv"
-                outcome.files["statuses"] = "statuses.csv"
+                truncated = write_timeseries(raw, out)
+                for key, name in (("timeseries", "timeseries.csv"), ("histogram", "histogram.csv"),
+                                  ("statuses", "statuses.csv")):
+                    outcome.files[key] = f"{prefix}/{name}"
                 if truncated:
                     outcome.evidence["raw_truncated"] = truncated
             except TimeseriesError as exc:
                 outcome.evidence["timeseries_error"] = str(exc)
-

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from aigw_bench.catalog import load_catalog, load_mock
+from aigw_bench.catalog import load_catalog
+from aigw_bench.mock import load_contract, load_mock
 from components.prices import allocatable_cpu, price_table
 from tests.infra.conftest import SHIPPED
 
@@ -207,8 +208,14 @@ def test_lb_controller_release(programs):
 
 def test_mock_serves_the_same_mappings_as_the_local_target_tuned(programs):
     values = programs["kong"].inputs(RELEASE, "mock-release")["values"]
-    mock = load_mock()
-    assert values["mappings"] == {f.name: f.read_text() for f in sorted(mock.mappings_dir.glob("*.json"))}
+    mock = load_mock("wiremock")
+    mappings = values["mappings"]
+    assert set(mappings) == {"chat-completions.json", "chat-completions-stream.json", "errors.json"}
+    # The same contract bytes as the local mocks (mock_llm/contract.json), not a copy that could drift.
+    contract = load_contract()
+    assert json.loads(mappings["chat-completions.json"])["response"]["body"] == contract.completion_body()
+    assert json.loads(mappings["chat-completions-stream.json"])["response"]["body"] == \
+        "".join(contract.stream_events())
     assert values["image"] == {"repository": "wiremock/wiremock", "tag": mock.version}
     args = values["args"]
     assert "--root-dir=/home/wiremock/storage" in args

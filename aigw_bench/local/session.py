@@ -1,0 +1,220 @@
+"""One target session on this machine: the mock and the target running, k6 and the streaming probe
+started as supervised children on the load generator's CPUs (the :class:`Driver` of the steps)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aigw_bench.local.cpus import CpuPlan
+from aigw_bench.local.loadgen import EXIT_THRESHOLDS_FAILED, K6Files, live_stats, start_k6
+from aigw_bench.local.ports import free_port
+from aigw_bench.local.processes import Interrupted, ManagedProcess, Supervisor
+from aigw_bench.local.resources import ResourceSampler
+from aigw_bench.measure.driver import Endpoint, K6Job, K6Run, SessionLost, StreamJob
+from aigw_bench.mock import PacingProfile
+
+# Time k6 gets beyond its duration (start-up, graceful stop, summary) before it is stopped.
+K6_GRACE_SECONDS = 60.0
+LOG_TAIL_LINES = 25
+SAMPLE_INTERVAL = 1.0
+IDLE_SAMPLE_INTERVAL = 0.5
+
+
+def process_evidence(proc: ManagedProcess | None, code: int | None = None) -> dict[str, Any]:
+    """Exit code, signal and the last log lines of a process that failed (for the report)."""
+    if proc is None:
+        return {}
+    code = proc.poll() if code is None else code
+    evidence: dict[str, Any] = {"exit_code": code, "log": proc.log_path.name, "log_tail": proc.log_tail(LOG_TAIL_LINES)}
+    if code is not None and code < 0:
+        evidence["signal"] = -code
+    return evidence
+
+
+def _stop_gracefully(proc: ManagedProcess) -> None:
+    """SIGINT makes k6 stop its scenarios, run handleSummary and exit; stop() escalates if it hangs."""
+    proc.signal(signal.SIGINT)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=30)
+
+
+def read_summary_file(path: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """k6's summary.json parsed, or the reason it is not usable."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None, f"k6 wrote no summary ({path.name}); see k6.log"
+    except json.JSONDecodeError as exc:
+        return None, f"k6 summary {path.name} is cut short or corrupt ({exc})"
+    if not isinstance(data, dict) or "http_reqs" not in data.get("metrics", {}):
+        return None, f"k6 summary {path.name} has no requests (http_reqs missing)"
+    return data, None
+
+
+@dataclass
+class LocalSession:
+    """The Driver for one target: processes already started and ready (see LocalRunner)."""
+
+    sup: Supervisor
+    cpu_plan: CpuPlan
+    direct: Endpoint
+    target: Endpoint
+    processes: dict[str, ManagedProcess]  # role ("mock", "gateway") -> process
+    restart_mock: Callable[[PacingProfile], ManagedProcess]
+    on_event: Callable[..., None]
+    environment: str = "local"
+    k6_runs: list[K6Run] = field(default_factory=list)
+
+    def emit(self, event: str, **data: Any) -> None:
+        self.on_event(event, target=self.target.name, **data)
+
+    # ----------------------------------------------------------------------------- watching
+    def _dead(self) -> tuple[str, ManagedProcess, int | None] | None:
+        for role, proc in self.processes.items():
+            if not proc.alive:
+                return role, proc, proc.poll()
+        return None
+
+    def _lost(self, dead: tuple[str, ManagedProcess, int | None], what: str, elapsed: float) -> SessionLost:
+        role, proc, code = dead
+        who = "the mock" if role == "mock" else self.target.name
+        status = "mock_failed" if role == "mock" else "died"
+        return SessionLost(status, f"{who} exited during the {what} after {elapsed:.1f} s (exit code {code}); "
+                                   "data up to that point kept", **process_evidence(proc, code))
+
+    def _sampler(self, extra: dict[str, int] | None = None) -> ResourceSampler:
+        return ResourceSampler({**(extra or {}), **{role: p.pgid for role, p in self.processes.items()}})
+
+    # ---------------------------------------------------------------------------------- k6
+    def run_k6(self, job: K6Job) -> K6Run:
+        job.dir.mkdir(parents=True, exist_ok=True)
+        script = job.dir / "script.js"
+        script.write_text(job.source)
+        if job.warmup > 0:
+            self.emit("phase", phase=f"{job.label}: warming up")
+            self._k6(job, K6Files(job.dir / "warmup-summary.json", job.dir / "warmup-k6.log", None), job.warmup,
+                     warmup=True)
+        self.emit("phase", phase=job.label)
+        raw = job.dir / "raw.csv.gz" if job.raw else None
+        run = self._k6(job, K6Files(job.dir / "summary.json", job.dir / "k6.log", raw), job.duration, warmup=False)
+        self.k6_runs.append(run)
+        return run
+
+    def _k6(self, job: K6Job, files: K6Files, duration: float, *, warmup: bool) -> K6Run:
+        script = job.dir / "script.js"
+        api_port = free_port()
+        k6 = start_k6(self.sup, "k6-warmup" if warmup else "k6", script, files, duration=duration, api_port=api_port,
+                      cpus=self.cpu_plan.loadgen)
+        sampler = self._sampler({"loadgen": k6.pgid})
+        limit = duration + job.request_timeout + K6_GRACE_SECONDS
+        start = time.monotonic()
+        next_tick = start
+        dead = None
+        timed_out = False
+        try:
+            while k6.alive:
+                now = time.monotonic()
+                if now >= next_tick:
+                    next_tick = now + SAMPLE_INTERVAL
+                    sampler.sample()
+                    stats = live_stats(api_port)
+                    self.emit("tick", warmup=warmup, label=job.label, elapsed=now - start, duration=duration,
+                              requests=stats.requests if stats else None, rps=stats.rps if stats else None,
+                              ok_rate=stats.ok_rate if stats else None)
+                dead = self._dead()
+                if dead is not None:
+                    _stop_gracefully(k6)  # keeps what was measured: k6 still writes its summary
+                    break
+                if now - start > limit:
+                    timed_out = True
+                    _stop_gracefully(k6)
+                    break
+                time.sleep(0.05)
+        except (KeyboardInterrupt, Interrupted):
+            _stop_gracefully(k6)  # keeps what was measured: k6 still writes its summary
+            if not warmup:
+                self.k6_runs.append(self._collect(job, files, k6.poll(), time.monotonic() - start, sampler))
+            raise
+        sampler.sample()  # the last stretch, up to k6's exit: CPU time per request needs all of it
+        code = self.sup.stop(k6)
+        run = self._collect(job, files, code, time.monotonic() - start, sampler, write_resources=not warmup)
+        if dead is not None:
+            if not warmup:
+                self.k6_runs.append(run)
+            raise self._lost(dead, "warm-up" if warmup else job.label, run.seconds)
+        if timed_out:
+            raise SessionLost("k6_failed", f"k6 did not finish {job.label} within {limit:.0f} s and was stopped",
+                              k6_log_tail=k6.log_tail(LOG_TAIL_LINES))
+        if code not in (0, EXIT_THRESHOLDS_FAILED):
+            raise SessionLost("k6_failed", f"k6 exited with code {code} ({job.label}{', warm-up' if warmup else ''})",
+                              k6_log_tail=k6.log_tail(LOG_TAIL_LINES))
+        return run
+
+    def _collect(self, job: K6Job, files: K6Files, code: int | None, seconds: float, sampler: ResourceSampler,
+                 write_resources: bool = True) -> K6Run:
+        names = {"script": "script.js", "k6_log": files.log.name}
+        summary, problem = read_summary_file(files.summary)
+        if files.summary.exists():
+            names["summary"] = files.summary.name
+        if files.raw is not None and files.raw.exists():
+            names["raw"] = files.raw.name
+        if write_resources and sampler.rows:
+            sampler.write(job.dir / "resources.csv")
+            names["resources"] = "resources.csv"
+        return K6Run(dir=job.dir, exit_code=code, seconds=seconds, files=names, summary=summary,
+                     summary_problem=problem, resources=list(sampler.rows), cpu_seconds=sampler.cpu_seconds())
+
+    # ---------------------------------------------------------------------------- the rest
+    def idle_resources(self, seconds: float) -> list[dict[str, Any]]:
+        sampler = self._sampler()
+        deadline = time.monotonic() + seconds
+        sampler.sample()
+        while time.monotonic() < deadline:
+            time.sleep(IDLE_SAMPLE_INTERVAL)
+            sampler.sample()
+            if (dead := self._dead()) is not None:
+                raise self._lost(dead, "idle memory sampling", seconds)
+        return list(sampler.rows)
+
+    def use_profile(self, profile: PacingProfile) -> None:
+        self.emit("phase", phase=f"restarting the mock with the '{profile.name}' pacing profile")
+        self.processes["mock"] = self.restart_mock(profile)
+
+    def run_stream_probe(self, job: StreamJob) -> Path:
+        job.dir.mkdir(parents=True, exist_ok=True)
+        self.emit("phase", phase=job.label)
+        argv = [sys.executable, "-m", "aigw_bench.measure.stream_probe",
+                "--direct-url", self.direct.url, "--target-url", self.target.url,
+                "--target-headers", json.dumps(self.target.headers), "--body-file", str(job.dir / "body.json"),
+                "--concurrency", str(job.concurrency), "--duration", f"{job.duration:g}",
+                "--timeout", f"{job.request_timeout:g}", "--out", str(job.dir)]
+        probe = self.sup.start("stream-probe", argv, job.dir / "probe.log", cwd=job.dir, cpus=self.cpu_plan.loadgen)
+        limit = job.duration + job.request_timeout + K6_GRACE_SECONDS
+        start = time.monotonic()
+        while probe.alive:
+            elapsed = time.monotonic() - start
+            if (dead := self._dead()) is not None:
+                self.sup.stop(probe)
+                raise self._lost(dead, job.label, elapsed)
+            if elapsed > limit:
+                self.sup.stop(probe)
+                raise SessionLost("k6_failed", f"the streaming probe did not finish within {limit:.0f} s",
+                                  probe_log_tail=probe.log_tail(LOG_TAIL_LINES))
+            self.emit("tick", warmup=False, label=job.label, elapsed=elapsed, duration=job.duration, requests=None,
+                      rps=None, ok_rate=None)
+            time.sleep(0.2)
+        code = self.sup.stop(probe)
+        out = job.dir / "streams.csv"
+        if code != 0 or not out.exists():
+            raise SessionLost("k6_failed", f"the streaming probe exited with code {code}",
+                              probe_log_tail=probe.log_tail(LOG_TAIL_LINES))
+        return out

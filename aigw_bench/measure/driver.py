@@ -1,0 +1,104 @@
+"""What a measurement step needs from the place it runs in: the local machine or the EKS environment.
+
+The steps (:mod:`aigw_bench.measure.steps`) decide what to send, for how long, and what the results
+mean; a :class:`Driver` only knows how to start k6 (a local process, or SSM Run Command on the
+cloud runner), how to read the processes' CPU and memory, how to restart the mock with another
+pacing profile, and how to run the streaming probe. The same step code thus runs in both places.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from aigw_bench.mock import PacingProfile
+from k6_scripts.render import RenderTarget
+
+EventSink = Callable[..., None]
+
+
+# Where requests go: the chat route's full URL, the headers and the model name of the body.
+Endpoint = RenderTarget
+
+
+@dataclass(frozen=True)
+class K6Job:
+    """One k6 run: a rendered script, how long it measures, and where its files go."""
+
+    label: str  # for the progress display, e.g. "capacity 350 req/s"
+    dir: Path  # the job's files: script.js, summary.json, k6.log, raw.csv.gz, resources.csv
+    source: str
+    duration: float  # measured seconds (the script's AIGW_DURATION)
+    warmup: float = 0.0  # seconds of the same script before, excluded from every result
+    raw: bool = False  # k6's per-request CSV (raw.csv.gz)
+    request_timeout: float = 60.0
+
+
+@dataclass
+class K6Run:
+    """What a k6 run left behind. ``summary`` is None when summary.json is missing or cut short."""
+
+    dir: Path
+    exit_code: int | None
+    seconds: float
+    files: dict[str, str]  # kind -> file name inside ``dir``
+    summary: dict[str, Any] | None
+    summary_problem: str | None = None
+    resources: list[dict[str, Any]] = field(default_factory=list)  # t_s, role, cpu_cores, rss_mib, ...
+    cpu_seconds: dict[str, float] = field(default_factory=dict)  # role -> CPU time used during the run
+
+    @property
+    def thresholds_passed(self) -> bool | None:
+        if self.exit_code is None:
+            return None
+        return self.exit_code == 0
+
+
+class SessionLost(Exception):
+    """The session cannot go on: the target or the mock died, or k6 cannot run. Carries the evidence."""
+
+    def __init__(self, status: str, reason: str, **evidence: Any):
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+        self.evidence = evidence
+
+
+@dataclass(frozen=True)
+class StreamJob:
+    """The streaming probe: ``concurrency`` streams at a time on each side, for ``duration`` seconds."""
+
+    label: str
+    dir: Path
+    body: str
+    concurrency: int
+    duration: float
+    request_timeout: float = 120.0
+
+
+class Driver(Protocol):
+    """One target's session: the mock and the target are up and answered the benchmark's request."""
+
+    environment: str  # "local" or "cloud"
+    direct: Endpoint  # the mock itself
+    target: Endpoint  # the mock through the target (the same as direct for the baseline)
+
+    def run_k6(self, job: K6Job) -> K6Run:
+        """Run k6 to the end (warm-up first, if any). Raises SessionLost if the target or mock died."""
+        ...
+
+    def idle_resources(self, seconds: float) -> list[dict[str, Any]]:
+        """CPU and memory samples of the processes while nothing is sent (efficiency: idle, after)."""
+        ...
+
+    def use_profile(self, profile: PacingProfile) -> None:
+        """Restart the mock with another pacing profile; returns when it answers again."""
+        ...
+
+    def run_stream_probe(self, job: StreamJob) -> Path:
+        """Run the streaming probe against ``direct`` and ``target`` at once; returns its CSV."""
+        ...
+
+    def emit(self, event: str, **data: Any) -> None: ...

@@ -1,0 +1,301 @@
+"""The measurement steps of one target session, shared by the local runner and the cloud stage.
+
+Each step renders its k6 script (or prepares the streaming probe), has the driver run it, and
+returns a :class:`StepRecord` with the facts it measured. Statistics and verdicts come later, from
+the analysis, so that ``aigw-bench report`` can always recompute them from the files.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from aigw_bench.measure.driver import Driver, K6Job, K6Run, SessionLost, StreamJob
+from aigw_bench.measure.search import RIG_BOUND_FRACTION, CapacitySearch, Probe
+from aigw_bench.mock import PacingProfile
+from aigw_bench.results import StepRecord, now_iso
+from k6_scripts.render import build_body, render_paired, render_script
+from k6_scripts.scenarios import Scenario, ScenarioParams
+from k6_scripts.suites import (
+    CapacitySizes,
+    EfficiencySizes,
+    OverheadSizes,
+    RigSizes,
+    StreamingSizes,
+    SuiteSizes,
+)
+
+__all__ = ["RIG_BOUND_FRACTION", "capacity_step", "efficiency_step", "measure_rig", "overhead_step", "scenario_step",
+           "streaming_step", "suite_session"]
+
+_ARRIVAL = Scenario(name="arrival", executor="constant-arrival-rate", profiles={},
+                    description="a fixed arrival rate (capacity probes, efficiency)")
+_CLOSED = Scenario(name="closed", executor="constant-vus", profiles={},
+                   description="a closed loop of virtual users (the rig's ceiling and floor)")
+
+
+def metric(summary: dict[str, Any] | None, name: str, stat: str) -> float | None:
+    """One value of a k6 summary, or None."""
+    if not summary:
+        return None
+    value = summary.get("metrics", {}).get(name, {}).get("values", {}).get(stat)
+    return float(value) if value is not None else None
+
+
+def _record(name: str, kind: str, step_dir: Path, session_dir: Path, **fields: Any) -> StepRecord:
+    return StepRecord(name=name, kind=kind, status=fields.pop("status", "ok"),
+                      dir=str(step_dir.relative_to(session_dir)), started_at=fields.pop("started_at", now_iso()),
+                      finished_at=now_iso(), **fields)
+
+
+def _k6_facts(run: K6Run) -> dict[str, Any]:
+    return {"exit_code": run.exit_code, "thresholds_passed": run.thresholds_passed, "seconds": round(run.seconds, 2),
+            "requests": metric(run.summary, "http_reqs", "count"), "rps": metric(run.summary, "http_reqs", "rate"),
+            "ok_rate": metric(run.summary, "aigw_ok", "rate")}
+
+
+def _run_status(run: K6Run) -> tuple[str, str | None]:
+    if run.summary is None:
+        return "failed", run.summary_problem or "k6 wrote no summary"
+    return "ok", None
+
+
+# --------------------------------------------------------------------------------------- steps
+def scenario_step(d: Driver, name: str, scenario: Scenario, params: ScenarioParams, session_dir: Path,
+                  raw: bool = True) -> StepRecord:
+    """A scenario as it stands (the published shape, rate, stream, ...): warm-up, then measure."""
+    started = now_iso()
+    step_dir = session_dir / name
+    rendered = render_script(scenario, params, d.target)
+    run = d.run_k6(K6Job(label=name, dir=step_dir, source=rendered.source, duration=params.duration,
+                         warmup=params.warmup, raw=raw, request_timeout=params.request_timeout))
+    status, reason = _run_status(run)
+    return _record(name, "scenario", step_dir, session_dir, status=status, reason=reason, files=run.files,
+                   started_at=started, data={**_k6_facts(run), "body_sha256": rendered.body_sha256,
+                                             "params": params.model_dump()})
+
+
+def overhead_step(d: Driver, sizes: OverheadSizes, base: ScenarioParams, session_dir: Path) -> StepRecord:
+    """Concurrency 1, the mock directly and through the target alternating request by request."""
+    started = now_iso()
+    step_dir = session_dir / "overhead"
+    params = base.model_copy(update={"vus": 1, "duration": sizes.duration, "warmup": sizes.warmup, "stream": False})
+    rendered = render_paired(params, d.target, d.direct)
+    run = d.run_k6(K6Job(label="overhead (concurrency 1)", dir=step_dir, source=rendered.source,
+                         duration=sizes.duration, warmup=sizes.warmup, raw=True,
+                         request_timeout=params.request_timeout))
+    status, reason = _run_status(run)
+    facts = _k6_facts(run)
+    facts["pairs"] = metric(run.summary, "aigw_target_ms", "count")
+    facts["direct_ok_rate"] = metric(run.summary, "aigw_direct_ok", "rate")
+    facts["target_ok_rate"] = metric(run.summary, "aigw_target_ok", "rate")
+    return _record("overhead", "overhead", step_dir, session_dir, status=status, reason=reason, files=run.files,
+                   started_at=started, data={**facts, "sizes": sizes.model_dump(), "body_sha256": rendered.body_sha256})
+
+
+def _arrival_params(base: ScenarioParams, rate: float, duration: float, warmup: float, max_vus: int) -> ScenarioParams:
+    # VUs for 100 ms of latency at this rate, allocated before the start: k6 starting more VUs during
+    # the run takes time, and iterations due meanwhile are dropped (a rig artefact, not the target's).
+    vus = max(1, min(max_vus, max(20, math.ceil(rate * 0.1))))
+    return base.model_copy(update={"rate": max(1, round(rate)), "vus": vus, "max_vus": max(vus, max_vus),
+                                   "duration": duration, "warmup": warmup, "stream": False})
+
+
+def probe_from_run(rate: float, run: K6Run) -> Probe:
+    s = run.summary
+    ok = metric(s, "aigw_ok", "rate")
+    problem = None if s is not None else (run.summary_problem or "k6 wrote no summary")
+    return Probe(rate=rate, p99_ms=metric(s, "http_req_duration", "p(99)"),
+                 p50_ms=metric(s, "http_req_duration", "p(50)"),
+                 error_rate=1.0 - ok if ok is not None else 1.0,
+                 dropped=int(metric(s, "dropped_iterations", "count") or 0),
+                 achieved_rps=metric(s, "http_reqs", "rate") or 0.0,
+                 requests=int(metric(s, "http_reqs", "count") or 0), problem=problem)
+
+
+def capacity_step(d: Driver, sizes: CapacitySizes, base: ScenarioParams, session_dir: Path, reach_rps: float,
+                  hint_rps: float | None, reach_by_bound: dict[float, float] | None = None) -> StepRecord:
+    """Step up then bisect over arrival rates; every probe is kept (see :mod:`aigw_bench.measure.search`)."""
+    started = now_iso()
+    step_dir = session_dir / "capacity"
+    search = CapacitySearch(sizes, reach_rps, start_rps=hint_rps * 0.5 if hint_rps else None,
+                            reach_by_bound=reach_by_bound or {})
+    lost: SessionLost | None = None
+    while (rate := search.next_rate()) is not None:
+        params = _arrival_params(base, rate, sizes.probe_seconds(rate), sizes.warmup, sizes.max_vus)
+        probe_dir = step_dir / f"p{len(search.probes) + 1:02d}-{rate}rps"
+        source = render_script(_ARRIVAL, params, d.target).source
+        try:
+            run = d.run_k6(K6Job(label=f"capacity: {rate} req/s", dir=probe_dir, source=source,
+                                 duration=params.duration, warmup=sizes.warmup, request_timeout=params.request_timeout))
+        except SessionLost as exc:
+            search.add(Probe(rate, None, None, 1.0, 0, 0.0, 0, problem=exc.reason))
+            lost = exc
+            break
+        probe = probe_from_run(rate, run)
+        search.add(probe)
+        d.emit("probe", rate=rate, probe=probe, bound_ms=sizes.default_bound_ms)
+    record = _record("capacity", "capacity", step_dir, session_dir, started_at=started, data=search.record(),
+                     status="failed" if lost else "ok", reason=lost.reason if lost else None)
+    if lost:
+        lost.evidence["partial_step"] = record
+        raise lost
+    return record
+
+
+def _rss(samples: list[dict[str, Any]], role: str) -> list[float]:
+    return [float(s["rss_mib"]) for s in samples if s.get("role") == role]
+
+
+def efficiency_step(d: Driver, sizes: EfficiencySizes, base: ScenarioParams, session_dir: Path,
+                    role: str = "gateway") -> StepRecord:
+    """Memory idle, CPU and memory under one fixed rate (the same for every target), memory after."""
+    started = now_iso()
+    step_dir = session_dir / "efficiency"
+    step_dir.mkdir(parents=True, exist_ok=True)
+    idle = d.idle_resources(sizes.idle)
+    params = _arrival_params(base, sizes.rate, sizes.duration, 1.0, max(50, math.ceil(sizes.rate)))
+    source = render_script(_ARRIVAL, params, d.target).source
+    run = d.run_k6(K6Job(label=f"efficiency: {sizes.rate:g} req/s", dir=step_dir, source=source,
+                         duration=sizes.duration, warmup=params.warmup, request_timeout=params.request_timeout))
+    after = d.idle_resources(sizes.after)
+    rows = ([{**s, "phase": "idle"} for s in idle] + [{**s, "phase": "load"} for s in run.resources]
+            + [{**s, "phase": "after"} for s in after])
+    _write_rows(step_dir / "resources-phases.csv", rows)
+    loaded, idle_rss, after_rss = _rss(run.resources, role), _rss(idle, role), _rss(after, role)
+    requests = metric(run.summary, "http_reqs", "count")
+    cpu = run.cpu_seconds.get(role)
+    data = {
+        **_k6_facts(run), "rate": sizes.rate, "role": role,
+        "dropped": metric(run.summary, "dropped_iterations", "count") or 0,
+        "cpu_seconds": cpu, "mock_cpu_seconds": run.cpu_seconds.get("mock"),
+        "loadgen_cpu_seconds": run.cpu_seconds.get("loadgen"),
+        "cpu_ms_per_request": (cpu * 1000.0 / requests) if cpu is not None and requests else None,
+        "rss_idle_mib": max(idle_rss) if idle_rss else None,
+        "rss_load_mib": max(loaded) if loaded else None,
+        "rss_load_mean_mib": sum(loaded) / len(loaded) if loaded else None,
+        "rss_after_mib": after_rss[-1] if after_rss else None,
+        "sizes": sizes.model_dump(),
+    }
+    status, reason = _run_status(run)
+    return _record("efficiency", "efficiency", step_dir, session_dir, status=status, reason=reason,
+                   files={**run.files, "phases": "resources-phases.csv"}, started_at=started, data=data)
+
+
+def streaming_step(d: Driver, sizes: StreamingSizes, profile: PacingProfile, base: ScenarioParams,
+                   session_dir: Path) -> StepRecord:
+    """The mock paced like a hosted model; streams direct and through the target at the same time."""
+    started = now_iso()
+    step_dir = session_dir / "streaming"
+    paced = profile.model_copy(update={"output_tokens": sizes.output_tokens or profile.output_tokens})
+    d.use_profile(paced)
+    body = build_body(base.model_copy(update={"stream": True}), d.target.model)
+    step_dir.mkdir(parents=True, exist_ok=True)
+    (step_dir / "body.json").write_text(body)
+    csv_path = d.run_stream_probe(StreamJob(label=f"streaming ({paced.name} pacing)", dir=step_dir, body=body,
+                                            concurrency=sizes.concurrency, duration=sizes.duration))
+    files = {"streams": csv_path.name, "gaps": "gaps.csv.gz", "body": "body.json"}
+    tokens = paced.output_tokens
+    return _record("streaming", "streaming", step_dir, session_dir, started_at=started, files=files, data={
+        "profile": paced.model_dump(), "expected_chunks": tokens, "sizes": sizes.model_dump(),
+        "expected_spread_ms": (tokens - 1) * paced.per_token_ms if tokens else None})
+
+
+def _write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
+    import csv
+
+    columns: list[str] = []
+    for row in rows:
+        columns.extend(k for k in row if k not in columns)
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+# ------------------------------------------------------------------------------ the rig itself
+def measure_rig(d: Driver, sizes: RigSizes, base: ScenarioParams, rig_dir: Path,
+                capacity: CapacitySizes | None = None) -> dict[str, Any]:
+    """k6 straight to the mock: the ceiling (closed loop), the floor (one VU) and, for a suite, the rig's
+    own frontier (the capacity search without a target, up to the ceiling). ``d.target`` is the mock."""
+    ceiling_params = base.model_copy(update={"vus": sizes.ceiling.vus, "duration": sizes.ceiling.duration,
+                                             "warmup": sizes.ceiling.warmup, "rate": None, "max_vus": None})
+    floor_params = base.model_copy(update={"vus": 1, "duration": sizes.floor.duration, "warmup": sizes.floor.warmup,
+                                           "rate": None, "max_vus": None})
+    out: dict[str, Any] = {}
+    for kind, params in (("ceiling", ceiling_params), ("floor", floor_params)):
+        source = render_script(_CLOSED, params, d.direct).source
+        run = d.run_k6(K6Job(label=f"rig {kind}", dir=rig_dir / kind, source=source, duration=params.duration,
+                             warmup=params.warmup, request_timeout=params.request_timeout))
+        if run.summary is None:
+            raise SessionLost("k6_failed", f"the rig's {kind} measurement gave no summary: "
+                                           f"{run.summary_problem or 'see ' + str(run.dir / 'k6.log')}")
+        out[kind] = run
+    ceiling, floor = out["ceiling"], out["floor"]
+    loadgen = ceiling.cpu_seconds.get("loadgen")
+    frontier = None
+    ceiling_rps = metric(ceiling.summary, "http_reqs", "rate")
+    if capacity is not None and ceiling_rps:
+        frontier = capacity_step(d, capacity, base, rig_dir, ceiling_rps, ceiling_rps).data
+    return {
+        "frontier": frontier,
+        "ceiling_rps": metric(ceiling.summary, "http_reqs", "rate"),
+        "floor_ms": {"p50": metric(floor.summary, "http_req_duration", "p(50)"),
+                     "p90": metric(floor.summary, "http_req_duration", "p(90)"),
+                     "p99": metric(floor.summary, "http_req_duration", "p(99)")},
+        "ceiling_error_rate": 1 - (metric(ceiling.summary, "aigw_ok", "rate") or 0.0),
+        "ceiling_p99_ms": metric(ceiling.summary, "http_req_duration", "p(99)"),
+        "ceiling_vus": sizes.ceiling.vus,
+        "loadgen_cpu_seconds": loadgen,
+        "mock_cpu_seconds": ceiling.cpu_seconds.get("mock"),
+        "ceiling_seconds": round(ceiling.seconds, 2),
+        "reach_rps": None,  # filled by the caller: RIG_BOUND_FRACTION x ceiling
+        "sizes": json.loads(sizes.model_dump_json()),
+    }
+
+
+# ------------------------------------------------------------------------------ a whole session
+def rig_reach_by_bound(rig: dict[str, Any]) -> dict[float, float]:
+    """Per p99 bound, RIG_BOUND_FRACTION x what the rig alone sustained under it (its own frontier)."""
+    bounds = ((rig.get("frontier") or {}).get("bounds")) or []
+    return {float(b["bound_ms"]): RIG_BOUND_FRACTION * b["capacity_rps"] for b in bounds if b.get("capacity_rps")}
+
+
+def skipped(name: str, reason: str, session_dir: Path) -> StepRecord:
+    return _record(name, name, session_dir / name, session_dir, status="skipped", reason=reason)
+
+
+def suite_session(d: Driver, sizes: SuiteSizes, base: ScenarioParams, seed: Scenario, streaming_profile: PacingProfile,
+                  session_dir: Path, rig: dict[str, Any], on_step: Callable[[StepRecord], None],
+                  keep_raw: bool = True, baseline: bool = False) -> None:
+    """overhead -> seed (published shape) -> capacity -> efficiency -> streaming, recording each step as it ends.
+
+    The baseline (no target between k6 and the mock) runs overhead and streaming as A/A controls (the
+    difference must be nil) and the published shape; its capacity is the rig's ceiling and it has no
+    gateway process to weigh. A SessionLost (target or mock died) ends the session after recording
+    the step it interrupted."""
+    on_step(overhead_step(d, sizes.overhead, base, session_dir))
+    seed_params = base.model_copy(update={"vus": sizes.seed.vus, "duration": sizes.seed.duration,
+                                          "warmup": sizes.seed.warmup})
+    seed_record = scenario_step(d, "seed", seed, seed_params, session_dir, raw=keep_raw)
+    on_step(seed_record)
+    if baseline:
+        on_step(skipped("capacity", "the baseline is the rig itself: its frontier was measured with the rig",
+                        session_dir))
+        on_step(skipped("efficiency", "the baseline has no gateway process to weigh", session_dir))
+        on_step(streaming_step(d, sizes.streaming, streaming_profile, base, session_dir))
+        return
+    # Without a measured ceiling (the rig failed) nothing caps the search but its step budget.
+    reach = rig.get("reach_rps") or 1e9
+    try:
+        capacity = capacity_step(d, sizes.capacity, base, session_dir, reach, seed_record.data.get("rps"),
+                                 rig_reach_by_bound(rig))
+    except SessionLost as exc:
+        on_step(exc.evidence.pop("partial_step"))
+        raise
+    on_step(capacity)
+    on_step(efficiency_step(d, sizes.efficiency, base, session_dir))
+    on_step(streaming_step(d, sizes.streaming, streaming_profile, base, session_dir))

@@ -1,0 +1,220 @@
+"""The mock OpenAI API: its implementations, the contract they share and the pacing profiles.
+
+```
+mock_llm/
+  contract.json       the exact bytes every mock answers with (both mocks assemble them from here)
+  profiles.yaml       pacing profiles (time to first token, time per token, jitter, faults)
+  fast/mock.yaml      nginx + Lua: the default, far faster than any gateway
+  wiremock/mock.yaml  WireMock, the published benchmark's mock (instant profile only)
+```
+
+Like the gateway catalog this is data: a mock is a folder with a ``mock.yaml`` (how to install,
+start and probe it, locally and on EKS) and its templates.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from aigw_bench.catalog import REPO_DIR, LocalSpec, format_validation_error, load_yaml
+from aigw_bench.errors import ConfigError
+
+MOCKS_DIR = REPO_DIR / "mock_llm"
+CONTRACT_FILE = MOCKS_DIR / "contract.json"
+PROFILES_FILE = MOCKS_DIR / "profiles.yaml"
+ENTRY_FILE = "mock.yaml"
+# The mock a run uses unless told otherwise: the one whose ceiling stays far above the gateways'.
+DEFAULT_MOCK = "fast"
+DEFAULT_PROFILE = "instant"
+
+_SAFE_TEXT = re.compile(r'^[^"\\/\x00-\x1f]*$')
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Faults(_Strict):
+    """Fractions of requests the mock answers badly (for scenarios that test a gateway's retries)."""
+
+    http_429: float = Field(0.0, ge=0, le=1)
+    http_500: float = Field(0.0, ge=0, le=1)
+    disconnect: float = Field(0.0, ge=0, le=1, description="connection closed mid-answer")
+
+    @property
+    def any(self) -> bool:
+        return self.http_429 > 0 or self.http_500 > 0 or self.disconnect > 0
+
+
+class PacingProfile(_Strict):
+    """How long the mock takes to answer; fixed when the mock starts."""
+
+    name: str
+    description: str = ""
+    source: str | None = Field(None, description="where the figures come from")
+    ttft_ms: float = Field(0.0, ge=0, le=600_000)
+    per_token_ms: float = Field(0.0, ge=0, le=60_000)
+    output_tokens: int | None = Field(None, ge=1, le=100_000)
+    jitter_sigma: float = Field(0.0, ge=0, le=2)
+    faults: Faults = Faults()
+
+    @property
+    def paced(self) -> bool:
+        return self.ttft_ms > 0 or self.per_token_ms > 0
+
+    def nominal_seconds(self, tokens: int) -> float:
+        """The wait of a non-streaming answer of ``tokens`` tokens (no jitter)."""
+        return (self.ttft_ms + tokens * self.per_token_ms) / 1000.0
+
+
+class MockDefinition(_Strict):
+    """One mock implementation (``mock_llm/<name>/mock.yaml``)."""
+
+    name: str
+    title: str
+    version: str
+    source: str
+    description: str = ""
+    profiles: list[str] = Field(default_factory=lambda: [DEFAULT_PROFILE],
+                                description="the pacing profiles this implementation can serve")
+    local: LocalSpec
+    cloud: dict[str, Any] | None = None
+    entry_dir: Path = Field(exclude=True)
+
+    def require_profile(self, profile: PacingProfile) -> None:
+        if profile.name not in self.profiles:
+            raise ConfigError(f"the {self.name} mock cannot serve the '{profile.name}' pacing profile (it serves: "
+                              f"{', '.join(self.profiles)}); choose another with --mock or --mock-profile")
+
+
+class StreamPieces(_Strict):
+    role: str
+    token: str
+    final: str
+    done: str
+    tokens: list[str] = Field(min_length=1)
+
+
+class ErrorAnswer(_Strict):
+    status: int
+    body: str
+
+
+class Contract(_Strict):
+    """The exact bytes of every answer (``mock_llm/contract.json``); ``$NAME`` marks a substitution."""
+
+    about: str = ""
+    prompt_tokens: int = Field(ge=0)
+    completion: str
+    content: str
+    content_tokens: int = Field(ge=1)
+    stream: StreamPieces
+    errors: dict[str, ErrorAnswer]
+
+    @model_validator(mode="after")
+    def _safe(self) -> Contract:
+        # The Lua mock inserts these between quotes without escaping: they must need none.
+        for text in [self.content, *self.stream.tokens]:
+            if not _SAFE_TEXT.match(text):
+                raise ValueError(f"text {text!r} needs JSON escaping (quote, backslash, slash or control character)")
+        needed = {"invalid_json", "missing_messages", "rate_limited", "server_error", "not_found"}
+        if missing := needed - set(self.errors):
+            raise ValueError(f"errors: missing {', '.join(sorted(missing))}")
+        return self
+
+    def _usage(self, text: str, completion_tokens: int) -> str:
+        return (text.replace("$PROMPT_TOKENS", str(self.prompt_tokens))
+                .replace("$COMPLETION_TOKENS", str(completion_tokens))
+                .replace("$TOTAL_TOKENS", str(self.prompt_tokens + completion_tokens)))
+
+    def tokens(self, output_tokens: int | None) -> list[str]:
+        """The streamed tokens of one answer: the contract's own, or ``output_tokens`` of them, cycled."""
+        own = self.stream.tokens
+        n = len(own) if output_tokens is None else output_tokens
+        return [own[i % len(own)] for i in range(n)]
+
+    def completion_body(self, output_tokens: int | None = None) -> str:
+        """The non-streaming answer."""
+        if output_tokens is None:
+            content, n = self.content, self.content_tokens
+        else:
+            content, n = "".join(self.tokens(output_tokens)), output_tokens
+        return self._usage(self.completion.replace("$CONTENT", json.dumps(content)), n)
+
+    def stream_events(self, output_tokens: int | None = None) -> list[str]:
+        """The streaming answer as server-sent events: role, one per token, final (usage), [DONE]."""
+        tokens = self.tokens(output_tokens)
+        s = self.stream
+        return [s.role, *(s.token.replace("$TOKEN", json.dumps(t)) for t in tokens),
+                self._usage(s.final, len(tokens)), s.done]
+
+
+def _validated(model: type[BaseModel], data: dict[str, Any], path: Path) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(path, err)) from None
+
+
+@cache
+def load_contract(path: Path = CONTRACT_FILE) -> Contract:
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: not valid JSON ({exc})") from None
+    return _validated(Contract, data, path)
+
+
+def load_profiles(path: Path = PROFILES_FILE) -> dict[str, PacingProfile]:
+    data = load_yaml(path)
+    raw = data.get("profiles")
+    if not isinstance(raw, dict) or not raw:
+        raise ConfigError(f"{path}: expected a non-empty 'profiles' mapping")
+    out = {}
+    for name, spec in raw.items():
+        if not isinstance(spec, dict):
+            raise ConfigError(f"{path}: profiles.{name}: expected a mapping")
+        out[name] = _validated(PacingProfile, {"name": name, **spec}, path)
+    return out
+
+
+def load_profile(name: str, path: Path = PROFILES_FILE) -> PacingProfile:
+    profiles = load_profiles(path)
+    if name not in profiles:
+        raise ConfigError(f"unknown mock profile '{name}'. Known profiles: {', '.join(profiles)} ({path})")
+    return profiles[name]
+
+
+def list_mocks(root: Path = MOCKS_DIR) -> list[str]:
+    return sorted(d.name for d in root.iterdir() if (d / ENTRY_FILE).is_file())
+
+
+def load_mock(name: str = DEFAULT_MOCK, root: Path = MOCKS_DIR) -> MockDefinition:
+    entry_dir = (root / name).resolve()
+    path = entry_dir / ENTRY_FILE
+    if not path.is_file():
+        raise ConfigError(f"unknown mock '{name}'. Known mocks: {', '.join(list_mocks(root))} ({root})")
+    mock = _validated(MockDefinition, {**load_yaml(path), "entry_dir": entry_dir}, path)
+    if mock.name != name:
+        raise ConfigError(f"{path}: name '{mock.name}' must equal its folder name '{name}'")
+    known = load_profiles()
+    if unknown := [p for p in mock.profiles if p not in known]:
+        raise ConfigError(f"{path}: profiles: unknown {', '.join(unknown)}; known: {', '.join(known)}")
+    for out_name, template in mock.local.config_files.items():
+        if not (entry_dir / template).is_file():
+            raise ConfigError(f"{path}: local.config_files.{out_name}: template {template} not found")
+    return mock
+
+
+def settings_json(profile: PacingProfile, contract_path: Path | str = CONTRACT_FILE) -> str:
+    """What the mock is told at start: where the contract is and the pacing profile (JSON)."""
+    profile_data = profile.model_dump(exclude={"description", "source"})
+    return json.dumps({"contract": str(contract_path), "profile": profile_data}, separators=(",", ":"))

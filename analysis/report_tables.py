@@ -1,0 +1,174 @@
+"""The suite's tables as headers and rows of text, for both report.md and report.html.
+
+Presentation only: rounding, units and wording; the numbers come from :mod:`analysis.suite`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from analysis.headline import us_text
+from analysis.load import RunData
+from analysis.suite import SuiteResults
+
+
+@dataclass(frozen=True)
+class TextTable:
+    title: str
+    headers: list[str]
+    rows: list[list[str]]
+    note: str
+
+
+def _present(value: Any) -> bool:
+    return value is not None and value is not pd.NA and not (isinstance(value, float) and math.isnan(value))
+
+
+def _us(value: Any) -> str:
+    return us_text(float(value)) if _present(value) else "–"
+
+
+def _ci_us(low: Any, high: Any) -> str:
+    return f"{_us(low)} to {_us(high)}" if _present(low) and _present(high) else "–"
+
+
+def _num(value: Any, digits: int = 0, suffix: str = "") -> str:
+    return f"{float(value):,.{digits}f}{suffix}" if _present(value) else "–"
+
+
+def rig_summary(run: RunData) -> list[str]:
+    """Sentences about the rig: what it is, its ceiling and floor, and what that means for the figures."""
+    rig, mock = run.rig, run.manifest.get("mock", {})
+    profile = (mock.get("profile") or {}).get("name", rig.get("profile"))
+    if not rig:
+        return ["The rig did not measure itself in this run (results made before rig measurements existed)."]
+    if rig.get("error"):
+        return [f"The rig ({mock.get('name')} mock) could not be measured: {rig['error']}."]
+    floor = rig.get("floor_ms") or {}
+    lines = [
+        f"k6 straight to the {mock.get('name')} mock ({mock.get('title', '')}, {profile} pacing), with this run's "
+        f"CPU plan ({rig.get('cpu')}) and request body: ceiling **{_num(rig.get('ceiling_rps'))} RPS** "
+        f"({rig.get('ceiling_vus')} VUs, closed loop); floor at concurrency 1: p50 "
+        f"{_us((floor.get('p50') or math.nan) * 1000)}, p99 {_us((floor.get('p99') or math.nan) * 1000)}.",
+        "A throughput within 80% of the ceiling is rig-bound: the load generator and the mock may have set it, "
+        "so it reads \"at least\", never as a capacity.",
+    ]
+    return lines
+
+
+def overhead_table(suite: SuiteResults, order: list[str]) -> TextTable | None:
+    o = suite.overhead.set_index("target") if not suite.overhead.empty else None
+    if o is None:
+        return None
+    rows = []
+    for t in [t for t in order if t in o.index]:
+        r = o.loc[t]
+        rows.append([t, _us(r["added_p50_us"]), _ci_us(r["added_p50_us_ci_low"], r["added_p50_us_ci_high"]),
+                     _us(r["added_p90_us"]), _ci_us(r["added_p90_us_ci_low"], r["added_p90_us_ci_high"]),
+                     _us(r["added_p99_us"]), _ci_us(r["added_p99_us_ci_low"], r["added_p99_us_ci_high"]),
+                     _us(r["direct_p50_us"]), _us(r["target_p50_us"]), _num(r["pairs"])])
+    return TextTable(
+        "Overhead: added latency at concurrency 1",
+        ["target", "+p50", "95% CI", "+p90", "95% CI", "+p99", "95% CI", "direct p50", "via target p50", "pairs"],
+        rows,
+        "One request at a time, alternating between the mock directly and through the target; added = target "
+        "minus direct at each percentile. Intervals: block bootstrap over consecutive request pairs, pooled over "
+        "repeats (docs/method.md). The baseline's row compares the mock with itself (an A/A control: it should be "
+        "nil).")
+
+
+def frontier_table(suite: SuiteResults, order: list[str], baseline: str | None) -> TextTable | None:
+    f = suite.frontier
+    if f.empty:
+        return None
+    bounds = sorted(f["p99_bound_ms"].unique())
+    rows = []
+    for t in [t for t in order if t in set(f["target"])]:
+        cells = [t + (" (the rig)" if t == baseline else "")]
+        for b in bounds:
+            r = f[(f["target"] == t) & (f["p99_bound_ms"] == b)]
+            if r.empty:
+                cells.append("–")
+                continue
+            r = r.iloc[0]
+            if t == baseline:
+                cells.append(_num(r["max_rps"]) if _present(r["max_rps"]) else "none")
+            elif r["rig_bound"]:
+                cells.append(f">= {_num(r['max_rps'])} (rig-bound)")
+            elif _present(r["max_rps"]):
+                spread = (f" ({_num(r['max_rps_low'])}–{_num(r['max_rps_high'])})"
+                          if r["repeats"] > 1 and r["max_rps_high"] != r["max_rps_low"] else "")
+                cells.append(_num(r["max_rps"]) + spread + ("" if r["resolved"] else " ~"))
+            else:
+                cells.append("none met it")
+        rows.append(cells)
+    return TextTable(
+        "Capacity: the highest arrival rate meeting each p99 bound",
+        ["target", *(f"p99 <= {b:g} ms" for b in bounds)],
+        rows,
+        "Requests per second, open model (k6 constant-arrival-rate), with fewer than 0.1% errors and no dropped "
+        "iteration; found by stepping the rate up, then bisecting. With repeats: the lowest repeat (the range in "
+        "brackets). '~': the step budget ran out before the bracket narrowed to the resolution. The rig's row "
+        "is k6 straight to the mock: a target within 80% of it is rig-bound, its capacity at least that.")
+
+
+def efficiency_table(suite: SuiteResults, order: list[str]) -> TextTable | None:
+    e = suite.efficiency.set_index("target") if not suite.efficiency.empty else None
+    if e is None:
+        return None
+    rows = []
+    for t in [t for t in order if t in e.index]:
+        r = e.loc[t]
+        spread = (f" ({_num(r['cpu_ms_per_request_low'], 2)}–{_num(r['cpu_ms_per_request_high'], 2)})"
+                  if r["repeats"] > 1 else "")
+        rows.append([t, _num(r["rate"], 0, " req/s"), _num(r["cpu_ms_per_request"], 2) + spread,
+                     _num(r["rss_idle_mib"]), _num(r["rss_load_mib"]), _num(r["rss_after_mib"]),
+                     "yes" if r["sustained"] else f"no: {r['note']}"])
+    return TextTable(
+        "Efficiency: CPU per request and memory at one fixed rate",
+        ["target", "rate", "CPU-ms / request", "RSS idle MiB", "RSS under load MiB", "RSS after MiB", "sustained"],
+        rows,
+        "The gateway's processes (its whole process group) while k6 sent the same fixed rate to every target: "
+        "CPU time over requests sent, mean of repeats (range in brackets); resident memory at its highest before "
+        "and during the load, and its last value after the load stopped.")
+
+
+def streaming_table(suite: SuiteResults, order: list[str]) -> TextTable | None:
+    s = suite.streaming.set_index("target") if not suite.streaming.empty else None
+    if s is None:
+        return None
+
+    def ms(r: pd.Series, key: str) -> str:
+        return f"{r[key]:+.2f} ms" if _present(r[key]) else "–"
+
+    def ci(r: pd.Series, key: str) -> str:
+        low, high = r[f"{key}_ci_low"], r[f"{key}_ci_high"]
+        return f"{low:+.2f} to {high:+.2f}" if _present(low) and _present(high) else "–"
+
+    rows = []
+    for t in [t for t in order if t in s.index]:
+        r = s.loc[t]
+        rebuffer = "–" if not _present(r["rebuffers"]) else ("yes" if bool(r["rebuffers"]) else "no")
+        rows.append([t, ms(r, "added_ttft_p50_ms"), ci(r, "added_ttft_p50_ms"), ms(r, "added_ttft_p99_ms"),
+                     ms(r, "added_gap_p50_ms"), ci(r, "added_gap_p50_ms"), ms(r, "added_gap_p99_ms"),
+                     _num(r["complete_share"] * 100 if _present(r["complete_share"]) else None, 1, "%"), rebuffer,
+                     f"{r['streams_target']:.0f}"])
+    return TextTable(
+        "Streaming: added time to first token and gap between chunks",
+        ["target", "+TTFT p50", "95% CI", "+TTFT p99", "+gap p50", "95% CI", "+gap p99", "arrived whole",
+         "re-buffers", "streams"],
+        rows,
+        "The mock paced like a hosted model; streams read directly and through the target at the same time. "
+        "Added = through the target minus direct. 'Arrived whole': HTTP 200, every chunk the mock sent, the usage "
+        "chunk and [DONE]. 'Re-buffers': most streams' chunks arrived together instead of as they were sent.")
+
+
+def suite_tables(run: RunData, suite: SuiteResults, table: pd.DataFrame) -> list[TextTable]:
+    order = table["target"].tolist()
+    baseline = next((t for t, role in run.roles().items() if role == "baseline"), None)
+    return [t for t in (overhead_table(suite, order), frontier_table(suite, order, baseline),
+                        efficiency_table(suite, order), streaming_table(suite, order)) if t is not None]

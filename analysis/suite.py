@@ -1,0 +1,84 @@
+"""The suite's figures per target, from the step records and files of a run (empty for scenario runs).
+
+- overhead: added latency at concurrency 1, with intervals (:mod:`analysis.overhead`)
+- frontier: capacity under each p99 bound, and every probe (:mod:`analysis.capacity`)
+- efficiency: CPU per request and memory at one fixed rate (:mod:`analysis.efficiency`)
+- streaming: added TTFT and gap, chunk fidelity, re-buffering (:mod:`analysis.streaming`)
+
+:func:`suite_columns` gives the per-target columns that ``comparison.csv`` carries (names fixed, for
+other tools to rely on).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from analysis.capacity import capacity_columns, frontier, probes
+from analysis.efficiency import efficiency_table
+from analysis.load import RunData
+from analysis.overhead import overhead_table
+from analysis.streaming import streaming_table
+
+# comparison.csv columns from the suite (the first eight are promised by name).
+SUITE_COLUMNS = [
+    "added_p50_us", "added_p50_us_ci_low", "added_p50_us_ci_high", "added_p99_us", "capacity_rps",
+    "capacity_rig_bound", "cpu_ms_per_request", "rss_mib",
+    "added_p90_us", "added_p90_us_ci_low", "added_p90_us_ci_high", "added_p99_us_ci_low", "added_p99_us_ci_high",
+    "overhead_pairs", "capacity_bound_ms", "capacity_at_least_rps", "capacity_low_rps", "capacity_high_rps",
+    "efficiency_rate", "efficiency_sustained", "cpu_ms_per_request_low", "cpu_ms_per_request_high",
+    "rss_idle_mib", "rss_after_mib",
+    "added_ttft_p50_ms", "added_ttft_p50_ms_ci_low", "added_ttft_p50_ms_ci_high", "added_ttft_p99_ms",
+    "added_gap_p50_ms", "added_gap_p99_ms", "stream_complete_share", "stream_rebuffers",
+]
+
+
+@dataclass(frozen=True)
+class SuiteResults:
+    overhead: pd.DataFrame
+    frontier: pd.DataFrame
+    probes: pd.DataFrame
+    efficiency: pd.DataFrame
+    streaming: pd.DataFrame
+    default_bound_ms: float | None
+    efficiency_rate: float | None
+
+    @property
+    def empty(self) -> bool:
+        return all(f.empty for f in (self.overhead, self.frontier, self.efficiency, self.streaming))
+
+
+def suite_results(run: RunData) -> SuiteResults:
+    sizes = (run.manifest.get("suite") or {}).get("sizes") or {}
+    return SuiteResults(
+        overhead=overhead_table(run), frontier=frontier(run), probes=probes(run),
+        efficiency=efficiency_table(run), streaming=streaming_table(run),
+        default_bound_ms=(sizes.get("capacity") or {}).get("default_bound_ms"),
+        efficiency_rate=(sizes.get("efficiency") or {}).get("rate"),
+    )
+
+
+def suite_columns(results: SuiteResults) -> pd.DataFrame:
+    """One row per target with the suite's columns of comparison.csv."""
+    o = results.overhead.rename(columns={"pairs": "overhead_pairs"})
+    parts = [o[["target", *[c for c in SUITE_COLUMNS if c in o.columns]]]]
+    cap = capacity_columns(results.frontier, results.default_bound_ms)
+    if not cap.empty:
+        at = results.frontier[results.frontier["p99_bound_ms"] == float(results.default_bound_ms or 0)]
+        cap = cap.merge(at[["target", "max_rps_low", "max_rps_high"]].rename(
+            columns={"max_rps_low": "capacity_low_rps", "max_rps_high": "capacity_high_rps"}), on="target")
+    parts.append(cap)
+    e = results.efficiency.rename(columns={"rate": "efficiency_rate", "sustained": "efficiency_sustained",
+                                           "rss_load_mib": "rss_mib"})
+    parts.append(e[["target", *[c for c in SUITE_COLUMNS if c in e.columns]]])
+    s = results.streaming.rename(columns={"complete_share": "stream_complete_share", "rebuffers": "stream_rebuffers"})
+    parts.append(s[["target", *[c for c in SUITE_COLUMNS if c in s.columns]]])
+    merged = pd.DataFrame({"target": pd.Series(dtype="object")})
+    for part in parts:
+        if not part.empty:
+            merged = merged.merge(part, on="target", how="outer")
+    for col in SUITE_COLUMNS:
+        if col not in merged.columns:
+            merged[col] = pd.NA
+    return merged[["target", *SUITE_COLUMNS]]

@@ -1,0 +1,174 @@
+"""Suites (``k6_scripts/suites/*.yaml``): the measurement method's steps and their sizes per profile.
+
+A suite says what is measured per target (overhead, the published shape, the capacity frontier,
+efficiency, streaming) and how long each part runs, with one set of sizes for this machine
+(``local``) and one for the EKS environment (``cloud``). The code that runs the steps and judges
+them is the same for both; only the sizes differ. Bad values fail here, naming the file and field.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from aigw_bench.catalog import format_validation_error, load_yaml
+from aigw_bench.errors import ConfigError
+from k6_scripts.scenarios import Profile, parse_duration
+
+SUITE_DIR = Path(__file__).resolve().parent / "suites"
+
+
+class _Sizes(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("duration", "warmup", "step", "max_step", "idle", "after", mode="before", check_fields=False)
+    @classmethod
+    def _seconds(cls, value: Any) -> Any:
+        return parse_duration(value) if isinstance(value, str) else value
+
+    @field_validator("duration", "warmup", "step", "max_step", check_fields=False)
+    @classmethod
+    def _k6_minimum(cls, value: Any) -> Any:
+        # k6 refuses scenarios shorter than a second (exit code 104); 0 turns a warm-up off.
+        if value is not None and 0 < value < 1:
+            raise ValueError("k6 runs last at least 1s (0 turns a warm-up off)")
+        return value
+
+
+class OverheadSizes(_Sizes):
+    duration: float = Field(gt=0, le=3600)
+    warmup: float = Field(0, ge=0, le=600)
+
+
+class SeedSizes(_Sizes):
+    vus: int = Field(ge=1, le=100_000)
+    duration: float = Field(gt=0, le=3600)
+    warmup: float = Field(0, ge=0, le=600)
+
+
+class CapacitySizes(_Sizes):
+    bounds_ms: list[float] = Field(min_length=1)
+    default_bound_ms: float = Field(gt=0)
+    step: float = Field(gt=0, le=600, description="measured seconds per probed rate (at least)")
+    min_requests: int = Field(0, ge=0, le=10_000_000,
+                              description="a probe lasts until about this many requests (a p99 needs ~1000)")
+    max_step: float | None = Field(None, gt=0, le=3600, description="but never longer than this")
+    warmup: float = Field(0, ge=0, le=300, description="seconds at the probed rate before measuring it")
+    max_steps: int = Field(ge=2, le=50)
+    min_rate: float = Field(gt=0)
+    growth: float = Field(gt=1, le=4, description="factor between rates while stepping up")
+    resolution: float = Field(gt=0, lt=1, description="bisect until the bracket is narrower than this fraction")
+    max_vus: int = Field(ge=1, le=100_000)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> CapacitySizes:
+        if any(b <= 0 for b in self.bounds_ms) or sorted(set(self.bounds_ms)) != list(self.bounds_ms):
+            raise ValueError("bounds_ms: positive, increasing, without repeats")
+        if self.default_bound_ms not in self.bounds_ms:
+            raise ValueError(f"default_bound_ms {self.default_bound_ms:g} must be one of bounds_ms")
+        if self.max_step is not None and self.max_step < self.step:
+            raise ValueError("max_step must be at least step")
+        return self
+
+    def probe_seconds(self, rate: float) -> float:
+        """How long a probe at ``rate`` measures: ``step``, longer for ~``min_requests``, at most ``max_step``."""
+        wanted = max(self.step, self.min_requests / rate if rate > 0 else self.step)
+        return min(wanted, self.max_step) if self.max_step else wanted
+
+
+class EfficiencySizes(_Sizes):
+    rate: float = Field(gt=0, description="requests per second, the same for every target")
+    duration: float = Field(gt=0, le=3600)
+    idle: float = Field(gt=0, le=600, description="seconds of memory sampling before the load")
+    after: float = Field(gt=0, le=600, description="seconds of memory sampling after the load")
+
+
+class StreamingSizes(_Sizes):
+    profile: str = Field(description="the mock's pacing profile while streaming (mock_llm/profiles.yaml)")
+    output_tokens: int | None = Field(None, ge=2, le=100_000, description="chunks per answer (profile's if unset)")
+    concurrency: int = Field(ge=1, le=10_000, description="streams open at once on each side (direct, target)")
+    duration: float = Field(gt=0, le=3600)
+
+
+class SuiteSizes(_Sizes):
+    repeats: int = Field(1, ge=1, le=100)
+    overhead: OverheadSizes
+    seed: SeedSizes
+    capacity: CapacitySizes
+    efficiency: EfficiencySizes
+    streaming: StreamingSizes
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    prompt_tokens: int = Field(1000, ge=1, le=200_000)
+    max_tokens: int = Field(256, ge=1, le=200_000)
+
+
+class Suite(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    description: str
+    body: Body = Body()
+    profiles: dict[Profile, SuiteSizes]
+
+    def sizes(self, profile: Profile) -> SuiteSizes:
+        if profile not in self.profiles:
+            raise ConfigError(f"suite '{self.name}' has no '{profile}' profile")
+        return self.profiles[profile]
+
+
+def list_suites(directory: Path = SUITE_DIR) -> list[str]:
+    return sorted(p.stem for p in directory.glob("*.yaml"))
+
+
+def load_suite(name: str, directory: Path = SUITE_DIR) -> Suite:
+    """A shipped suite by name, or a suite file of your own by path (``--suite my-suite.yaml``)."""
+    by_path = name.endswith((".yaml", ".yml")) or "/" in name
+    path = Path(name) if by_path else directory / f"{name}.yaml"
+    if not path.is_file():
+        if by_path:
+            raise ConfigError(f"suite file {path} not found")
+        raise ConfigError(f"unknown suite '{name}'. Known suites: {', '.join(list_suites(directory))} "
+                          "(or give the path of a suite file)")
+    try:
+        suite = Suite.model_validate(load_yaml(path))
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(path, err)) from None
+    if suite.name != path.stem:
+        raise ConfigError(f"{path}: name '{suite.name}' must equal the file name '{path.stem}'")
+    return suite
+
+
+RIG_FILE = Path(__file__).resolve().parent / "rig.yaml"
+
+
+class RigCeilingSizes(_Sizes):
+    vus: int = Field(ge=1, le=100_000)
+    duration: float = Field(gt=0, le=3600)
+    warmup: float = Field(0, ge=0, le=600)
+
+
+class RigFloorSizes(_Sizes):
+    duration: float = Field(gt=0, le=3600)
+    warmup: float = Field(0, ge=0, le=600)
+
+
+class RigSizes(_Sizes):
+    ceiling: RigCeilingSizes
+    floor: RigFloorSizes
+
+
+def load_rig_sizes(profile: Profile, path: Path = RIG_FILE) -> RigSizes:
+    data = load_yaml(path)
+    raw = (data.get("profiles") or {}).get(profile)
+    if raw is None:
+        raise ConfigError(f"{path}: no '{profile}' profile")
+    try:
+        return RigSizes.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(path, err)) from None
