@@ -14,6 +14,7 @@ from aigw_bench.catalog import load_catalog, load_mock
 from aigw_bench.errors import ConfigError
 from components import prices
 from components.cluster import Cluster, ClusterArgs
+from components.cluster_dns import COREDNS_VERSION, ClusterDns, ClusterDnsArgs
 from components.config import NAMESPACE, ConfigValidationError, Settings, parse, read_raw_config
 from components.gateway import GatewayArgs, GatewayRelease
 from components.k6_runner import K6Runner, K6RunnerArgs
@@ -52,16 +53,20 @@ pools = NodePools("pools", NodePoolsArgs(
     cluster=cluster.eks, node_role=cluster.node_role, subnet_ids=network.private_subnet_ids,
     pools={role: PoolSpec(p.instance_type, p.count, p.disk_gib)
            for role, p in (("gateway", cfg.nodes.gateway), ("mock", cfg.nodes.mock), ("tools", cfg.nodes.tools))}))
+# CoreDNS as its own add-on once the tools pool exists (components/cluster_dns.py); every
+# workload waits for nodes and for cluster DNS.
+dns = ClusterDns("cluster-dns", ClusterDnsArgs(cluster_name=name, tools_pool=pools.groups["tools"]))
+cluster_ready = [*pools.all, dns.addon]
 lbc = LoadBalancerController("lbc", LoadBalancerControllerArgs(
     cluster_name=name, region=region, vpc_id=network.vpc_id, oidc_provider_arn=cluster.oidc_provider_arn,
-    oidc_provider_url=cluster.oidc_provider_url, provider=cluster.provider, node_groups=pools.all))
+    oidc_provider_url=cluster.oidc_provider_url, provider=cluster.provider, cluster_ready=cluster_ready))
 
 mock_def = load_mock()
 mock_node = table.instances[cfg.nodes.mock.instance_type]
 mock = MockLlm("mock", MockLlmArgs(
     mock=mock_def, cpu=cfg.mock_cpu or prices.allocatable_cpu(mock_node.vcpus),
     memory_gib=round(mock_node.memory_gib * 0.7, 1), provider=cluster.provider, lb_controller=lbc.release,
-    node_groups=pools.all))
+    cluster_ready=cluster_ready))
 
 config_values = {key: getattr(cfg, "".join("_" + c.lower() if c.isupper() else c for c in key))
                  for key in cloud.required_config}
@@ -71,10 +76,11 @@ secret_values = {config_key: secret_config.require_secret(config_key)
 gateway = GatewayRelease("gateway", GatewayArgs(
     entry=settings.entry, cloud=cloud, replicas=settings.replicas, cpu_per_replica=settings.cpu_per_replica,
     workers=settings.workers, mock_cluster_url=mock.cluster_url, mock_url=mock.url, provider=cluster.provider,
-    lb_controller=lbc.release, node_groups=pools.all, config=config_values, secret_values=secret_values))
+    lb_controller=lbc.release, cluster_ready=cluster_ready, config=config_values, secret_values=secret_values))
 
 observability = Observability("observability", ObservabilityArgs(
-    provider=cluster.provider, lb_controller=lbc.release, node_groups=pools.all, gateway_namespace=cloud.namespace))
+    provider=cluster.provider, lb_controller=lbc.release, cluster_ready=cluster_ready,
+    gateway_namespace=cloud.namespace))
 
 runner = K6Runner("k6-runner", K6RunnerArgs(
     vpc_id=network.vpc_id, subnet_ids=network.private_subnet_ids, instance_type=cfg.runner.instance_type,
@@ -112,6 +118,7 @@ pulumi.export("chart_versions", {
     "mock": f"wiremock {mock_def.cloud['chart']['version']}" if mock_def.cloud else "",
     "aws-load-balancer-controller": LBC_CHART.version,
     "kube-prometheus-stack": OBSERVABILITY_CHART.version,
+    "coredns (EKS add-on)": COREDNS_VERSION,
 })
 pulumi.export("gateway_cpu_limit_total", cfg.gateway_cpu_limit)
 pulumi.export("gateway_replicas", settings.replicas)

@@ -8,6 +8,7 @@ CPU limit across replicas is the configured cap. An internal NLB Service fronts 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,7 +45,7 @@ class GatewayArgs:
     mock_url: pulumi.Input[str]
     provider: k8s.Provider
     lb_controller: pulumi.Resource
-    node_groups: list[pulumi.Resource]
+    cluster_ready: Sequence[pulumi.Resource]  # node groups and cluster DNS
     config: dict[str, str] = field(default_factory=dict)
     secret_values: dict[str, pulumi.Output[str]] = field(default_factory=dict)
 
@@ -119,7 +120,7 @@ class GatewayRelease(pulumi.ComponentResource):
             for secret_name, spec in cloud.secrets.items()
         ]
         values, docs = render_documents(args)
-        workload_deps = [ns, *secrets, *args.node_groups]
+        workload_deps = [ns, *secrets, *args.cluster_ready]
         workloads: list[pulumi.Resource] = []
         if cloud.kind == "helm":
             assert cloud.chart is not None and values is not None

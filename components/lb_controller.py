@@ -32,7 +32,7 @@ class LoadBalancerControllerArgs:
     oidc_provider_arn: pulumi.Input[str]
     oidc_provider_url: pulumi.Input[str]
     provider: k8s.Provider
-    node_groups: Sequence[pulumi.Resource]
+    cluster_ready: Sequence[pulumi.Resource]  # node groups and cluster DNS
 
 
 class LoadBalancerController(pulumi.ComponentResource):
@@ -61,6 +61,6 @@ class LoadBalancerController(pulumi.ComponentResource):
                 **scheduling.placement("tools"),
             },
             opts=pulumi.ResourceOptions(parent=self, provider=args.provider,
-                                        depends_on=[*args.node_groups, irsa]),
+                                        depends_on=[*args.cluster_ready, irsa]),
         )
         self.register_outputs({"release": self.release.name})

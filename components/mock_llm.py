@@ -5,6 +5,7 @@ the node), behind an internal NLB."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -26,7 +27,7 @@ class MockLlmArgs:
     memory_gib: float
     provider: k8s.Provider
     lb_controller: pulumi.Resource
-    node_groups: list[pulumi.Resource]
+    cluster_ready: Sequence[pulumi.Resource]  # node groups and cluster DNS
 
 
 def wiremock_args(port: int, cpu: float) -> list[str]:
@@ -77,7 +78,7 @@ class MockLlm(pulumi.ComponentResource):
                               "limits": {"cpu": cpu, "memory": f"{memory_mib}Mi"}},
                 **scheduling.placement("mock"),
             },
-            opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=args.node_groups),
+            opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=list(args.cluster_ready)),
         )
         self.cluster_url = f"http://{RELEASE}.{namespace}.svc.cluster.local:{port}"
         self.service = internal_nlb_service(

@@ -5,6 +5,7 @@ query it from inside the VPC; nothing is exposed publicly."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -26,7 +27,7 @@ PROMETHEUS_PORT = 9090
 class ObservabilityArgs:
     provider: k8s.Provider
     lb_controller: pulumi.Resource
-    node_groups: list[pulumi.Resource]
+    cluster_ready: Sequence[pulumi.Resource]  # node groups and cluster DNS
     gateway_namespace: str
     retention: str = "3d"
 
@@ -76,7 +77,7 @@ class Observability(pulumi.ComponentResource):
             chart=CHART,
             namespace=ns.metadata["name"],
             values=values(args.gateway_namespace, args.retention),
-            opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=args.node_groups),
+            opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=list(args.cluster_ready)),
         )
         service = internal_nlb_service(
             "prometheus-nlb", namespace=ns.metadata["name"],

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from aigw_bench.catalog import load_catalog, load_mock
+from components.cluster_dns import COREDNS_VERSION
 from components.prices import allocatable_cpu, price_table
 from tests.infra.conftest import SHIPPED
 
@@ -62,13 +63,35 @@ def test_eks_cluster(programs, stack):
     assert cluster["authenticationMode"] == "API"
     assert cluster["createOidcProvider"] is True and cluster["skipDefaultNodeGroup"] is True
     assert cluster["endpointPrivateAccess"] is True and cluster["nodeAssociatePublicIpAddress"] is False
-    # Cluster DNS must run somewhere although every pool is tainted: on tools.
-    coredns = cluster["corednsAddonOptions"]["configurationValues"]
-    assert coredns["nodeSelector"] == {POOL_KEY: "tools"}
     policies = {r["inputs"]["policyArn"] for r in p.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
                 if r["name"].startswith("cluster-node-")}
     assert {"arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy", "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy",
             "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly"} <= policies
+
+
+COREDNS = "aws:eks/addon:Addon::cluster-dns-coredns"
+
+
+@pytest.mark.parametrize("stack", SHIPPED)
+def test_coredns_is_its_own_addon_after_the_tools_pool_and_before_every_workload(programs, stack):
+    p = programs[stack]
+    # pulumi-eks creates the managed add-on inside eks.Cluster, before any node group, as soon as
+    # coredns options carry configurationValues or enabled=true (pulumi/pulumi-eks#1819).
+    options = p.inputs("eks:index:Cluster", "cluster-eks").get("corednsAddonOptions") or {}
+    assert options.get("enabled") is False and not options.get("configurationValues")
+    addon = p.inputs("aws:eks/addon:Addon", "cluster-dns-coredns")
+    assert addon["addonName"] == "coredns" and addon["clusterName"] == f"aigw-{stack}"
+    assert addon["addonVersion"] == COREDNS_VERSION
+    assert addon["resolveConflictsOnCreate"] == "OVERWRITE"
+    config = json.loads(addon["configurationValues"])
+    assert config["nodeSelector"] == {POOL_KEY: "tools"}
+    assert config["tolerations"] == [{"key": POOL_KEY, "operator": "Equal", "value": "tools", "effect": "NoSchedule"}]
+    assert p.depends_on(COREDNS, "eks:index:ManagedNodeGroup::pools-tools")
+    workloads = [r for r in p.resources if r["type"] in (RELEASE, DEPLOYMENT)]
+    assert len(workloads) >= 3
+    for r in workloads:
+        key = f"{r['type']}::{r['name']}"
+        assert p.depends_on(key, COREDNS), f"{key} may start before cluster DNS exists"
 
 
 def test_open_api_endpoint_warns_loudly_and_configured_cidrs_do_not(programs):
