@@ -20,6 +20,11 @@ CHART = Chart(repo="https://prometheus-community.github.io/helm-charts", name="k
               version="88.5.3")
 NAMESPACE = "monitoring"
 RELEASE = "kps"
+# The chart names its objects after fullnameOverride (else release + chart name, cut to 26
+# characters: "kps-kube-prometheus-stack"), and the Prometheus custom resource "<fullname>-prometheus";
+# its pods carry operator.prometheus.io/name=<that name> (templates/_helpers.tpl at 88.5.3).
+FULLNAME = "kps"
+PROMETHEUS_CR = f"{FULLNAME}-prometheus"
 PROMETHEUS_PORT = 9090
 
 
@@ -35,6 +40,7 @@ class ObservabilityArgs:
 def values(gateway_namespace: str, retention: str) -> dict:
     tools = scheduling.placement("tools")
     return {
+        "fullnameOverride": FULLNAME,
         "prometheusOperator": {**tools, "admissionWebhooks": {"patch": tools}},
         "kube-state-metrics": tools,
         "grafana": tools,  # reached with kubectl port-forward only
@@ -81,7 +87,7 @@ class Observability(pulumi.ComponentResource):
         )
         service = internal_nlb_service(
             "prometheus-nlb", namespace=ns.metadata["name"],
-            selector={"app.kubernetes.io/name": "prometheus", "operator.prometheus.io/name": f"{RELEASE}-prometheus"},
+            selector={"app.kubernetes.io/name": "prometheus", "operator.prometheus.io/name": PROMETHEUS_CR},
             port=PROMETHEUS_PORT, target_port=PROMETHEUS_PORT, lb_controller=args.lb_controller, parent=self,
             provider=args.provider, extra_depends_on=[self.release])
         self.prometheus_url = service_url(service, PROMETHEUS_PORT)

@@ -338,3 +338,33 @@ def test_baseline_stack_points_k6_at_the_mock(programs):
     p = programs["wiremock"]
     assert p.exports["gateway_url"] == p.exports["mock_url"]
     assert f"{RELEASE}::gateway-release" not in p.by_key
+
+
+def kps_prometheus_cr_name(release: str, values: dict, chart: str = "kube-prometheus-stack") -> str:
+    """The Prometheus CR name kube-prometheus-stack 88.5.3 derives (templates/_helpers.tpl:
+    ``kube-prometheus-stack.fullname`` then ``kube-prometheus-stack.prometheus.crname``), written
+    out here from the chart's own template so the selector is checked against it, not against itself."""
+    if values.get("fullnameOverride"):
+        fullname = values["fullnameOverride"][:26].removesuffix("-")
+    else:
+        name = values.get("nameOverride") or chart
+        fullname = (release if name in release else f"{release}-{name}")[:26].removesuffix("-")
+    return fullname if values.get("cleanPrometheusOperatorObjectNames") else f"{fullname}-prometheus"
+
+
+def test_kps_naming_model_matches_the_chart_default():
+    # Without an override the chart calls release "kps" "kps-kube-prometheus-stack" (25 characters).
+    assert kps_prometheus_cr_name("kps", {}) == "kps-kube-prometheus-stack-prometheus"
+    assert kps_prometheus_cr_name("kube-prometheus-stack", {}) == "kube-prometheus-stack-prometheus"
+
+
+@pytest.mark.parametrize("stack", SHIPPED)
+def test_prometheus_nlb_selects_the_pods_the_chart_creates(programs, stack):
+    p = programs[stack]
+    release = p.inputs(RELEASE, "observability-release")
+    assert release["chart"] == "kube-prometheus-stack" and release["version"] == "88.5.3"
+    values = release["values"]
+    assert not (values.get("prometheus") or {}).get("agentMode")  # else pods are prometheus-agent
+    selector = p.inputs(SERVICE, "prometheus-nlb")["spec"]["selector"]
+    assert selector == {"app.kubernetes.io/name": "prometheus",
+                        "operator.prometheus.io/name": kps_prometheus_cr_name(release["name"], values)}
