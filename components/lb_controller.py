@@ -58,6 +58,11 @@ class LoadBalancerController(pulumi.ComponentResource):
                 "vpcId": args.vpc_id,
                 "serviceAccount": {"create": True, "name": SERVICE_ACCOUNT,
                                    "annotations": {"eks.amazonaws.com/role-arn": irsa.role.arn}},
+                # The chart's Service mutating webhook (failurePolicy Fail, every Service CREATE) rejects
+                # Services made while the controller's pods start ("no endpoints available",
+                # kubernetes-sigs/aws-load-balancer-controller#4140). Our NLB Services carry the
+                # controller's annotations themselves, so the webhook has nothing to add.
+                "enableServiceMutatorWebhook": False,
                 **scheduling.placement("tools"),
             },
             opts=pulumi.ResourceOptions(parent=self, provider=args.provider,

@@ -216,6 +216,8 @@ def test_lb_controller_release(programs):
     release = p.inputs(RELEASE, "lbc-release")
     assert release["chart"] == "aws-load-balancer-controller" and release["version"] == "3.5.0"
     assert release["values"]["clusterName"] == "aigw-kong" and release["values"]["vpcId"] == "vpc-0abc"
+    # Chart 3.5.0 default true: its webhook (failurePolicy Fail) sees every Service CREATE.
+    assert release["values"]["enableServiceMutatorWebhook"] is False
     sa = release["values"]["serviceAccount"]
     assert sa["name"] == "aws-load-balancer-controller" and "eks.amazonaws.com/role-arn" in sa["annotations"]
     trust = json.loads(p.inputs("aws:iam/role:Role", "lbc-irsa-role")["assumeRolePolicy"])
