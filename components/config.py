@@ -12,12 +12,13 @@ import math
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from pydantic.alias_generators import to_camel
 
 from aigw_bench.catalog import Catalog, Gateway
 from components.catalog_cloud import CloudSpec, cloud_spec
 from components.prices import allocatable_cpu, price_table
+from components.subnets import PRIVATE_MASK, subnet_layout
 
 NAMESPACE = "aigw-bench"
 _INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*[0-9][a-z0-9-]*\.(nano|micro|small|medium|large|[0-9]*xlarge|metal)$")
@@ -67,8 +68,8 @@ class Runner(_Model):
 class StackConfig(_Model):
     gateway: str
     kubernetes_version: Literal["1.32"] = "1.32"
+    availability_zones: int = Field(2, ge=2, le=3)  # before vpc_cidr: its check needs the count
     vpc_cidr: str = "10.42.0.0/16"
-    availability_zones: int = Field(2, ge=2, le=3)
     nat_gateways: Literal["single", "one-per-az"] = "single"
     public_access_cidrs: list[str] = Field(default_factory=list)
     control_plane_logs: bool = False
@@ -84,10 +85,17 @@ class StackConfig(_Model):
 
     @field_validator("vpc_cidr")
     @classmethod
-    def _vpc_cidr(cls, value: str) -> str:
-        net = _cidr(value)
-        if net.prefixlen > 20:
-            raise ValueError(f"{value} is too small for the subnets; use a /16 to /20")
+    def _vpc_cidr(cls, value: str, info: ValidationInfo) -> str:
+        _cidr(value)
+        zones = info.data.get("availability_zones")
+        if zones is None:  # the zone count itself is invalid and reported
+            return value
+        try:
+            subnet_layout(value, zones)
+        except ValueError as exc:
+            largest = PRIVATE_MASK - 1 - math.ceil(math.log2(zones))
+            raise ValueError(f"{exc}; allowed with {zones} availability zones: a /{largest} or larger "
+                             "(e.g. 10.42.0.0/16)") from None
         return value
 
     @field_validator("public_access_cidrs")
