@@ -84,7 +84,8 @@ observability = Observability("observability", ObservabilityArgs(
 
 runner = K6Runner("k6-runner", K6RunnerArgs(
     vpc_id=network.vpc_id, subnet_ids=network.private_subnet_ids, instance_type=cfg.runner.instance_type,
-    count=cfg.runner.count, disk_gib=cfg.runner.disk_gib, retention_days=cfg.results_retention_days))
+    count=cfg.runner.count, disk_gib=cfg.runner.disk_gib, retention_days=cfg.results_retention_days,
+    ami=cfg.runner.ami))
 
 load_balancers = 2 + (0 if cloud.kind == "none" else 1)  # mock, Prometheus, gateway
 cost_lines = prices.estimate(
@@ -102,6 +103,7 @@ pulumi.export("gateway_url", gateway.url)
 pulumi.export("mock_url", mock.url)
 pulumi.export("mock_cluster_url", mock.cluster_url)
 pulumi.export("k6_runner_instance_ids", [i.id for i in runner.instances])
+pulumi.export("k6_runner_ami", runner.instances[0].ami)
 pulumi.export("results_bucket", runner.bucket.bucket)
 pulumi.export("region", region)
 pulumi.export("cluster_name", name)

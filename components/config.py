@@ -61,6 +61,8 @@ class Runner(_Model):
     instance_type: str = "c6i.4xlarge"  # the published run's k6 machine
     count: int = Field(1, ge=1, le=10, description="several runners split the load (k6 execution segments)")
     disk_gib: int = Field(30, ge=20, le=500)
+    ami: str | None = Field(None, pattern=r"^ami-[0-9a-f]{8,17}$",
+                            description="pinned AMI; default: the latest AL2023 at the first `pulumi up`")
 
     _check_type = field_validator("instance_type")(classmethod(lambda cls, v: _instance_type(v)))
 

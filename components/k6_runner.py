@@ -68,6 +68,7 @@ class K6RunnerArgs:
     count: int
     disk_gib: int
     retention_days: int
+    ami: str | None = None  # None: the latest AL2023, looked up once (see below)
 
 
 class K6Runner(pulumi.ComponentResource):
@@ -111,12 +112,16 @@ class K6Runner(pulumi.ComponentResource):
         sg = aws.ec2.SecurityGroup(f"{name}-sg", vpc_id=args.vpc_id, description="k6 runner: egress only",
                                    egress=[{"protocol": "-1", "from_port": 0, "to_port": 0,
                                             "cidr_blocks": ["0.0.0.0/0"]}], opts=child)
-        ami = aws.ssm.get_parameter_output(name=AMI_PARAMETER)
+        # The "latest" parameter moves whenever AWS publishes an AMI; following it would replace
+        # the runner mid-matrix. A looked-up AMI is therefore taken once and then ignored; a
+        # pinned one (runner.ami) is followed, since changing it is deliberate.
+        ami = args.ami or aws.ssm.get_parameter_output(name=AMI_PARAMETER).value
+        instance_opts = pulumi.ResourceOptions(parent=self, ignore_changes=None if args.ami else ["ami"])
         subnets = pulumi.Output.from_input(args.subnet_ids)
         self.instances = [
             aws.ec2.Instance(
                 f"{name}-{i + 1}",
-                ami=ami.value,
+                ami=ami,
                 instance_type=args.instance_type,
                 subnet_id=subnets.apply(lambda ids, i=i: ids[i % len(ids)]),
                 vpc_security_group_ids=[sg.id],
@@ -129,7 +134,7 @@ class K6Runner(pulumi.ComponentResource):
                 user_data=user_data(k6_pin()),
                 user_data_replace_on_change=True,
                 tags={"Name": f"{name}-{i + 1}", "aigw-bench/role": "k6-runner"},
-                opts=child,
+                opts=instance_opts,
             )
             for i in range(args.count)
         ]

@@ -31,6 +31,7 @@ class StackOutputs(BaseModel):
     mock_url: str = Field(description="base URL of the mock's internal NLB")
     mock_cluster_url: str = Field(description="the mock as the gateway reaches it (in-cluster service URL)")
     k6_runner_instance_ids: list[str] = Field(min_length=1)
+    k6_runner_ami: str | None = None
     results_bucket: str
     region: str
     cluster_name: str

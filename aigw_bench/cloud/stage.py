@@ -170,7 +170,8 @@ class CloudRunner:
             # k6 has a machine of its own: only its CPUs are counted against it.
             "cpu_pinning": {"loadgen": None, "mock": None, "gateway": None,
                             "note": "separate machines: k6 on its EC2 runner, gateway and mock on their own nodes"},
-            "machine": {"k6_runner_instance_type": first.instance_types.get("k6_runner"), "region": first.region},
+            "machine": {"k6_runner_instance_type": first.instance_types.get("k6_runner"),
+                        "k6_runner_ami": first.k6_runner_ami, "region": first.region},
             "cloud": {
                 t.gateway.name: {"stack": t.outputs.stack, "region": t.outputs.region,
                                  "cluster": t.outputs.cluster_name, "instance_types": t.outputs.instance_types,

