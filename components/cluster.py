@@ -58,12 +58,13 @@ class Cluster(pulumi.ComponentResource):
             aws.iam.RolePolicyAttachment(f"{name}-node-{key}", role=self.node_role.name, policy_arn=arn, opts=child)
             for key, arn in NODE_POLICIES.items()
         ]
+        # The config refuses an empty list unless apiEndpointOpenToInternet is set (components/config.py).
         cidrs = args.public_access_cidrs or ["0.0.0.0/0"]
         if not args.public_access_cidrs:
             pulumi.log.warn(
-                "aigw-bench:publicAccessCidrs is not set: the EKS API endpoint is open to 0.0.0.0/0 (still "
-                "authenticated). Set it to your address range, e.g. `pulumi config set --path "
-                "'publicAccessCidrs[0]' 203.0.113.0/24`.", resource=self)
+                "aigw-bench:apiEndpointOpenToInternet is set: the EKS API endpoint is open to 0.0.0.0/0 (still "
+                "authenticated). Limit it with `pulumi config set --path 'publicAccessCidrs[0]' <your range>`.",
+                resource=self)
         self.eks = eks.Cluster(
             f"{name}-eks",
             name=args.name,

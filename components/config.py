@@ -74,6 +74,7 @@ class StackConfig(_Model):
     vpc_cidr: str = "10.42.0.0/16"
     nat_gateways: Literal["single", "one-per-az"] = "single"
     public_access_cidrs: list[str] = Field(default_factory=list)
+    api_endpoint_open_to_internet: bool = False  # the explicit opt-out of publicAccessCidrs
     control_plane_logs: bool = False
     nodes: Nodes = Nodes()
     gateway_cpu_limit: float = Field(12.0, gt=0, description="total CPU limit across gateway replicas")
@@ -155,6 +156,7 @@ def parse(raw: dict[str, Any], stack: str, catalog: Catalog, secret_keys: set[st
         problems = [f"{_key(e['loc'])}: {e['msg'].removeprefix('Value error, ')}" for e in err.errors()]
         raise ConfigValidationError("invalid stack configuration:\n  " + "\n  ".join(problems)) from None
 
+    _check_api_endpoint(config)
     if config.gateway not in catalog or catalog.get(config.gateway).cloud is None:
         raise ConfigValidationError(f"{_key(('gateway',))}: unknown gateway {config.gateway!r}; "
                                     f"allowed: {', '.join(_cloud_names(catalog))}")
@@ -191,7 +193,24 @@ def parse(raw: dict[str, Any], stack: str, catalog: Catalog, secret_keys: set[st
                                         f"{config.nodes.mock.instance_type} node; allowed: at most {mock_cpu:g}")
     secrets = {name: json.dumps(s.data) for name, s in cloud.secrets.items()}
     return Settings(stack=stack, config=config, entry=entry, cloud=cloud, replicas=replicas,
-                    cpu_per_replica=cpu_per_replica, secrets=secrets, open_endpoint=not config.public_access_cidrs)
+                    cpu_per_replica=cpu_per_replica, secrets=secrets,
+                    open_endpoint=config.api_endpoint_open_to_internet)
+
+
+def _check_api_endpoint(config: StackConfig) -> None:
+    """The EKS API endpoint is public (`pulumi up` and kubectl reach it from the user's machine):
+    it must be limited to the user's addresses unless they opt out explicitly."""
+    if config.public_access_cidrs and config.api_endpoint_open_to_internet:
+        raise ConfigValidationError(
+            f"{_key(('apiEndpointOpenToInternet',))} and {_key(('publicAccessCidrs',))} contradict each other: "
+            "set one of them (`pulumi config rm apiEndpointOpenToInternet`)")
+    if not config.public_access_cidrs and not config.api_endpoint_open_to_internet:
+        raise ConfigValidationError(
+            f"{_key(('publicAccessCidrs',))} is required: the EKS API endpoint is public (pulumi and kubectl reach "
+            "it from your machine) and is limited to these address ranges. Find your public address with "
+            "`curl -s https://checkip.amazonaws.com` (behind a VPN or a corporate proxy, ask for its egress range) "
+            "and set it: `pulumi config set --path 'publicAccessCidrs[0]' 203.0.113.7/32`. To leave the endpoint "
+            "open to 0.0.0.0/0 (still authenticated) instead: `pulumi config set apiEndpointOpenToInternet true`.")
 
 
 def _snake(camel: str) -> str:

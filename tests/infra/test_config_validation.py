@@ -109,7 +109,8 @@ def test_vpc_cidr_that_cannot_hold_the_subnets_is_refused(cidr, zones, allowed):
 
 @pytest.mark.parametrize(("cidr", "zones"), [("10.0.0.0/17", 2), ("10.42.0.0/16", 3), ("172.16.0.0/16", 2)])
 def test_vpc_cidr_that_holds_the_subnets_is_accepted(cidr, zones):
-    settings = parse({"gateway": "kong", "vpcCidr": cidr, "availabilityZones": zones}, "kong", load_catalog(), set())
+    raw = {"gateway": "kong", "vpcCidr": cidr, "availabilityZones": zones, "publicAccessCidrs": ["198.51.100.0/24"]}
+    settings = parse(raw, "kong", load_catalog(), set())
     layout = subnet_layout(settings.config.vpc_cidr, zones)
     nets = [n for _, n in layout]
     assert len(nets) == 2 * zones and all(n.subnet_of(ipaddress.IPv4Network(cidr)) for n in nets)
@@ -132,3 +133,17 @@ def test_too_small_vpc_fails_the_program_before_any_resource():
 def test_runner_ami_that_is_not_an_ami_id():
     assert_fails_creating_nothing(run_stack("kong", "--set", "runner={ami: ubuntu-latest}"),
                                   "aigw-bench:runner.ami: String should match pattern")
+
+
+@pytest.mark.parametrize("stack", ["kong", "wiremock", "dev"])
+def test_a_shipped_stack_without_the_users_address_range_is_refused(stack):
+    result = run_stack(stack, "--unset", "publicAccessCidrs")
+    assert_fails_creating_nothing(result, "aigw-bench:publicAccessCidrs is required",
+                                  "curl -s https://checkip.amazonaws.com",
+                                  "pulumi config set --path 'publicAccessCidrs[0]'",
+                                  "pulumi config set apiEndpointOpenToInternet true")
+
+
+def test_address_range_and_open_endpoint_together_contradict():
+    assert_fails_creating_nothing(run_stack("kong", "--set", "apiEndpointOpenToInternet=true"),
+                                  "aigw-bench:apiEndpointOpenToInternet and aigw-bench:publicAccessCidrs contradict")

@@ -11,7 +11,7 @@ import yaml
 from aigw_bench.catalog import load_catalog, load_mock
 from components.cluster_dns import COREDNS_VERSION
 from components.prices import allocatable_cpu, price_table
-from tests.infra.conftest import SHIPPED
+from tests.infra.conftest import SHIPPED, USER_CIDR
 
 REPO = Path(__file__).resolve().parents[2]
 RELEASE = "kubernetes:helm.sh/v3:Release"
@@ -94,16 +94,20 @@ def test_coredns_is_its_own_addon_after_the_tools_pool_and_before_every_workload
         assert p.depends_on(key, COREDNS), f"{key} may start before cluster DNS exists"
 
 
-def test_open_api_endpoint_warns_loudly_and_configured_cidrs_do_not(programs):
-    p = programs["kong"]
-    assert p.inputs("eks:index:Cluster", "cluster-eks")["publicAccessCidrs"] == ["0.0.0.0/0"]
-    assert any("0.0.0.0/0" in w for w in p.result["warnings"])
+@pytest.mark.parametrize("stack", SHIPPED)
+def test_api_endpoint_limited_to_the_users_range(programs, stack):
+    cluster = programs[stack].inputs("eks:index:Cluster", "cluster-eks")
+    assert cluster["endpointPublicAccess"] is True and cluster["publicAccessCidrs"] == [USER_CIDR]
+    assert not programs[stack].result["warnings"]
+
+
+def test_open_api_endpoint_only_on_explicit_opt_in_and_loudly():
     from tests.infra.conftest import run_stack
 
-    closed = run_stack("kong", "--set", 'publicAccessCidrs=["203.0.113.0/24"]')
-    cluster = next(r for r in closed["resources"] if r["type"] == "eks:index:Cluster")
-    assert cluster["inputs"]["publicAccessCidrs"] == ["203.0.113.0/24"]
-    assert not closed["warnings"]
+    opened = run_stack("kong", "--unset", "publicAccessCidrs", "--set", "apiEndpointOpenToInternet=true")
+    cluster = next(r for r in opened["resources"] if r["type"] == "eks:index:Cluster")
+    assert cluster["inputs"]["publicAccessCidrs"] == ["0.0.0.0/0"]
+    assert any("0.0.0.0/0" in w for w in opened["warnings"])
 
 
 @pytest.mark.parametrize("stack", SHIPPED)
