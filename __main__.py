@@ -66,6 +66,7 @@ mock_node = table.instances[cfg.nodes.mock.instance_type]
 mock = MockLlm("mock", MockLlmArgs(
     mock=mock_def, cpu=cfg.mock_cpu or prices.allocatable_cpu(mock_node.vcpus),
     memory_gib=round(mock_node.memory_gib * 0.7, 1), provider=cluster.provider, lb_controller=lbc.release,
+    source_ranges=[cfg.vpc_cidr],
     cluster_ready=cluster_ready))
 
 config_values = {key: getattr(cfg, "".join("_" + c.lower() if c.isupper() else c for c in key))
@@ -76,10 +77,11 @@ secret_values = {config_key: secret_config.require_secret(config_key)
 gateway = GatewayRelease("gateway", GatewayArgs(
     entry=settings.entry, cloud=cloud, replicas=settings.replicas, cpu_per_replica=settings.cpu_per_replica,
     workers=settings.workers, mock_cluster_url=mock.cluster_url, mock_url=mock.url, provider=cluster.provider,
-    lb_controller=lbc.release, cluster_ready=cluster_ready, config=config_values, secret_values=secret_values))
+    lb_controller=lbc.release, source_ranges=[cfg.vpc_cidr], cluster_ready=cluster_ready, config=config_values,
+    secret_values=secret_values))
 
 observability = Observability("observability", ObservabilityArgs(
-    provider=cluster.provider, lb_controller=lbc.release, cluster_ready=cluster_ready,
+    provider=cluster.provider, lb_controller=lbc.release, source_ranges=[cfg.vpc_cidr], cluster_ready=cluster_ready,
     gateway_namespace=cloud.namespace))
 
 runner = K6Runner("k6-runner", K6RunnerArgs(

@@ -45,6 +45,7 @@ class GatewayArgs:
     mock_url: pulumi.Input[str]
     provider: k8s.Provider
     lb_controller: pulumi.Resource
+    source_ranges: Sequence[str]  # who may call its NLB: the VPC CIDR
     cluster_ready: Sequence[pulumi.Resource]  # node groups and cluster DNS
     config: dict[str, str] = field(default_factory=dict)
     secret_values: dict[str, pulumi.Output[str]] = field(default_factory=dict)
@@ -138,7 +139,8 @@ class GatewayRelease(pulumi.ComponentResource):
         selector = render_map(cloud.selector, template_context(args), f"{args.entry.name}: cloud.selector")
         service = internal_nlb_service(
             "gateway-nlb", namespace=ns.metadata["name"], selector=selector, port=NLB_PORT,
-            target_port=int(cloud.port or 0), lb_controller=args.lb_controller, parent=self, provider=args.provider,
+            target_port=int(cloud.port or 0), lb_controller=args.lb_controller,
+            source_ranges=args.source_ranges, parent=self, provider=args.provider,
             extra_depends_on=workloads)
         self.url = service_url(service, NLB_PORT)
         self.register_outputs({"url": self.url})

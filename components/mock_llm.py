@@ -27,6 +27,7 @@ class MockLlmArgs:
     memory_gib: float
     provider: k8s.Provider
     lb_controller: pulumi.Resource
+    source_ranges: Sequence[str]  # who may call its NLB: the VPC CIDR
     cluster_ready: Sequence[pulumi.Resource]  # node groups and cluster DNS
 
 
@@ -84,7 +85,8 @@ class MockLlm(pulumi.ComponentResource):
         self.service = internal_nlb_service(
             "mock-llm-nlb", namespace=ns.metadata["name"],
             selector={"app.kubernetes.io/name": "wiremock", "app.kubernetes.io/instance": RELEASE},
-            port=port, target_port=port, lb_controller=args.lb_controller, parent=self, provider=args.provider,
+            port=port, target_port=port, lb_controller=args.lb_controller,
+            source_ranges=args.source_ranges, parent=self, provider=args.provider,
             extra_depends_on=[self.release])
         self.url = service_url(self.service, port)
         self.register_outputs({"url": self.url, "cluster_url": self.cluster_url})

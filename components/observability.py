@@ -32,6 +32,7 @@ PROMETHEUS_PORT = 9090
 class ObservabilityArgs:
     provider: k8s.Provider
     lb_controller: pulumi.Resource
+    source_ranges: Sequence[str]  # who may call its NLB: the VPC CIDR
     cluster_ready: Sequence[pulumi.Resource]  # node groups and cluster DNS
     gateway_namespace: str
     retention: str = "3d"
@@ -88,7 +89,8 @@ class Observability(pulumi.ComponentResource):
         service = internal_nlb_service(
             "prometheus-nlb", namespace=ns.metadata["name"],
             selector={"app.kubernetes.io/name": "prometheus", "operator.prometheus.io/name": PROMETHEUS_CR},
-            port=PROMETHEUS_PORT, target_port=PROMETHEUS_PORT, lb_controller=args.lb_controller, parent=self,
+            port=PROMETHEUS_PORT, target_port=PROMETHEUS_PORT, lb_controller=args.lb_controller,
+            source_ranges=args.source_ranges, parent=self,
             provider=args.provider, extra_depends_on=[self.release])
         self.prometheus_url = service_url(service, PROMETHEUS_PORT)
         self.register_outputs({"prometheus_url": self.prometheus_url})

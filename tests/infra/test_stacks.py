@@ -180,8 +180,9 @@ def test_gateway_cpu_limits_sum_to_the_cap_and_requests_equal_limits(programs, s
 
 
 @pytest.mark.parametrize("stack", SHIPPED)
-def test_every_load_balancer_is_internal(programs, stack):
+def test_every_load_balancer_is_internal_and_admits_only_the_vpc(programs, stack):
     services = [r for r in programs[stack].resources if creates_load_balancer(r)]
+    vpc_cidr = programs[stack].inputs("awsx:ec2:Vpc", "network-vpc")["cidrBlock"]
     assert len(services) == (2 if programs[stack].exports["gateway_name"] == "wiremock" else 3)
     for s in services:
         assert s["type"] == SERVICE, f"{s['name']}: only our own Services may create load balancers"
@@ -189,6 +190,8 @@ def test_every_load_balancer_is_internal(programs, stack):
         assert ann["service.beta.kubernetes.io/aws-load-balancer-scheme"] == "internal"
         assert ann["service.beta.kubernetes.io/aws-load-balancer-type"] == "external"
         assert ann["service.beta.kubernetes.io/aws-load-balancer-nlb-target-type"] == "ip"
+        # Internal alone still admits 0.0.0.0/0 at the controller's security group: only the VPC.
+        assert s["inputs"]["spec"]["loadBalancerSourceRanges"] == [vpc_cidr], s["name"]
 
 
 @pytest.mark.parametrize("stack", SHIPPED)
@@ -386,3 +389,12 @@ def test_a_pinned_runner_ami_is_used_and_followed():
     runner = p.one("aws:ec2/instance:Instance", "k6-runner-1")
     assert runner["inputs"]["ami"] == "ami-0fedcba9876543210"
     assert runner["ignore_changes"] == []  # changing a pinned AMI is deliberate
+
+
+def test_source_ranges_follow_the_configured_vpc_cidr():
+    from tests.infra.conftest import Program, run_stack
+
+    p = Program(run_stack("portkey", "--set", "vpcCidr=10.7.0.0/16"))
+    ranges = {r["name"]: r["inputs"]["spec"]["loadBalancerSourceRanges"]
+              for r in p.resources if creates_load_balancer(r)}
+    assert ranges == {name: ["10.7.0.0/16"] for name in ("gateway-nlb", "mock-llm-nlb", "prometheus-nlb")}
