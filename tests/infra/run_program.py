@@ -96,9 +96,9 @@ class Mocks(pulumi.runtime.Mocks):
         outputs = dict(REMOTE_OUTPUTS[args.typ]) if args.typ in REMOTE_OUTPUTS else dict(args.inputs)
         if args.typ.startswith("aws:") and "arn" not in outputs:
             outputs["arn"] = f"arn:aws:{args.typ.split(':')[1].split('/')[0]}::123456789012:{args.name}"
-        if args.typ == "aws:s3/bucket:Bucket":
+        if args.typ == "aws:s3/bucket:Bucket":  # S3 ARNs have no region or account
             outputs.setdefault("bucket", f"{args.name}-0abc")
-            outputs.setdefault("arn", f"arn:aws:s3:::{args.name}-0abc")
+            outputs["arn"] = f"arn:aws:s3:::{outputs['bucket']}"
         if args.typ == "kubernetes:core/v1:Service" and (args.inputs.get("spec") or {}).get("type") == "LoadBalancer":
             outputs["status"] = {"loadBalancer": {"ingress": [{"hostname": f"{args.name}.elb.amazonaws.com"}]}}
         entry = RESOURCES.setdefault(f"{args.typ}::{args.name}", {"type": args.typ, "name": args.name})

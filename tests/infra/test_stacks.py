@@ -319,7 +319,7 @@ def test_k6_runner_ssm_only_imdsv2_encrypted_private(programs, stack):
 
 
 @pytest.mark.parametrize("stack", SHIPPED)
-def test_results_bucket_private_encrypted_expiring_and_emptied_on_destroy(programs, stack):
+def test_results_bucket_private_tls_only_encrypted_expiring_and_emptied_on_destroy(programs, stack):
     p = programs[stack]
     assert p.inputs("aws:s3/bucket:Bucket", "k6-runner-results")["forceDestroy"] is True
     pab = p.inputs("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", "k6-runner-results-pab")
@@ -328,6 +328,12 @@ def test_results_bucket_private_encrypted_expiring_and_emptied_on_destroy(progra
     sse = p.inputs("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
                    "k6-runner-results-sse")
     assert sse["rules"][0]["applyServerSideEncryptionByDefault"]["sseAlgorithm"] == "AES256"
+    policy = json.loads(p.inputs("aws:s3/bucketPolicy:BucketPolicy", "k6-runner-results-tls-only")["policy"])
+    (deny,) = policy["Statement"]
+    bucket_arn = "arn:aws:s3:::k6-runner-results-0abc"
+    assert deny["Effect"] == "Deny" and deny["Principal"] == "*" and deny["Action"] == "s3:*"
+    assert sorted(deny["Resource"]) == [bucket_arn, f"{bucket_arn}/*"]
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
     life = p.inputs("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", "k6-runner-results-expiry")
     assert life["rules"][0]["expiration"]["days"] >= 1
 
