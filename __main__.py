@@ -111,6 +111,8 @@ pulumi.export("region", region)
 pulumi.export("cluster_name", name)
 pulumi.export("kubeconfig", cluster.kubeconfig)
 pulumi.export("prometheus_url", observability.prometheus_url)
+# `pulumi stack output grafana_admin_password --show-secrets`; Grafana: kubectl port-forward, user admin.
+pulumi.export("grafana_admin_password", observability.grafana_admin_password)
 pulumi.export("gateway_namespace", cloud.namespace)
 pulumi.export("hourly_cost_usd", prices.total(cost_lines))
 pulumi.export("cost_breakdown", {line.item: round(line.hourly, 4) for line in cost_lines})

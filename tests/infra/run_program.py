@@ -99,6 +99,8 @@ class Mocks(pulumi.runtime.Mocks):
         if args.typ == "aws:s3/bucket:Bucket":  # S3 ARNs have no region or account
             outputs.setdefault("bucket", f"{args.name}-0abc")
             outputs["arn"] = f"arn:aws:s3:::{outputs['bucket']}"
+        if args.typ == "random:index/randomPassword:RandomPassword":
+            outputs["result"] = "mock-" + "x" * (int(args.inputs["length"]) - 5)
         if args.typ == "kubernetes:core/v1:Service" and (args.inputs.get("spec") or {}).get("type") == "LoadBalancer":
             outputs["status"] = {"loadBalancer": {"ingress": [{"hostname": f"{args.name}.elb.amazonaws.com"}]}}
         entry = RESOURCES.setdefault(f"{args.typ}::{args.name}", {"type": args.typ, "name": args.name})

@@ -404,3 +404,20 @@ def test_source_ranges_follow_the_configured_vpc_cidr():
     ranges = {r["name"]: r["inputs"]["spec"]["loadBalancerSourceRanges"]
               for r in p.resources if creates_load_balancer(r)}
     assert ranges == {name: ["10.7.0.0/16"] for name in ("gateway-nlb", "mock-llm-nlb", "prometheus-nlb")}
+
+
+@pytest.mark.parametrize("stack", SHIPPED)
+def test_grafana_admin_password_is_generated_kept_secret_and_not_the_charts(programs, stack):
+    p = programs[stack]
+    generated = p.inputs("random:index/randomPassword:RandomPassword", "observability-grafana-admin")
+    assert generated["length"] >= 24
+    grafana = p.inputs(RELEASE, "observability-release")["values"]["grafana"]
+    assert "adminPassword" not in grafana  # a password in Helm values lands in the release record
+    admin = grafana["admin"]
+    secret = p.inputs("kubernetes:core/v1:Secret", "observability-grafana-admin")
+    assert secret["metadata"] == {"name": admin["existingSecret"], "namespace": "monitoring"}
+    data = secret_value(secret["stringData"])
+    assert set(data) == {admin["userKey"], admin["passwordKey"]}
+    assert data[admin["passwordKey"]] == p.exports["grafana_admin_password"] != "prom-operator"
+    assert "grafana_admin_password" in p.result["secret_exports"]
+    assert p.depends_on(f"{RELEASE}::observability-release", "kubernetes:core/v1:Secret::observability-grafana-admin")
