@@ -17,6 +17,17 @@ from aigw_bench.catalog import REPO_DIR
 from aigw_bench.errors import CloudError
 
 INSTALL_PULUMI = "install it from https://www.pulumi.com/docs/iac/download-install/ and run `pulumi login`"
+INSTALL_AWS_CLI = ("install it from https://docs.aws.amazon.com/cli/latest/userguide/getting-started-install.html: "
+                   "the cluster's kubeconfig (pulumi-eks) runs `aws eks get-token`, so `pulumi up` and `pulumi "
+                   "destroy` fail half-way without it")
+TOOLS = {"pulumi": ("the Pulumi CLI", INSTALL_PULUMI), "aws": ("the AWS CLI", INSTALL_AWS_CLI)}
+
+
+def require_tool(command: str) -> None:
+    """Fail with how to install it when a command-line tool the cloud target runs is missing."""
+    if shutil.which(command) is None:
+        what, how = TOOLS[command]
+        raise CloudError(f"{what} is not installed (no `{command}` on PATH): {how}")
 
 
 class StackOutputs(BaseModel):
@@ -72,8 +83,7 @@ class StackOutputs(BaseModel):
 
 def read_stack_outputs(stack: str, work_dir: Path = REPO_DIR) -> StackOutputs:
     """Outputs of a deployed stack via the Automation API (the real one; needs the Pulumi CLI)."""
-    if shutil.which("pulumi") is None:
-        raise CloudError(f"the Pulumi CLI is not installed (no `pulumi` on PATH): {INSTALL_PULUMI}")
+    require_tool("pulumi")
     import pulumi.automation as auto  # imported late: the local target never needs it
 
     try:
