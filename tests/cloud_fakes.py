@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -67,11 +68,63 @@ def stack_outputs(stack: str, gateway: str, gateway_url: str, runners: list[str]
     })
 
 
+class ModelViolation(AssertionError):
+    """A request the real API would refuse although botocore's own validation lets it through."""
+
+
+def documented_filter_values(service_model, operation: str, filter_key: str) -> set[str] | None:
+    """Values SSM documents for a CommandFilter key *for this operation*, from the service model.
+
+    CommandFilter.value is a free string in the model, with the valid values per key and per
+    operation in its documentation ("The status values you can specify for ListCommands are: ...").
+    None when the documentation lists nothing operation-specific for that key."""
+    doc = service_model.shape_for("CommandFilter").members["value"].documentation
+    match = re.search(rf"values you can specify for <code>{operation}</code> are:</p>\s*<ul>(.*?)</ul>", doc, re.S)
+    if filter_key != "Status" or not match:
+        return None
+    return set(re.findall(r"<code>([A-Za-z]+)</code>", match.group(1)))
+
+
+def model_violations(service_model, operation: str, params: object, shape=None, path: str = "") -> list[str]:
+    """What botocore does not check: enum values, and SSM's per-operation filter values."""
+    shape = shape or service_model.operation_model(operation).input_shape
+    problems: list[str] = []
+    if shape.type_name == "structure" and isinstance(params, dict):
+        for key, value in params.items():
+            problems += model_violations(service_model, operation, value, shape.members[key], f"{path}.{key}")
+        if shape.name == "CommandFilter":
+            allowed = documented_filter_values(service_model, operation, params.get("key", ""))
+            if allowed is not None and params.get("value") not in allowed:
+                problems.append(f"{path}: {operation} does not accept {params.get('key')}={params.get('value')!r}; "
+                                f"documented: {sorted(allowed)}")
+    elif shape.type_name == "list" and isinstance(params, list):
+        for i, item in enumerate(params):
+            problems += model_violations(service_model, operation, item, shape.member, f"{path}[{i}]")
+    elif shape.type_name == "string" and shape.enum and params not in shape.enum:
+        problems.append(f"{path}: {params!r} is not one of {shape.enum}")
+    return problems
+
+
+def validate_against_model(client) -> None:
+    """Make ``client`` refuse requests the service model says the API would refuse (Stubber only
+    checks types, required members and the parameters it was told to expect)."""
+    service_model = client.meta.service_model
+
+    def check(params, model, **_):
+        problems = model_violations(service_model, model.name, params)
+        if problems:
+            raise ModelViolation(f"{model.name}: " + "; ".join(problems))
+
+    client.meta.events.register_first(f"before-parameter-build.{service_model.endpoint_prefix}.*", check)
+
+
 class FakeSsm:
-    """A Stubber-backed SSM client with helpers that queue the calls the stage makes, in order."""
+    """A Stubber-backed SSM client with helpers that queue the calls the stage makes, in order.
+    Every request is also checked against the service model (validate_against_model)."""
 
     def __init__(self):
         self.client = boto3.client("ssm", region_name=REGION)
+        validate_against_model(self.client)
         self.stub = Stubber(self.client)
         self._n = 0
 
@@ -88,10 +141,10 @@ class FakeSsm:
 
     def idle(self, instance: str, busy: dict | None = None) -> None:
         for status in ("Pending", "InProgress", "Delayed"):
-            commands = [busy] if busy and status == "InProgress" else []
-            self.stub.add_response("list_commands", {"Commands": commands},
+            invocations = [busy] if busy and status == "InProgress" else []
+            self.stub.add_response("list_command_invocations", {"CommandInvocations": invocations},
                                    {"InstanceId": instance, "Filters": [{"key": "Status", "value": status}]})
-            if commands:
+            if invocations:
                 return
 
     def send(self, instance: str) -> str:
@@ -167,5 +220,7 @@ class FakePrometheus:
 
 
 def busy_command(command_id: str = "11111111-2222-3333-4444-555555555555") -> dict:
-    return {"CommandId": command_id, "Comment": "aigw-bench 20261122-000000-seed kong r1 g1",
+    """A command invocation of another aigw-bench run, as list_command_invocations returns it."""
+    return {"CommandId": command_id, "InstanceId": "i-0123456789abcdef0",
+            "Comment": "aigw-bench 20261122-000000-seed kong r1 g1",
             "RequestedDateTime": datetime(2026, 11, 22, tzinfo=UTC), "Status": "InProgress"}

@@ -13,6 +13,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from aigw_bench.catalog import load_catalog
+from aigw_bench.cloud import ssm as ssm_cmd
 from aigw_bench.cloud.outputs import StackOutputs, check_aws_credentials, read_stack_outputs
 from aigw_bench.cloud.stage import CloudPlan, CloudRunner, CloudTarget, segment_args
 from aigw_bench.errors import CloudError
@@ -26,6 +27,7 @@ from tests.cloud_fakes import (
     REGION,
     FakePrometheus,
     FakeSsm,
+    ModelViolation,
     busy_command,
     run_runner_script,
     stack_outputs,
@@ -298,3 +300,44 @@ def test_without_aws_credentials_the_message_says_how_to_set_them(monkeypatch, t
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     with pytest.raises(CloudError, match="no AWS credentials: set AWS_PROFILE"):
         check_aws_credentials(boto3.Session(region_name=REGION))
+
+
+def test_the_fake_refuses_what_the_ssm_api_refuses():
+    """The old preflight called list_commands with Status=Delayed: valid for list_command_invocations
+    only. Stubber accepts it (no enum or per-operation check); the model check must not."""
+    delayed = {"InstanceId": RUNNER, "Filters": [{"key": "Status", "value": "Delayed"}]}
+    calls = [("list_commands", {"Commands": []}, delayed, r"ListCommands does not accept Status='Delayed'"),
+             ("list_command_invocations", {"CommandInvocations": []},
+              {"InstanceId": RUNNER, "Filters": [{"key": "Statuz", "value": "Pending"}]}, r"'Statuz' is not one of"),
+             ("list_command_invocations", {"CommandInvocations": []}, delayed, None)]  # documented: accepted
+    for operation, response, params, refused in calls:
+        fake = FakeSsm()
+        fake.stub.add_response(operation, response, params)
+        with fake.stub:
+            if refused:
+                with pytest.raises(ModelViolation, match=refused):
+                    getattr(fake.client, operation)(**params)
+            else:
+                getattr(fake.client, operation)(**params)
+                fake.stub.assert_no_pending_responses()
+
+
+def test_preflight_asks_ssm_only_what_it_accepts():
+    fake = FakeSsm()
+    fake.registered(RUNNER)
+    fake.idle(RUNNER)
+    with fake.stub:
+        ssm_cmd.ensure_registered(fake.client, RUNNER)
+        ssm_cmd.ensure_idle(fake.client, RUNNER)
+        fake.stub.assert_no_pending_responses()
+
+
+def test_ssm_refusing_the_preflight_is_a_clear_error():
+    fake = FakeSsm()
+    fake.stub.add_client_error("list_command_invocations", service_error_code="AccessDeniedException",
+                               service_message="not authorized to perform: ssm:ListCommandInvocations")
+    with fake.stub, pytest.raises(CloudError) as err:
+        ssm_cmd.ensure_idle(fake.client, RUNNER)
+    text = str(err.value)
+    assert f"AWS SSM refused listing its commands for the k6 runner {RUNNER}: AccessDeniedException" in text
+    assert "ssm:ListCommandInvocations" in text
