@@ -72,8 +72,7 @@ mock = MockLlm("mock", MockLlmArgs(
 config_values = {key: getattr(cfg, "".join("_" + c.lower() if c.isupper() else c for c in key))
                  for key in cloud.required_config}
 secret_config = pulumi.Config(NAMESPACE)
-secret_values = {config_key: secret_config.require_secret(config_key)
-                 for spec in cloud.secrets.values() for config_key in spec.data.values()}
+secret_values = {config_key: secret_config.require_secret(config_key) for config_key in cloud.secret_config_keys}
 gateway = GatewayRelease("gateway", GatewayArgs(
     entry=settings.entry, cloud=cloud, replicas=settings.replicas, cpu_per_replica=settings.cpu_per_replica,
     workers=settings.workers, mock_cluster_url=mock.cluster_url, mock_url=mock.url, provider=cluster.provider,
@@ -114,6 +113,10 @@ pulumi.export("prometheus_url", observability.prometheus_url)
 # `pulumi stack output grafana_admin_password --show-secrets`; Grafana: kubectl port-forward, user admin.
 pulumi.export("grafana_admin_password", observability.grafana_admin_password)
 pulumi.export("gateway_namespace", cloud.namespace)
+# Headers k6 must send with secret values (LiteLLM's master key); read by `cloud run`, never printed.
+pulumi.export("gateway_secret_headers", pulumi.Output.secret(pulumi.Output.all(
+    **{name: secret_values[h.config] for name, h in cloud.secret_headers.items()}).apply(
+    lambda values: {name: h.format.replace("{value}", values[name]) for name, h in cloud.secret_headers.items()})))
 pulumi.export("hourly_cost_usd", prices.total(cost_lines))
 pulumi.export("cost_breakdown", {line.item: round(line.hourly, 4) for line in cost_lines})
 pulumi.export("price_table", table.label)

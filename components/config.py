@@ -167,13 +167,12 @@ def parse(raw: dict[str, Any], stack: str, catalog: Catalog, secret_keys: set[st
         if not getattr(config, _snake(key), None):
             raise ConfigValidationError(f"{_key((key,))} is required by the {entry.name} entry "
                                         f"(set it with `pulumi config set {key} <value>`)")
-    for secret in cloud.secrets.values():
-        for config_key in secret.data.values():
-            if config_key not in raw or config_key not in secret_keys:
-                why = "is missing" if config_key not in raw else "must be a secret"
-                raise ConfigValidationError(
-                    f"{_key((config_key,))} {why}: the {entry.name} entry needs it as a secret "
-                    f"(`pulumi config set --secret {config_key} ...`)")
+    for config_key in cloud.secret_config_keys:
+        if config_key not in raw or config_key not in secret_keys:
+            why = "is missing" if config_key not in raw else "must be a secret"
+            raise ConfigValidationError(
+                f"{_key((config_key,))} {why}: the {entry.name} entry needs it as a secret "
+                f"(`pulumi config set --secret {config_key} ...`)")
 
     replicas = config.gateway_replicas or cloud.replicas
     cpu_per_replica = config.gateway_cpu_limit / replicas

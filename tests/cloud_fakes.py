@@ -186,7 +186,20 @@ def run_runner_script(script: str, shim_dir: Path, endpoint: str, timeout: float
     return subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=timeout)
 
 
-class FakePrometheus:
+class LoopbackServer:
+    """An HTTP server on a free loopback port, serving ``handler`` on a daemon thread."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler]):
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class FakePrometheus(LoopbackServer):
     """Answers /api/v1/query_range with one series over the requested window (step 5 s)."""
 
     def __init__(self):
@@ -210,13 +223,39 @@ class FakePrometheus:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        super().__init__(Handler)
 
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+
+class KeyCheckingGateway(LoopbackServer):
+    """A gateway stand-in that, like LiteLLM's proxy, answers 401 unless the request carries its key,
+    and a chat completion otherwise. Records every Authorization header it saw."""
+
+    def __init__(self, key: str):
+        self.seen: list[str | None] = []
+        completion = {"id": "chatcmpl-test", "object": "chat.completion", "created": 1767225600, "model": "gpt-4o-mini",
+                      "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"},
+                                   "finish_reason": "stop"}],
+                      "usage": {"prompt_tokens": 10, "completion_tokens": 1, "total_tokens": 11}}
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                owner.seen.append(self.headers.get("Authorization"))
+                ok = self.headers.get("Authorization") == f"Bearer {key}"
+                body = json.dumps(completion if ok else {"error": {"message": "Authentication Error"}}).encode()
+                self.send_response(200 if ok else 401)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        super().__init__(Handler)
 
 
 def busy_command(command_id: str = "11111111-2222-3333-4444-555555555555") -> dict:

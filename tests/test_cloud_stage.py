@@ -5,7 +5,9 @@ that are partial or missing, Ctrl-C, missing stack outputs, no Pulumi CLI, no AW
 
 from __future__ import annotations
 
+import gzip
 import json
+import uuid
 
 import boto3
 import pandas as pd
@@ -27,6 +29,7 @@ from tests.cloud_fakes import (
     REGION,
     FakePrometheus,
     FakeSsm,
+    KeyCheckingGateway,
     ModelViolation,
     busy_command,
     run_runner_script,
@@ -341,3 +344,52 @@ def test_ssm_refusing_the_preflight_is_a_clear_error():
     text = str(err.value)
     assert f"AWS SSM refused listing its commands for the k6 runner {RUNNER}: AccessDeniedException" in text
     assert "ssm:ListCommandInvocations" in text
+
+
+def test_the_cloud_stage_sends_the_stacks_key_and_writes_it_nowhere(tmp_path, aws):
+    key = f"sk-stack-{uuid.uuid4().hex}"
+    gateway = KeyCheckingGateway(key)
+    outputs = stack_outputs("litellm", "litellm", gateway.url, [RUNNER], None,
+                            gateway_secret_headers={"Authorization": f"Bearer {key}"})
+    assert key not in repr(outputs) and key not in outputs.model_dump_json()
+    fake = FakeSsm()
+    fake.one_command(RUNNER, "Success")
+    sent: list[str] = []  # every SSM request as the API would receive it
+    fake.client.meta.events.register("before-parameter-build.ssm.*", lambda params, **_: sent.append(repr(params)))
+    events: list[str] = []
+    on_command, _runs = execute(aws)
+
+    def on_event(event, **data):
+        events.append(repr(data))
+        if event == "command_sent":
+            on_command(data)
+
+    try:
+        with fake.stub:
+            run_dir = CloudRunner(plan_for(tmp_path, [outputs], warmup="0s"), lambda region: (fake.client, aws["s3"]),
+                                  on_event=on_event, poll_interval=0, sleep=lambda s: None).run()
+    finally:
+        gateway.close()
+    (outcome,) = read_outcomes(run_dir)
+    assert outcome.status == "ok", outcome.reason
+    summary = json.loads((run_dir / "targets/litellm/r1/summary.json").read_text())
+    assert summary["metrics"]["aigw_ok"]["values"]["rate"] == 1.0
+    # Every request carried the stack's key, none the local one from the catalog.
+    assert gateway.seen and set(gateway.seen) == {f"Bearer {key}"}
+    assert summary["metrics"]["http_reqs"]["values"]["count"] == len(gateway.seen)
+    # ...and the key is in no file of the run, no object left in the bucket, no SSM request, no event.
+    for path in run_dir.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            if path.suffix == ".gz":
+                data = gzip.decompress(data)
+            assert key.encode() not in data, path
+    script = (run_dir / "targets/litellm/r1/script.js").read_text()
+    assert "Authorization" not in script and "sk-aigw-bench-local" not in script
+    for obj in aws["s3"].list_objects_v2(Bucket=BUCKET).get("Contents", []):
+        assert not obj["Key"].startswith("secrets/"), obj["Key"]  # deleted after the run
+        assert key.encode() not in aws["s3"].get_object(Bucket=BUCKET, Key=obj["Key"])["Body"].read(), obj["Key"]
+    assert sent and not any(key in s for s in sent)
+    assert not any(key in e for e in events)
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["cloud"]["litellm"]["secret_headers"] == ["Authorization"]

@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from aigw_bench.catalog import REPO_DIR
 from aigw_bench.errors import CloudError
@@ -48,6 +48,8 @@ class StackOutputs(BaseModel):
     cluster_name: str
     prometheus_url: str | None = Field(None, description="in-VPC Prometheus, queried from the runner")
     gateway_namespace: str = "gateway"
+    gateway_secret_headers: dict[str, SecretStr] = Field(
+        default_factory=dict, description="headers with secret values k6 must send (a secret stack output)")
     mock_namespace: str = "mock"
     hourly_cost_usd: float | None = None
     price_table: str | None = None

@@ -284,6 +284,14 @@ def test_litellm_without_database_and_with_its_key_from_a_secret(programs):
     secret = p.inputs("kubernetes:core/v1:Secret", "gateway-secret-litellm-master-key")
     assert secret_value(secret["stringData"]) == {"masterkey": "sk-test-master-key"}
     assert values["numWorkers"] == 4 and values["replicaCount"] == 3
+    # The cloud stage sends this key (never the catalog's local one): a secret stack output.
+    assert "gateway_secret_headers" in p.result["secret_exports"]
+    assert p.exports["gateway_secret_headers"] == {"Authorization": "Bearer sk-test-master-key"}
+
+
+@pytest.mark.parametrize("stack", [s for s in SHIPPED if s != "litellm"])
+def test_gateways_without_a_key_export_no_secret_headers(programs, stack):
+    assert programs[stack].exports["gateway_secret_headers"] == {}
 
 
 def test_konnect_data_plane_settings_and_certificate_secret(programs):
