@@ -51,6 +51,15 @@ class GatewayArgs:
     secret_values: dict[str, pulumi.Output[str]] = field(default_factory=dict)
 
 
+def scrape_annotations(cloud: CloudSpec) -> dict[str, str]:
+    """Pod annotations that put the gateway's metrics endpoint (catalog ``cloud.metrics``) into the
+    Prometheus "gateway-pods" job (components/observability.py keeps pods annotated this way)."""
+    if cloud.metrics is None:
+        return {}
+    return {"prometheus.io/scrape": "true", "prometheus.io/port": str(cloud.metrics.port),
+            "prometheus.io/path": cloud.metrics.path}
+
+
 def template_context(args: GatewayArgs) -> dict[str, Any]:
     cloud = args.cloud
     host_port = args.mock_cluster_url.removeprefix("http://")
@@ -69,6 +78,7 @@ def template_context(args: GatewayArgs) -> dict[str, Any]:
         "mock_port": int(mock_port or 80),
         "model": args.entry.request.model,
         "route": args.entry.request.path,
+        "pod_annotations": scrape_annotations(cloud),
         "node_selector": scheduling.node_selector("gateway"),
         "tolerations": scheduling.tolerations("gateway"),
         "config": args.config,

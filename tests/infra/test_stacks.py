@@ -429,3 +429,33 @@ def test_grafana_admin_password_is_generated_kept_secret_and_not_the_charts(prog
     assert data[admin["passwordKey"]] == p.exports["grafana_admin_password"] != "prom-operator"
     assert "grafana_admin_password" in p.result["secret_exports"]
     assert p.depends_on(f"{RELEASE}::observability-release", "kubernetes:core/v1:Secret::observability-grafana-admin")
+
+
+def pod_annotation_sets(p) -> list[dict]:
+    """Annotations on the gateway's pods: the chart's podAnnotations, or each Deployment's template."""
+    if f"{RELEASE}::gateway-release" in p.by_key:
+        return [p.inputs(RELEASE, "gateway-release")["values"].get("podAnnotations") or {}]
+    return [(d["inputs"]["spec"]["template"].get("metadata") or {}).get("annotations") or {}
+            for d in p.of_type(DEPLOYMENT)]
+
+
+@pytest.mark.parametrize("stack", SHIPPED)
+def test_the_catalogs_metrics_endpoint_reaches_the_scrape_job(programs, stack):
+    p = programs[stack]
+    metrics = (load_catalog().get(p.exports["gateway_name"]).cloud or {}).get("metrics")
+    expected = ({"prometheus.io/scrape": "true", "prometheus.io/port": str(metrics["port"]),
+                 "prometheus.io/path": metrics.get("path", "/metrics")} if metrics else {})
+    for pod_annotations in pod_annotation_sets(p):
+        assert {k: v for k, v in pod_annotations.items() if k.startswith("prometheus.io/")} == expected
+    # The "gateway-pods" job keeps pods by exactly these annotations, in the gateway's namespace.
+    (job,) = p.inputs(RELEASE, "observability-release")["values"]["prometheus"]["prometheusSpec"][
+        "additionalScrapeConfigs"]
+    sources = {label for rule in job["relabel_configs"] for label in rule["source_labels"]}
+    assert {f"__meta_kubernetes_pod_annotation_prometheus_io_{a}" for a in ("scrape", "port", "path")} <= sources
+    assert job["kubernetes_sd_configs"][0]["namespaces"]["names"] == [p.exports["gateway_namespace"]]
+
+
+def test_kong_is_scraped_on_its_status_listener(programs):
+    values = programs["kong"].inputs(RELEASE, "gateway-release")["values"]
+    assert values["podAnnotations"]["prometheus.io/port"] == "8100" == values["env"]["status_listen"].split(":")[1]
+    assert values["status"]["http"]["containerPort"] == 8100
