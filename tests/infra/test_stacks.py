@@ -271,6 +271,28 @@ def test_portkey_trusts_the_in_cluster_mock_host(programs):
     assert deployment["inputs"]["spec"]["replicas"] == 12
 
 
+# Top-level keys of litellm-helm's values.yaml (deploy/charts/litellm-helm/values.yaml, BerriAI/litellm,
+# the chart as of the pinned 1.81.13): a key outside this set is silently ignored by the chart.
+LITELLM_CHART_KEYS = {
+    "replicaCount", "numWorkers", "image", "imagePullSecrets", "nameOverride", "fullnameOverride",
+    "serviceAccount", "deploymentAnnotations", "deploymentLabels", "podAnnotations", "podLabels",
+    "terminationGracePeriodSeconds", "topologySpreadConstraints", "podSecurityContext", "securityContext",
+    "environmentSecrets", "environmentConfigMaps", "service", "separateHealthApp", "separateHealthPort", "ingress",
+    "masterkey", "masterkeySecretName", "masterkeySecretKey", "proxyConfigMap", "proxy_config", "resources",
+    "autoscaling", "volumes", "volumeMounts", "nodeSelector", "tolerations", "affinity", "db", "postgresql",
+    "redis", "migrationJob", "envVars", "extraEnvVars", "command", "args", "extraResources", "pdb",
+    "serviceMonitor",
+}
+
+
+def test_litellm_values_use_only_keys_the_chart_has(programs):
+    values = programs["litellm"].inputs(RELEASE, "gateway-release")["values"]
+    assert set(values) <= LITELLM_CHART_KEYS, set(values) - LITELLM_CHART_KEYS
+    assert values["envVars"]["LITELLM_LOG"] == "ERROR"  # what logLevel was meant to do
+    release = programs["litellm"].inputs(RELEASE, "gateway-release")
+    assert release["chart"] == "oci://ghcr.io/berriai/litellm-helm" and release["version"] == "1.81.13"
+
+
 def test_litellm_without_database_and_with_its_key_from_a_secret(programs):
     p = programs["litellm"]
     values = p.inputs(RELEASE, "gateway-release")["values"]
