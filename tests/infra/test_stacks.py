@@ -238,9 +238,20 @@ def test_lb_controller_release(programs):
 
 
 def test_mock_serves_the_same_mappings_as_the_local_target_tuned(programs):
-    values = programs["kong"].inputs(RELEASE, "mock-release")["values"]
+    p = programs["kong"]
+    values = p.inputs(RELEASE, "mock-release")["values"]
     mock = load_mock()
-    assert values["mappings"] == {f.name: f.read_text() for f in sorted(mock.mappings_dir.glob("*.json"))}
+    # Exactly the local mappings: from our ConfigMap, not the chart's (which adds its sample
+    # POST /v1/hello mapping and a responses file whenever mappingsFromConfigmap is on).
+    assert values["mappingsFromConfigmap"] is False and values["responsesFromConfigmap"] is False
+    assert not values.get("mappings") and not values.get("responses")
+    configmap = p.inputs("kubernetes:core/v1:ConfigMap", "mock-mappings")
+    assert configmap["data"] == {f.name: f.read_text() for f in sorted(mock.mappings_dir.glob("*.json"))}
+    (volume,) = values["extraVolumes"]
+    assert volume["configMap"]["name"] == configmap["metadata"]["name"]
+    assert values["extraVolumeMounts"] == [{"name": volume["name"], "mountPath": "/home/wiremock/storage/mappings",
+                                            "readOnly": True}]
+    assert p.depends_on(f"{RELEASE}::mock-release", "kubernetes:core/v1:ConfigMap::mock-mappings")
     assert values["image"] == {"repository": "wiremock/wiremock", "tag": mock.version}
     args = values["args"]
     assert "--root-dir=/home/wiremock/storage" in args
