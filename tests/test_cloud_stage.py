@@ -6,13 +6,16 @@ that are partial or missing, Ctrl-C, missing stack outputs, no Pulumi CLI, no AW
 from __future__ import annotations
 
 import gzip
+import io
 import json
+import time
 import uuid
 
 import boto3
 import pandas as pd
 import pytest
 from moto.server import ThreadedMotoServer
+from rich.console import Console
 
 from aigw_bench.catalog import load_catalog
 from aigw_bench.cloud import ssm as ssm_cmd
@@ -21,6 +24,7 @@ from aigw_bench.cloud.stage import CloudPlan, CloudRunner, CloudTarget, segment_
 from aigw_bench.errors import CloudError
 from aigw_bench.local.ports import free_port
 from aigw_bench.local.processes import Supervisor
+from aigw_bench.progress import ProgressPrinter
 from aigw_bench.results import read_outcomes
 from analysis.report import build_report
 from k6_scripts.scenarios import load_scenario
@@ -116,6 +120,7 @@ def test_whole_stage_with_one_runner(tmp_path, aws, mock_llm, prometheus, no_lef
     (outcome,) = read_outcomes(run_dir)
     assert outcome.status == "ok", outcome.reason
     assert outcome.evidence["ssm"][0]["status"] == "Success"
+    assert outcome.evidence["endpoint_wait_s"] < 5  # the gateway answered at once
     for key in ("summary", "timeseries", "histogram", "statuses", "resources", "script"):
         assert key in outcome.files
     work = run_dir / "targets/wiremock/r1"
@@ -393,3 +398,33 @@ def test_the_cloud_stage_sends_the_stacks_key_and_writes_it_nowhere(tmp_path, aw
     assert not any(key in e for e in events)
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["cloud"]["litellm"]["secret_headers"] == ["Authorization"]
+
+
+def test_an_nlb_that_never_answers_is_not_ready_after_a_bounded_wait(tmp_path, aws):
+    closed = f"http://127.0.0.1:{free_port()}"  # nothing listens: like an NLB whose DNS/targets are not ready
+    outputs = stack_outputs("kong", "kong", closed, [RUNNER], None)
+    fake = FakeSsm()
+    fake.one_command(RUNNER, "Success")
+    on_command, runs = execute(aws)
+    console_out = io.StringIO()
+    printer = ProgressPrinter(Console(file=console_out, width=200), plain=True)
+
+    def on_event(event, **data):
+        printer(event, **data)  # the CLI's own progress printer must take the cloud stage's events
+        if event == "command_sent":
+            on_command(data)
+
+    started = time.monotonic()
+    with fake.stub:
+        run_dir = CloudRunner(plan_for(tmp_path, [outputs]), lambda region: (fake.client, aws["s3"]),
+                              on_event=on_event, poll_interval=0, sleep=lambda s: None, endpoint_wait_s=2).run()
+    assert time.monotonic() - started < 60  # bounded: 2 s of waiting plus one retry interval
+    (outcome,) = read_outcomes(run_dir)
+    assert outcome.status == "not_ready"
+    assert f"{closed} did not answer the runner within 2 s" in outcome.reason
+    assert outcome.evidence["endpoint_wait_s"] >= 2
+    work = run_dir / "targets/kong/r1"
+    assert not (work / "summary.json").exists() and not (work / "k6.log").exists()  # k6 never started
+    assert "within 2 s" in runs[0].stdout
+    text = console_out.getvalue()
+    assert "on AWS" in text and f"waits for {closed} to answer (at most 2 s)" in text and "not_ready" in text

@@ -43,6 +43,9 @@ RUNNER_TEMPLATE = Path(__file__).resolve().parent / "runner.sh.j2"
 # SSM time beyond warm-up + duration: k6 start and graceful stop, uploads, Prometheus queries.
 COMMAND_GRACE_SECONDS = 300
 COMPLETION_MARKER = "exit-code"
+# How long the runner waits for the gateway's NLB to answer before it gives up on the target.
+ENDPOINT_WAIT_SECONDS = 600
+ENDPOINT_UNREACHABLE = 92  # the runner's exit-code when it did
 EventSink = Callable[..., None]
 
 
@@ -91,7 +94,8 @@ def secret_object(s3: Any, bucket: str, key: str, content: dict[str, str]) -> It
 
 def render_runner(*, run_id: str, target: str, repeat: int, generator: int, generators: int, bucket: str,
                   prefix: str, params: ScenarioParams, prometheus_url: str | None,
-                  queries: dict[str, str], headers_key: str | None = None) -> str:
+                  queries: dict[str, str], wait_url: str, wait_seconds: int = ENDPOINT_WAIT_SECONDS,
+                  headers_key: str | None = None) -> str:
     import jinja2
 
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
@@ -100,6 +104,7 @@ def render_runner(*, run_id: str, target: str, repeat: int, generator: int, gene
         bucket=bucket, prefix=prefix, warmup=params.warmup, warmup_duration=format_duration(params.warmup),
         duration=format_duration(params.duration), segment_args=segment_args(generator, generators),
         prometheus_url=prometheus_url, prometheus_queries=queries, headers_key=headers_key,
+        wait_url=wait_url, wait_seconds=wait_seconds, ENDPOINT_UNREACHABLE=ENDPOINT_UNREACHABLE,
     )
 
 
@@ -108,8 +113,10 @@ class CloudRunner:
 
     def __init__(self, plan: CloudPlan, clients: Callable[[str], tuple[Any, Any]],
                  on_event: EventSink | None = None, poll_interval: float = 5.0,
-                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic):
+                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
+                 endpoint_wait_s: int = ENDPOINT_WAIT_SECONDS):
         self.plan = plan
+        self.endpoint_wait_s = endpoint_wait_s
         self.clients = clients
         self.emit: EventSink = on_event or (lambda *a, **k: None)
         self.poll_interval = poll_interval
@@ -134,7 +141,7 @@ class CloudRunner:
         manifest = self._manifest()
         write_json(self.run_dir / MANIFEST, manifest)
         order = plan.order()
-        self.emit("run_start", run_dir=self.run_dir, total=len(order), plan=plan)
+        self.emit("cloud_run_start", run_dir=self.run_dir, total=len(order), plan=plan)
         started = time.monotonic()
         interrupted = False
         with signals_as_exceptions():
@@ -222,7 +229,10 @@ class CloudRunner:
         (work / "script.js").write_text(rendered.source)
         outcome.url, outcome.body_sha256 = url, rendered.body_sha256
         outcome.files["script"] = "script.js"
-        limit = plan.params.warmup + plan.params.duration + COMMAND_GRACE_SECONDS
+        limit = self.endpoint_wait_s + plan.params.warmup + plan.params.duration + COMMAND_GRACE_SECONDS
+        outcome.evidence["endpoint"] = out.gateway_url
+        self.emit("phase", target=gw.name, phase=f"the runner waits for {out.gateway_url} to answer "
+                                                 f"(at most {self.endpoint_wait_s} s), then runs k6")
         commands: list[tuple[str, str, str]] = []  # (instance, command id, generator prefix)
         try:
             secret_key = f"secrets/{self.run_id}/{gw.name}/r{repeat}/headers.json"
@@ -273,7 +283,8 @@ class CloudRunner:
             script = render_runner(run_id=self.run_id, target=gw.name, repeat=repeat, generator=i,
                                    generators=len(runners), bucket=out.results_bucket, prefix=gen_prefix,
                                    params=self.plan.params, prometheus_url=out.prometheus_url if i == 0 else None,
-                                   queries=queries, headers_key=headers_key)
+                                   queries=queries, headers_key=headers_key, wait_url=out.gateway_url,
+                                   wait_seconds=self.endpoint_wait_s)
             (work / f"runner-g{i + 1}.sh").write_text(script)
             command_id = ssm_cmd.send(ssm, instance, script, f"{self.run_id} {gw.name} r{repeat} g{i + 1}", int(limit))
             commands.append((instance, command_id, gen_prefix))
@@ -320,6 +331,16 @@ class CloudRunner:
         for d in gen_dirs:
             marker = d / COMPLETION_MARKER
             codes.append(int(marker.read_text().strip()) if marker.exists() else None)
+        waited = [float(f.read_text().split()[0]) for d in gen_dirs if (f := d / "endpoint-wait.txt").exists()]
+        if waited:
+            outcome.evidence["endpoint_wait_s"] = max(waited)
+        if ENDPOINT_UNREACHABLE in codes and outcome.status == "ok":
+            outcome.status = "not_ready"
+            outcome.reason = (f"{outcome.evidence.get('endpoint', outcome.url)} did not answer the runner within "
+                              f"{self.endpoint_wait_s} s: its NLB's "
+                              "DNS name or targets are not ready (a fresh `pulumi up` needs a few minutes; run again), "
+                              "or the gateway's pods are not running (kubectl -n <namespace> get pods)")
+            return
         outcome.k6_exit_code = next((c for c in codes if c not in (0, 99)), codes[0] if codes else None)
         if outcome.status == "ok" and any(c not in (0, 99) for c in codes):
             outcome.status = "k6_failed"
