@@ -15,6 +15,7 @@ from aigw_bench.errors import ConfigError
 from aigw_bench.mock import load_mock
 from components import prices
 from components.cluster import Cluster, ClusterArgs
+from components.cluster_dns import COREDNS_VERSION, ClusterDns, ClusterDnsArgs
 from components.config import NAMESPACE, ConfigValidationError, Settings, parse, read_raw_config
 from components.gateway import GatewayArgs, GatewayRelease
 from components.k6_runner import K6Runner, K6RunnerArgs
@@ -53,33 +54,40 @@ pools = NodePools("pools", NodePoolsArgs(
     cluster=cluster.eks, node_role=cluster.node_role, subnet_ids=network.private_subnet_ids,
     pools={role: PoolSpec(p.instance_type, p.count, p.disk_gib)
            for role, p in (("gateway", cfg.nodes.gateway), ("mock", cfg.nodes.mock), ("tools", cfg.nodes.tools))}))
+# CoreDNS as its own add-on once the tools pool exists (components/cluster_dns.py); every
+# workload waits for nodes and for cluster DNS.
+dns = ClusterDns("cluster-dns", ClusterDnsArgs(cluster_name=name, tools_pool=pools.groups["tools"]))
+cluster_ready = [*pools.all, dns.addon]
 lbc = LoadBalancerController("lbc", LoadBalancerControllerArgs(
     cluster_name=name, region=region, vpc_id=network.vpc_id, oidc_provider_arn=cluster.oidc_provider_arn,
-    oidc_provider_url=cluster.oidc_provider_url, provider=cluster.provider, node_groups=pools.all))
+    oidc_provider_url=cluster.oidc_provider_url, provider=cluster.provider, cluster_ready=cluster_ready))
 
 mock_def = load_mock("wiremock")
 mock_node = table.instances[cfg.nodes.mock.instance_type]
 mock = MockLlm("mock", MockLlmArgs(
     mock=mock_def, cpu=cfg.mock_cpu or prices.allocatable_cpu(mock_node.vcpus),
     memory_gib=round(mock_node.memory_gib * 0.7, 1), provider=cluster.provider, lb_controller=lbc.release,
-    node_groups=pools.all))
+    source_ranges=[cfg.vpc_cidr],
+    cluster_ready=cluster_ready))
 
 config_values = {key: getattr(cfg, "".join("_" + c.lower() if c.isupper() else c for c in key))
                  for key in cloud.required_config}
 secret_config = pulumi.Config(NAMESPACE)
-secret_values = {config_key: secret_config.require_secret(config_key)
-                 for spec in cloud.secrets.values() for config_key in spec.data.values()}
+secret_values = {config_key: secret_config.require_secret(config_key) for config_key in cloud.secret_config_keys}
 gateway = GatewayRelease("gateway", GatewayArgs(
     entry=settings.entry, cloud=cloud, replicas=settings.replicas, cpu_per_replica=settings.cpu_per_replica,
     workers=settings.workers, mock_cluster_url=mock.cluster_url, mock_url=mock.url, provider=cluster.provider,
-    lb_controller=lbc.release, node_groups=pools.all, config=config_values, secret_values=secret_values))
+    lb_controller=lbc.release, source_ranges=[cfg.vpc_cidr], cluster_ready=cluster_ready, config=config_values,
+    secret_values=secret_values))
 
 observability = Observability("observability", ObservabilityArgs(
-    provider=cluster.provider, lb_controller=lbc.release, node_groups=pools.all, gateway_namespace=cloud.namespace))
+    provider=cluster.provider, lb_controller=lbc.release, source_ranges=[cfg.vpc_cidr], cluster_ready=cluster_ready,
+    gateway_namespace=cloud.namespace))
 
 runner = K6Runner("k6-runner", K6RunnerArgs(
     vpc_id=network.vpc_id, subnet_ids=network.private_subnet_ids, instance_type=cfg.runner.instance_type,
-    count=cfg.runner.count, disk_gib=cfg.runner.disk_gib, retention_days=cfg.results_retention_days))
+    count=cfg.runner.count, disk_gib=cfg.runner.disk_gib, retention_days=cfg.results_retention_days,
+    ami=cfg.runner.ami))
 
 load_balancers = 2 + (0 if cloud.kind == "none" else 1)  # mock, Prometheus, gateway
 cost_lines = prices.estimate(
@@ -97,12 +105,19 @@ pulumi.export("gateway_url", gateway.url)
 pulumi.export("mock_url", mock.url)
 pulumi.export("mock_cluster_url", mock.cluster_url)
 pulumi.export("k6_runner_instance_ids", [i.id for i in runner.instances])
+pulumi.export("k6_runner_ami", runner.instances[0].ami)
 pulumi.export("results_bucket", runner.bucket.bucket)
 pulumi.export("region", region)
 pulumi.export("cluster_name", name)
 pulumi.export("kubeconfig", cluster.kubeconfig)
 pulumi.export("prometheus_url", observability.prometheus_url)
+# `pulumi stack output grafana_admin_password --show-secrets`; Grafana: kubectl port-forward, user admin.
+pulumi.export("grafana_admin_password", observability.grafana_admin_password)
 pulumi.export("gateway_namespace", cloud.namespace)
+# Headers k6 must send with secret values (LiteLLM's master key); read by `cloud run`, never printed.
+pulumi.export("gateway_secret_headers", pulumi.Output.secret(pulumi.Output.all(
+    **{name: secret_values[h.config] for name, h in cloud.secret_headers.items()}).apply(
+    lambda values: {name: h.format.replace("{value}", values[name]) for name, h in cloud.secret_headers.items()})))
 pulumi.export("hourly_cost_usd", prices.total(cost_lines))
 pulumi.export("cost_breakdown", {line.item: round(line.hourly, 4) for line in cost_lines})
 pulumi.export("price_table", table.label)
@@ -113,6 +128,7 @@ pulumi.export("chart_versions", {
     "mock": f"wiremock {mock_def.cloud['chart']['version']}" if mock_def.cloud else "",
     "aws-load-balancer-controller": LBC_CHART.version,
     "kube-prometheus-stack": OBSERVABILITY_CHART.version,
+    "coredns (EKS add-on)": COREDNS_VERSION,
 })
 pulumi.export("gateway_cpu_limit_total", cfg.gateway_cpu_limit)
 pulumi.export("gateway_replicas", settings.replicas)

@@ -325,12 +325,14 @@ def cloud_matrix(stacks: str, scenario: str, vus: int | None, duration: str | No
     scen, params = _params(scenario or "seed", "cloud", vus=vus, duration=duration, warmup=warmup,
                            prompt_tokens=prompt_tokens, max_tokens=max_tokens, rate=rate, max_vus=max_vus)
     names = _split(stacks) or []
+    workspace = PulumiWorkspace(REPO_DIR)
+    workspace.check_tools()  # before any stack is deployed
     directory = directory or results / f"matrix-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}"
 
     def benchmark(outputs, root: Path) -> Path:
         return _run_cloud(_cloud_plan([outputs], cat, scen, params, repeats or 1, root))
 
-    result = run_matrix(names, directory, PulumiWorkspace(REPO_DIR), benchmark, keep=keep, rerun=rerun,
+    result = run_matrix(names, directory, workspace, benchmark, keep=keep, rerun=rerun,
                         on_event=lambda event, **d: console.print(f"{d['stack']}: {d['step']}", markup=False))
     if result.combined:
         paths = write_report(result.combined)

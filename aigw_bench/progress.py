@@ -45,6 +45,16 @@ class ProgressPrinter:
             f"  CPU pinning: {plan.cpu_plan.note}\n  results: {run_dir}"
         )
 
+    def on_cloud_run_start(self, run_dir: Any, total: int, plan: Any) -> None:
+        """The cloud stage's plan (no local CPU plan: k6, gateway and mock have machines of their own)."""
+        p = plan.params
+        stacks = ", ".join(f"{t.gateway.name} (stack {t.outputs.stack})" for t in plan.targets)
+        self.console.print(
+            f"[bold]aigw-bench[/] scenario [bold]{escape(plan.scenario.name)}[/] on AWS: {p.vus} VUs, "
+            f"{p.duration:g} s (+{p.warmup:g} s warm-up) per target, {total} target run(s)\n"
+            f"  stacks: {escape(stacks)}\n  results: {escape(str(run_dir))}"
+        )
+
     def on_target_start(self, target: str, repeat: int, index: int, total: int) -> None:
         self._prefix = f"[{index}/{total}] {target}" + (f" (repeat {repeat})" if repeat > 1 else "")
         self._show(f"{self._prefix}: starting")

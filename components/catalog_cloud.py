@@ -45,6 +45,11 @@ class SecretSpec(_Strict):
     data: dict[str, str] = Field(description="key in the Kubernetes Secret -> secret stack config key")
 
 
+class SecretHeader(_Strict):
+    config: str = Field(description="secret stack config key holding the value")
+    format: str = Field("{value}", description="the header's value; {value} stands for the secret")
+
+
 class CloudSpec(_Strict):
     kind: Literal["helm", "manifests", "none"]
     namespace: str = "gateway"
@@ -61,6 +66,15 @@ class CloudSpec(_Strict):
     metrics: Metrics | None = None
     required_config: list[str] = Field(default_factory=list)
     secrets: dict[str, SecretSpec] = Field(default_factory=dict)
+    secret_headers: dict[str, SecretHeader] = Field(
+        default_factory=dict, description="headers k6 sends in the cloud with a secret value (e.g. the gateway's "
+                                          "key), replacing request.headers of the same name; never written to results")
+
+    @property
+    def secret_config_keys(self) -> list[str]:
+        """Every secret stack config key the entry needs (Kubernetes Secrets and secret headers)."""
+        keys = [k for spec in self.secrets.values() for k in spec.data.values()]
+        return list(dict.fromkeys(keys + [h.config for h in self.secret_headers.values()]))
 
     @model_validator(mode="after")
     def _complete(self) -> CloudSpec:

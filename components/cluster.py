@@ -12,8 +12,6 @@ import pulumi_aws as aws
 import pulumi_eks as eks
 import pulumi_kubernetes as k8s
 
-from components import scheduling
-
 NODE_POLICIES = {
     "worker": "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy",
     "cni": "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy",
@@ -60,12 +58,13 @@ class Cluster(pulumi.ComponentResource):
             aws.iam.RolePolicyAttachment(f"{name}-node-{key}", role=self.node_role.name, policy_arn=arn, opts=child)
             for key, arn in NODE_POLICIES.items()
         ]
+        # The config refuses an empty list unless apiEndpointOpenToInternet is set (components/config.py).
         cidrs = args.public_access_cidrs or ["0.0.0.0/0"]
         if not args.public_access_cidrs:
             pulumi.log.warn(
-                "aigw-bench:publicAccessCidrs is not set: the EKS API endpoint is open to 0.0.0.0/0 (still "
-                "authenticated). Set it to your address range, e.g. `pulumi config set --path "
-                "'publicAccessCidrs[0]' 203.0.113.0/24`.", resource=self)
+                "aigw-bench:apiEndpointOpenToInternet is set: the EKS API endpoint is open to 0.0.0.0/0 (still "
+                "authenticated). Limit it with `pulumi config set --path 'publicAccessCidrs[0]' <your range>`.",
+                resource=self)
         self.eks = eks.Cluster(
             f"{name}-eks",
             name=args.name,
@@ -82,11 +81,9 @@ class Cluster(pulumi.ComponentResource):
             endpoint_public_access=True,
             public_access_cidrs=cidrs,
             enabled_cluster_log_types=CONTROL_PLANE_LOGS if args.control_plane_logs else [],
-            # Every pool is tainted, so cluster DNS must be told where it may run: the tools pool.
-            coredns_addon_options=eks.CoreDnsAddonOptionsArgs(configuration_values={
-                "nodeSelector": scheduling.node_selector("tools"),
-                "tolerations": scheduling.tolerations("tools"),
-            }),
+            # No managed CoreDNS inside eks.Cluster: created before any node group, on tainted
+            # pools it would never become ACTIVE. components/cluster_dns.py adds it after the nodes.
+            coredns_addon_options=eks.CoreDnsAddonOptionsArgs(enabled=False),
             tags={"aigw-bench/cluster": args.name},
             opts=pulumi.ResourceOptions(parent=self, depends_on=attachments),
         )

@@ -12,12 +12,13 @@ import math
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from pydantic.alias_generators import to_camel
 
 from aigw_bench.catalog import Catalog, Gateway
 from components.catalog_cloud import CloudSpec, cloud_spec
 from components.prices import allocatable_cpu, price_table
+from components.subnets import PRIVATE_MASK, subnet_layout
 
 NAMESPACE = "aigw-bench"
 _INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*[0-9][a-z0-9-]*\.(nano|micro|small|medium|large|[0-9]*xlarge|metal)$")
@@ -60,6 +61,8 @@ class Runner(_Model):
     instance_type: str = "c6i.4xlarge"  # the published run's k6 machine
     count: int = Field(1, ge=1, le=10, description="several runners split the load (k6 execution segments)")
     disk_gib: int = Field(30, ge=20, le=500)
+    ami: str | None = Field(None, pattern=r"^ami-[0-9a-f]{8,17}$",
+                            description="pinned AMI; default: the latest AL2023 at the first `pulumi up`")
 
     _check_type = field_validator("instance_type")(classmethod(lambda cls, v: _instance_type(v)))
 
@@ -67,10 +70,11 @@ class Runner(_Model):
 class StackConfig(_Model):
     gateway: str
     kubernetes_version: Literal["1.32"] = "1.32"
+    availability_zones: int = Field(2, ge=2, le=3)  # before vpc_cidr: its check needs the count
     vpc_cidr: str = "10.42.0.0/16"
-    availability_zones: int = Field(2, ge=2, le=3)
     nat_gateways: Literal["single", "one-per-az"] = "single"
     public_access_cidrs: list[str] = Field(default_factory=list)
+    api_endpoint_open_to_internet: bool = False  # the explicit opt-out of publicAccessCidrs
     control_plane_logs: bool = False
     nodes: Nodes = Nodes()
     gateway_cpu_limit: float = Field(12.0, gt=0, description="total CPU limit across gateway replicas")
@@ -84,10 +88,17 @@ class StackConfig(_Model):
 
     @field_validator("vpc_cidr")
     @classmethod
-    def _vpc_cidr(cls, value: str) -> str:
-        net = _cidr(value)
-        if net.prefixlen > 20:
-            raise ValueError(f"{value} is too small for the subnets; use a /16 to /20")
+    def _vpc_cidr(cls, value: str, info: ValidationInfo) -> str:
+        _cidr(value)
+        zones = info.data.get("availability_zones")
+        if zones is None:  # the zone count itself is invalid and reported
+            return value
+        try:
+            subnet_layout(value, zones)
+        except ValueError as exc:
+            largest = PRIVATE_MASK - 1 - math.ceil(math.log2(zones))
+            raise ValueError(f"{exc}; allowed with {zones} availability zones: a /{largest} or larger "
+                             "(e.g. 10.42.0.0/16)") from None
         return value
 
     @field_validator("public_access_cidrs")
@@ -145,6 +156,7 @@ def parse(raw: dict[str, Any], stack: str, catalog: Catalog, secret_keys: set[st
         problems = [f"{_key(e['loc'])}: {e['msg'].removeprefix('Value error, ')}" for e in err.errors()]
         raise ConfigValidationError("invalid stack configuration:\n  " + "\n  ".join(problems)) from None
 
+    _check_api_endpoint(config)
     if config.gateway not in catalog or catalog.get(config.gateway).cloud is None:
         raise ConfigValidationError(f"{_key(('gateway',))}: unknown gateway {config.gateway!r}; "
                                     f"allowed: {', '.join(_cloud_names(catalog))}")
@@ -155,13 +167,12 @@ def parse(raw: dict[str, Any], stack: str, catalog: Catalog, secret_keys: set[st
         if not getattr(config, _snake(key), None):
             raise ConfigValidationError(f"{_key((key,))} is required by the {entry.name} entry "
                                         f"(set it with `pulumi config set {key} <value>`)")
-    for secret in cloud.secrets.values():
-        for config_key in secret.data.values():
-            if config_key not in raw or config_key not in secret_keys:
-                why = "is missing" if config_key not in raw else "must be a secret"
-                raise ConfigValidationError(
-                    f"{_key((config_key,))} {why}: the {entry.name} entry needs it as a secret "
-                    f"(`pulumi config set --secret {config_key} ...`)")
+    for config_key in cloud.secret_config_keys:
+        if config_key not in raw or config_key not in secret_keys:
+            why = "is missing" if config_key not in raw else "must be a secret"
+            raise ConfigValidationError(
+                f"{_key((config_key,))} {why}: the {entry.name} entry needs it as a secret "
+                f"(`pulumi config set --secret {config_key} ...`)")
 
     replicas = config.gateway_replicas or cloud.replicas
     cpu_per_replica = config.gateway_cpu_limit / replicas
@@ -181,7 +192,24 @@ def parse(raw: dict[str, Any], stack: str, catalog: Catalog, secret_keys: set[st
                                         f"{config.nodes.mock.instance_type} node; allowed: at most {mock_cpu:g}")
     secrets = {name: json.dumps(s.data) for name, s in cloud.secrets.items()}
     return Settings(stack=stack, config=config, entry=entry, cloud=cloud, replicas=replicas,
-                    cpu_per_replica=cpu_per_replica, secrets=secrets, open_endpoint=not config.public_access_cidrs)
+                    cpu_per_replica=cpu_per_replica, secrets=secrets,
+                    open_endpoint=config.api_endpoint_open_to_internet)
+
+
+def _check_api_endpoint(config: StackConfig) -> None:
+    """The EKS API endpoint is public (`pulumi up` and kubectl reach it from the user's machine):
+    it must be limited to the user's addresses unless they opt out explicitly."""
+    if config.public_access_cidrs and config.api_endpoint_open_to_internet:
+        raise ConfigValidationError(
+            f"{_key(('apiEndpointOpenToInternet',))} and {_key(('publicAccessCidrs',))} contradict each other: "
+            "set one of them (`pulumi config rm apiEndpointOpenToInternet`)")
+    if not config.public_access_cidrs and not config.api_endpoint_open_to_internet:
+        raise ConfigValidationError(
+            f"{_key(('publicAccessCidrs',))} is required: the EKS API endpoint is public (pulumi and kubectl reach "
+            "it from your machine) and is limited to these address ranges. Find your public address with "
+            "`curl -s https://checkip.amazonaws.com` (behind a VPN or a corporate proxy, ask for its egress range) "
+            "and set it: `pulumi config set --path 'publicAccessCidrs[0]' 203.0.113.7/32`. To leave the endpoint "
+            "open to 0.0.0.0/0 (still authenticated) instead: `pulumi config set apiEndpointOpenToInternet true`.")
 
 
 def _snake(camel: str) -> str:

@@ -8,6 +8,7 @@ CPU limit across replicas is the configured cap. An internal NLB Service fronts 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,9 +45,19 @@ class GatewayArgs:
     mock_url: pulumi.Input[str]
     provider: k8s.Provider
     lb_controller: pulumi.Resource
-    node_groups: list[pulumi.Resource]
+    source_ranges: Sequence[str]  # who may call its NLB: the VPC CIDR
+    cluster_ready: Sequence[pulumi.Resource]  # node groups and cluster DNS
     config: dict[str, str] = field(default_factory=dict)
     secret_values: dict[str, pulumi.Output[str]] = field(default_factory=dict)
+
+
+def scrape_annotations(cloud: CloudSpec) -> dict[str, str]:
+    """Pod annotations that put the gateway's metrics endpoint (catalog ``cloud.metrics``) into the
+    Prometheus "gateway-pods" job (components/observability.py keeps pods annotated this way)."""
+    if cloud.metrics is None:
+        return {}
+    return {"prometheus.io/scrape": "true", "prometheus.io/port": str(cloud.metrics.port),
+            "prometheus.io/path": cloud.metrics.path}
 
 
 def template_context(args: GatewayArgs) -> dict[str, Any]:
@@ -67,6 +78,7 @@ def template_context(args: GatewayArgs) -> dict[str, Any]:
         "mock_port": int(mock_port or 80),
         "model": args.entry.request.model,
         "route": args.entry.request.path,
+        "pod_annotations": scrape_annotations(cloud),
         "node_selector": scheduling.node_selector("gateway"),
         "tolerations": scheduling.tolerations("gateway"),
         "config": args.config,
@@ -119,7 +131,7 @@ class GatewayRelease(pulumi.ComponentResource):
             for secret_name, spec in cloud.secrets.items()
         ]
         values, docs = render_documents(args)
-        workload_deps = [ns, *secrets, *args.node_groups]
+        workload_deps = [ns, *secrets, *args.cluster_ready]
         workloads: list[pulumi.Resource] = []
         if cloud.kind == "helm":
             assert cloud.chart is not None and values is not None
@@ -137,7 +149,8 @@ class GatewayRelease(pulumi.ComponentResource):
         selector = render_map(cloud.selector, template_context(args), f"{args.entry.name}: cloud.selector")
         service = internal_nlb_service(
             "gateway-nlb", namespace=ns.metadata["name"], selector=selector, port=NLB_PORT,
-            target_port=int(cloud.port or 0), lb_controller=args.lb_controller, parent=self, provider=args.provider,
+            target_port=int(cloud.port or 0), lb_controller=args.lb_controller,
+            source_ranges=args.source_ranges, parent=self, provider=args.provider,
             extra_depends_on=workloads)
         self.url = service_url(service, NLB_PORT)
         self.register_outputs({"url": self.url})

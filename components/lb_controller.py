@@ -32,7 +32,7 @@ class LoadBalancerControllerArgs:
     oidc_provider_arn: pulumi.Input[str]
     oidc_provider_url: pulumi.Input[str]
     provider: k8s.Provider
-    node_groups: Sequence[pulumi.Resource]
+    cluster_ready: Sequence[pulumi.Resource]  # node groups and cluster DNS
 
 
 class LoadBalancerController(pulumi.ComponentResource):
@@ -58,9 +58,14 @@ class LoadBalancerController(pulumi.ComponentResource):
                 "vpcId": args.vpc_id,
                 "serviceAccount": {"create": True, "name": SERVICE_ACCOUNT,
                                    "annotations": {"eks.amazonaws.com/role-arn": irsa.role.arn}},
+                # The chart's Service mutating webhook (failurePolicy Fail, every Service CREATE) rejects
+                # Services made while the controller's pods start ("no endpoints available",
+                # kubernetes-sigs/aws-load-balancer-controller#4140). Our NLB Services carry the
+                # controller's annotations themselves, so the webhook has nothing to add.
+                "enableServiceMutatorWebhook": False,
                 **scheduling.placement("tools"),
             },
             opts=pulumi.ResourceOptions(parent=self, provider=args.provider,
-                                        depends_on=[*args.node_groups, irsa]),
+                                        depends_on=[*args.cluster_ready, irsa]),
         )
         self.register_outputs({"release": self.release.name})

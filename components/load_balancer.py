@@ -1,7 +1,8 @@
 """An internal Network Load Balancer in front of pods: a Kubernetes Service of type LoadBalancer
 handled by the AWS Load Balancer Controller.
 
-Every such Service must depend on the controller's release (passed in ``depends_on``): on
+Its security group admits only ``source_ranges`` (the VPC's CIDR). Every such Service must
+depend on the controller's release (passed in ``depends_on``): on
 ``pulumi destroy`` the Service then goes first and the controller, still running, deletes the NLB,
 its target groups and interfaces. Without that order the NLB is orphaned and the VPC delete hangs.
 """
@@ -31,6 +32,7 @@ def internal_nlb_service(
     port: int,
     target_port: int,
     lb_controller: pulumi.Resource,
+    source_ranges: Sequence[str],
     parent: pulumi.Resource,
     provider: pulumi.ProviderResource,
     extra_depends_on: Sequence[pulumi.Resource] = (),
@@ -40,6 +42,9 @@ def internal_nlb_service(
         metadata=k8s.meta.v1.ObjectMetaArgs(name=name, namespace=namespace, annotations=INTERNAL_NLB_ANNOTATIONS),
         spec=k8s.core.v1.ServiceSpecArgs(
             type="LoadBalancer",
+            # Internal is not enough: without source ranges the controller's security group admits
+            # 0.0.0.0/0, i.e. anything routed into the VPC. Only the VPC itself (the k6 runner) may call.
+            load_balancer_source_ranges=list(source_ranges),
             selector=selector,
             ports=[k8s.core.v1.ServicePortArgs(name="http", port=port, target_port=target_port, protocol="TCP")],
         ),

@@ -5,6 +5,7 @@ the node), behind an internal NLB."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,8 @@ from components.helm import pinned_release
 from components.load_balancer import internal_nlb_service, service_url
 
 RELEASE = "wiremock"  # the chart's fullname is the release name: the in-cluster host below
+ROOT_DIR = "/home/wiremock/storage"  # the image's --root-dir; mappings/ under it
+MAPPINGS_CONFIGMAP = "aigw-bench-mappings"
 
 
 @dataclass(frozen=True)
@@ -28,7 +31,8 @@ class MockLlmArgs:
     memory_gib: float
     provider: k8s.Provider
     lb_controller: pulumi.Resource
-    node_groups: list[pulumi.Resource]
+    source_ranges: Sequence[str]  # who may call its NLB: the VPC CIDR
+    cluster_ready: Sequence[pulumi.Resource]  # node groups and cluster DNS
 
 
 def wiremock_mappings(mock: MockDefinition) -> dict[str, str]:
@@ -43,7 +47,7 @@ def wiremock_args(port: int, cpu: float) -> list[str]:
     threads = max(64, math.ceil(cpu) * 16)
     return [
         f"--port={port}",
-        "--root-dir=/home/wiremock/storage",
+        f"--root-dir={ROOT_DIR}",
         "--no-request-journal",
         "--disable-request-logging",
         "--async-response-enabled=true",
@@ -65,7 +69,13 @@ class MockLlm(pulumi.ComponentResource):
         chart, image, port, namespace = cloud["chart"], cloud["image"], int(cloud["port"]), cloud["namespace"]
         k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.provider)
         ns = k8s.core.v1.Namespace(f"{name}-ns", metadata={"name": namespace}, opts=k8s_opts)
-        mappings = wiremock_mappings(args.mock)
+        # Our mappings only, mounted from a ConfigMap of our own: the chart's mappingsFromConfigmap
+        # also copies the chart's bundled sample (mappings/mapping_1.json, POST /v1/hello, and its
+        # responses/ file; wiremock/helm-charts wiremock-1.8.0), with an unpinned bash init image.
+        mappings = k8s.core.v1.ConfigMap(
+            f"{name}-mappings", metadata={"name": MAPPINGS_CONFIGMAP, "namespace": namespace},
+            data=wiremock_mappings(args.mock),
+            opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[ns]))
         cpu = f"{args.cpu:g}"
         memory_mib = int(args.memory_gib * 1024)
         heap_mib = int(memory_mib * 0.6)  # the rest: metaspace, thread stacks, direct buffers
@@ -76,7 +86,10 @@ class MockLlm(pulumi.ComponentResource):
             namespace=ns.metadata["name"],
             values={
                 "image": {"repository": image["repository"], "tag": image["tag"]},
-                "mappings": mappings,
+                "mappingsFromConfigmap": False,
+                "responsesFromConfigmap": False,
+                "extraVolumes": [{"name": "aigw-mappings", "configMap": {"name": MAPPINGS_CONFIGMAP}}],
+                "extraVolumeMounts": [{"name": "aigw-mappings", "mountPath": f"{ROOT_DIR}/mappings", "readOnly": True}],
                 "args": wiremock_args(port, args.cpu),
                 "env": [{"name": "JAVA_OPTS",
                          "value": f"-Xms{heap_mib}m -Xmx{heap_mib}m -XX:+UseParallelGC -XX:ActiveProcessorCount="
@@ -86,13 +99,15 @@ class MockLlm(pulumi.ComponentResource):
                               "limits": {"cpu": cpu, "memory": f"{memory_mib}Mi"}},
                 **scheduling.placement("mock"),
             },
-            opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=args.node_groups),
+            opts=pulumi.ResourceOptions(parent=self, provider=args.provider,
+                                        depends_on=[*args.cluster_ready, mappings]),
         )
         self.cluster_url = f"http://{RELEASE}.{namespace}.svc.cluster.local:{port}"
         self.service = internal_nlb_service(
             "mock-llm-nlb", namespace=ns.metadata["name"],
             selector={"app.kubernetes.io/name": "wiremock", "app.kubernetes.io/instance": RELEASE},
-            port=port, target_port=port, lb_controller=args.lb_controller, parent=self, provider=args.provider,
+            port=port, target_port=port, lb_controller=args.lb_controller,
+            source_ranges=args.source_ranges, parent=self, provider=args.provider,
             extra_depends_on=[self.release])
         self.url = service_url(self.service, port)
         self.register_outputs({"url": self.url, "cluster_url": self.cluster_url})

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_awsx as awsx
 
+from components.subnets import PRIVATE_MASK, PUBLIC_MASK
+
 
 @dataclass(frozen=True)
 class NetworkArgs:
@@ -37,9 +39,9 @@ class Network(pulumi.ComponentResource):
                 else awsx.ec2.NatGatewayStrategy.ONE_PER_AZ,
             ),
             subnet_specs=[
-                awsx.ec2.SubnetSpecArgs(type=awsx.ec2.SubnetType.PUBLIC, cidr_mask=22,
+                awsx.ec2.SubnetSpecArgs(type=awsx.ec2.SubnetType.PUBLIC, cidr_mask=PUBLIC_MASK,
                                         tags={"kubernetes.io/role/elb": "1", **cluster_tag}),
-                awsx.ec2.SubnetSpecArgs(type=awsx.ec2.SubnetType.PRIVATE, cidr_mask=19,
+                awsx.ec2.SubnetSpecArgs(type=awsx.ec2.SubnetType.PRIVATE, cidr_mask=PRIVATE_MASK,
                                         tags={"kubernetes.io/role/internal-elb": "1", **cluster_tag}),
             ],
             tags={"Name": f"{args.cluster_name}-vpc"},

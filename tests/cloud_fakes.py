@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -67,11 +68,63 @@ def stack_outputs(stack: str, gateway: str, gateway_url: str, runners: list[str]
     })
 
 
+class ModelViolation(AssertionError):
+    """A request the real API would refuse although botocore's own validation lets it through."""
+
+
+def documented_filter_values(service_model, operation: str, filter_key: str) -> set[str] | None:
+    """Values SSM documents for a CommandFilter key *for this operation*, from the service model.
+
+    CommandFilter.value is a free string in the model, with the valid values per key and per
+    operation in its documentation ("The status values you can specify for ListCommands are: ...").
+    None when the documentation lists nothing operation-specific for that key."""
+    doc = service_model.shape_for("CommandFilter").members["value"].documentation
+    match = re.search(rf"values you can specify for <code>{operation}</code> are:</p>\s*<ul>(.*?)</ul>", doc, re.S)
+    if filter_key != "Status" or not match:
+        return None
+    return set(re.findall(r"<code>([A-Za-z]+)</code>", match.group(1)))
+
+
+def model_violations(service_model, operation: str, params: object, shape=None, path: str = "") -> list[str]:
+    """What botocore does not check: enum values, and SSM's per-operation filter values."""
+    shape = shape or service_model.operation_model(operation).input_shape
+    problems: list[str] = []
+    if shape.type_name == "structure" and isinstance(params, dict):
+        for key, value in params.items():
+            problems += model_violations(service_model, operation, value, shape.members[key], f"{path}.{key}")
+        if shape.name == "CommandFilter":
+            allowed = documented_filter_values(service_model, operation, params.get("key", ""))
+            if allowed is not None and params.get("value") not in allowed:
+                problems.append(f"{path}: {operation} does not accept {params.get('key')}={params.get('value')!r}; "
+                                f"documented: {sorted(allowed)}")
+    elif shape.type_name == "list" and isinstance(params, list):
+        for i, item in enumerate(params):
+            problems += model_violations(service_model, operation, item, shape.member, f"{path}[{i}]")
+    elif shape.type_name == "string" and shape.enum and params not in shape.enum:
+        problems.append(f"{path}: {params!r} is not one of {shape.enum}")
+    return problems
+
+
+def validate_against_model(client) -> None:
+    """Make ``client`` refuse requests the service model says the API would refuse (Stubber only
+    checks types, required members and the parameters it was told to expect)."""
+    service_model = client.meta.service_model
+
+    def check(params, model, **_):
+        problems = model_violations(service_model, model.name, params)
+        if problems:
+            raise ModelViolation(f"{model.name}: " + "; ".join(problems))
+
+    client.meta.events.register_first(f"before-parameter-build.{service_model.endpoint_prefix}.*", check)
+
+
 class FakeSsm:
-    """A Stubber-backed SSM client with helpers that queue the calls the stage makes, in order."""
+    """A Stubber-backed SSM client with helpers that queue the calls the stage makes, in order.
+    Every request is also checked against the service model (validate_against_model)."""
 
     def __init__(self):
         self.client = boto3.client("ssm", region_name=REGION)
+        validate_against_model(self.client)
         self.stub = Stubber(self.client)
         self._n = 0
 
@@ -88,10 +141,10 @@ class FakeSsm:
 
     def idle(self, instance: str, busy: dict | None = None) -> None:
         for status in ("Pending", "InProgress", "Delayed"):
-            commands = [busy] if busy and status == "InProgress" else []
-            self.stub.add_response("list_commands", {"Commands": commands},
+            invocations = [busy] if busy and status == "InProgress" else []
+            self.stub.add_response("list_command_invocations", {"CommandInvocations": invocations},
                                    {"InstanceId": instance, "Filters": [{"key": "Status", "value": status}]})
-            if commands:
+            if invocations:
                 return
 
     def send(self, instance: str) -> str:
@@ -133,7 +186,20 @@ def run_runner_script(script: str, shim_dir: Path, endpoint: str, timeout: float
     return subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=timeout)
 
 
-class FakePrometheus:
+class LoopbackServer:
+    """An HTTP server on a free loopback port, serving ``handler`` on a daemon thread."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler]):
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class FakePrometheus(LoopbackServer):
     """Answers /api/v1/query_range with one series over the requested window (step 5 s)."""
 
     def __init__(self):
@@ -157,15 +223,43 @@ class FakePrometheus:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        super().__init__(Handler)
 
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+
+class KeyCheckingGateway(LoopbackServer):
+    """A gateway stand-in that, like LiteLLM's proxy, answers 401 unless the request carries its key,
+    and a chat completion otherwise. Records every Authorization header it saw."""
+
+    def __init__(self, key: str):
+        self.seen: list[str | None] = []
+        completion = {"id": "chatcmpl-test", "object": "chat.completion", "created": 1767225600, "model": "gpt-4o-mini",
+                      "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"},
+                                   "finish_reason": "stop"}],
+                      "usage": {"prompt_tokens": 10, "completion_tokens": 1, "total_tokens": 11}}
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                owner.seen.append(self.headers.get("Authorization"))
+                ok = self.headers.get("Authorization") == f"Bearer {key}"
+                body = json.dumps(completion if ok else {"error": {"message": "Authentication Error"}}).encode()
+                self.send_response(200 if ok else 401)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        super().__init__(Handler)
 
 
 def busy_command(command_id: str = "11111111-2222-3333-4444-555555555555") -> dict:
-    return {"CommandId": command_id, "Comment": "aigw-bench 20261122-000000-seed kong r1 g1",
+    """A command invocation of another aigw-bench run, as list_command_invocations returns it."""
+    return {"CommandId": command_id, "InstanceId": "i-0123456789abcdef0",
+            "Comment": "aigw-bench 20261122-000000-seed kong r1 g1",
             "RequestedDateTime": datetime(2026, 11, 22, tzinfo=UTC), "Status": "InProgress"}

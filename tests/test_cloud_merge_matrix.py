@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from aigw_bench.cloud.matrix import run_matrix
+from aigw_bench.cloud.matrix import PulumiWorkspace, run_matrix
 from aigw_bench.cloud.merge import merge_generators
+from aigw_bench.errors import CloudError
 from analysis.report import build_report
 from analysis.timeseries import histogram_quantile, latency_histogram, read_raw
 from tests.cloud_fakes import stack_outputs
 from tests.crafted import Target, k6_csv, make_run
+
+CLI = str(Path(sys.executable).parent / "aigw-bench")
 
 
 def write_generator(directory, durations, rps):
@@ -129,3 +136,39 @@ def test_keep_leaves_stacks_deployed(tmp_path):
     ws = FakeWorkspace()
     run_matrix(["kong"], tmp_path / "m", ws, crafted_benchmark([]), keep=True)
     assert ("destroy", "kong") not in ws.calls
+
+
+def fake_tool(directory, name: str) -> Path:
+    """A stand-in CLI that records that it was called (and does nothing else)."""
+    tool = directory / name
+    tool.write_text(f"#!/bin/sh\necho \"$0 $*\" >> {directory / 'calls.log'}\nexit 1\n")
+    tool.chmod(0o755)
+    return tool
+
+
+def test_matrix_without_the_aws_cli_stops_before_any_stack_is_deployed(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake_tool(bin_dir, "pulumi")  # Pulumi present, AWS CLI absent
+    matrix_dir = tmp_path / "m"
+    env = {**os.environ, "PATH": f"{bin_dir}:/usr/bin:/bin"}
+    out = subprocess.run([CLI, "cloud", "matrix", "--stacks", "kong", "--dir", str(matrix_dir)],
+                         capture_output=True, text=True, timeout=60, env=env)
+    assert out.returncode == 2, out.stdout + out.stderr
+    text = " ".join((out.stdout + out.stderr).split())
+    assert "the AWS CLI is not installed (no `aws` on PATH)" in text
+    assert "docs.aws.amazon.com/cli" in text and "aws eks get-token" in text
+    assert not (bin_dir / "calls.log").exists() and not matrix_dir.exists()  # nothing touched
+
+
+def test_the_workspace_checks_both_clis_itself(tmp_path, monkeypatch):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake_tool(bin_dir, "aws")
+    monkeypatch.setenv("PATH", str(bin_dir))
+    with pytest.raises(CloudError, match=r"the Pulumi CLI is not installed"):
+        PulumiWorkspace(tmp_path).up("kong", tmp_path / "up.log")
+    fake_tool(bin_dir, "pulumi")
+    (bin_dir / "aws").unlink()
+    with pytest.raises(CloudError, match=r"the AWS CLI is not installed"):
+        PulumiWorkspace(tmp_path).destroy("kong", tmp_path / "destroy.log")

@@ -5,19 +5,26 @@ that are partial or missing, Ctrl-C, missing stack outputs, no Pulumi CLI, no AW
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
+import time
+import uuid
 
 import boto3
 import pandas as pd
 import pytest
 from moto.server import ThreadedMotoServer
+from rich.console import Console
 
 from aigw_bench.catalog import load_catalog
+from aigw_bench.cloud import ssm as ssm_cmd
 from aigw_bench.cloud.outputs import StackOutputs, check_aws_credentials, read_stack_outputs
 from aigw_bench.cloud.stage import CloudPlan, CloudRunner, CloudTarget, segment_args
 from aigw_bench.errors import CloudError
 from aigw_bench.local.ports import free_port
 from aigw_bench.local.processes import Supervisor
+from aigw_bench.progress import ProgressPrinter
 from aigw_bench.results import read_outcomes
 from analysis.report import build_report
 from k6_scripts.scenarios import load_scenario
@@ -26,6 +33,8 @@ from tests.cloud_fakes import (
     REGION,
     FakePrometheus,
     FakeSsm,
+    KeyCheckingGateway,
+    ModelViolation,
     busy_command,
     run_runner_script,
     stack_outputs,
@@ -111,6 +120,7 @@ def test_whole_stage_with_one_runner(tmp_path, aws, mock_llm, prometheus, no_lef
     (outcome,) = read_outcomes(run_dir)
     assert outcome.status == "ok", outcome.reason
     assert outcome.evidence["ssm"][0]["status"] == "Success"
+    assert outcome.evidence["endpoint_wait_s"] < 5  # the gateway answered at once
     for key in ("summary", "timeseries", "histogram", "statuses", "resources", "script"):
         assert key in outcome.files
     work = run_dir / "targets/wiremock/r1"
@@ -298,3 +308,123 @@ def test_without_aws_credentials_the_message_says_how_to_set_them(monkeypatch, t
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     with pytest.raises(CloudError, match="no AWS credentials: set AWS_PROFILE"):
         check_aws_credentials(boto3.Session(region_name=REGION))
+
+
+def test_the_fake_refuses_what_the_ssm_api_refuses():
+    """The old preflight called list_commands with Status=Delayed: valid for list_command_invocations
+    only. Stubber accepts it (no enum or per-operation check); the model check must not."""
+    delayed = {"InstanceId": RUNNER, "Filters": [{"key": "Status", "value": "Delayed"}]}
+    calls = [("list_commands", {"Commands": []}, delayed, r"ListCommands does not accept Status='Delayed'"),
+             ("list_command_invocations", {"CommandInvocations": []},
+              {"InstanceId": RUNNER, "Filters": [{"key": "Statuz", "value": "Pending"}]}, r"'Statuz' is not one of"),
+             ("list_command_invocations", {"CommandInvocations": []}, delayed, None)]  # documented: accepted
+    for operation, response, params, refused in calls:
+        fake = FakeSsm()
+        fake.stub.add_response(operation, response, params)
+        with fake.stub:
+            if refused:
+                with pytest.raises(ModelViolation, match=refused):
+                    getattr(fake.client, operation)(**params)
+            else:
+                getattr(fake.client, operation)(**params)
+                fake.stub.assert_no_pending_responses()
+
+
+def test_preflight_asks_ssm_only_what_it_accepts():
+    fake = FakeSsm()
+    fake.registered(RUNNER)
+    fake.idle(RUNNER)
+    with fake.stub:
+        ssm_cmd.ensure_registered(fake.client, RUNNER)
+        ssm_cmd.ensure_idle(fake.client, RUNNER)
+        fake.stub.assert_no_pending_responses()
+
+
+def test_ssm_refusing_the_preflight_is_a_clear_error():
+    fake = FakeSsm()
+    fake.stub.add_client_error("list_command_invocations", service_error_code="AccessDeniedException",
+                               service_message="not authorized to perform: ssm:ListCommandInvocations")
+    with fake.stub, pytest.raises(CloudError) as err:
+        ssm_cmd.ensure_idle(fake.client, RUNNER)
+    text = str(err.value)
+    assert f"AWS SSM refused listing its commands for the k6 runner {RUNNER}: AccessDeniedException" in text
+    assert "ssm:ListCommandInvocations" in text
+
+
+def test_the_cloud_stage_sends_the_stacks_key_and_writes_it_nowhere(tmp_path, aws):
+    key = f"sk-stack-{uuid.uuid4().hex}"
+    gateway = KeyCheckingGateway(key)
+    outputs = stack_outputs("litellm", "litellm", gateway.url, [RUNNER], None,
+                            gateway_secret_headers={"Authorization": f"Bearer {key}"})
+    assert key not in repr(outputs) and key not in outputs.model_dump_json()
+    fake = FakeSsm()
+    fake.one_command(RUNNER, "Success")
+    sent: list[str] = []  # every SSM request as the API would receive it
+    fake.client.meta.events.register("before-parameter-build.ssm.*", lambda params, **_: sent.append(repr(params)))
+    events: list[str] = []
+    on_command, _runs = execute(aws)
+
+    def on_event(event, **data):
+        events.append(repr(data))
+        if event == "command_sent":
+            on_command(data)
+
+    try:
+        with fake.stub:
+            run_dir = CloudRunner(plan_for(tmp_path, [outputs], warmup="0s"), lambda region: (fake.client, aws["s3"]),
+                                  on_event=on_event, poll_interval=0, sleep=lambda s: None).run()
+    finally:
+        gateway.close()
+    (outcome,) = read_outcomes(run_dir)
+    assert outcome.status == "ok", outcome.reason
+    summary = json.loads((run_dir / "targets/litellm/r1/summary.json").read_text())
+    assert summary["metrics"]["aigw_ok"]["values"]["rate"] == 1.0
+    # Every request carried the stack's key, none the local one from the catalog.
+    assert gateway.seen and set(gateway.seen) == {f"Bearer {key}"}
+    assert summary["metrics"]["http_reqs"]["values"]["count"] == len(gateway.seen)
+    # ...and the key is in no file of the run, no object left in the bucket, no SSM request, no event.
+    for path in run_dir.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            if path.suffix == ".gz":
+                data = gzip.decompress(data)
+            assert key.encode() not in data, path
+    script = (run_dir / "targets/litellm/r1/script.js").read_text()
+    assert "Authorization" not in script and "sk-aigw-bench-local" not in script
+    for obj in aws["s3"].list_objects_v2(Bucket=BUCKET).get("Contents", []):
+        assert not obj["Key"].startswith("secrets/"), obj["Key"]  # deleted after the run
+        assert key.encode() not in aws["s3"].get_object(Bucket=BUCKET, Key=obj["Key"])["Body"].read(), obj["Key"]
+    assert sent and not any(key in s for s in sent)
+    assert not any(key in e for e in events)
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["cloud"]["litellm"]["secret_headers"] == ["Authorization"]
+
+
+def test_an_nlb_that_never_answers_is_not_ready_after_a_bounded_wait(tmp_path, aws):
+    closed = f"http://127.0.0.1:{free_port()}"  # nothing listens: like an NLB whose DNS/targets are not ready
+    outputs = stack_outputs("kong", "kong", closed, [RUNNER], None)
+    fake = FakeSsm()
+    fake.one_command(RUNNER, "Success")
+    on_command, runs = execute(aws)
+    console_out = io.StringIO()
+    printer = ProgressPrinter(Console(file=console_out, width=200), plain=True)
+
+    def on_event(event, **data):
+        printer(event, **data)  # the CLI's own progress printer must take the cloud stage's events
+        if event == "command_sent":
+            on_command(data)
+
+    started = time.monotonic()
+    with fake.stub:
+        run_dir = CloudRunner(plan_for(tmp_path, [outputs]), lambda region: (fake.client, aws["s3"]),
+                              on_event=on_event, poll_interval=0, sleep=lambda s: None, endpoint_wait_s=2).run()
+    assert time.monotonic() - started < 60  # bounded: 2 s of waiting plus one retry interval
+    (outcome,) = read_outcomes(run_dir)
+    assert outcome.status == "not_ready"
+    assert f"{closed} did not answer the runner within 2 s" in outcome.reason
+    assert outcome.evidence["endpoint_wait_s"] >= 2
+    work = run_dir / "targets/kong/r1"
+    assert not (work / "summary.json").exists() and not (work / "k6.log").exists()  # k6 never started
+    assert "within 2 s" in runs[0].stdout
+    text = console_out.getvalue()
+    assert "on AWS" in text and f"waits for {closed} to answer (at most 2 s)" in text and "not_ready" in text

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from aigw_bench.cloud.outputs import StackOutputs, read_stack_outputs
+from aigw_bench.cloud.outputs import StackOutputs, read_stack_outputs, require_tool
 from aigw_bench.results import MANIFEST, read_manifest, write_json
 
 STATE = "matrix.json"
@@ -39,14 +39,15 @@ class PulumiWorkspace:
     def __init__(self, work_dir: Path):
         self.work_dir = work_dir
 
+    @staticmethod
+    def check_tools() -> None:
+        """Before any stack is touched: `up` and `destroy` need the Pulumi CLI and, for the cluster's
+        kubeconfig, the AWS CLI. Missing one half-way would leave a stack half built."""
+        require_tool("pulumi")
+        require_tool("aws")
+
     def _stack(self, stack: str) -> Any:
-        import shutil as _shutil
-
-        from aigw_bench.cloud.outputs import INSTALL_PULUMI
-        from aigw_bench.errors import CloudError
-
-        if _shutil.which("pulumi") is None:
-            raise CloudError(f"the Pulumi CLI is not installed (no `pulumi` on PATH): {INSTALL_PULUMI}")
+        self.check_tools()
         import pulumi.automation as auto
 
         # create_or_select: a fresh checkout has Pulumi.<stack>.yaml but no stack in the backend yet.

@@ -11,12 +11,23 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from aigw_bench.catalog import REPO_DIR
 from aigw_bench.errors import CloudError
 
 INSTALL_PULUMI = "install it from https://www.pulumi.com/docs/iac/download-install/ and run `pulumi login`"
+INSTALL_AWS_CLI = ("install it from https://docs.aws.amazon.com/cli/latest/userguide/getting-started-install.html: "
+                   "the cluster's kubeconfig (pulumi-eks) runs `aws eks get-token`, so `pulumi up` and `pulumi "
+                   "destroy` fail half-way without it")
+TOOLS = {"pulumi": ("the Pulumi CLI", INSTALL_PULUMI), "aws": ("the AWS CLI", INSTALL_AWS_CLI)}
+
+
+def require_tool(command: str) -> None:
+    """Fail with how to install it when a command-line tool the cloud target runs is missing."""
+    if shutil.which(command) is None:
+        what, how = TOOLS[command]
+        raise CloudError(f"{what} is not installed (no `{command}` on PATH): {how}")
 
 
 class StackOutputs(BaseModel):
@@ -31,11 +42,14 @@ class StackOutputs(BaseModel):
     mock_url: str = Field(description="base URL of the mock's internal NLB")
     mock_cluster_url: str = Field(description="the mock as the gateway reaches it (in-cluster service URL)")
     k6_runner_instance_ids: list[str] = Field(min_length=1)
+    k6_runner_ami: str | None = None
     results_bucket: str
     region: str
     cluster_name: str
     prometheus_url: str | None = Field(None, description="in-VPC Prometheus, queried from the runner")
     gateway_namespace: str = "gateway"
+    gateway_secret_headers: dict[str, SecretStr] = Field(
+        default_factory=dict, description="headers with secret values k6 must send (a secret stack output)")
     mock_namespace: str = "mock"
     hourly_cost_usd: float | None = None
     price_table: str | None = None
@@ -71,8 +85,7 @@ class StackOutputs(BaseModel):
 
 def read_stack_outputs(stack: str, work_dir: Path = REPO_DIR) -> StackOutputs:
     """Outputs of a deployed stack via the Automation API (the real one; needs the Pulumi CLI)."""
-    if shutil.which("pulumi") is None:
-        raise CloudError(f"the Pulumi CLI is not installed (no `pulumi` on PATH): {INSTALL_PULUMI}")
+    require_tool("pulumi")
     import pulumi.automation as auto  # imported late: the local target never needs it
 
     try:

@@ -31,11 +31,23 @@ class CommandResult:
         return self.status == "Success"
 
 
+def _refused(action: str, instance_id: str, exc: ClientError) -> CloudError:
+    error = exc.response.get("Error", {})
+    hint = (" (the caller lacks an SSM permission: ssm:DescribeInstanceInformation, ssm:ListCommandInvocations, "
+            "ssm:SendCommand, ssm:GetCommandInvocation, ssm:CancelCommand)" if "AccessDenied" in error.get("Code", "")
+            else "")
+    return CloudError(f"AWS SSM refused {action} for the k6 runner {instance_id}: {error.get('Code', '?')}: "
+                      f"{error.get('Message', exc)}{hint}")
+
+
 def ensure_registered(ssm: Any, instance_id: str) -> None:
     """The runner's SSM agent must be online, or no command can reach it."""
-    info = ssm.describe_instance_information(
-        Filters=[{"Key": "InstanceIds", "Values": [instance_id]}]
-    ).get("InstanceInformationList", [])
+    try:
+        info = ssm.describe_instance_information(
+            Filters=[{"Key": "InstanceIds", "Values": [instance_id]}]
+        ).get("InstanceInformationList", [])
+    except ClientError as exc:
+        raise _refused("describing the instance", instance_id, exc) from None
     if not info:
         raise CloudError(
             f"the k6 runner {instance_id} is not registered with AWS SSM: its agent is not running or cannot reach "
@@ -48,12 +60,21 @@ def ensure_registered(ssm: Any, instance_id: str) -> None:
                          "check the instance in the EC2 console (Session Manager) and retry")
 
 
+# Statuses of an invocation that has not finished. Per instance, so list_command_invocations: its
+# Status filter accepts Delayed, list_commands' does not (botocore ssm service model,
+# CommandFilterValue documentation).
+UNFINISHED = ("Pending", "InProgress", "Delayed")
+
+
 def ensure_idle(ssm: Any, instance_id: str) -> None:
     """Refuse to start while another aigw-bench command runs on the same runner (two loads would mix)."""
-    for status in ("Pending", "InProgress", "Delayed"):
-        commands = ssm.list_commands(InstanceId=instance_id, Filters=[{"key": "Status", "value": status}]).get(
-            "Commands", [])
-        for c in commands:
+    for status in UNFINISHED:
+        try:
+            invocations = ssm.list_command_invocations(
+                InstanceId=instance_id, Filters=[{"key": "Status", "value": status}]).get("CommandInvocations", [])
+        except ClientError as exc:
+            raise _refused("listing its commands", instance_id, exc) from None
+        for c in invocations:
             if str(c.get("Comment", "")).startswith(COMMENT_PREFIX):
                 raise CloudError(
                     f"a benchmark is already running on the k6 runner {instance_id} (SSM command {c['CommandId']}, "

