@@ -35,9 +35,11 @@ def _true(value: Any) -> bool:
 
 
 def us_text(value: float) -> str:
-    """Microseconds as a person reads them: 85 µs, 4.2 ms."""
+    """Microseconds as a person reads them: 85 µs, 4.21 ms, 13.2 ms (three significant digits or so)."""
     if abs(value) < 1000:
         return f"{value:,.0f} µs"
+    if abs(value) < 10_000:
+        return f"{value / 1000:,.2f} ms"
     return f"{value / 1000:,.1f} ms"
 
 

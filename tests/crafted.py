@@ -131,3 +131,101 @@ def k6_csv(rows_per_second: list[list[tuple[float, int]]], t0_ms: int = 1_700_00
             lines.append(f"checks,{t},{ok}.000000,status is 200{tail}")
             lines.append(f"aigw_ok,{t},{ok}.000000{tail}")
     return "".join(lines)
+
+
+# ---------------------------------------------------------------------------------- suite runs
+@dataclass
+class SuiteTarget:
+    """What a suite session of one target measured (crafted): the overhead step's pairs come from a
+    seeded generator, the other steps' records from these numbers."""
+
+    role: str = "gateway"
+    added_ms: float = 2.0  # what the target adds to every request
+    capacity: dict[float, float | None] = field(default_factory=lambda: {10: 100.0, 50: 400.0, 250: 600.0})
+    rig_bound: set[float] = field(default_factory=set)  # bounds at which it passed at the rig's reach
+    cpu_ms: float = 2.0
+    rss_mib: float = 200.0
+    sustained: bool = True
+    added_ttft_ms: float = 5.0
+    rebuffers: bool = False
+    streams_complete: bool = True
+
+
+SUITE_SIZES = {"capacity": {"bounds_ms": [10, 50, 250], "default_bound_ms": 50}, "efficiency": {"rate": 50}}
+
+
+def _overhead_csv(path: Path, added_ms: float, seed: int, n: int = 2000) -> None:
+    rng = np.random.default_rng(seed)
+    direct = rng.lognormal(np.log(0.15), 0.25, n)
+    target = direct * rng.lognormal(0, 0.05, n) + added_ms
+    rows = [HEADER]
+    for i, (d, t) in enumerate(zip(direct, target, strict=True)):
+        rows.append(f"aigw_direct_ms,{1_700_000_000_000 + i},{d:.6f},,,,,,,,,overhead,,,,,,,\n")
+        rows.append(f"aigw_target_ms,{1_700_000_000_000 + i},{t:.6f},,,,,,,,,overhead,,,,,,,\n")
+    path.write_text("".join(rows))
+
+
+def _streams(path: Path, t: SuiteTarget, seed: int, chunks: int = 20) -> None:
+    rng = np.random.default_rng(seed)
+    streams, gaps = [], []
+    for side in ("direct", "target"):
+        for i in range(60):
+            ttft = 390 + rng.normal(0, 2) + (t.added_ttft_ms if side == "target" else 0)
+            held = side == "target" and t.rebuffers
+            spread = 1.0 if held else 12.3 * (chunks - 1)
+            whole = side == "direct" or t.streams_complete
+            streams.append({"side": side, "stream": i, "start_s": i * 0.1, "status": 200, "ttft_ms": ttft,
+                            "first_byte_ms": ttft, "spread_ms": spread, "total_ms": ttft + spread,
+                            "content_chunks": chunks if whole else chunks // 2, "usage": whole, "done": whole,
+                            "error": ""})
+            gaps += [{"side": side, "stream": i, "gap_ms": (0.05 if held else 12.3 + rng.normal(0, 0.3))}
+                     for _ in range(chunks - 1)]
+    pd.DataFrame(streams).to_csv(path / "streams.csv", index=False)
+    pd.DataFrame(gaps).to_csv(path / "gaps.csv.gz", index=False)
+
+
+def make_suite_run(root: Path, targets: dict[str, SuiteTarget], name: str = "suite", rig: dict | None = None,
+                   repeats: int = 1) -> Path:
+    """A suite run directory: manifest with the suite, and per session the steps' records and files."""
+    from aigw_bench.results import StepRecord
+
+    seed_targets = {n: Target(role=t.role, rps=[1000.0] * repeats) for n, t in targets.items()}
+    run_dir = make_run(root, seed_targets, name=name, rig=rig, repeats=repeats)
+    manifest = json.loads((run_dir / MANIFEST).read_text())
+    manifest["suite"] = {"name": "default", "profile": "local", "sizes": SUITE_SIZES}
+    manifest["main_step"] = "seed"
+    (run_dir / MANIFEST).write_text(json.dumps(manifest))
+    for r in range(1, repeats + 1):
+        for index, (name_, t) in enumerate(targets.items()):
+            work = target_dir(run_dir, name_, r)
+            outcome = Outcome.model_validate_json((work / "outcome.json").read_text())
+            (work / "overhead").mkdir()
+            _overhead_csv(work / "overhead" / "raw.csv", t.added_ms if t.role != "baseline" else 0.0, index + 10 * r)
+            (work / "streaming").mkdir()
+            _streams(work / "streaming", t, index + 10 * r)
+            steps = {
+                "overhead": StepRecord(name="overhead", kind="overhead", status="ok", dir="overhead",
+                                       files={"raw": "raw.csv"}, data={"direct_ok_rate": 1.0, "target_ok_rate": 1.0}),
+                "streaming": StepRecord(name="streaming", kind="streaming", status="ok", dir="streaming",
+                                        files={"streams": "streams.csv", "gaps": "gaps.csv.gz"},
+                                        data={"expected_chunks": 20, "expected_spread_ms": 12.3 * 19}),
+            }
+            if t.role != "baseline":
+                bounds = [{"bound_ms": b, "capacity_rps": c, "rig_bound": b in t.rig_bound, "failing_rps":
+                           None if b in t.rig_bound or c is None else c * 1.1, "p99_at_capacity_ms": b * 0.8,
+                           "resolved": True, "note": None} for b, c in t.capacity.items()]
+                probes = [{"rate": c, "p99_ms": b * 0.8, "p50_ms": 1.0, "error_rate": 0.0, "dropped": 0,
+                           "achieved_rps": c, "requests": int(c * 2), "problem": None, "clean": True}
+                          for b, c in t.capacity.items() if c]
+                steps["capacity"] = StepRecord(name="capacity", kind="capacity", status="ok", dir="capacity",
+                                               data={"bounds": bounds, "probes": probes})
+                steps["efficiency"] = StepRecord(name="efficiency", kind="efficiency", status="ok", dir="efficiency",
+                                                 data={"rate": 50.0, "requests": 250.0,
+                                                       "rps": 50.0 if t.sustained else 30.0, "ok_rate": 1.0,
+                                                       "dropped": 0 if t.sustained else 120,
+                                                       "cpu_ms_per_request": t.cpu_ms, "cpu_seconds": t.cpu_ms / 4,
+                                                       "mock_cpu_seconds": 0.01, "rss_idle_mib": t.rss_mib - 20,
+                                                       "rss_load_mib": t.rss_mib, "rss_after_mib": t.rss_mib - 10})
+            outcome.steps = steps
+            write_outcome(run_dir, outcome)
+    return run_dir

@@ -1,0 +1,119 @@
+"""The suite's report on crafted runs: the promised columns, the frontier, rig-bound targets never
+given a capacity, headlines in plain words with their intervals, comparisons only where intervals
+separate, and the validity of efficiency and streaming."""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+import pytest
+
+from analysis.report import build_report
+from tests.crafted import SuiteTarget, make_suite_run
+
+PROMISED = ["added_p50_us", "added_p50_us_ci_low", "added_p50_us_ci_high", "added_p99_us", "capacity_rps",
+            "capacity_rig_bound", "cpu_ms_per_request", "rss_mib"]
+
+TARGETS = {
+    "direct": SuiteTarget(role="baseline"),
+    "floor": SuiteTarget(role="floor", added_ms=0.1, capacity={10: 900.0, 50: 1500.0, 250: 1500.0},
+                         rig_bound={50.0, 250.0}, cpu_ms=0.2, rss_mib=15),
+    "fastgw": SuiteTarget(added_ms=2.0, capacity={10: 150.0, 50: 400.0, 250: 500.0}, cpu_ms=2.5),
+    "slowgw": SuiteTarget(added_ms=8.0, capacity={10: None, 50: 80.0, 250: 120.0}, cpu_ms=9.0, rss_mib=300,
+                          added_ttft_ms=40.0),
+}
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    return build_report(make_suite_run(tmp_path_factory.mktemp("suite"), TARGETS, repeats=2))
+
+
+def test_comparison_has_the_promised_columns_with_values(report):
+    table = pd.read_csv(report.paths["comparison"]).set_index("target")
+    assert all(c in table.columns for c in PROMISED)
+    fast = table.loc["fastgw"]
+    assert fast["added_p50_us"] == pytest.approx(2000, abs=60)
+    assert fast["added_p50_us_ci_low"] < 2000 < fast["added_p50_us_ci_high"]
+    assert fast["capacity_rps"] == 400 and not fast["capacity_rig_bound"]
+    assert fast["cpu_ms_per_request"] == 2.5 and fast["rss_mib"] == 200
+
+
+def test_a_rig_bound_target_is_never_given_a_capacity(report):
+    table = pd.read_csv(report.paths["comparison"]).set_index("target")
+    floor = table.loc["floor"]
+    assert pd.isna(floor["capacity_rps"]) and bool(floor["capacity_rig_bound"])
+    assert floor["capacity_at_least_rps"] == 1500
+    front = pd.read_csv(report.paths["frontier"])
+    row = front[(front["target"] == "floor") & (front["p99_bound_ms"] == 50)].iloc[0]
+    assert bool(row["rig_bound"])
+    md = report.paths["markdown"].read_text()
+    assert "| floor | >= 900 (rig-bound) |" not in md  # at 10 ms it was not rig-bound
+    assert ">= 1,500 (rig-bound)" in md
+    head = next(h.text for h in report.headlines if h.text.startswith("floor "))
+    assert "sustains at least 1,500 RPS with p99 <= 50 ms" in head and "rig-bound" in head
+    assert any(f.rule == "rig_bound" and f.target == "floor" for f in report.findings)
+
+
+def test_frontier_has_a_row_per_target_and_bound(report):
+    front = pd.read_csv(report.paths["frontier"])
+    assert list(front.columns[:4]) == ["target", "p99_bound_ms", "max_rps", "rig_bound"]
+    assert len(front[front["target"] == "slowgw"]) == 3
+    slow_10 = front[(front["target"] == "slowgw") & (front["p99_bound_ms"] == 10)].iloc[0]
+    assert pd.isna(slow_10["max_rps"])
+    assert "none met it" in report.paths["markdown"].read_text()
+
+
+def test_headline_per_target_in_plain_words_with_intervals(report):
+    head = next(h for h in report.headlines if h.text.startswith("fastgw "))
+    assert re.match(r"fastgw 1\.0 adds 2\.0\d ms at p50 \(95% CI [12]\.\d\d ms to 2\.0\d ms\) and "
+                    r"2\.\d\d ms at p99 over direct, one request at a time; ", head.text), head.text
+    assert "sustains 400 RPS with p99 <= 50 ms on 1 CPU" in head.text
+    assert "2.50 CPU-ms per request and 200 MiB under load at 50 req/s" in head.text
+    assert re.search(r"streaming adds \+5\.\d ms to the first token", head.text) and "every chunk relayed" in head.text
+    assert head.caveats == []
+    # Nothing from the closed loop: the seed step's latency never appears in a headline.
+    assert not any("closed loop" in h.text or "delivered" in h.text for h in report.headlines)
+
+
+def test_comparisons_only_where_intervals_separate(report):
+    texts = [h.text for h in report.headlines]
+    assert any(t.startswith("fastgw adds less latency than slowgw at p50") for t in texts)
+    assert any(t.startswith("fastgw sustains 400% more RPS than slowgw with p99 <= 50 ms") for t in texts)
+    # floor's capacity is rig-bound: no "more RPS" statement involves it.
+    assert not any("floor sustains" in t and "more RPS" in t for t in texts)
+
+
+def test_overlapping_intervals_give_no_comparison(tmp_path):
+    twins = {"direct": SuiteTarget(role="baseline"), "a": SuiteTarget(added_ms=2.0), "b": SuiteTarget(added_ms=2.0)}
+    texts = [h.text for h in build_report(make_suite_run(tmp_path, twins, repeats=2)).headlines]
+    assert not any("adds less latency" in t or "more RPS" in t for t in texts)
+
+
+def test_unsustained_efficiency_and_broken_streams_are_findings(tmp_path):
+    targets = {"direct": SuiteTarget(role="baseline"), "gw": SuiteTarget(sustained=False, rebuffers=True),
+               "cut": SuiteTarget(streams_complete=False)}
+    rep = build_report(make_suite_run(tmp_path, targets))
+    rules = {(f.rule, f.target) for f in rep.findings}
+    assert ("efficiency", "gw") in rules and ("streaming", "cut") in rules
+    gw = next(h.text for h in rep.headlines if h.text.startswith("gw "))
+    assert "re-buffers the stream" in gw
+    table = rep.table.set_index("target")
+    assert bool(table.loc["gw", "stream_rebuffers"]) and not bool(table.loc["cut", "stream_rebuffers"])
+
+
+def test_the_baseline_is_an_aa_control(report):
+    table = report.table.set_index("target")
+    direct = table.loc["direct"]
+    assert direct["added_p50_us_ci_low"] <= 0 <= direct["added_p50_us_ci_high"]
+    assert not any(f.rule == "control" for f in report.findings)
+
+
+def test_html_has_the_suite_tables_and_charts(report):
+    html = report.paths["html"].read_text()
+    for title in ("Overhead: added latency at concurrency 1", "Capacity: the highest arrival rate",
+                  "Efficiency: CPU per request", "Streaming: added time to first token", "The rig"):
+        assert title in html, title
+    assert 'id="chart-overhead"><svg' in html and 'id="chart-frontier"><svg' in html
+    assert "<script" not in html
