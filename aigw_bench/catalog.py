@@ -228,11 +228,11 @@ class Catalog:
         return next((g for g in self if g.role == "baseline"), None)
 
 
-def format_validation_error(path: Path, err: ValidationError) -> str:
-    lines = [f"{path}: invalid catalog entry"]
+def format_validation_error(path: Path, err: ValidationError, what: str = "catalog entry") -> str:
+    lines = [f"{path}: invalid {what}"]
     for e in err.errors():
         where = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        lines.append(f"  - {where}: {e['msg']}")
+        lines.append(f"  - {where}: {e['msg'].removeprefix('Value error, ')}")
     return "\n".join(lines)
 
 

@@ -159,7 +159,7 @@ def _validated(model: type[BaseModel], data: dict[str, Any], path: Path) -> Any:
     try:
         return model.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(format_validation_error(path, err)) from None
+        raise ConfigError(format_validation_error(path, err, "mock file")) from None
 
 
 @cache

@@ -138,7 +138,7 @@ def load_suite(name: str, directory: Path = SUITE_DIR) -> Suite:
     try:
         suite = Suite.model_validate(load_yaml(path))
     except ValidationError as err:
-        raise ConfigError(format_validation_error(path, err)) from None
+        raise ConfigError(format_validation_error(path, err, "suite")) from None
     if suite.name != path.stem:
         raise ConfigError(f"{path}: name '{suite.name}' must equal the file name '{path.stem}'")
     return suite
@@ -171,4 +171,4 @@ def load_rig_sizes(profile: Profile, path: Path = RIG_FILE) -> RigSizes:
     try:
         return RigSizes.model_validate(raw)
     except ValidationError as err:
-        raise ConfigError(format_validation_error(path, err)) from None
+        raise ConfigError(format_validation_error(path, err, "rig sizes")) from None

@@ -77,3 +77,32 @@ def test_arrival_rate_needs_a_rate_and_sane_vus():
 def test_unknown_scenario_lists_the_known_ones():
     with pytest.raises(ConfigError, match=r"unknown scenario 'soak'. Known scenarios: rate, seed, stream"):
         load_scenario("soak")
+
+
+def test_shipped_suites_load_with_local_and_cloud_sizes():
+    from k6_scripts.suites import list_suites, load_rig_sizes, load_suite
+
+    assert {"default", "thorough"} <= set(list_suites())
+    for name in list_suites():
+        suite = load_suite(name)
+        local, cloud = suite.sizes("local"), suite.sizes("cloud")
+        assert cloud.capacity.step > local.capacity.step and cloud.seed.vus == 400  # the published size
+        assert local.capacity.default_bound_ms in local.capacity.bounds_ms
+    assert load_rig_sizes("cloud").ceiling.vus == 400
+
+
+def test_bad_suite_values_name_the_file_and_field(tmp_path):
+    from k6_scripts.suites import load_suite
+    from tests.helpers import write_suite
+
+    path = write_suite(tmp_path, overhead={"duration": "500ms", "warmup": "1s"})
+    message = r"(?s)tiny.yaml: invalid suite.*profiles.local.overhead.duration: k6 runs last at least 1s"
+    with pytest.raises(ConfigError, match=message):
+        load_suite(str(path))
+    path = write_suite(tmp_path, capacity={"bounds_ms": [50, 10], "default_bound_ms": 50, "step": "1s",
+                                           "max_steps": 4, "min_rate": 10, "growth": 2, "resolution": 0.2,
+                                           "max_vus": 10})
+    with pytest.raises(ConfigError, match="bounds_ms: positive, increasing"):
+        load_suite(str(path))
+    with pytest.raises(ConfigError, match=r"unknown suite 'nope'\. Known suites: default, thorough"):
+        load_suite("nope")

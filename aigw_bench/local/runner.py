@@ -308,7 +308,8 @@ class LocalRunner:
             status = "mock_failed" if role == "mock" else "not_ready"
             raise SessionLost(status, str(exc), last_probe=exc.last, **process_evidence(proc)) from None
 
-    def _start_mock(self, sup: Supervisor, work: Path, profile: PacingProfile | None = None) -> ManagedProcess:
+    def start_mock(self, sup: Supervisor, work: Path, profile: PacingProfile | None = None) -> ManagedProcess:
+        """The mock with its rendered config in work/mock, started on its CPUs and answering; stopped by ``sup``."""
         mock = self.plan.mock
         ctx = self._mock_context(work, profile)
         proc = self._start(sup, "mock", "mock", mock.local, ctx, mock.entry_dir, work, self.plan.cpu_plan.mock)
@@ -322,7 +323,7 @@ class LocalRunner:
         def restart(profile: PacingProfile) -> ManagedProcess:
             sup.stop(current["mock"])
             require_free({"mock": self.plan.mock.local.port}, wait=5.0)
-            current["mock"] = self._start_mock(sup, work, profile)
+            current["mock"] = self.start_mock(sup, work, profile)
             return current["mock"]
         return restart
 
@@ -339,7 +340,7 @@ class LocalRunner:
         self.emit("target_start", target="rig", repeat=1, index=0, total=len(plan.order()))
         try:
             with Supervisor(state_file_for(self.state_dir)) as sup:
-                processes = {"mock": self._start_mock(sup, work)}
+                processes = {"mock": self.start_mock(sup, work)}
                 endpoint = self._mock_endpoint(model)
                 smoke = smoke_request(endpoint.url, build_body(plan.params, model), {}, plan.params.stream)
                 if not smoke.ok:
@@ -387,7 +388,7 @@ class LocalRunner:
         require_free({"mock": plan.mock.local.port, **({target.name: target.local.port} if target.local.port else {})},
                      wait=5.0)
         self.emit("phase", target=target.name, phase="starting mock")
-        processes = {"mock": self._start_mock(sup, work)}
+        processes = {"mock": self.start_mock(sup, work)}
 
         ctx = self._target_context(target, work)
         if target.local.command:
