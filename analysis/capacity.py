@@ -77,7 +77,7 @@ def capacity_columns(front: pd.DataFrame, default_bound_ms: float | None) -> pd.
     """Per target, at the default bound: ``capacity_rps`` (empty when rig-bound) and ``capacity_rig_bound``."""
     if front.empty or default_bound_ms is None:
         return pd.DataFrame(columns=["target", "capacity_rps", "capacity_rig_bound", "capacity_at_least_rps",
-                                     "capacity_bound_ms"])
+                                     "capacity_bound_ms", "capacity_below_rps"])
     at = front[front["p99_bound_ms"] == float(default_bound_ms)]
     out = pd.DataFrame({
         "target": at["target"],
@@ -86,5 +86,7 @@ def capacity_columns(front: pd.DataFrame, default_bound_ms: float | None) -> pd.
         "capacity_rig_bound": at["rig_bound"].astype(bool),
         "capacity_at_least_rps": at["max_rps"].where(at["rig_bound"].astype(bool)),
         "capacity_bound_ms": at["p99_bound_ms"],
+        # Nothing met the bound: the capacity is below the lowest rate tried (the lowest that failed).
+        "capacity_below_rps": at["failing_rps"].where(at["max_rps"].isna()),
     })
     return out.reset_index(drop=True)

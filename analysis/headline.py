@@ -87,6 +87,9 @@ def _capacity_part(r: dict, cpus: int | None) -> str | None:
         if _present(r.get("capacity_high_rps")) and r["capacity_high_rps"] != r["capacity_rps"]:
             spread = f", lowest of its repeats; up to {r['capacity_high_rps']:,.0f}"
         return f"sustains {r['capacity_rps']:,.0f} RPS with p99 <= {bound:g} ms{on}{spread}"
+    if _present(r.get("capacity_below_rps")):
+        return (f"sustains less than {r['capacity_below_rps']:,.0f} RPS with p99 <= {bound:g} ms{on} (no rate "
+                "tried met the bound)")
     return f"met p99 <= {bound:g} ms at none of the rates tried"
 
 

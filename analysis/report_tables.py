@@ -103,6 +103,8 @@ def frontier_table(suite: SuiteResults, order: list[str], baseline: str | None) 
                 spread = (f" ({_num(r['max_rps_low'])}–{_num(r['max_rps_high'])})"
                           if r["repeats"] > 1 and r["max_rps_high"] != r["max_rps_low"] else "")
                 cells.append(_num(r["max_rps"]) + spread + ("" if r["resolved"] else " ~"))
+            elif _present(r["failing_rps"]):
+                cells.append(f"< {_num(r['failing_rps'])}")  # below the lowest rate tried
             else:
                 cells.append("none met it")
         rows.append(cells)
@@ -112,7 +114,8 @@ def frontier_table(suite: SuiteResults, order: list[str], baseline: str | None) 
         rows,
         "Requests per second, open model (k6 constant-arrival-rate), with fewer than 0.1% errors and no dropped "
         "iteration; found by stepping the rate up, then bisecting. With repeats: the lowest repeat (the range in "
-        "brackets). '~': the step budget ran out before the bracket narrowed to the resolution. The rig's row "
+        "brackets). '~': the step budget ran out before the bracket narrowed to the resolution; '< N': no rate "
+        "tried met the bound, the lowest failed at N. The rig's row "
         "is k6 straight to the mock: a target within 80% of it is rig-bound, its capacity at least that.")
 
 
