@@ -33,6 +33,7 @@ RULE_TITLES = {
     "few_requests": "Too few requests for the percentiles quoted",
     "unequal_work": "Targets did unequal work",
     "noisy": "Repeats disagree",
+    "raw_mismatch": "Per-request samples disagree with k6's summary",
 }
 
 
@@ -162,6 +163,20 @@ def _noisy(table: pd.DataFrame) -> list[Finding]:
     return out
 
 
+def _raw_mismatch(run: RunData) -> list[Finding]:
+    """The charts and per-second series come from k6's raw samples, the table from its summary: they must agree."""
+    out = []
+    for r in run.raw_checks.itertuples():
+        if r.agrees is False:
+            why = f" (the raw file was cut short: {r.truncated})" if r.truncated else ""
+            shown = "; ".join(r.disagreeing[:3]) + ("; ..." if len(r.disagreeing) > 3 else "")
+            out.append(Finding("raw_mismatch", r.target,
+                               f"repeat {r.repeat}: {shown}{why}. Counts must be equal and percentiles within "
+                               f"{r.quantile_error_pct:.2f}% (the histogram's bucket error); its per-second series "
+                               "and latency chart do not describe the same requests as its table row."))
+    return out
+
+
 def check(run: RunData, table: pd.DataFrame) -> list[Finding]:
     """All findings for a comparison table, in rule order."""
     return [
@@ -171,4 +186,5 @@ def check(run: RunData, table: pd.DataFrame) -> list[Finding]:
         *_few_requests(table),
         *_unequal_work(run, table),
         *_noisy(table),
+        *_raw_mismatch(run),
     ]

@@ -1,0 +1,124 @@
+"""The per-second files of every target and repeat: derived once from the raw file, then reused.
+
+The runners derive them right after each target (``write_timeseries``; nothing else is measured
+meanwhile). A report (``aigw-bench report <dir>``) reuses them when they are complete, of the
+current format and newer than their raw file, and otherwise derives them again, all stale targets
+at once in a pool of processes sized to the CPUs this process may use. Several load generators' raw
+files are reduced the same way, in parallel, before their aggregates are added
+(:func:`aggregate_files`).
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from aigw_bench.results import Outcome, target_dir, write_outcome
+from analysis.k6csv import usable_cpus
+from analysis.timeseries import (
+    DERIVED_FORMAT,
+    SERIES_FILES,
+    RawAggregate,
+    TimeseriesError,
+    aggregate_raw,
+    check_summary_line,
+    write_series,
+)
+
+
+def is_fresh(work: Path, raw: Path) -> bool:
+    """True if every derived file exists, is newer than ``raw`` and of the current format."""
+    paths = [work / name for name in SERIES_FILES.values()]
+    try:
+        if min(p.stat().st_mtime_ns for p in paths) < raw.stat().st_mtime_ns:
+            return False
+    except OSError:
+        return False
+    return _check_record(work) is not None
+
+
+def _check_record(work: Path) -> dict[str, Any] | None:
+    """The target's ``raw-check.json`` if it is readable and of the current format."""
+    try:
+        record = json.loads((work / SERIES_FILES["raw_check"]).read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and record.get("format") == DERIVED_FORMAT else None
+
+
+def _derive(work: Path, raw: Path, threads: int | None) -> dict[str, Any]:
+    """Derive one target's files; the check record, or ``{"error": ...}`` if the raw file is unusable."""
+    summary = work / "summary.json"
+    try:
+        agg = aggregate_raw(raw, threads=threads)
+    except TimeseriesError as exc:
+        return {"error": str(exc)}
+    return write_series(agg, work, summary if summary.exists() else None)
+
+
+def record_derived(outcome: Outcome, result: dict[str, Any]) -> None:
+    """Note the derived files and their check (or why there are none) in the outcome."""
+    if "error" in result:
+        outcome.evidence["timeseries_error"] = result["error"]
+        return
+    outcome.evidence.pop("timeseries_error", None)
+    outcome.files.update(SERIES_FILES)
+    if result.get("truncated"):
+        outcome.evidence["raw_truncated"] = result["truncated"]
+    outcome.evidence["raw_check"] = check_summary_line(result)
+
+
+def _pool(jobs: int) -> tuple[ProcessPoolExecutor, int]:
+    """Worker processes for ``jobs`` files, and the parsing threads each may use."""
+    cpus = usable_cpus()
+    workers = max(1, min(jobs, cpus))
+    # spawn, not fork: the parent may hold pyarrow's and numpy's threads, which fork does not copy safely.
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    return pool, max(1, cpus // workers)
+
+
+def ensure_derived(run_dir: Path, outcomes: list[Outcome]) -> list[Outcome]:
+    """Derive what is missing or stale in a run directory, and list in each outcome the derived files
+    it does not list yet (a runner that only wrote them); returns the outcomes that changed."""
+    stale: list[tuple[Outcome, Path, Path]] = []
+    changed: list[Outcome] = []
+    for o in outcomes:
+        if not o.measured:
+            continue
+        work = target_dir(run_dir, o.target, o.repeat)
+        raw = work / o.files["raw"] if "raw" in o.files else None
+        if raw is not None and raw.exists() and not is_fresh(work, raw):
+            stale.append((o, work, raw))
+            continue
+        record = _check_record(work)
+        listed = all(o.files.get(k) == v for k, v in SERIES_FILES.items()) and "raw_check" in o.evidence
+        if record is not None and not listed:
+            record_derived(o, record)
+            changed.append(o)
+    if len(stale) == 1:
+        o, work, raw = stale[0]
+        record_derived(o, _derive(work, raw, None))
+    elif stale:
+        pool, threads = _pool(len(stale))
+        with pool:
+            results = list(pool.map(partial(_derive, threads=threads), [w for _, w, _ in stale],
+                                    [r for _, _, r in stale]))
+        for (o, _, _), result in zip(stale, results, strict=True):
+            record_derived(o, result)
+    changed += [o for o, _, _ in stale]
+    for o in changed:
+        write_outcome(run_dir, o)
+    return changed
+
+
+def aggregate_files(paths: list[Path]) -> list[RawAggregate]:
+    """Reduce several raw files (e.g. one per load generator) to aggregates, in parallel."""
+    if len(paths) <= 1:
+        return [aggregate_raw(p) for p in paths]
+    pool, threads = _pool(len(paths))
+    with pool:
+        return list(pool.map(partial(aggregate_raw, threads=threads), paths))
