@@ -2,20 +2,21 @@
 
 The runners derive them right after each target (``write_timeseries``; nothing else is measured
 meanwhile). A report (``aigw-bench report <dir>``) reuses them when they are complete, of the
-current format and newer than their raw file, and otherwise derives them again, all stale targets
-at once in a pool of processes sized to the CPUs this process may use. Several load generators' raw
-files are reduced the same way, in parallel, before their aggregates are added
-(:func:`aggregate_files`).
+current format and newer than their raw file, and otherwise derives them again: side by side in
+worker processes where the CPUs this process may use allow (:func:`_run_all`), else one after the
+other, each with every CPU. Several load generators' raw files are reduced the same way before
+their aggregates are added (:func:`aggregate_files`).
 """
 
 from __future__ import annotations
 
 import json
 import multiprocessing
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from aigw_bench.results import Outcome, target_dir, write_outcome
 from analysis.k6csv import usable_cpus
@@ -28,6 +29,9 @@ from analysis.timeseries import (
     check_summary_line,
     write_series,
 )
+
+T = TypeVar("T")
+_CPUS_PER_FILE = 3
 
 
 def is_fresh(work: Path, raw: Path) -> bool:
@@ -50,7 +54,7 @@ def _check_record(work: Path) -> dict[str, Any] | None:
     return record if isinstance(record, dict) and record.get("format") == DERIVED_FORMAT else None
 
 
-def _derive(work: Path, raw: Path, threads: int | None) -> dict[str, Any]:
+def _derive(work: Path, raw: Path, threads: int) -> dict[str, Any]:
     """Derive one target's files; the check record, or ``{"error": ...}`` if the raw file is unusable."""
     summary = work / "summary.json"
     try:
@@ -72,13 +76,23 @@ def record_derived(outcome: Outcome, result: dict[str, Any]) -> None:
     outcome.evidence["raw_check"] = check_summary_line(result)
 
 
-def _pool(jobs: int) -> tuple[ProcessPoolExecutor, int]:
-    """Worker processes for ``jobs`` files, and the parsing threads each may use."""
+def _run_all(func: Callable[..., T], *args: list[Any]) -> list[T]:
+    """``func(*args[i], threads=...)`` for every i: in worker processes if the machine has the CPUs.
+
+    One file keeps about three CPUs busy (a thread decompressing and folding, two parsing; see
+    :mod:`analysis.k6csv`), so files run side by side only when there are CPUs for more than one,
+    each with its share of parsing threads. On 2 CPUs two 3-minute 30,000 RPS files took 24-29 s
+    either way (one after the other, or at once in two processes of one parsing thread each); one
+    after the other needs half the memory and no process start-up."""
+    jobs = len(args[0])
     cpus = usable_cpus()
-    workers = max(1, min(jobs, cpus))
-    # spawn, not fork: the parent may hold pyarrow's and numpy's threads, which fork does not copy safely.
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
-    return pool, max(1, cpus // workers)
+    workers = max(1, min(jobs, cpus // _CPUS_PER_FILE))
+    threads = max(1, cpus // workers)
+    if workers == 1:
+        return [func(*a, threads=threads) for a in zip(*args, strict=True)]
+    # spawn, not fork: this process may hold pyarrow's and numpy's threads, which fork does not copy safely.
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return list(pool.map(partial(func, threads=threads), *args))
 
 
 def ensure_derived(run_dir: Path, outcomes: list[Outcome]) -> list[Outcome]:
@@ -99,26 +113,19 @@ def ensure_derived(run_dir: Path, outcomes: list[Outcome]) -> list[Outcome]:
         if record is not None and not listed:
             record_derived(o, record)
             changed.append(o)
-    if len(stale) == 1:
-        o, work, raw = stale[0]
-        record_derived(o, _derive(work, raw, None))
-    elif stale:
-        pool, threads = _pool(len(stale))
-        with pool:
-            results = list(pool.map(partial(_derive, threads=threads), [w for _, w, _ in stale],
-                                    [r for _, _, r in stale]))
-        for (o, _, _), result in zip(stale, results, strict=True):
-            record_derived(o, result)
+    results = _run_all(_derive, [w for _, w, _ in stale], [r for _, _, r in stale]) if stale else []
+    for (o, _, _), result in zip(stale, results, strict=True):
+        record_derived(o, result)
     changed += [o for o, _, _ in stale]
     for o in changed:
         write_outcome(run_dir, o)
     return changed
 
 
+def _aggregate(path: Path, threads: int) -> RawAggregate:
+    return aggregate_raw(path, threads=threads)
+
+
 def aggregate_files(paths: list[Path]) -> list[RawAggregate]:
-    """Reduce several raw files (e.g. one per load generator) to aggregates, in parallel."""
-    if len(paths) <= 1:
-        return [aggregate_raw(p) for p in paths]
-    pool, threads = _pool(len(paths))
-    with pool:
-        return list(pool.map(partial(aggregate_raw, threads=threads), paths))
+    """Reduce several raw files (e.g. one per load generator) to aggregates, side by side where there are CPUs."""
+    return _run_all(_aggregate, list(paths)) if paths else []

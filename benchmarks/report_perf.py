@@ -187,9 +187,10 @@ def main() -> None:
                 m = _measure(f"from analysis.derive import ensure_derived; from aigw_bench.results import "
                              f"read_outcomes; p = __import__('pathlib').Path({str(run_dir)!r}); "
                              f"ensure_derived(p, read_outcomes(p))")
-                print(f"ensure_derived on {args.raw_files} such files at once ({usable_cpus()} usable CPUs): "
+                workers = f", {m['children_rss_mib']:.0f} MiB (largest worker process)" if m["children_rss_mib"] else ""
+                print(f"ensure_derived on {args.raw_files} such files ({usable_cpus()} usable CPUs): "
                       f"{m['seconds']:.2f} s ({m['seconds'] / args.raw_files:.2f} s per file), peak RSS "
-                      f"{m['peak_rss_mib']:.0f} MiB (parent), {m['children_rss_mib']:.0f} MiB (largest worker)")
+                      f"{m['peak_rss_mib']:.0f} MiB{workers}")
 
 
 if __name__ == "__main__":

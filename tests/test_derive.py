@@ -6,10 +6,13 @@ import gzip
 import json
 import os
 import shutil
+from concurrent.futures import ProcessPoolExecutor
+from typing import ClassVar
 
 import pandas as pd
 
 from aigw_bench.results import read_outcomes, target_dir, write_outcome
+from analysis import derive
 from analysis.derive import ensure_derived
 from analysis.report import build_report
 from analysis.timeseries import SERIES_FILES, write_timeseries
@@ -73,7 +76,15 @@ def test_files_a_runner_wrote_are_listed_in_its_outcome_without_deriving_again(t
     assert ensure_derived(run_dir, read_outcomes(run_dir)) == []
 
 
-def test_several_stale_targets_are_derived_in_worker_processes_like_in_this_one(tmp_path):
+class CountingPool(ProcessPoolExecutor):
+    started: ClassVar[list[int]] = []
+
+    def __init__(self, workers, **kwargs):
+        CountingPool.started.append(workers)
+        super().__init__(workers, **kwargs)
+
+
+def three_stale_targets(tmp_path):
     targets = {"wiremock": Target(role="baseline"), "nginx": Target(role="floor"), "portkey": Target()}
     run_dir = make_run(tmp_path, targets, duration_s=3)
     for i, name in enumerate(targets):
@@ -82,10 +93,37 @@ def test_several_stale_targets_are_derived_in_worker_processes_like_in_this_one(
     for name in targets:
         shutil.copytree(target_dir(run_dir, name, 1), reference / name)
         write_timeseries(reference / name / "raw.csv.gz", reference / name / "timeseries.csv")
-    assert len(ensure_derived(run_dir, read_outcomes(run_dir))) == 3
+    return run_dir, reference, list(targets)
+
+
+def assert_same_files(run_dir, reference, targets):
     for name in targets:
         for file in ("timeseries.csv", "histogram.csv", "statuses.csv", "histograms.parquet", "raw-check.json"):
             assert (target_dir(run_dir, name, 1) / file).read_bytes() == (reference / name / file).read_bytes()
+
+
+def test_with_cpus_for_several_files_stale_targets_are_derived_side_by_side_in_worker_processes(tmp_path,
+                                                                                               monkeypatch):
+    run_dir, reference, targets = three_stale_targets(tmp_path)
+    monkeypatch.setattr(derive, "usable_cpus", lambda: 6)
+    monkeypatch.setattr(derive, "ProcessPoolExecutor", CountingPool)
+    CountingPool.started.clear()
+    assert len(ensure_derived(run_dir, read_outcomes(run_dir))) == 3
+    assert CountingPool.started == [2]  # 6 CPUs, ~3 per file
+    assert_same_files(run_dir, reference, targets)
+
+
+def test_on_two_cpus_stale_targets_are_derived_one_after_the_other_with_both(tmp_path, monkeypatch):
+    run_dir, reference, targets = three_stale_targets(tmp_path)
+    monkeypatch.setattr(derive, "usable_cpus", lambda: 2)
+    monkeypatch.setattr(derive, "ProcessPoolExecutor", CountingPool)
+    CountingPool.started.clear()
+    seen = []
+    real = derive.aggregate_raw
+    monkeypatch.setattr(derive, "aggregate_raw", lambda raw, threads=None: seen.append(threads) or real(raw))
+    assert len(ensure_derived(run_dir, read_outcomes(run_dir))) == 3
+    assert CountingPool.started == [] and seen == [2, 2, 2]
+    assert_same_files(run_dir, reference, targets)
 
 
 def test_a_raw_file_that_disagrees_with_the_summary_is_a_finding(tmp_path):
