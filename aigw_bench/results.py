@@ -9,7 +9,8 @@ results/<YYYYmmdd-HHMMSS>-<scenario>/
     summary.json                 k6's end-of-test summary (handleSummary)
     raw.csv.gz                   k6's per-request metric samples (CSV output)
     timeseries.csv               per-second series derived from raw.csv.gz (with histogram.csv,
-                                 statuses.csv), resources.csv (CPU/RSS per process group)
+                                 histograms.parquet, statuses.csv, raw-check.json: analysis/timeseries.py),
+                                 resources.csv (CPU/RSS per process group)
     k6.log, gateway.log, mock.log, warmup-summary.json, rendered config files
   comparison.csv, report.md, report.html, *.parquet   (analysis/report.py)
 ```

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.patches import Patch
 
-from analysis.timeseries import histogram_quantile
+from analysis.buckets import histogram_quantile
 
 _GATEWAY_COLOURS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#F0E442", "#000000"]
 _ROLE_COLOURS = {"baseline": "#9E9E9E", "floor": "#5F5F5F"}

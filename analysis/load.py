@@ -57,6 +57,7 @@ class RunData:
     resources: pd.DataFrame  # target, repeat, t_s, role, cpu_cores, rss_mib, processes
     histograms: pd.DataFrame  # target, repeat, bucket, upper_ms, count
     statuses: pd.DataFrame  # target, repeat, status, requests
+    raw_checks: pd.DataFrame  # target, repeat, agrees, disagreeing: raw samples against k6's summary
     sessions: list[Outcome] = field(default_factory=list)  # the outcomes as recorded, with their steps
 
     @property
@@ -173,8 +174,29 @@ def load_run(run_dir: Path) -> RunData:
         resources=_collect(run_dir, measured, "resources"),
         histograms=_collect(run_dir, measured, "histogram"),
         statuses=_collect(run_dir, measured, "statuses"),
+        raw_checks=_raw_checks(run_dir, measured),
         sessions=outcomes,
     )
+
+
+def _raw_checks(run_dir: Path, outcomes: list[Outcome]) -> pd.DataFrame:
+    """Each target's ``raw-check.json``: do its per-request samples agree with k6's own summary?"""
+    rows = []
+    for o in outcomes:
+        name = o.files.get("raw_check")
+        if not name:
+            continue
+        try:
+            record = json.loads((target_dir(run_dir, o.target, o.repeat) / name).read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        disagreeing = [f"{i['metric']} {i['stat']}: {i['raw']:.6g} from the raw samples, {i['k6']:.6g} in k6's summary"
+                       for i in record.get("items", []) if not i.get("agrees")]
+        rows.append({"target": o.target, "repeat": o.repeat, "agrees": record.get("agrees"),
+                     "checked": len(record.get("items", [])), "disagreeing": disagreeing,
+                     "quantile_error_pct": record.get("quantile_error_pct"), "truncated": record.get("truncated")})
+    return pd.DataFrame(rows, columns=["target", "repeat", "agrees", "checked", "disagreeing", "quantile_error_pct",
+                                       "truncated"])
 
 
 def _collect(run_dir: Path, outcomes: list[Outcome], key: str) -> pd.DataFrame:

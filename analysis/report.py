@@ -3,8 +3,10 @@
 ``comparison.csv`` (one row per target, full precision), ``frontier.csv`` and ``probes.csv`` (suite
 runs: the capacity frontier and every probed rate), ``report.md`` (pull requests),
 ``report.html`` (self-contained, offline) and ``timeseries.parquet`` / ``resources.parquet`` /
-``metrics.parquet`` (columnar copies for pandas). Always regenerated from the raw results, so
-``aigw-bench report <dir>`` after a code change gives the same numbers.
+``metrics.parquet`` (columnar copies for pandas). Always regenerated from the run's files, so
+``aigw-bench report <dir>`` after a code change gives the same numbers: the per-second files are
+reused when they are up to date and derived again from the raw k6 output when they are missing,
+older than it or of an older format (:func:`analysis.derive.ensure_derived`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from aigw_bench.results import read_outcomes
 from analysis.compare import comparison
+from analysis.derive import ensure_derived
 from analysis.headline import Headline, headlines, suite_headlines
 from analysis.load import RunData, load_run
 from analysis.report_html import render_html
@@ -42,6 +46,7 @@ def _write_parquet(frame: pd.DataFrame, path: Path) -> Path | None:
 
 def build_report(run_dir: Path) -> Report:
     run_dir = Path(run_dir)
+    ensure_derived(run_dir, read_outcomes(run_dir))
     run = load_run(run_dir)
     suite = suite_results(run)
     table = comparison(run, suite)

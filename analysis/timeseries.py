@@ -1,147 +1,224 @@
-"""From k6's per-request samples (CSV output) to a per-second series and a latency histogram.
+"""From k6's per-request samples (CSV output) to per-second series and latency histograms.
 
-k6 writes one row per metric sample: ``metric_name,timestamp,metric_value,...``. Only four metrics
-matter here: ``http_reqs`` (one per request), ``http_req_duration`` (full response time),
-``http_req_waiting`` (time to first byte) and ``aigw_ok`` (1 if the response was a well-formed
-completion). A file cut short (k6 killed, disk full) still yields the seconds before the cut; the
-result says it was truncated.
+One pass over the raw file, block by block (:mod:`analysis.k6csv`), folded into per-second counts
+and per-second histograms (:mod:`analysis.aggregate`): memory depends on the run's duration, not
+on its request count. Written next to each other:
+
+- ``timeseries.csv``: one row per second: requests, ok, errors, latency mean / p50 / p90 / p95 /
+  p99 / max, time to first byte p50 / p95 (percentiles from that second's histogram, within
+  ``QUANTILE_ERROR`` ~0.54 %; mean and max exact);
+- ``histogram.csv``: the whole run's latency histogram (bucket, upper_ms, count);
+- ``statuses.csv``: requests per HTTP status (0 = no response);
+- ``histograms.parquet``: every second's latency and time-to-first-byte histograms, so percentiles
+  over any window can be computed later without the raw file (:func:`window_quantiles`);
+- ``raw-check.json``: the whole-run percentiles, counts, mean and maximum from the raw file against
+  k6's own ``summary.json``; ``raw-truncated.txt`` if the file was cut short (the seconds before
+  the cut are kept).
 """
 
 from __future__ import annotations
 
-import gzip
-import zlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-_METRICS = ("http_reqs", "http_req_duration", "http_req_waiting", "aigw_ok")
-_CHUNK_ROWS = 1_000_000
+from analysis.aggregate import LATENCY_METRICS, SecondAggregate
+from analysis.buckets import (
+    BUCKET_WIDTH,
+    HIST_BUCKETS_PER_OCTAVE,
+    HIST_MIN_MS,
+    QUANTILE_ERROR,
+    grouped_quantiles,
+    histogram_quantile,
+)
+from analysis.k6csv import BLOCK_BYTES, DURATION, K6CsvError, ReadStats, read_blocks
 
-# Log-spaced latency buckets, 64 per power of two (~1.1 % wide), from 1 µs to ~73 min: fine enough
-# for p99.9, mergeable across repeats and load generators by adding counts.
-HIST_BUCKETS_PER_OCTAVE = 64
-HIST_MIN_MS = 0.001
-HIST_MAX_INDEX = HIST_BUCKETS_PER_OCTAVE * 32
+# The name the local runner and the cloud stage catch.
+TimeseriesError = K6CsvError
+
+# Bump when the derived files change meaning: `aigw-bench report` then derives them again.
+DERIVED_FORMAT = 2
+SERIES_FILES = {"timeseries": "timeseries.csv", "histogram": "histogram.csv", "statuses": "statuses.csv",
+                "second_histograms": "histograms.parquet", "raw_check": "raw-check.json"}
+TRUNCATED_NOTE = "raw-truncated.txt"
+# k6 summary stat -> quantile, for the check against the raw samples.
+_SUMMARY_QUANTILES = {"med": 0.5, "p(50)": 0.5, "p(90)": 0.9, "p(95)": 0.95, "p(99)": 0.99, "p(99.9)": 0.999}
+# k6 writes sample values with six decimals: the raw value of a sample is within this of k6's.
+_CSV_ROUNDING_MS = 1e-6
 
 
-class TimeseriesError(Exception):
-    """The raw file is missing or unreadable from its first byte."""
+@dataclass
+class RawAggregate:
+    """What one raw file (or several merged) reduced to, and how reading it went."""
+
+    seconds: SecondAggregate
+    stats: ReadStats
 
 
-@dataclass(frozen=True)
-class RawSamples:
-    frame: pd.DataFrame  # columns: metric (category), t_ms (int64), value (float64)
-    statuses: pd.DataFrame  # columns: status, requests (HTTP status mix; 0 = no response)
-    rows_read: int
-    truncated: str | None  # why reading stopped early, if it did
+def aggregate_raw(path: Path, block_bytes: int = BLOCK_BYTES, threads: int | None = None) -> RawAggregate:
+    """Read a k6 CSV file once, keeping per-second aggregates only."""
+    stats = ReadStats()
+    agg = SecondAggregate()
+    for block in read_blocks(Path(path), stats, block_bytes, threads):
+        agg.fold(block)
+    if agg.seconds.base is None:
+        detail = f" ({stats.truncated})" if stats.truncated else ""
+        raise TimeseriesError(f"{path}: no samples of the metrics the analysis uses{detail}")
+    return RawAggregate(agg, stats)
 
 
-def read_raw(path: Path) -> RawSamples:
-    """Read the metric samples this analysis uses, keeping what precedes a truncation."""
-    if not path.exists():
-        raise TimeseriesError(f"{path}: missing")
-    frames: list[pd.DataFrame] = []
-    statuses: list[pd.Series] = []
-    rows = 0
-    truncated = None
+# ----------------------------------------------------------------------------- the check
+def check_against_summary(agg: SecondAggregate, summary: dict[str, Any]) -> dict[str, Any]:
+    """Whole-run figures from the raw samples next to k6's own, each with whether they agree.
+
+    Counts must be equal; the maximum and mean equal up to k6's six-decimal CSV rounding; each
+    percentile within ``QUANTILE_ERROR`` (the histogram's bucket error) of k6's."""
+    metrics = summary.get("metrics", {}) if isinstance(summary, dict) else {}
+    items: list[dict[str, Any]] = []
+
+    def add(metric: str, stat: str, raw: float, k6: float, tolerance: float) -> None:
+        diff = raw - k6
+        items.append({"metric": metric, "stat": stat, "raw": raw, "k6": k6,
+                      "diff_pct": diff / k6 * 100 if k6 else None, "agrees": bool(abs(diff) <= tolerance)})
+
+    seconds = agg.seconds.arrays
+    k6_reqs = metrics.get("http_reqs", {}).get("values", {})
+    if "count" in k6_reqs:
+        add("http_reqs", "count", int(seconds["requests"].sum()), int(k6_reqs["count"]), 0)
+    for code, name in LATENCY_METRICS.items():
+        values = metrics.get(name, {}).get("values", {})
+        hist = agg.histogram(code)
+        total = int(hist["count"].sum())
+        if "count" in values:
+            add(name, "count", total, int(values["count"]), 0)
+        if total == 0:
+            continue
+        for stat, q in _SUMMARY_QUANTILES.items():
+            if stat in values:
+                k6 = float(values[stat])
+                add(name, stat, histogram_quantile(hist, q), k6, QUANTILE_ERROR * abs(k6) + _CSV_ROUNDING_MS)
+        if code == DURATION:
+            if "max" in values:
+                add(name, "max", float(seconds["duration_max"].max()), float(values["max"]), _CSV_ROUNDING_MS)
+            if "avg" in values:
+                mean = float(seconds["duration_sum_ns"].sum()) / 1e6 / total
+                add(name, "avg", mean, float(values["avg"]), _CSV_ROUNDING_MS)
+    return {"agrees": all(i["agrees"] for i in items) if items else None, "items": items}
+
+
+def _check_record(agg: RawAggregate, summary_path: Path | None, check: dict[str, Any] | None) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "format": DERIVED_FORMAT,
+        "bucket_width_pct": BUCKET_WIDTH * 100,
+        "quantile_error_pct": QUANTILE_ERROR * 100,
+        "rows_read": agg.stats.rows,
+        "rows_used": agg.stats.rows_used,
+        "malformed_rows": agg.stats.malformed_rows,
+        "truncated": agg.stats.truncated,
+        "summary": summary_path.name if summary_path else None,
+    }
+    if check is not None:
+        record.update(check)
+        return record
+    if summary_path is None:
+        record.update(agrees=None, items=[], note="no k6 summary to check against")
+        return record
     try:
-        reader = pd.read_csv(
-            path,
-            usecols=["metric_name", "timestamp", "metric_value", "status"],
-            dtype={"metric_name": "string", "timestamp": "int64", "metric_value": "float64", "status": "Int64"},
-            chunksize=_CHUNK_ROWS,
-            compression="gzip" if path.suffix == ".gz" else None,
-        )
-        for chunk in reader:
-            rows += len(chunk)
-            frames.append(chunk.loc[chunk["metric_name"].isin(_METRICS), ["metric_name", "timestamp", "metric_value"]])
-            reqs = chunk.loc[chunk["metric_name"] == "http_reqs", "status"].fillna(0)
-            statuses.append(reqs.value_counts())
-    except (EOFError, zlib.error, gzip.BadGzipFile, pd.errors.ParserError, ValueError) as exc:
-        if not frames:
-            raise TimeseriesError(f"{path}: unreadable ({exc})") from None
-        truncated = f"reading stopped after {rows} rows: {exc}"
-    except pd.errors.EmptyDataError:
-        raise TimeseriesError(f"{path}: empty") from None
-    if not frames:
-        raise TimeseriesError(f"{path}: no samples")
-    df = pd.concat(frames, ignore_index=True)
-    df = df.rename(columns={"metric_name": "metric", "timestamp": "t_ms", "metric_value": "value"})
-    df["metric"] = df["metric"].astype("category")
-    mix = pd.concat(statuses).groupby(level=0).sum() if statuses else pd.Series(dtype="int64")
-    status_frame = pd.DataFrame({"status": mix.index.astype("int64"), "requests": mix.to_numpy(dtype="int64")})
-    return RawSamples(df, status_frame.sort_values("status", ignore_index=True), rows, truncated)
+        summary = json.loads(summary_path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        record.update(agrees=None, items=[], note=f"{summary_path.name} unreadable: {exc}")
+        return record
+    record.update(check_against_summary(agg.seconds, summary))
+    return record
 
 
-def per_second(samples: pd.DataFrame) -> pd.DataFrame:
-    """One row per wall-clock second: requests, successes, latency percentiles (ms)."""
-    if samples.empty:
-        return pd.DataFrame()
-    t0 = int(samples["t_ms"].min()) // 1000
-    second = samples["t_ms"] // 1000 - t0
-    samples = samples.assign(second=second)
-    by = samples.groupby(["metric", "second"], observed=True)["value"]
-    counts = by.size().unstack("metric", fill_value=0)
-    sums = by.sum().unstack("metric", fill_value=0)
-    out = pd.DataFrame(index=pd.RangeIndex(int(second.max()) + 1, name="t_s"))
-    out["epoch_s"] = out.index + t0
-    out["requests"] = counts.get("http_reqs", pd.Series(dtype="int64")).reindex(out.index, fill_value=0)
-    ok = sums.get("aigw_ok", pd.Series(dtype="float64")).reindex(out.index, fill_value=0)
-    out["ok"] = ok.astype("int64")
-    out["errors"] = out["requests"] - out["ok"]
-    dur = samples[samples["metric"] == "http_req_duration"].groupby("second")["value"]
-    quantiles = dur.quantile([0.5, 0.9, 0.95, 0.99]).unstack()
-    out["latency_mean_ms"] = dur.mean().reindex(out.index)
-    for q, name in ((0.5, "p50"), (0.9, "p90"), (0.95, "p95"), (0.99, "p99")):
-        out[f"latency_{name}_ms"] = quantiles[q].reindex(out.index) if q in quantiles else np.nan
-    out["latency_max_ms"] = dur.max().reindex(out.index)
-    ttfb = samples[samples["metric"] == "http_req_waiting"].groupby("second")["value"]
-    out["ttfb_p50_ms"] = ttfb.quantile(0.5).reindex(out.index)
-    out["ttfb_p95_ms"] = ttfb.quantile(0.95).reindex(out.index)
-    return out.reset_index()
+def check_summary_line(record: dict[str, Any]) -> dict[str, Any]:
+    """The check in a few fields, for an outcome's evidence."""
+    items = record.get("items", [])
+    quantiles = [abs(i["diff_pct"]) for i in items if i["stat"] in _SUMMARY_QUANTILES and i["diff_pct"] is not None]
+    return {"agrees": record.get("agrees"), "checked": len(items),
+            "disagreeing": [f"{i['metric']} {i['stat']}: raw {i['raw']:.6g} vs k6 {i['k6']:.6g}"
+                            for i in items if not i["agrees"]],
+            "max_percentile_diff_pct": max(quantiles, default=None), "tolerance_pct": record.get("quantile_error_pct")}
 
 
-def bucket_index(values_ms: np.ndarray) -> np.ndarray:
-    """Histogram bucket of each latency (ms); bucket i covers [MIN*2^(i/B), MIN*2^((i+1)/B))."""
-    clipped = np.clip(values_ms, HIST_MIN_MS, None)
-    idx = np.floor(np.log2(clipped / HIST_MIN_MS) * HIST_BUCKETS_PER_OCTAVE).astype(np.int64)
-    return np.clip(idx, 0, HIST_MAX_INDEX)
+# -------------------------------------------------------------------------------- files
+def _second_histograms_table(agg: SecondAggregate) -> pa.Table:
+    t0 = agg.seconds.base or 0
+    frames = [agg.second_histograms(code).assign(metric=name) for code, name in LATENCY_METRICS.items()]
+    frame = pd.concat(frames, ignore_index=True)
+    frame = pd.DataFrame({"metric": frame["metric"].astype("category"), "t_s": frame["epoch_s"] - t0,
+                          "epoch_s": frame["epoch_s"], "bucket": frame["bucket"].astype("int16"),
+                          "count": frame["count"].astype("int64")})
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    return table.replace_schema_metadata({
+        "buckets_per_octave": str(HIST_BUCKETS_PER_OCTAVE), "min_ms": str(HIST_MIN_MS),
+        "bucket": "i covers [min_ms * 2^(i/B), min_ms * 2^((i+1)/B)) ms, B = buckets_per_octave",
+    })
 
 
-def bucket_upper_ms(index: np.ndarray | pd.Series) -> np.ndarray:
-    return HIST_MIN_MS * np.power(2.0, (np.asarray(index) + 1) / HIST_BUCKETS_PER_OCTAVE)
+def write_series(agg: RawAggregate, out_dir: Path, summary: Path | None = None, *,
+                 timeseries_name: str = SERIES_FILES["timeseries"],
+                 check: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write the derived files of an aggregate into ``out_dir``; returns the check record.
+
+    The check compares with the k6 ``summary`` file, unless a ``check`` already made is given."""
+    seconds = agg.seconds
+    seconds.per_second().to_csv(out_dir / timeseries_name, index=False, float_format="%.4f")
+    seconds.histogram(DURATION).to_csv(out_dir / SERIES_FILES["histogram"], index=False, float_format="%.6f")
+    statuses = seconds.status_frame() if agg.stats.has_status else seconds.status_frame().iloc[0:0]
+    statuses.to_csv(out_dir / SERIES_FILES["statuses"], index=False)
+    pq.write_table(_second_histograms_table(seconds), out_dir / SERIES_FILES["second_histograms"], compression="zstd")
+    truncated_note = out_dir / TRUNCATED_NOTE
+    if agg.stats.truncated:
+        truncated_note.write_text(agg.stats.truncated + "\n")
+    else:
+        truncated_note.unlink(missing_ok=True)
+    record = _check_record(agg, summary, check)
+    # Written last: its presence (and format) says the set above is complete.
+    (out_dir / SERIES_FILES["raw_check"]).write_text(json.dumps(record, indent=1))
+    return record
 
 
-def latency_histogram(samples: pd.DataFrame, metric: str = "http_req_duration") -> pd.DataFrame:
-    values = samples.loc[samples["metric"] == metric, "value"].to_numpy()
-    if values.size == 0:
-        return pd.DataFrame(columns=["bucket", "upper_ms", "count"])
-    idx, counts = np.unique(bucket_index(values), return_counts=True)
-    return pd.DataFrame({"bucket": idx, "upper_ms": bucket_upper_ms(idx), "count": counts})
+def write_timeseries(raw: Path, out_csv: Path, summary: Path | None = None) -> str | None:
+    """Derive every series file of ``raw`` next to ``out_csv``; returns the truncation note, if any.
+
+    The whole-run figures are checked against ``summary`` (default: the ``summary.json`` next to
+    ``out_csv``, if there is one)."""
+    if summary is None and out_csv.with_name("summary.json").exists():
+        summary = out_csv.with_name("summary.json")
+    agg = aggregate_raw(raw)
+    write_series(agg, out_csv.parent, summary, timeseries_name=out_csv.name)
+    return agg.stats.truncated
 
 
-def histogram_quantile(hist: pd.DataFrame, q: float) -> float:
-    """A quantile from (merged) bucket counts: the upper edge of the bucket holding it."""
-    if hist.empty:
-        return float("nan")
-    ordered = hist.groupby("bucket", as_index=False)["count"].sum().sort_values("bucket")
-    cumulative = ordered["count"].cumsum().to_numpy()
-    rank = q * cumulative[-1]
-    pos = int(np.searchsorted(cumulative, rank, side="left"))
-    return float(bucket_upper_ms(ordered["bucket"].to_numpy()[min(pos, len(ordered) - 1)]))
+# ------------------------------------------------------------------------ reading back
+def read_second_histograms(path: Path) -> pd.DataFrame:
+    """``histograms.parquet``: metric, t_s, epoch_s, bucket, count (one row per non-empty cell)."""
+    return pd.read_parquet(path)
 
 
-def write_timeseries(raw: Path, out_csv: Path) -> str | None:
-    """Write ``timeseries.csv``, ``histogram.csv`` and ``statuses.csv`` next to each other.
+def window_quantiles(histograms: pd.DataFrame, window_s: int, qs: list[float],
+                     metric: str = "http_req_duration") -> pd.DataFrame:
+    """Percentiles over consecutive windows of ``window_s`` seconds, from per-second histograms.
 
-    Returns the truncation note, if the raw file was cut short."""
-    samples = read_raw(raw)
-    per_second(samples.frame).to_csv(out_csv, index=False, float_format="%.4f")
-    latency_histogram(samples.frame).to_csv(out_csv.with_name("histogram.csv"), index=False, float_format="%.6f")
-    samples.statuses.to_csv(out_csv.with_name("statuses.csv"), index=False)
-    if samples.truncated:
-        out_csv.with_name("raw-truncated.txt").write_text(samples.truncated + "\n")
-    return samples.truncated
+    One row per window with samples: ``t_s`` (the window's first second), ``samples`` and one
+    column per quantile (``p50``, ``p99.9``, ...), each within ``QUANTILE_ERROR`` of the exact value."""
+    rows = histograms[histograms["metric"] == metric]
+    names = [f"p{q * 100:g}" for q in qs]
+    if rows.empty:
+        return pd.DataFrame(columns=["t_s", "samples", *names])
+    window = rows["t_s"].to_numpy(dtype=np.int64) // window_s
+    counts = rows["count"].to_numpy(dtype=np.int64)
+    groups, values = grouped_quantiles(window, rows["bucket"].to_numpy(dtype=np.int64), counts, qs)
+    samples = np.bincount(np.searchsorted(groups, window), weights=counts).astype(np.int64)
+    out = pd.DataFrame({"t_s": groups * window_s, "samples": samples})
+    for j, name in enumerate(names):
+        out[name] = values[:, j]
+    return out

@@ -37,6 +37,7 @@ RULE_TITLES = {
     "control": "The A/A control is off",
     "efficiency": "The efficiency rate was not sustained",
     "streaming": "Streams did not arrive whole",
+    "raw_mismatch": "Per-request samples disagree with k6's summary",
 }
 
 
@@ -220,6 +221,20 @@ def _streaming(suite: SuiteResults | None) -> list[Finding]:
     return out
 
 
+def _raw_mismatch(run: RunData) -> list[Finding]:
+    """The charts and per-second series come from k6's raw samples, the table from its summary: they must agree."""
+    out = []
+    for r in run.raw_checks.itertuples():
+        if r.agrees is False:
+            why = f" (the raw file was cut short: {r.truncated})" if r.truncated else ""
+            shown = "; ".join(r.disagreeing[:3]) + ("; ..." if len(r.disagreeing) > 3 else "")
+            out.append(Finding("raw_mismatch", r.target,
+                               f"repeat {r.repeat}: {shown}{why}. Counts must be equal and percentiles within "
+                               f"{r.quantile_error_pct:.2f}% (the histogram's bucket error); its per-second series "
+                               "and latency chart do not describe the same requests as its table row."))
+    return out
+
+
 def check(run: RunData, table: pd.DataFrame, suite: SuiteResults | None = None) -> list[Finding]:
     """All findings for a comparison table, in rule order."""
     return [
@@ -230,6 +245,7 @@ def check(run: RunData, table: pd.DataFrame, suite: SuiteResults | None = None) 
         *_few_requests(table),
         *_unequal_work(run, table),
         *_noisy(table),
+        *_raw_mismatch(run),
         *_control(table, suite),
         *_efficiency(suite),
         *_streaming(suite),

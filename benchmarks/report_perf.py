@@ -4,11 +4,13 @@ Generates a synthetic run in the results format (the published matrix: baseline,
 gateways, 3 repeats each, 3 minutes per repeat at 30,000 RPS, with per-second series, latency
 histograms, resource samples and k6-shaped summaries), then builds the full report (comparison,
 validity, markdown, HTML with charts, Parquet) in a fresh process and reports wall time and peak
-RSS. Optionally also times the per-request stage (k6 CSV -> per-second series) on N seconds of
-30,000 RPS raw samples.
+RSS. Optionally also times the per-request stage (k6 CSV -> per-second series and histograms) on
+N seconds of 30,000 RPS raw samples, in a fresh process, and how much of the file it used; and the
+same for several such files at once (repeats: one worker process per usable CPU).
 
-    .venv/bin/python benchmarks/report_perf.py                 # report stage
-    .venv/bin/python benchmarks/report_perf.py --raw-seconds 5 # plus the per-request stage
+    .venv/bin/python benchmarks/report_perf.py                    # report stage
+    .venv/bin/python benchmarks/report_perf.py --raw-seconds 180  # plus one 3-minute raw file
+    .venv/bin/python benchmarks/report_perf.py --raw-seconds 20 --raw-files 3  # plus 3 files at once
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from aigw_bench.results import MANIFEST, Outcome, target_dir, write_outcome  # noqa: E402
-from analysis.timeseries import bucket_index, bucket_upper_ms  # noqa: E402
+from analysis.buckets import bucket_index, bucket_upper_ms  # noqa: E402
+from analysis.k6csv import usable_cpus  # noqa: E402
 
 TARGETS = {"wiremock": "baseline", "nginx": "floor", "kong": "gateway", "portkey": "gateway", "litellm": "gateway"}
 RPS = 30_000
@@ -124,17 +127,37 @@ def make_raw_csv(path: Path, seconds: int) -> int:
 
 
 def _measure(code: str) -> dict:
-    """Run `code` in a fresh interpreter; wall time and that process's peak RSS."""
+    """Run `code` in a fresh interpreter; wall time, its peak RSS and its worker processes' (if any)."""
     script = (f"import sys, time, resource; sys.path.insert(0, {str(REPO)!r}); t = time.perf_counter(); {code}; "
-              "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+              "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "
+              "resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
-    seconds, rss_kib = out.stdout.split()[-2:]
-    return {"seconds": float(seconds), "peak_rss_mib": int(rss_kib) / 1024}
+    seconds, rss_kib, children_kib = out.stdout.split()[-3:]
+    return {"seconds": float(seconds), "peak_rss_mib": int(rss_kib) / 1024,
+            "children_rss_mib": int(children_kib) / 1024}
+
+
+def _raw_run(root: Path, raw: Path, files: int) -> Path:
+    """A run directory whose `files` targets each hold (a link to) the same raw file and a summary."""
+    run_dir = root / "raw-run"
+    run_dir.mkdir()
+    names = [f"target{i + 1}" for i in range(files)]
+    (run_dir / MANIFEST).write_text(json.dumps({"kind": "aigw-bench run", "format": 1, "targets": {
+        n: {"role": "gateway"} for n in names}, "order": [{"repeat": 1, "target": n} for n in names]}))
+    for name in names:
+        work = target_dir(run_dir, name, 1)
+        work.mkdir(parents=True)
+        (work / "raw.csv.gz").hardlink_to(raw)
+        (work / "summary.json").write_text("{}")
+        write_outcome(run_dir, Outcome(target=name, repeat=1, status="ok",
+                                       files={"summary": "summary.json", "raw": "raw.csv.gz"}))
+    return run_dir
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--raw-seconds", type=int, default=0, help="also time N seconds of raw samples (30k RPS)")
+    parser.add_argument("--raw-files", type=int, default=1, help="also derive this many such files at once")
     parser.add_argument("--keep", type=Path, help="write the synthetic run here instead of a temporary directory")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -156,6 +179,18 @@ def main() -> None:
             print(f"write_timeseries on {requests:,} requests ({args.raw_seconds} s at {RPS:,} RPS, "
                   f"{raw.stat().st_size / 2**20:.0f} MiB gzip): {m['seconds']:.2f} s, "
                   f"peak RSS {m['peak_rss_mib']:.0f} MiB, {requests / m['seconds']:,.0f} requests/s")
+            check = json.loads((root / "raw-check.json").read_text())
+            print(f"  read {check['rows_read']:,} rows, used {check['rows_used']:,} "
+                  f"({check['rows_used'] / check['rows_read']:.1%}: the other metrics are never needed)")
+            if args.raw_files > 1:
+                run_dir = _raw_run(root, raw, args.raw_files)
+                m = _measure(f"from analysis.derive import ensure_derived; from aigw_bench.results import "
+                             f"read_outcomes; p = __import__('pathlib').Path({str(run_dir)!r}); "
+                             f"ensure_derived(p, read_outcomes(p))")
+                workers = f", {m['children_rss_mib']:.0f} MiB (largest worker process)" if m["children_rss_mib"] else ""
+                print(f"ensure_derived on {args.raw_files} such files ({usable_cpus()} usable CPUs): "
+                      f"{m['seconds']:.2f} s ({m['seconds'] / args.raw_files:.2f} s per file), peak RSS "
+                      f"{m['peak_rss_mib']:.0f} MiB{workers}")
 
 
 if __name__ == "__main__":

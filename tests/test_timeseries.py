@@ -1,27 +1,38 @@
-"""k6 CSV samples -> per-second series and histogram; a file cut short keeps what came before."""
+"""k6 CSV samples -> per-second series and histograms, streamed; a file cut short keeps what came before."""
 
 from __future__ import annotations
 
 import gzip
+import json
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from analysis.buckets import QUANTILE_ERROR, histogram_quantile, latency_histogram
+from analysis.k6csv import DURATION
 from analysis.timeseries import (
+    SERIES_FILES,
     TimeseriesError,
-    histogram_quantile,
-    latency_histogram,
-    per_second,
-    read_raw,
+    aggregate_raw,
+    read_second_histograms,
+    window_quantiles,
+    write_series,
     write_timeseries,
 )
-from tests.crafted import k6_csv
+from tests.crafted import HEADER, k6_csv
+
+# k6 writes values with six decimals: an estimate may be off by that much on top of the bucket error.
+ROUNDING_MS = 1e-6
 
 
 def write_gz(path, text):
     with gzip.open(path, "wt") as fh:
         fh.write(text)
+
+
+def within_bucket_error(estimate, exact):
+    return abs(estimate - exact) <= QUANTILE_ERROR * abs(exact) + ROUNDING_MS
 
 
 def test_per_second_counts_and_percentiles(tmp_path):
@@ -30,58 +41,121 @@ def test_per_second_counts_and_percentiles(tmp_path):
     seconds[1][:10] = [(5.0, 0)] * 10  # ten failures in second 1
     raw = tmp_path / "raw.csv.gz"
     write_gz(raw, k6_csv(seconds))
-    series = per_second(read_raw(raw).frame)
+    series = aggregate_raw(raw).seconds.per_second()
     assert series["requests"].tolist() == [200, 200, 200]
     assert series["errors"].tolist() == [0, 10, 0]
-    expected_p95 = np.quantile([d for d, _ in seconds[2]], 0.95)
-    assert series.loc[2, "latency_p95_ms"] == pytest.approx(expected_p95, rel=1e-6)
-    assert series.loc[0, "latency_max_ms"] == pytest.approx(max(d for d, _ in seconds[0]), rel=1e-6)
+    for s in range(3):
+        durations = [round(d, 6) for d, _ in seconds[s]]
+        for q, column in ((0.5, "latency_p50_ms"), (0.95, "latency_p95_ms"), (0.99, "latency_p99_ms")):
+            assert within_bucket_error(series.loc[s, column], np.quantile(durations, q)), (s, column)
+        assert series.loc[s, "latency_max_ms"] == max(durations)
+        assert series.loc[s, "latency_mean_ms"] == pytest.approx(np.mean(durations), rel=1e-12)
+        ttfb = [round(d * 0.9, 6) for d, _ in seconds[s]]
+        assert within_bucket_error(series.loc[s, "ttfb_p95_ms"], np.quantile(ttfb, 0.95))
 
 
-def test_histogram_quantiles_are_within_bucket_resolution():
+def test_histogram_quantiles_are_within_the_bucket_error():
     rng = np.random.default_rng(3)
     values = rng.lognormal(mean=3, sigma=0.8, size=50_000)
-    frame = pd.DataFrame({"metric": "http_req_duration", "t_ms": 0, "value": values})
-    hist = latency_histogram(frame)
+    hist = latency_histogram(values)
     assert hist["count"].sum() == values.size
-    for q in (0.5, 0.95, 0.99):
-        assert histogram_quantile(hist, q) == pytest.approx(np.quantile(values, q), rel=0.025)
+    for q in (0.001, 0.5, 0.9, 0.95, 0.99, 0.999, 1.0):
+        assert within_bucket_error(histogram_quantile(hist, q), np.quantile(values, q)), q
+
+
+def test_quantiles_interpolate_between_sparse_samples_like_k6():
+    # k6 (and numpy) interpolate between the two samples around rank q * (n - 1): with few samples
+    # far apart, taking either one alone would be off by far more than a bucket.
+    values = np.array([1.0, 2.0, 4.0, 8.0, 100.0])
+    hist = latency_histogram(values)
+    for q in (0.1, 0.3, 0.5, 0.7, 0.9, 0.95):
+        assert within_bucket_error(histogram_quantile(hist, q), np.quantile(values, q)), q
 
 
 def test_histograms_merge_by_adding_counts():
     rng = np.random.default_rng(5)
     a, b = rng.uniform(1, 10, 10_000), rng.uniform(50, 100, 10_000)
-    frame = lambda v: pd.DataFrame({"metric": "http_req_duration", "t_ms": 0, "value": v})  # noqa: E731
-    merged = pd.concat([latency_histogram(frame(a)), latency_histogram(frame(b))])
-    together = latency_histogram(frame(np.concatenate([a, b])))
+    merged = pd.concat([latency_histogram(a), latency_histogram(b)])
+    together = latency_histogram(np.concatenate([a, b]))
     for q in (0.25, 0.5, 0.9):
         assert histogram_quantile(merged, q) == histogram_quantile(together, q)
 
 
-def test_gzip_cut_short_keeps_the_complete_part(tmp_path, monkeypatch):
-    import analysis.timeseries as ts
+def shuffled_k6_csv(rng, seconds=6, per_second=400):
+    """k6-like rows: requests of varied latency and status, every metric k6 writes, rows a little out of order."""
+    lines = [HEADER]
+    t0 = 1_700_000_000_000
+    for i in range(seconds * per_second):
+        t = t0 + int(i * 1000 / per_second) + int(rng.integers(0, 3))
+        d = float(rng.lognormal(2, 1))
+        status = int(rng.choice([200, 200, 200, 502, 0]))
+        tail = f",,,,true,,POST,,HTTP/1.1,seed,,{status},,,,,\n"
+        rows = [("http_reqs", 1.0), ("http_req_duration", d), ("http_req_blocked", 0.01), ("http_req_waiting", d * 0.7),
+                ("checks", 1.0), ("aigw_ok", float(status == 200)), ("iterations", 1.0), ("data_sent", 5784.0)]
+        lines += [f"{m},{t},{v:.6f}{tail}" for m, v in rows]
+    cut = len(lines) // 2  # k6 flushes buffered samples: a few arrive after later ones
+    lines[cut : cut + 18] = lines[cut + 9 : cut + 18] + lines[cut : cut + 9]
+    lines.append("vus,1700000006000,10.000000,,,,,,,,,,,,,,,,\n")
+    return "".join(lines)
 
-    monkeypatch.setattr(ts, "_CHUNK_ROWS", 500)  # several chunks in a small file
-    seconds = [[(10.0, 1)] * 300 for _ in range(5)]
+
+def derived_files(agg, out):
+    out.mkdir()
+    write_series(agg, out)
+    return {name: (out / name).read_bytes() for key, name in SERIES_FILES.items() if key != "raw_check"}
+
+
+def test_results_are_identical_whether_the_file_is_read_in_one_chunk_or_many(tmp_path):
+    raw = tmp_path / "raw.csv.gz"
+    write_gz(raw, shuffled_k6_csv(np.random.default_rng(11)))
+    one = aggregate_raw(raw, block_bytes=1 << 30, threads=1)
+    many = aggregate_raw(raw, block_bytes=2_000, threads=3)
+    assert one.stats.rows == many.stats.rows == 6 * 400 * 8 + 1
+    assert derived_files(one, tmp_path / "one") == derived_files(many, tmp_path / "many")
+    series = pd.read_csv(tmp_path / "many" / "timeseries.csv")
+    assert series["requests"].sum() == 2400
+    assert series["latency_mean_ms"].notna().all()
+
+
+def test_cut_short_file_keeps_the_seconds_before_the_cut(tmp_path):
+    seconds = [[(10.0 + i % 7, 1) for i in range(300)] for _ in range(5)]
     full = tmp_path / "full.csv.gz"
     write_gz(full, k6_csv(seconds))
     cut = tmp_path / "raw.csv.gz"
-    data = full.read_bytes()
-    cut.write_bytes(data[: int(len(data) * 0.6)])
+    cut.write_bytes(full.read_bytes()[: int(full.stat().st_size * 0.6)])
     note = write_timeseries(cut, tmp_path / "timeseries.csv")
     assert note and "reading stopped after" in note
+    assert (tmp_path / "raw-truncated.txt").read_text().strip() == note
     series = pd.read_csv(tmp_path / "timeseries.csv")
-    assert 0 < series["requests"].sum() < 1500
-    assert (tmp_path / "raw-truncated.txt").exists()
+    reference = aggregate_raw(full).seconds.per_second()
+    # Every second wholly before the cut is there, exactly as in the complete file; the last one is partial.
+    complete = series.iloc[:-1]
+    assert len(complete) >= 2
+    pd.testing.assert_frame_equal(complete.reset_index(drop=True),
+                                  pd.read_csv(pd.io.common.StringIO(reference.iloc[: len(complete)].to_csv(
+                                      index=False, float_format="%.4f"))))
+    assert 0 < series["requests"].iloc[-1] <= 300
+    # How the file is cut into blocks does not change what is kept.
+    small = aggregate_raw(cut, block_bytes=1_000, threads=2)
+    assert small.stats.rows == aggregate_raw(cut).stats.rows
+    assert small.seconds.per_second().equals(aggregate_raw(cut).seconds.per_second())
 
 
-def test_missing_or_garbage_raw_file_is_an_error(tmp_path):
+def test_missing_garbage_or_wrong_raw_file_is_an_error(tmp_path):
     with pytest.raises(TimeseriesError, match="missing"):
-        read_raw(tmp_path / "nope.csv.gz")
+        aggregate_raw(tmp_path / "nope.csv.gz")
     bad = tmp_path / "bad.csv.gz"
     bad.write_bytes(b"not gzip at all")
     with pytest.raises(TimeseriesError, match="unreadable"):
-        read_raw(bad)
+        aggregate_raw(bad)
+    other = tmp_path / "other.csv.gz"
+    write_gz(other, "a,b,c\n1,2,3\n")
+    with pytest.raises(TimeseriesError, match=r"not k6 CSV output.*metric_name"):
+        aggregate_raw(other)
+    seconds = tmp_path / "seconds.csv.gz"  # k6's default time format: unix seconds
+    write_gz(seconds, k6_csv([[(10.0, 1)]], t0_ms=1_700_000_000))
+    with pytest.raises(TimeseriesError, match="K6_CSV_TIME_FORMAT=unix_milli"):
+        aggregate_raw(seconds)
 
 
 def test_status_mix_counts_requests_by_http_status(tmp_path):
@@ -94,5 +168,80 @@ def test_status_mix_counts_requests_by_http_status(tmp_path):
            for i, line in enumerate(bad)]
     raw = tmp_path / "raw.csv.gz"
     write_gz(raw, "".join(bad))
-    mix = read_raw(raw).statuses.set_index("status")["requests"].to_dict()
-    assert mix == {0: 1, 200: 3, 502: 1}
+    assert aggregate_raw(raw).seconds.statuses == {0: 1, 200: 3, 502: 1}
+
+
+def test_without_the_status_tag_the_status_mix_is_empty_not_made_up(tmp_path):
+    text = k6_csv([[(10.0, 1)] * 5]).replace(",status,", ",state,")
+    raw = tmp_path / "raw.csv.gz"
+    write_gz(raw, text)
+    write_timeseries(raw, tmp_path / "timeseries.csv")
+    assert pd.read_csv(tmp_path / "statuses.csv").empty
+    assert pd.read_csv(tmp_path / "timeseries.csv")["requests"].tolist() == [5]
+
+
+def test_window_quantiles_from_the_per_second_histograms(tmp_path):
+    rng = np.random.default_rng(17)
+    seconds = [[(float(d), 1) for d in rng.lognormal(2 + s / 10, 0.6, 300)] for s in range(12)]
+    raw = tmp_path / "raw.csv.gz"
+    write_gz(raw, k6_csv(seconds))
+    write_timeseries(raw, tmp_path / "timeseries.csv")
+    hists = read_second_histograms(tmp_path / "histograms.parquet")
+    windows = window_quantiles(hists, 5, [0.5, 0.99])
+    assert windows["t_s"].tolist() == [0, 5, 10] and windows["samples"].tolist() == [1500, 1500, 600]
+    for row in windows.itertuples():
+        exact = [round(d, 6) for s in seconds[row.t_s : row.t_s + 5] for d, _ in s]
+        assert within_bucket_error(row.p50, np.quantile(exact, 0.5))
+        assert within_bucket_error(row.p99, np.quantile(exact, 0.99))
+    # One-second windows are the series' own percentiles.
+    series = pd.read_csv(tmp_path / "timeseries.csv")
+    per_second = window_quantiles(hists, 1, [0.95])
+    assert per_second["p95"].round(4).tolist() == series["latency_p95_ms"].tolist()
+    ttfb = window_quantiles(hists, 12, [0.5], metric="http_req_waiting")
+    exact_ttfb = [round(d * 0.9, 6) for s in seconds for d, _ in s]
+    assert within_bucket_error(ttfb["p50"].iloc[0], np.quantile(exact_ttfb, 0.5))
+
+
+def summary_for(durations, requests=None):
+    q = {"med": 0.5, "p(50)": 0.5, "p(90)": 0.9, "p(95)": 0.95, "p(99)": 0.99, "p(99.9)": 0.999}
+    values = {stat: float(np.quantile(durations, p)) for stat, p in q.items()}
+    values.update(count=len(durations), max=float(np.max(durations)), avg=float(np.mean(durations)))
+    return {"metrics": {"http_reqs": {"values": {"count": requests or len(durations)}},
+                        "http_req_duration": {"values": values}}}
+
+
+def test_whole_run_check_against_k6s_summary(tmp_path):
+    rng = np.random.default_rng(23)
+    durations = np.round(rng.lognormal(2.5, 0.7, 3000), 6)
+    raw = tmp_path / "raw.csv.gz"
+    write_gz(raw, k6_csv([[(float(d), 1) for d in durations[i : i + 1000]] for i in range(0, 3000, 1000)]))
+    (tmp_path / "summary.json").write_text(json.dumps(summary_for(durations)))
+    write_timeseries(raw, tmp_path / "timeseries.csv")
+    record = json.loads((tmp_path / "raw-check.json").read_text())
+    assert record["agrees"] is True
+    stats = {(i["metric"], i["stat"]) for i in record["items"]}
+    assert {("http_reqs", "count"), ("http_req_duration", "p(99)"), ("http_req_duration", "max"),
+            ("http_req_duration", "avg")} <= stats
+    # A summary of other requests (one more request, a higher p95) is caught.
+    wrong = summary_for(durations, requests=3001)
+    wrong["metrics"]["http_req_duration"]["values"]["p(95)"] *= 1 + 2 * QUANTILE_ERROR
+    (tmp_path / "summary.json").write_text(json.dumps(wrong))
+    write_timeseries(raw, tmp_path / "timeseries.csv")
+    record = json.loads((tmp_path / "raw-check.json").read_text())
+    assert record["agrees"] is False
+    assert {(i["metric"], i["stat"]) for i in record["items"] if not i["agrees"]} == {
+        ("http_reqs", "count"), ("http_req_duration", "p(95)")}
+
+
+def test_histogram_file_matches_the_raw_samples(tmp_path):
+    rng = np.random.default_rng(29)
+    durations = rng.lognormal(1, 1, 2000)
+    raw = tmp_path / "raw.csv.gz"
+    write_gz(raw, k6_csv([[(float(d), 1) for d in durations]]))
+    write_timeseries(raw, tmp_path / "timeseries.csv")
+    hist = pd.read_csv(tmp_path / "histogram.csv")
+    assert list(hist.columns) == ["bucket", "upper_ms", "count"]
+    expected = latency_histogram(np.round(durations, 6))
+    assert hist["bucket"].tolist() == expected["bucket"].tolist()
+    assert hist["count"].tolist() == expected["count"].tolist()
+    assert aggregate_raw(raw).seconds.histogram(DURATION)["count"].sum() == 2000

@@ -47,7 +47,7 @@ from aigw_bench.results import (
     write_outcome,
 )
 from aigw_bench.templating import render_file, render_list, render_map, render_str, render_vars
-from analysis.timeseries import TimeseriesError, write_timeseries
+from analysis.derive import ensure_derived
 from k6_scripts.render import build_body
 from k6_scripts.scenarios import Scenario, ScenarioParams, interleaved_order, scenario_record
 from k6_scripts.suites import RigSizes, Suite, SuiteSizes
@@ -470,16 +470,5 @@ class LocalRunner:
             if outcome.status == "ok" and "summary" not in outcome.files:
                 outcome.status, outcome.reason = "invalid_output", outcome.reason or "k6 wrote no summary; see k6.log"
             return
-        raw = work / outcome.files["raw"] if "raw" in outcome.files else None
-        if raw is not None and raw.exists():
-            out = raw.with_name("timeseries.csv")
-            prefix = str(out.parent.relative_to(work))
-            try:
-                truncated = write_timeseries(raw, out)
-                for key, name in (("timeseries", "timeseries.csv"), ("histogram", "histogram.csv"),
-                                  ("statuses", "statuses.csv")):
-                    outcome.files[key] = f"{prefix}/{name}"
-                if truncated:
-                    outcome.evidence["raw_truncated"] = truncated
-            except TimeseriesError as exc:
-                outcome.evidence["timeseries_error"] = str(exc)
+        assert self.run_dir is not None
+        ensure_derived(self.run_dir, [outcome])  # per-second series, histograms, the check against k6's summary
