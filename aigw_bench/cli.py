@@ -38,13 +38,31 @@ def main() -> None:
 @main.command("list")
 @_catalog_option
 def list_targets(catalog: Path | None) -> None:
-    """Show the catalog: every target, its pinned version and whether it runs on this machine."""
+    """Show the catalog (every target, its pinned version, whether it runs here), the mocks with their
+    pacing profiles, the suites and the scenarios."""
+    from aigw_bench.mock import load_profiles
+    from k6_scripts.scenarios import list_scenarios
+    from k6_scripts.suites import list_suites
+
     cat = load_catalog(catalog)
+    click.echo("targets:")
     for g in cat:
         where = "local + cloud" if g.local.runnable else "cloud only"
-        click.echo(f"{g.name:<10} {g.role:<9} {g.version:<10} {where:<14} {g.title}")
+        click.echo(f"  {g.name:<12} {g.role:<9} {g.version:<10} {where:<14} {g.title}")
         if not g.local.runnable:
-            click.echo(f"{'':<10} not runnable here: {' '.join((g.local.reason or '').split())}")
+            click.echo(f"  {'':<12} not runnable here: {' '.join((g.local.reason or '').split())}")
+    click.echo("mocks:")
+    for name in list_mocks():
+        m = load_mock(name)
+        default = " (default)" if name == DEFAULT_MOCK else ""
+        click.echo(f"  {name:<12} {m.version:<10} {m.title}{default}; pacing profiles: {', '.join(m.profiles)}")
+    click.echo("pacing profiles:")
+    for name, p in load_profiles().items():
+        pace = (f"TTFT {p.ttft_ms:g} ms, {p.per_token_ms:g} ms/token, {p.output_tokens or 24} tokens"
+                if p.paced else "no delay")
+        click.echo(f"  {name:<12} {pace}" + (f" ({p.source})" if p.source else ""))
+    click.echo(f"suites: {', '.join(list_suites())}  (aigw-bench run --suite NAME)")
+    click.echo(f"scenarios: {', '.join(list_scenarios())}  (aigw-bench run -s NAME)")
 
 
 @main.command()

@@ -58,8 +58,10 @@ def test_report_on_a_directory_that_is_not_a_run(tmp_path):
 def test_list_shows_kong_as_cloud_only():
     out = cli("list")
     assert out.returncode == 0
-    kong = next(line for line in out.stdout.splitlines() if line.startswith("kong "))
+    kong = next(line for line in out.stdout.splitlines() if line.strip().startswith("kong "))
     assert "cloud only" in kong
+    assert "fast" in out.stdout and "(default)" in out.stdout and "llm" in out.stdout
+    assert "suites: default, thorough" in out.stdout
 
 
 def test_render_prints_a_script_for_a_target():
