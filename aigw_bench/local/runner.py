@@ -227,7 +227,7 @@ class LocalRunner:
         interrupted = False
         with signals_as_exceptions():
             try:
-                manifest["rig"] = self._measure_rig()
+                manifest["rig"] = self.measure_rig()
             except (KeyboardInterrupt, Interrupted):
                 manifest["rig"] = {"error": "interrupted"}
                 interrupted = True
@@ -328,7 +328,7 @@ class LocalRunner:
         return restart
 
     # ---------------------------------------------------------------------------- the rig
-    def _measure_rig(self) -> dict[str, Any]:
+    def measure_rig(self) -> dict[str, Any]:
         """The mock alone and k6 straight to it: the run's ceiling and floor, before any target."""
         assert self.run_dir is not None
         plan = self.plan
