@@ -26,7 +26,7 @@ from analysis.report_md import (
     results_note,
     version_rows,
 )
-from analysis.report_tables import rig_summary, suite_tables
+from analysis.report_tables import closing_tables, rig_summary, suite_tables
 from analysis.suite import SuiteResults
 from analysis.validity import RULE_TITLES, Finding
 
@@ -120,6 +120,7 @@ def render_html(run: RunData, table: pd.DataFrame, findings: list[Finding], head
         intro=intro_text(run),
         rig_lines=[line.replace("**", "") for line in rig_summary(run)],
         suite_tables=suite_tables(run, suite, table) if suite is not None and not suite.empty else [],
+        closing_tables=closing_tables(run),
         results=_results(run, table, colours),
         repeats_table=_repeats(table),
         charts=_charts(run, table, colours, suite),

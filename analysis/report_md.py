@@ -14,7 +14,7 @@ import pandas as pd
 from analysis.compare import MAX_VALID_ERROR_RATE
 from analysis.headline import Headline
 from analysis.load import RunData
-from analysis.report_tables import rig_summary, suite_tables
+from analysis.report_tables import closing_tables, rig_summary, suite_tables
 from analysis.suite import SuiteResults
 from analysis.validity import RULE_TITLES, Finding
 
@@ -269,6 +269,8 @@ def render_markdown(run: RunData, table: pd.DataFrame, findings: list[Finding], 
     cost = m.get("cost")
     if cost:
         parts += ["## Cost", "", cost_markdown(table, cost), ""]
+    for t in closing_tables(run):
+        parts += [f"## {t.title}", "", markdown_table(t.headers, t.rows), "", t.note, ""]
     parts += ["## Versions", "",
               markdown_table(["component", "pinned", "installed (probed)", "source"], version_rows(m)), "",
               "## How this was measured", "", *(f"- {line}" for line in manifest_lines(m)), ""]

@@ -175,3 +175,42 @@ def suite_tables(run: RunData, suite: SuiteResults, table: pd.DataFrame) -> list
     baseline = next((t for t, role in run.roles().items() if role == "baseline"), None)
     return [t for t in (overhead_table(suite, order), frontier_table(suite, order, baseline),
                         efficiency_table(suite, order), streaming_table(suite, order)) if t is not None]
+
+
+def closing_tables(run: RunData) -> list[TextTable]:
+    """Tables after the results: for now, where the time went."""
+    return [t for t in (durations_table(run),) if t is not None]
+
+
+def durations_table(run: RunData) -> TextTable | None:
+    """Where the run's time went: the rig, each step kind (all sessions), start-up and the rest."""
+    from datetime import datetime
+
+    def seconds(start: str | None, end: str | None) -> float | None:
+        if not start or not end:
+            return None
+        return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
+
+    m = run.manifest
+    total = seconds(m.get("created_at"), m.get("finished_at"))
+    sessions = [o for o in run.sessions if o.started_at and o.finished_at]
+    if total is None or not sessions:
+        return None
+    first = min(o.started_at for o in sessions if o.started_at)
+    per_step: dict[str, list[float]] = {}
+    in_steps = 0.0
+    for o in sessions:
+        for name, step in o.steps.items():
+            took = seconds(step.started_at, step.finished_at)
+            if took is not None and step.status != "skipped":
+                per_step.setdefault(name, []).append(took)
+                in_steps += took
+    session_total = sum(seconds(o.started_at, o.finished_at) or 0.0 for o in sessions)
+    rows = [["the rig (ceiling, floor, frontier)", _num(seconds(m["created_at"], first)), "1", "–"]]
+    rows += [[name, _num(sum(v)), str(len(v)), _num(sum(v) / len(v), 1)] for name, v in per_step.items()]
+    rows.append(["starting targets, checking routes, stopping", _num(session_total - in_steps), str(len(sessions)),
+                 _num((session_total - in_steps) / len(sessions), 1)])
+    rows.append(["whole run", _num(total), "", ""])
+    return TextTable("Where the time went", ["part", "seconds", "times", "seconds each"], rows,
+                     "Wall clock from the step records (started/finished) and the manifest; sessions include "
+                     "targets that could not run.")
