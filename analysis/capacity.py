@@ -3,7 +3,9 @@
 Each session's capacity step records every probe (rate, p99, errors, drops) and, per bound, the
 highest passing rate below the lowest failing one (:mod:`aigw_bench.measure.search`). Across repeats
 a target's capacity is the *lowest* of its repeats' (the rate it sustained every time), with the
-range shown beside it. A target that passed at the rig's reach in every repeat is rig-bound: its
+range shown beside it. Where a rate met the bound above a rate that failed it (the target's p99
+swings from step to step), ``passed_above_rps`` holds the highest such rate: the figure is unstable.
+A target that passed at the rig's reach in every repeat is rig-bound: its
 capacity is "at least" that rate and the ``capacity_rps`` column stays empty.
 """
 
@@ -15,7 +17,7 @@ import pandas as pd
 from analysis.load import RunData
 
 FRONTIER_COLUMNS = ["target", "p99_bound_ms", "max_rps", "rig_bound", "repeats", "max_rps_low", "max_rps_high",
-                    "p99_at_max_ms", "failing_rps", "resolved", "note"]
+                    "p99_at_max_ms", "failing_rps", "resolved", "note", "passed_above_rps"]
 PROBE_COLUMNS = ["target", "repeat", "rate", "p99_ms", "p50_ms", "error_rate", "dropped", "achieved_rps",
                  "requests", "clean", "problem"]
 
@@ -62,6 +64,7 @@ def frontier(run: RunData) -> pd.DataFrame:
             chosen = next(r for r in limited if r["capacity_rps"] is None)
         all_values = [r["capacity_rps"] for r in results if r["capacity_rps"] is not None]
         notes = sorted({r["note"] for r in results if r.get("note")})
+        above = [rate for r in results for rate in r.get("passed_above_rps") or []]
         rows.append({
             "target": target, "p99_bound_ms": bound,
             "max_rps": chosen["capacity_rps"], "rig_bound": rig_bound, "repeats": len(results),
@@ -69,6 +72,8 @@ def frontier(run: RunData) -> pd.DataFrame:
             "max_rps_high": max(all_values) if all_values else np.nan,
             "p99_at_max_ms": chosen["p99_at_capacity_ms"], "failing_rps": chosen["failing_rps"],
             "resolved": all(r["resolved"] for r in results), "note": "; ".join(notes) or None,
+            # The p99 met the bound again above a failing rate: the quoted figure is not a stable one.
+            "passed_above_rps": max(above) if above else np.nan,
         })
     return pd.DataFrame(rows, columns=FRONTIER_COLUMNS)
 

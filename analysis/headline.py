@@ -82,14 +82,18 @@ def _capacity_part(r: dict, cpus: int | None) -> str | None:
     if _true(r.get("capacity_rig_bound")):
         return (f"sustains at least {r['capacity_at_least_rps']:,.0f} RPS with p99 <= {bound:g} ms{on} "
                 "(rig-bound: more cannot be measured here)")
+    unstable = ""
+    if _present(r.get("capacity_unstable_up_to_rps")):
+        unstable = (f"; unstable: its p99 also met the bound at up to {r['capacity_unstable_up_to_rps']:,.0f} RPS "
+                    "in other steps")
     if _present(r.get("capacity_rps")):
         spread = ""
         if _present(r.get("capacity_high_rps")) and r["capacity_high_rps"] != r["capacity_rps"]:
             spread = f", lowest of its repeats; up to {r['capacity_high_rps']:,.0f}"
-        return f"sustains {r['capacity_rps']:,.0f} RPS with p99 <= {bound:g} ms{on}{spread}"
+        return f"sustains {r['capacity_rps']:,.0f} RPS with p99 <= {bound:g} ms{on}{spread}{unstable}"
     if _present(r.get("capacity_below_rps")):
-        return (f"sustains less than {r['capacity_below_rps']:,.0f} RPS with p99 <= {bound:g} ms{on} (no rate "
-                "tried met the bound)")
+        why = unstable or " (no rate tried met the bound)"
+        return f"sustains less than {r['capacity_below_rps']:,.0f} RPS with p99 <= {bound:g} ms{on}{why}"
     return f"met p99 <= {bound:g} ms at none of the rates tried"
 
 

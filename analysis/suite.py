@@ -32,6 +32,7 @@ SUITE_COLUMNS = [
     "rss_idle_mib", "rss_after_mib",
     "added_ttft_p50_ms", "added_ttft_p50_ms_ci_low", "added_ttft_p50_ms_ci_high", "added_ttft_p99_ms",
     "added_gap_p50_ms", "added_gap_p99_ms", "stream_complete_share", "stream_rebuffers",
+    "capacity_unstable_up_to_rps",
 ]
 
 
@@ -67,8 +68,9 @@ def suite_columns(results: SuiteResults) -> pd.DataFrame:
     cap = capacity_columns(results.frontier, results.default_bound_ms)
     if not cap.empty:
         at = results.frontier[results.frontier["p99_bound_ms"] == float(results.default_bound_ms or 0)]
-        cap = cap.merge(at[["target", "max_rps_low", "max_rps_high"]].rename(
-            columns={"max_rps_low": "capacity_low_rps", "max_rps_high": "capacity_high_rps"}), on="target")
+        cap = cap.merge(at[["target", "max_rps_low", "max_rps_high", "passed_above_rps"]].rename(
+            columns={"max_rps_low": "capacity_low_rps", "max_rps_high": "capacity_high_rps",
+                     "passed_above_rps": "capacity_unstable_up_to_rps"}), on="target")
     parts.append(cap)
     e = results.efficiency.rename(columns={"rate": "efficiency_rate", "sustained": "efficiency_sustained",
                                            "rss_load_mib": "rss_mib"})

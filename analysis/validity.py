@@ -38,6 +38,7 @@ RULE_TITLES = {
     "efficiency": "The efficiency rate was not sustained",
     "streaming": "Streams did not arrive whole",
     "raw_mismatch": "Per-request samples disagree with k6's summary",
+    "capacity_unstable": "A capacity is not stable from step to step",
 }
 
 
@@ -84,6 +85,20 @@ def _rig_bound(run: RunData, table: pd.DataFrame) -> list[Finding]:
             out.append(Finding("rig_bound", r.target,
                                "its capacity search reached the rig's own limit at the default p99 bound: it "
                                f"sustains at least {r.capacity_at_least_rps:,.0f} RPS; more cannot be measured here."))
+    return out
+
+
+def _capacity_unstable(table: pd.DataFrame) -> list[Finding]:
+    if "capacity_unstable_up_to_rps" not in table:
+        return []
+    out = []
+    for r in table.dropna(subset=["capacity_unstable_up_to_rps"]).itertuples():
+        below = r.capacity_rps if pd.notna(r.capacity_rps) else r.capacity_below_rps
+        out.append(Finding("capacity_unstable", r.target,
+                           f"at p99 <= {r.capacity_bound_ms:g} ms a step at {r.capacity_unstable_up_to_rps:,.0f} "
+                           f"RPS met the bound while a lower one failed it: its p99 swings from one short step to "
+                           f"the next (pauses, a noisy machine), so the quoted {below:,.0f} RPS is the cautious "
+                           "side of a range, not a stable capacity. Longer steps settle it: `--suite thorough`."))
     return out
 
 
@@ -241,6 +256,7 @@ def check(run: RunData, table: pd.DataFrame, suite: SuiteResults | None = None) 
         *_rig(run),
         *_errors(table),
         *_rig_bound(run, table),
+        *_capacity_unstable(table),
         *_loadgen_bottleneck(run, table),
         *_few_requests(table),
         *_unequal_work(run, table),

@@ -143,6 +143,7 @@ class SuiteTarget:
     added_ms: float = 2.0  # what the target adds to every request
     capacity: dict[float, float | None] = field(default_factory=lambda: {10: 100.0, 50: 400.0, 250: 600.0})
     rig_bound: set[float] = field(default_factory=set)  # bounds at which it passed at the rig's reach
+    unstable: dict[float, list[float]] = field(default_factory=dict)  # bound -> rates passed above a failing one
     cpu_ms: float = 2.0
     rss_mib: float = 200.0
     sustained: bool = True
@@ -213,7 +214,8 @@ def make_suite_run(root: Path, targets: dict[str, SuiteTarget], name: str = "sui
             if t.role != "baseline":
                 bounds = [{"bound_ms": b, "capacity_rps": c, "rig_bound": b in t.rig_bound, "failing_rps":
                            None if b in t.rig_bound or c is None else c * 1.1, "p99_at_capacity_ms": b * 0.8,
-                           "resolved": True, "note": None} for b, c in t.capacity.items()]
+                           "resolved": True, "note": None, "passed_above_rps": t.unstable.get(b, [])}
+                          for b, c in t.capacity.items()]
                 probes = [{"rate": c, "p99_ms": b * 0.8, "p50_ms": 1.0, "error_rate": 0.0, "dropped": 0,
                            "achieved_rps": c, "requests": int(c * 2), "problem": None, "clean": True}
                           for b, c in t.capacity.items() if c]

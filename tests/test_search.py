@@ -69,6 +69,20 @@ def test_nothing_passes_means_no_capacity():
     assert "no probed rate met the bound" in results[50].note
 
 
+def test_a_pass_above_a_failing_rate_is_marked_unstable_and_the_cautious_side_quoted():
+    # A target whose p99 jumps over 50 ms at 150 req/s (one pause caught in that step) but not above.
+    search = run_search(lambda rate: 80.0 if 140 <= rate <= 160 else staircase(rate), start=100)
+    r = by_bound(search)[50]
+    assert 140 <= r.failing_rps <= 160 and r.capacity_rps < r.failing_rps  # the lowest failing rate caps it
+    assert r.passed_above_rps and min(r.passed_above_rps) > 160 and max(r.passed_above_rps) <= 600
+    assert "noisy" in r.note
+    assert not by_bound(run_search(staircase, start=100))[50].passed_above_rps
+    # Nothing passed below the failing rate: the note must not say that nothing passed at all.
+    lone = by_bound(run_search(lambda rate: 80.0 if rate <= 200 else 5.0 if rate <= 600 else 400.0, start=150))[50]
+    assert lone.capacity_rps is None and lone.passed_above_rps
+    assert "no rate below the lowest failing one" in lone.note and "no probed rate met" not in lone.note
+
+
 def test_errors_drops_and_short_delivery_fail_a_probe_whatever_its_latency():
     assert not Probe(100, 5, 2, 0.002, 0, 100.0, 200).passes(50)  # 0.2% errors
     assert not Probe(100, 5, 2, 0.0, 3, 100.0, 200).passes(50)  # dropped iterations

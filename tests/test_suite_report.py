@@ -21,7 +21,7 @@ TARGETS = {
                          rig_bound={50.0, 250.0}, cpu_ms=0.2, rss_mib=15),
     "fastgw": SuiteTarget(added_ms=2.0, capacity={10: 150.0, 50: 400.0, 250: 500.0}, cpu_ms=2.5),
     "slowgw": SuiteTarget(added_ms=8.0, capacity={10: None, 50: 80.0, 250: 120.0}, cpu_ms=9.0, rss_mib=300,
-                          added_ttft_ms=40.0),
+                          added_ttft_ms=40.0, unstable={50.0: [95.0, 110.0]}),
 }
 
 
@@ -117,3 +117,14 @@ def test_html_has_the_suite_tables_and_charts(report):
         assert title in html, title
     assert 'id="chart-overhead"><svg' in html and 'id="chart-frontier"><svg' in html
     assert "<script" not in html
+
+
+def test_a_capacity_that_passed_above_a_failing_rate_is_called_unstable(report):
+    table = pd.read_csv(report.paths["comparison"]).set_index("target")
+    assert table.loc["slowgw", "capacity_rps"] == 80 and table.loc["slowgw", "capacity_unstable_up_to_rps"] == 110
+    assert pd.isna(table.loc["fastgw", "capacity_unstable_up_to_rps"])
+    head = next(h.text for h in report.headlines if h.text.startswith("slowgw "))
+    assert "sustains 80 RPS with p99 <= 50 ms" in head and "unstable" in head and "110 RPS" in head
+    assert "unstable" not in next(h.text for h in report.headlines if h.text.startswith("fastgw "))
+    unstable = [f.target for f in report.findings if f.rule == "capacity_unstable"]
+    assert unstable == ["slowgw"]

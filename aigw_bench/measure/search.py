@@ -81,6 +81,9 @@ class BoundResult:
     p99_at_capacity_ms: float | None
     resolved: bool  # bracket narrower than the resolution (or rig-bound)
     note: str | None = None
+    # Rates that met the bound above the lowest failing one: the target's p99 swings from step to
+    # step (pauses, noise), so the capacity quoted (the lower side) is not a stable figure.
+    passed_above_rps: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -169,22 +172,24 @@ class CapacitySearch:
             rig_bound = lo is not None and lo.rate >= self._bound_reach(bound)
             resolved = rig_bound or (lo is not None and hi is not None
                                      and hi.rate / lo.rate <= 1 + self.sizes.resolution)
+            above = sorted(p.rate for p in self.probes if p.passes(bound) and hi is not None and p.rate > hi.rate)
             note = None
-            if lo is None:
+            if lo is None and above:
+                note = f"no rate below the lowest failing one ({hi.rate:g} req/s) met the bound"  # type: ignore[union-attr]
+            elif lo is None:
                 note = (f"no probed rate met the bound (lowest tried {min(p.rate for p in self.probes):g} req/s)"
                         if self.probes else "not measured")
             elif hi is None and not rig_bound:
                 note = "passed at every rate tried; the step budget ran out before the rig's reach"
             elif not resolved:
                 note = f"step budget spent with the bracket {lo.rate:g}-{hi.rate:g} req/s"  # type: ignore[union-attr]
-            above = [p.rate for p in self.probes if p.passes(bound) and hi is not None and p.rate > hi.rate]
             if above:
                 note = ((note + "; ") if note else "") + (
                     f"noisy: passed again at {', '.join(f'{r:g}' for r in sorted(above))} req/s above a failing rate")
             out.append(BoundResult(
                 bound_ms=bound, capacity_rps=lo.rate if lo else None, rig_bound=rig_bound,
                 failing_rps=hi.rate if hi else None, p99_at_capacity_ms=lo.p99_ms if lo else None,
-                resolved=resolved, note=note))
+                resolved=resolved, note=note, passed_above_rps=above))
         return out
 
     def record(self) -> dict:
