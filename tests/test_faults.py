@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 
 from aigw_bench.errors import ConfigError, PortInUseError
+from aigw_bench.local.processes import Supervisor
 from aigw_bench.mock import load_mock
 from aigw_bench.results import read_outcomes
 from analysis.report import write_report
@@ -155,6 +156,14 @@ def test_port_conflict_is_a_clear_error_before_anything_starts(tmp_path, tools_r
         with pytest.raises(PortInUseError, match=rf"{port} \(needed by mock\)"):
             runner.run()
     assert not (tmp_path / "results").exists() or not any((tmp_path / "results").iterdir())
+    # The same for the rig's measurement on its own (benchmarks/rig_ceiling.py): the port is named.
+    with socket.socket() as holder:
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        holder.bind(("127.0.0.1", port))
+        holder.listen()
+        runner = make_runner(None, ["wiremock"], tmp_path / "alone")
+        with Supervisor() as sup, pytest.raises(PortInUseError, match=rf"{port} \(needed by mock\)"):
+            runner.start_mock(sup, tmp_path)
 
 
 def test_ctrl_c_stops_everything_and_keeps_what_was_measured(tmp_path, tools_ready, no_leftovers):
