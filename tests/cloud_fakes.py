@@ -263,3 +263,32 @@ def busy_command(command_id: str = "11111111-2222-3333-4444-555555555555") -> di
     return {"CommandId": command_id, "InstanceId": "i-0123456789abcdef0",
             "Comment": "aigw-bench 20261122-000000-seed kong r1 g1",
             "RequestedDateTime": datetime(2026, 11, 22, tzinfo=UTC), "Status": "InProgress"}
+
+
+def run_pod_files_locally(sup, files: dict[str, str], work: Path, port: int):
+    """What the kubelet does with the fast mock's pod, on this machine: the ConfigMap's files mounted
+    (here: written to ``work`` instead of /etc/mock), /tmp an empty directory, and the container's
+    nginx started on them. Only mount paths, the listen address and Debian's module lines (OpenResty
+    has ngx_lua built in) differ from what runs on EKS. Returns (process, base URL) once ready."""
+    from aigw_bench.local.probes import wait_ready
+    from aigw_bench.mock import load_mock
+
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "tmp").mkdir(exist_ok=True)
+    mounts = {"/etc/mock": str(work), "/tmp": str(work / "tmp")}
+
+    def mount(text: str) -> str:  # one pass: a replaced path may itself contain "/tmp"
+        return re.sub(r"/etc/mock|/tmp", lambda m: mounts[m.group(0)], text)
+
+    mounted = {name: mount(text) for name, text in files.items()}
+    conf = mounted["nginx.conf"]
+    conf = re.sub(r"^(\s*listen )8080 ", rf"\g<1>127.0.0.1:{port} ", conf, flags=re.M)
+    modules = load_mock("fast").local.vars["lua_modules"]
+    mounted["nginx.conf"] = "".join(f"load_module {m};\n" for m in modules) + conf
+    for name, text in mounted.items():
+        (work / name).write_text(text)
+    proc = sup.start("mock", ["nginx", "-p", f"{work}/", "-c", str(work / "nginx.conf"), "-e", "stderr"],
+                     work / "mock.log")
+    base = f"http://127.0.0.1:{port}"
+    wait_ready("mock", base + "/healthz", timeout=20, proc=proc)
+    return proc, base
