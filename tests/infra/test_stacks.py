@@ -513,3 +513,34 @@ def test_kong_is_scraped_on_its_status_listener(programs):
     assert values["podAnnotations"]["prometheus.io/port"] == "8100" == values["env"]["status_listen"].split(":")[1]
     assert values["status"]["http"]["containerPort"] == 8100
 
+
+def test_runner_installs_the_probes_python_and_httpx_pinned_from_the_lock(programs):
+    """The streaming probe runs on the runner: Python 3.11 (the lock's) and httpx with every package it
+    needs there, each with the hashes of requirements.txt, in the venv the probe job calls."""
+    import importlib.metadata as md
+
+    from packaging.requirements import Requirement
+
+    from aigw_bench.cloud.remote import RUNNER_PYTHON
+    from components.k6_runner import PROBE_PACKAGES, pin
+
+    needed: set[str] = set()
+
+    def walk(name: str) -> None:
+        if name.lower() in needed:
+            return
+        needed.add(name.lower())
+        for line in md.requires(name) or []:
+            req = Requirement(line)
+            if req.marker is None or req.marker.evaluate({"extra": "", "python_version": "3.11"}):
+                walk(req.name)
+
+    walk("httpx")
+    assert {p.replace("_", "-") for p in needed} == set(PROBE_PACKAGES)
+    user_data = programs["kong"].inputs("aws:ec2/instance:Instance", "k6-runner-1")["userData"]
+    venv = RUNNER_PYTHON.removesuffix("/bin/python")
+    assert f"python3.11 -m venv {venv}" in user_data and "dnf install -y python3-pip python3.11" in user_data
+    assert f"{venv}/bin/pip install --require-hashes --no-deps" in user_data
+    for package in PROBE_PACKAGES:
+        line = pin(package)
+        assert line in user_data.splitlines() and line.count("--hash=sha256:") >= 1, package
