@@ -12,7 +12,6 @@ import pulumi_aws as aws
 
 from aigw_bench.catalog import load_catalog
 from aigw_bench.errors import ConfigError
-from aigw_bench.mock import load_mock
 from components import prices
 from components.cluster import Cluster, ClusterArgs
 from components.cluster_dns import COREDNS_VERSION, ClusterDns, ClusterDnsArgs
@@ -21,7 +20,7 @@ from components.gateway import GatewayArgs, GatewayRelease
 from components.k6_runner import K6Runner, K6RunnerArgs
 from components.lb_controller import CHART as LBC_CHART
 from components.lb_controller import LoadBalancerController, LoadBalancerControllerArgs
-from components.mock_llm import MockLlm, MockLlmArgs
+from components.mock_llm import MockArgs, deploy_mock
 from components.network import Network, NetworkArgs
 from components.node_pools import NodePools, NodePoolsArgs, PoolSpec
 from components.observability import CHART as OBSERVABILITY_CHART
@@ -62,13 +61,12 @@ lbc = LoadBalancerController("lbc", LoadBalancerControllerArgs(
     cluster_name=name, region=region, vpc_id=network.vpc_id, oidc_provider_arn=cluster.oidc_provider_arn,
     oidc_provider_url=cluster.oidc_provider_url, provider=cluster.provider, cluster_ready=cluster_ready))
 
-mock_def = load_mock("wiremock")
+# The mock chosen by the `mock` key (components/mock_llm.py), starting with the `mockProfile` pacing.
 mock_node = table.instances[cfg.nodes.mock.instance_type]
-mock = MockLlm("mock", MockLlmArgs(
-    mock=mock_def, cpu=cfg.mock_cpu or prices.allocatable_cpu(mock_node.vcpus),
-    memory_gib=round(mock_node.memory_gib * 0.7, 1), provider=cluster.provider, lb_controller=lbc.release,
-    source_ranges=[cfg.vpc_cidr],
-    cluster_ready=cluster_ready))
+mock = deploy_mock("mock", MockArgs(
+    mock=settings.mock, spec=settings.mock_spec, profile=settings.mock_profile,
+    cpu=cfg.mock_cpu or prices.allocatable_cpu(mock_node.vcpus), memory_gib=round(mock_node.memory_gib * 0.7, 1),
+    provider=cluster.provider, lb_controller=lbc.release, source_ranges=[cfg.vpc_cidr], cluster_ready=cluster_ready))
 
 config_values = {key: getattr(cfg, "".join("_" + c.lower() if c.isupper() else c for c in key))
                  for key in cloud.required_config}
@@ -104,6 +102,15 @@ pulumi.export("gateway_version", cloud.image.tag if cloud.image else settings.en
 pulumi.export("gateway_url", gateway.url)
 pulumi.export("mock_url", mock.url)
 pulumi.export("mock_cluster_url", mock.cluster_url)
+# The mock as deployed (recorded in every result), and where `cloud run` switches its pacing profile
+# (namespace, ConfigMap and its settings key, Deployment; null: the mock serves one profile only).
+pulumi.export("mock_name", settings.mock.name)
+pulumi.export("mock_version", settings.mock_spec.version or settings.mock.version)
+pulumi.export("mock_image", settings.mock_spec.image.ref)
+pulumi.export("mock_profile", settings.mock_profile.name)
+pulumi.export("mock_profiles", settings.mock.profiles)
+pulumi.export("mock_namespace", settings.mock_spec.namespace)
+pulumi.export("mock_control", mock.control)
 pulumi.export("k6_runner_instance_ids", [i.id for i in runner.instances])
 pulumi.export("k6_runner_ami", runner.instances[0].ami)
 pulumi.export("results_bucket", runner.bucket.bucket)
@@ -125,7 +132,8 @@ pulumi.export("instance_types", {"gateway": cfg.nodes.gateway.instance_type, "mo
                                  "tools": cfg.nodes.tools.instance_type, "k6_runner": cfg.runner.instance_type})
 pulumi.export("chart_versions", {
     "gateway": f"{cloud.chart.name} {cloud.chart.version}" if cloud.chart else cloud.kind,
-    "mock": f"wiremock {mock_def.cloud['chart']['version']}" if mock_def.cloud else "",
+    "mock": (f"{settings.mock_spec.chart.name} {settings.mock_spec.chart.version}" if settings.mock_spec.chart
+             else f"image {settings.mock_spec.image.ref}"),
     "aws-load-balancer-controller": LBC_CHART.version,
     "kube-prometheus-stack": OBSERVABILITY_CHART.version,
     "coredns (EKS add-on)": COREDNS_VERSION,

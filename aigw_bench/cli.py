@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import click
 from rich.console import Console
@@ -111,13 +112,6 @@ def _scenario_options(f):
     return f
 
 
-def _params(scenario: str, profile: str, **knobs):
-    from k6_scripts.scenarios import load_scenario
-
-    scen = load_scenario(scenario)
-    return scen, scen.params(profile, knobs)  # type: ignore[arg-type]
-
-
 @main.command()
 @click.option("--targets", "-t", help="Comma-separated targets (default: all in the catalog).")
 @click.option("--suite", help="Suite in k6_scripts/suites/: overhead, capacity, efficiency, streaming and the "
@@ -158,10 +152,7 @@ def run(targets: str | None, suite: str | None, scenario: str | None, vus: int |
         run_dir = runner.run()
     except KeyboardInterrupt:
         printer.close()
-        if runner.run_dir is not None:
-            paths = write_report(runner.run_dir)
-            console.print(f"[yellow]interrupted[/]; what was measured is in {paths['html']}")
-        sys.exit(130)
+        _report_interrupted(runner.run_dir)
     finally:
         printer.close()
     paths = write_report(run_dir)
@@ -274,15 +265,27 @@ def _aws_clients():
     return clients
 
 
-def _cloud_plan(stack_outputs, cat, scen, params, repeats: int, results: Path):
-    from aigw_bench.cloud.stage import CloudPlan, CloudTarget
+def _cloud_plan(stack_outputs, cat, *, scenario, suite, mock_profile, knobs, repeats, results: Path):
+    from aigw_bench.cloud.stage import CloudTarget, plan_cloud_run
 
     targets = [CloudTarget(o, cat.get(o.gateway_name)) for o in stack_outputs]
-    return CloudPlan(targets=targets, scenario=scen, params=params, repeats=repeats, results_root=results,
-                     command_line=sys.argv)
+    return plan_cloud_run(targets=targets, scenario=scenario, suite=suite, mock_profile=mock_profile, knobs=knobs,
+                          repeats=repeats, results_root=results, command_line=sys.argv)
 
 
-def _run_cloud(plan) -> Path:
+def _report_interrupted(run_dir: Path | None) -> NoReturn:
+    """After Ctrl-C: the report of what was measured (if anything started), then exit 130."""
+    from analysis.report import write_report
+
+    if run_dir is not None:
+        paths = write_report(run_dir)
+        console.print(f"[yellow]interrupted[/]; what was measured is in {paths['html']}")
+    sys.exit(130)
+
+
+def _run_cloud(plan, report_interrupted: bool = False) -> Path:
+    """Run a cloud plan with the progress display. With ``report_interrupted``, Ctrl-C writes the report
+    of what was measured and exits 130 (as `run` does); otherwise it propagates (the matrix decides)."""
     from aigw_bench.cloud.stage import CloudRunner
     from aigw_bench.progress import ProgressPrinter
 
@@ -290,27 +293,51 @@ def _run_cloud(plan) -> Path:
     runner = CloudRunner(plan, _aws_clients(), on_event=printer)
     try:
         return runner.run()
+    except KeyboardInterrupt:
+        if not report_interrupted:
+            raise
+        printer.close()
+        _report_interrupted(runner.run_dir)
     finally:
         printer.close()
 
 
+def _cloud_options(f):
+    """What `cloud run` and `cloud matrix` measure: the suite (default) or a scenario, as `run` does."""
+    options = [
+        click.option("--suite", help="Suite in k6_scripts/suites/ (default: 'default', unless --scenario is given); "
+                                     "its cloud sizes are used."),
+        click.option("--mock-profile", help="The mock's pacing profile at the start of each session (default: the "
+                                            "scenario's; a suite starts with 'instant' and streams with its own)."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
 @cloud.command("run")
 @click.option("--stack", "stacks", required=True, help="Deployed stack(s), comma-separated (e.g. kong,portkey).")
+@_cloud_options
 @_scenario_options
 @_catalog_option
-def cloud_run(stacks: str, scenario: str, vus: int | None, duration: str | None, warmup: str | None,
-              prompt_tokens: int | None, max_tokens: int | None, rate: int | None, max_vus: int | None,
-              repeats: int, results: Path, catalog: Path | None) -> None:
-    """Benchmark already deployed stacks (after `pulumi up`): k6 on each stack's EC2 runner via SSM,
-    results through S3, the same report as local runs."""
+def cloud_run(stacks: str, suite: str | None, mock_profile: str | None, scenario: str | None, vus: int | None,
+              duration: str | None, warmup: str | None, prompt_tokens: int | None, max_tokens: int | None,
+              rate: int | None, max_vus: int | None, repeats: int | None, results: Path, catalog: Path | None) -> None:
+    """Benchmark already deployed stacks (after `pulumi up`): the rig first (k6 on each stack's runner
+    straight to its mock), then the suite's steps (or a scenario) per target, k6 on the EC2 runner(s)
+    via SSM, results through S3; the same report as local runs."""
     from aigw_bench.cloud.outputs import read_stack_outputs
     from analysis.report import write_report
 
     cat = load_catalog(catalog)
-    scen, params = _params(scenario or "seed", "cloud", vus=vus, duration=duration, warmup=warmup,
-                           prompt_tokens=prompt_tokens, max_tokens=max_tokens, rate=rate, max_vus=max_vus)
+    knobs = {"vus": vus, "duration": duration, "warmup": warmup, "prompt_tokens": prompt_tokens,
+             "max_tokens": max_tokens, "rate": rate, "max_vus": max_vus}
+    _cloud_plan([], cat, scenario=scenario, suite=suite, mock_profile=mock_profile, knobs=knobs, repeats=repeats,
+                results=results)  # bad options fail before any stack is read
     outputs = [read_stack_outputs(s) for s in _split(stacks) or []]
-    run_dir = _run_cloud(_cloud_plan(outputs, cat, scen, params, repeats or 1, results))
+    plan = _cloud_plan(outputs, cat, scenario=scenario, suite=suite, mock_profile=mock_profile, knobs=knobs,
+                       repeats=repeats, results=results)
+    run_dir = _run_cloud(plan, report_interrupted=True)
     paths = write_report(run_dir)
     _print_summary(paths["comparison"])
     _print_paths(paths)
@@ -318,16 +345,17 @@ def cloud_run(stacks: str, scenario: str, vus: int | None, duration: str | None,
 
 @cloud.command("matrix")
 @click.option("--stacks", required=True, help="Stacks to deploy, benchmark and destroy, e.g. wiremock,kong,portkey.")
+@_cloud_options
 @_scenario_options
 @click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
               help="Matrix directory; reuse one to resume (default: results/matrix-<timestamp>).")
 @click.option("--keep", is_flag=True, help="Leave the stacks deployed afterwards (they cost money).")
 @click.option("--rerun", is_flag=True, help="Measure stacks again even if the matrix already has their results.")
 @_catalog_option
-def cloud_matrix(stacks: str, scenario: str, vus: int | None, duration: str | None, warmup: str | None,
-                 prompt_tokens: int | None, max_tokens: int | None, rate: int | None, max_vus: int | None,
-                 repeats: int, results: Path, directory: Path | None, keep: bool, rerun: bool,
-                 catalog: Path | None) -> None:
+def cloud_matrix(stacks: str, suite: str | None, mock_profile: str | None, scenario: str | None, vus: int | None,
+                 duration: str | None, warmup: str | None, prompt_tokens: int | None, max_tokens: int | None,
+                 rate: int | None, max_vus: int | None, repeats: int | None, results: Path, directory: Path | None,
+                 keep: bool, rerun: bool, catalog: Path | None) -> None:
     """pulumi up -> benchmark -> pulumi destroy for each stack, in parallel; one combined report.
 
     Resumable: run it again with the same --dir and finished stacks are skipped. A failing stack is
@@ -340,15 +368,18 @@ def cloud_matrix(stacks: str, scenario: str, vus: int | None, duration: str | No
     from analysis.report import write_report
 
     cat = load_catalog(catalog)
-    scen, params = _params(scenario or "seed", "cloud", vus=vus, duration=duration, warmup=warmup,
-                           prompt_tokens=prompt_tokens, max_tokens=max_tokens, rate=rate, max_vus=max_vus)
+    knobs = {"vus": vus, "duration": duration, "warmup": warmup, "prompt_tokens": prompt_tokens,
+             "max_tokens": max_tokens, "rate": rate, "max_vus": max_vus}
+    _cloud_plan([], cat, scenario=scenario, suite=suite, mock_profile=mock_profile, knobs=knobs, repeats=repeats,
+                results=results)  # bad options fail before any stack is deployed
     names = _split(stacks) or []
     workspace = PulumiWorkspace(REPO_DIR)
     workspace.check_tools()  # before any stack is deployed
     directory = directory or results / f"matrix-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}"
 
     def benchmark(outputs, root: Path) -> Path:
-        return _run_cloud(_cloud_plan([outputs], cat, scen, params, repeats or 1, root))
+        return _run_cloud(_cloud_plan([outputs], cat, scenario=scenario, suite=suite, mock_profile=mock_profile,
+                                      knobs=knobs, repeats=repeats, results=root))
 
     result = run_matrix(names, directory, workspace, benchmark, keep=keep, rerun=rerun,
                         on_event=lambda event, **d: console.print(f"{d['stack']}: {d['step']}", markup=False))

@@ -32,14 +32,18 @@ class ProgressPrinter:
     def on_reaped(self, groups: list[str]) -> None:
         self.console.print(f"[yellow]stopped processes left by an earlier, killed run:[/] {', '.join(groups)}")
 
-    def on_run_start(self, run_dir: Any, total: int, plan: Any) -> None:
+    @staticmethod
+    def _what(plan: Any, total: int, where: str = "") -> str:
+        """The suite or the scenario a plan runs, in one line."""
         p = plan.params
         if getattr(plan, "suite", None):
-            what = (f"suite [bold]{plan.suite.name}[/] (overhead, published shape, capacity, efficiency, "
-                    f"streaming) per target, {total} session(s)")
-        else:
-            what = (f"scenario [bold]{plan.scenario.name}[/]: {p.vus} VUs, {p.duration:g} s (+{p.warmup:g} s warm-up) "
-                    f"per target, {total} target run(s)")
+            return (f"suite [bold]{escape(plan.suite.name)}[/]{where} (overhead, published shape, capacity, "
+                    f"efficiency, streaming) per target, {total} session(s)")
+        return (f"scenario [bold]{escape(plan.scenario.name)}[/]{where}: {p.vus} VUs, {p.duration:g} s "
+                f"(+{p.warmup:g} s warm-up) per target, {total} target run(s)")
+
+    def on_run_start(self, run_dir: Any, total: int, plan: Any) -> None:
+        what = self._what(plan, total)
         self.console.print(
             f"[bold]aigw-bench[/] {what}\n  mock: {plan.mock.name} ({plan.profile.name} pacing)\n"
             f"  CPU pinning: {plan.cpu_plan.note}\n  results: {run_dir}"
@@ -47,12 +51,12 @@ class ProgressPrinter:
 
     def on_cloud_run_start(self, run_dir: Any, total: int, plan: Any) -> None:
         """The cloud stage's plan (no local CPU plan: k6, gateway and mock have machines of their own)."""
-        p = plan.params
-        stacks = ", ".join(f"{t.gateway.name} (stack {t.outputs.stack})" for t in plan.targets)
+        stacks = ", ".join(f"{t.gateway.name} (stack {t.outputs.stack}, {t.outputs.mock_name} mock)"
+                           for t in plan.targets)
+        what = self._what(plan, total, " on AWS, cloud sizes")
         self.console.print(
-            f"[bold]aigw-bench[/] scenario [bold]{escape(plan.scenario.name)}[/] on AWS: {p.vus} VUs, "
-            f"{p.duration:g} s (+{p.warmup:g} s warm-up) per target, {total} target run(s)\n"
-            f"  stacks: {escape(stacks)}\n  results: {escape(str(run_dir))}"
+            f"[bold]aigw-bench[/] {what}\n  stacks: {escape(stacks)}\n  mock pacing: {plan.profile.name}\n"
+            f"  results: {escape(str(run_dir))}"
         )
 
     def on_target_start(self, target: str, repeat: int, index: int, total: int) -> None:

@@ -16,7 +16,18 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from pydantic.alias_generators import to_camel
 
 from aigw_bench.catalog import Catalog, Gateway
+from aigw_bench.errors import ConfigError
+from aigw_bench.mock import (
+    DEFAULT_MOCK,
+    DEFAULT_PROFILE,
+    MockDefinition,
+    PacingProfile,
+    list_mocks,
+    load_mock,
+    load_profiles,
+)
 from components.catalog_cloud import CloudSpec, cloud_spec
+from components.mock_llm import MockCloudSpec
 from components.prices import allocatable_cpu, price_table
 from components.subnets import PRIVATE_MASK, subnet_layout
 
@@ -79,6 +90,10 @@ class StackConfig(_Model):
     nodes: Nodes = Nodes()
     gateway_cpu_limit: float = Field(12.0, gt=0, description="total CPU limit across gateway replicas")
     gateway_replicas: int | None = Field(None, ge=1, le=200)
+    # The mock implementation (a folder of mock_llm/ with a cloud section) and the pacing profile it
+    # starts with; `aigw-bench cloud run` switches the profile as its steps need (fast mock only).
+    mock: str = DEFAULT_MOCK
+    mock_profile: str = DEFAULT_PROFILE
     mock_cpu: float | None = Field(None, gt=0)
     runner: Runner = Runner()
     results_retention_days: int = Field(14, ge=1, le=3650)
@@ -101,12 +116,46 @@ class StackConfig(_Model):
                              "(e.g. 10.42.0.0/16)") from None
         return value
 
+    @field_validator("mock")
+    @classmethod
+    def _mock(cls, value: str) -> str:
+        allowed = cloud_mocks()
+        if value not in allowed:
+            raise ValueError(f"unknown mock {value!r}; allowed: {', '.join(allowed)}")
+        return value
+
+    @field_validator("mock_profile")
+    @classmethod
+    def _mock_profile(cls, value: str, info: ValidationInfo) -> str:
+        known = load_profiles()
+        if value not in known:
+            raise ValueError(f"unknown pacing profile {value!r}; allowed: {', '.join(known)} (mock_llm/profiles.yaml)")
+        mock = info.data.get("mock")
+        if mock is not None and value not in load_mock(mock).profiles:
+            raise ValueError(f"the {mock} mock cannot serve {value!r}; allowed with it: "
+                             f"{', '.join(load_mock(mock).profiles)}")
+        return value
+
     @field_validator("public_access_cidrs")
     @classmethod
     def _cidrs(cls, values: list[str]) -> list[str]:
         for v in values:
             _cidr(v)
         return values
+
+
+def cloud_mocks() -> list[str]:
+    """The mocks of mock_llm/ that can be deployed to EKS (a ``cloud:`` section)."""
+    return [name for name in list_mocks() if load_mock(name).cloud is not None]
+
+
+def mock_cloud_spec(mock: MockDefinition) -> MockCloudSpec:
+    """Validate a mock's cloud section, naming the file and the field on error."""
+    try:
+        return MockCloudSpec.model_validate(mock.cloud or {})
+    except ValidationError as err:
+        problems = "; ".join(f"cloud.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors())
+        raise ConfigError(f"{mock.entry_dir / 'mock.yaml'}: {problems}") from None
 
 
 def _cidr(value: str) -> ipaddress.IPv4Network:
@@ -129,6 +178,9 @@ class Settings(BaseModel):
     cpu_per_replica: float
     secrets: dict[str, str]  # k8s Secret name -> {data key: config key} flattened as JSON strings
     open_endpoint: bool
+    mock: MockDefinition
+    mock_spec: MockCloudSpec
+    mock_profile: PacingProfile
 
     @property
     def workers(self) -> int:
@@ -191,9 +243,11 @@ def parse(raw: dict[str, Any], stack: str, catalog: Catalog, secret_keys: set[st
             raise ConfigValidationError(f"{_key(('mockCpu',))}: {config.mock_cpu:g} CPUs do not fit a "
                                         f"{config.nodes.mock.instance_type} node; allowed: at most {mock_cpu:g}")
     secrets = {name: json.dumps(s.data) for name, s in cloud.secrets.items()}
+    mock = load_mock(config.mock)
     return Settings(stack=stack, config=config, entry=entry, cloud=cloud, replicas=replicas,
                     cpu_per_replica=cpu_per_replica, secrets=secrets,
-                    open_endpoint=config.api_endpoint_open_to_internet)
+                    open_endpoint=config.api_endpoint_open_to_internet, mock=mock, mock_spec=mock_cloud_spec(mock),
+                    mock_profile=load_profiles()[config.mock_profile])
 
 
 def _check_api_endpoint(config: StackConfig) -> None:

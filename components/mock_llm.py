@@ -1,32 +1,50 @@
-"""WireMock as the mock OpenAI API on the mock pool: the same mapping files as the local target,
-tuned for throughput (no request journal, no request logging, asynchronous responses, JVM sized to
-the node), behind an internal NLB."""
+"""The mock OpenAI API on the mock pool: which implementation, and what every one of them gets.
+
+The stack's ``mock`` key chooses a folder of ``mock_llm/`` (``fast``: nginx + Lua from a pinned
+OpenResty image, the default; ``wiremock``: the published benchmark's WireMock chart). Each has its
+own ComponentResource module (components/fast_mock.py, components/wiremock_mock.py) taking
+:class:`MockArgs`; :func:`deploy_mock` picks it. Both serve the bytes of ``mock_llm/contract.json``
+behind an internal NLB that admits only the VPC, with requests equal to limits on the mock pool.
+"""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any, Protocol
 
 import pulumi
 import pulumi_kubernetes as k8s
+from pydantic import BaseModel, ConfigDict, Field
 
-from aigw_bench.mock import MockDefinition, load_contract, load_profile
-from aigw_bench.templating import render_file
-from components import scheduling
-from components.catalog_cloud import Chart
-from components.helm import pinned_release
-from components.load_balancer import internal_nlb_service, service_url
+from aigw_bench.mock import MockDefinition, PacingProfile
+from components.catalog_cloud import Chart, Image
 
-RELEASE = "wiremock"  # the chart's fullname is the release name: the in-cluster host below
-ROOT_DIR = "/home/wiremock/storage"  # the image's --root-dir; mappings/ under it
-MAPPINGS_CONFIGMAP = "aigw-bench-mappings"
+# The namespace label that makes the AWS Load Balancer Controller add a readiness gate to new pods
+# of an `ip`-target NLB: such a pod is Ready only once its target is healthy in the NLB's target
+# group (kubernetes-sigs/aws-load-balancer-controller v3.5.0, docs/deploy/pod_readiness_gate.md).
+READINESS_GATE_LABEL = {"elbv2.k8s.aws/pod-readiness-gate-inject": "enabled"}
+
+
+class MockCloudSpec(BaseModel):
+    """The ``cloud:`` section of ``mock_llm/<name>/mock.yaml``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    image: Image
+    version: str | None = Field(None, description="what runs on EKS, when it differs from the local version")
+    port: int = Field(ge=1, le=65535)
+    namespace: str = "mock"
+    chart: Chart | None = Field(None, description="a Helm chart (WireMock); none: the program's own Deployment")
+    command: list[str] = Field(default_factory=list, description="the container's command (no chart)")
+    vars: dict[str, Any] = Field(default_factory=dict, description="template variables of the config files")
 
 
 @dataclass(frozen=True)
-class MockLlmArgs:
+class MockArgs:
     mock: MockDefinition
+    spec: MockCloudSpec
+    profile: PacingProfile  # the pacing profile the mock starts with
     cpu: float
     memory_gib: float
     provider: k8s.Provider
@@ -35,79 +53,24 @@ class MockLlmArgs:
     cluster_ready: Sequence[pulumi.Resource]  # node groups and cluster DNS
 
 
-def wiremock_mappings(mock: MockDefinition) -> dict[str, str]:
-    """The mapping files the local target renders, rendered the same way (from mock_llm/contract.json)."""
-    context = {"contract": load_contract(), "profile": load_profile("instant")}
-    return {Path(out).name: render_file(mock.entry_dir / template, context)
-            for out, template in sorted(mock.local.config_files.items()) if out.startswith("mappings/")}
+class DeployedMock(Protocol):
+    """What the rest of the program (and the stack's outputs) need from a mock component."""
+
+    url: pulumi.Output[str]  # its internal NLB, for the k6 runner
+    cluster_url: str  # in-cluster, for the gateway
+    control: dict[str, str] | None  # how `cloud run` switches its pacing profile (None: it cannot)
 
 
-def wiremock_args(port: int, cpu: float) -> list[str]:
-    """Setting the chart's args replaces its list: --root-dir must stay."""
-    threads = max(64, math.ceil(cpu) * 16)
-    return [
-        f"--port={port}",
-        f"--root-dir={ROOT_DIR}",
-        "--no-request-journal",
-        "--disable-request-logging",
-        "--async-response-enabled=true",
-        f"--async-response-threads={threads}",
-        f"--container-threads={threads}",
-        f"--jetty-acceptor-threads={max(2, math.ceil(cpu) // 2)}",
-    ]
+def deploy_mock(name: str, args: MockArgs) -> DeployedMock:
+    """The component of the chosen implementation (``args.mock.name``)."""
+    from components.fast_mock import FastMock
+    from components.wiremock_mock import WireMock
+
+    components: dict[str, type] = {"fast": FastMock, "wiremock": WireMock}
+    if args.mock.name not in components:
+        raise ValueError(f"no EKS component for the {args.mock.name} mock; known: {', '.join(components)}")
+    return components[args.mock.name](name, args)
 
 
-class MockLlm(pulumi.ComponentResource):
-    release: k8s.helm.v3.Release
-    service: k8s.core.v1.Service
-    cluster_url: str
-    url: pulumi.Output[str]
-
-    def __init__(self, name: str, args: MockLlmArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("aigw-bench:index:MockLlm", name, None, opts)
-        cloud = args.mock.cloud or {}
-        chart, image, port, namespace = cloud["chart"], cloud["image"], int(cloud["port"]), cloud["namespace"]
-        k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.provider)
-        ns = k8s.core.v1.Namespace(f"{name}-ns", metadata={"name": namespace}, opts=k8s_opts)
-        # Our mappings only, mounted from a ConfigMap of our own: the chart's mappingsFromConfigmap
-        # also copies the chart's bundled sample (mappings/mapping_1.json, POST /v1/hello, and its
-        # responses/ file; wiremock/helm-charts wiremock-1.8.0), with an unpinned bash init image.
-        mappings = k8s.core.v1.ConfigMap(
-            f"{name}-mappings", metadata={"name": MAPPINGS_CONFIGMAP, "namespace": namespace},
-            data=wiremock_mappings(args.mock),
-            opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[ns]))
-        cpu = f"{args.cpu:g}"
-        memory_mib = int(args.memory_gib * 1024)
-        heap_mib = int(memory_mib * 0.6)  # the rest: metaspace, thread stacks, direct buffers
-        self.release = pinned_release(
-            f"{name}-release",
-            release=RELEASE,
-            chart=Chart.model_validate(chart),
-            namespace=ns.metadata["name"],
-            values={
-                "image": {"repository": image["repository"], "tag": image["tag"]},
-                "mappingsFromConfigmap": False,
-                "responsesFromConfigmap": False,
-                "extraVolumes": [{"name": "aigw-mappings", "configMap": {"name": MAPPINGS_CONFIGMAP}}],
-                "extraVolumeMounts": [{"name": "aigw-mappings", "mountPath": f"{ROOT_DIR}/mappings", "readOnly": True}],
-                "args": wiremock_args(port, args.cpu),
-                "env": [{"name": "JAVA_OPTS",
-                         "value": f"-Xms{heap_mib}m -Xmx{heap_mib}m -XX:+UseParallelGC -XX:ActiveProcessorCount="
-                                  f"{max(1, math.floor(args.cpu))}"}],
-                "service": {"type": "ClusterIP", "externalPort": port, "internalPort": port},
-                "resources": {"requests": {"cpu": cpu, "memory": f"{memory_mib}Mi"},
-                              "limits": {"cpu": cpu, "memory": f"{memory_mib}Mi"}},
-                **scheduling.placement("mock"),
-            },
-            opts=pulumi.ResourceOptions(parent=self, provider=args.provider,
-                                        depends_on=[*args.cluster_ready, mappings]),
-        )
-        self.cluster_url = f"http://{RELEASE}.{namespace}.svc.cluster.local:{port}"
-        self.service = internal_nlb_service(
-            "mock-llm-nlb", namespace=ns.metadata["name"],
-            selector={"app.kubernetes.io/name": "wiremock", "app.kubernetes.io/instance": RELEASE},
-            port=port, target_port=port, lb_controller=args.lb_controller,
-            source_ranges=args.source_ranges, parent=self, provider=args.provider,
-            extra_depends_on=[self.release])
-        self.url = service_url(self.service, port)
-        self.register_outputs({"url": self.url, "cluster_url": self.cluster_url})
+def memory_mib(memory_gib: float) -> int:
+    return int(memory_gib * 1024)

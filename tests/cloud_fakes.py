@@ -2,10 +2,14 @@
 
 - S3: moto's server on loopback (real HTTP, real boto3 client on both sides);
 - SSM: botocore's Stubber, which checks every request and response against the service model;
-- the runner: the stage's own rendered runner script, executed here with bash by the test (in the
-  role of the SSM agent), with real k6 against a real local WireMock, uploading through an `aws`
-  stand-in that speaks to the moto server;
-- Prometheus: a tiny HTTP server answering range queries the runner script sends with curl.
+- SSM, for whole runs: SsmAgent, which answers from what really happens: the stage's own rendered
+  runner scripts executed with bash (in the role of the SSM agent), with real k6 and the real
+  streaming probe against a real local mock, uploading through an `aws` stand-in that speaks to the
+  moto server;
+- Prometheus: a tiny HTTP server answering the queries the runner scripts send with curl;
+- Kubernetes: FakeKubernetes, the few API endpoints the stage calls, whose "kubelet" restarts the
+  real local fast mock with the ConfigMap's files (run_pod_files_locally);
+- a gateway: KeyCheckingGateway / KeyCheckingProxy, which want the stack's key.
 """
 
 from __future__ import annotations
@@ -13,9 +17,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
+import time
+import uuid
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -31,7 +38,7 @@ REGION = "us-east-1"
 BUCKET = "aigw-bench-results-test"
 
 AWS_SHIM = '''#!{python}
-"""Stand-in for the AWS CLI on the runner: only `aws s3 cp`, against AWS_ENDPOINT_URL."""
+"""Stand-in for the AWS CLI on the runner: only `aws s3 cp [--recursive]`, against AWS_ENDPOINT_URL."""
 import os, sys
 import boto3
 args = [a for a in sys.argv[1:] if not a.startswith("--")]
@@ -42,6 +49,10 @@ split = lambda url: url[5:].split("/", 1)
 try:
     if src.startswith("s3://"):
         s3.download_file(*split(src), dst)
+    elif "--recursive" in sys.argv:  # a local directory's files under the destination prefix
+        bucket, prefix = split(dst)
+        for name in sorted(os.listdir(src)):
+            s3.upload_file(os.path.join(src, name), bucket, prefix.rstrip("/") + "/" + name)
     else:
         s3.upload_file(src, *split(dst))
 except Exception as exc:
@@ -179,13 +190,6 @@ class FakeSsm:
         self.stub.add_response("cancel_command", {}, {"CommandId": command_id, "InstanceIds": [instance]})
 
 
-def run_runner_script(script: str, shim_dir: Path, endpoint: str, timeout: float = 180) -> subprocess.CompletedProcess:
-    """What the SSM agent does with AWS-RunShellScript: run the commands with bash."""
-    env = {**os.environ, "AIGW_AWS_CLI": str(shim_dir / "aws"), "AIGW_K6": k6_binary(),
-           "AWS_ENDPOINT_URL": endpoint, "PATH": f"{shim_dir}:{os.environ['PATH']}"}
-    return subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=timeout)
-
-
 class LoopbackServer:
     """An HTTP server on a free loopback port, serving ``handler`` on a daemon thread."""
 
@@ -200,21 +204,38 @@ class LoopbackServer:
 
 
 class FakePrometheus(LoopbackServer):
-    """Answers /api/v1/query_range with one series over the requested window (step 5 s)."""
+    """Answers what the runner scripts ask: range queries (one summed series, 5 s steps) and instant
+    queries of a range vector (the raw samples of each container's CPU counter, one every second:
+    the tests wait 1 s after a window for its last samples, where a real run waits 20 s for kubelet
+    stats ~10 s old scraped every 5 s).
+    The gateway's containers use CPU_CORES["gateway"] cores in total (two containers), the mock's
+    CPU_CORES["mock"]; memory is 300 MiB."""
+
 
     def __init__(self):
+        self.CPU_CORES = {"gateway": (1.0, 0.5), "mock": (0.25,)}
         self.queries: list[str] = []
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):
-                q = parse_qs(urlparse(self.path).query)
-                owner.queries.append(q["query"][0])
-                start, end = float(q["start"][0]), float(q["end"][0])
-                value = "1.5" if "cpu" in q["query"][0] else str(300 * 2**20)
-                points = [[t, value] for t in range(int(start), int(end) + 1, 5)] or [[start, value]]
-                body = json.dumps({"status": "success", "data": {"resultType": "matrix",
-                                                                "result": [{"metric": {}, "values": points}]}})
+                url = urlparse(self.path)
+                q = parse_qs(url.query)
+                query = q["query"][0]
+                owner.queries.append(query)
+                role = "gateway" if 'namespace="gateway"' in query else "mock"
+                cores = owner.CPU_CORES[role]
+                if url.path.endswith("/query_range"):
+                    start, end = float(q["start"][0]), float(q["end"][0])
+                    value = str(sum(cores)) if "cpu" in query else str(300 * 2**20)
+                    points = [[t, value] for t in range(int(start), int(end) + 1, 5)] or [[start, value]]
+                    result = [{"metric": {}, "values": points}]
+                else:  # selector[Ns] at `time`: raw counter samples of each container
+                    at, span = float(q["time"][0]), float(re.search(r"\[(\d+)s\]$", query).group(1))
+                    times = list(range(int(at - span), int(at) + 1))
+                    result = [{"metric": {"container": f"c{i}"}, "values": [[t, str(rate * t)] for t in times]}
+                              for i, rate in enumerate(cores)]
+                body = json.dumps({"status": "success", "data": {"resultType": "matrix", "result": result}})
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.end_headers()
@@ -258,8 +279,305 @@ class KeyCheckingGateway(LoopbackServer):
         super().__init__(Handler)
 
 
+class KeyCheckingProxy(LoopbackServer):
+    """A gateway stand-in for whole suites: 401 without its key (as LiteLLM's proxy), otherwise the
+    request goes to ``upstream`` (the mock) and its answer comes back as it arrives, a streamed one
+    chunk by chunk. Records the Authorization header of every request, and whether it streamed."""
+
+    def __init__(self, key: str, upstream: str):
+        import http.client
+
+        self.seen: list[tuple[str | None, bool]] = []
+        target = urlparse(upstream)
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                streamed = b'"stream": true' in body or b'"stream":true' in body
+                owner.seen.append((self.headers.get("Authorization"), streamed))
+                if self.headers.get("Authorization") != f"Bearer {key}":
+                    denied = b'{"error": {"message": "Authentication Error"}}'
+                    self.send_response(401)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(denied)))
+                    self.end_headers()
+                    self.wfile.write(denied)
+                    return
+                conn = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
+                conn.request("POST", self.path, body=body, headers={"Content-Type": "application/json"})
+                resp = conn.getresponse()
+                self.send_response(resp.status)
+                self.send_header("Content-Type", resp.getheader("Content-Type", "application/json"))
+                if streamed:
+                    self.send_header("Connection", "close")  # the body ends with the connection
+                    self.end_headers()
+                    while chunk := resp.read1(65536):
+                        self.wfile.write(chunk)
+                        self.wfile.flush()
+                    self.close_connection = True
+                else:
+                    data = resp.read()
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                conn.close()
+
+            def log_message(self, *args):
+                pass
+
+        super().__init__(Handler)
+
+
 def busy_command(command_id: str = "11111111-2222-3333-4444-555555555555") -> dict:
     """A command invocation of another aigw-bench run, as list_command_invocations returns it."""
     return {"CommandId": command_id, "InstanceId": "i-0123456789abcdef0",
             "Comment": "aigw-bench 20261122-000000-seed kong r1 g1",
             "RequestedDateTime": datetime(2026, 11, 22, tzinfo=UTC), "Status": "InProgress"}
+
+
+def run_pod_files_locally(sup, files: dict[str, str], work: Path, port: int):
+    """What the kubelet does with the fast mock's pod, on this machine: the ConfigMap's files mounted
+    (here: written to ``work`` instead of /etc/mock), /tmp an empty directory, and the container's
+    nginx started on them. Only mount paths, the listen address and Debian's module lines (OpenResty
+    has ngx_lua built in) differ from what runs on EKS. Returns (process, base URL) once ready."""
+    from aigw_bench.local.probes import wait_ready
+    from aigw_bench.mock import load_mock
+
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "tmp").mkdir(exist_ok=True)
+    mounts = {"/etc/mock": str(work), "/tmp": str(work / "tmp")}
+
+    def mount(text: str) -> str:  # one pass: a replaced path may itself contain "/tmp"
+        return re.sub(r"/etc/mock|/tmp", lambda m: mounts[m.group(0)], text)
+
+    mounted = {name: mount(text) for name, text in files.items()}
+    conf = mounted["nginx.conf"]
+    conf = re.sub(r"^(\s*listen )8080 ", rf"\g<1>127.0.0.1:{port} ", conf, flags=re.M)
+    modules = load_mock("fast").local.vars["lua_modules"]
+    mounted["nginx.conf"] = "".join(f"load_module {m};\n" for m in modules) + conf
+    for name, text in mounted.items():
+        (work / name).write_text(text)
+    proc = sup.start("mock", ["nginx", "-p", f"{work}/", "-c", str(work / "nginx.conf"), "-e", "stderr"],
+                     work / "mock.log")
+    base = f"http://127.0.0.1:{port}"
+    wait_ready("mock", base + "/healthz", timeout=20, proc=proc)
+    return proc, base
+
+
+class SsmAgent:
+    """SSM Run Command as the stage meets it, answering from what really happens: every send_command
+    starts its script with bash in the background (the agent), get_command_invocation reports
+    InProgress until the script ends, then Success or Failed (non-zero exit), as the service does.
+
+    Requests go through botocore's own parameter validation and validate_against_model; responses
+    are validated against the operations' output shapes. ``behave(script)`` can replace running a
+    script: "fail" (Failed, nothing ran), "hang" (InProgress until cancelled), "empty" (Success,
+    nothing uploaded), "partial" (Success, only a k6.log uploaded)."""
+
+    def __init__(self, shim_dir: Path, endpoint: str, behave=None):
+        from botocore.awsrequest import AWSResponse
+        from botocore.validate import validate_parameters
+
+        self.shim_dir, self.endpoint = shim_dir, endpoint
+        self.behave = behave or (lambda script: "run")
+        self.client = boto3.client("ssm", region_name=REGION)
+        validate_against_model(self.client)
+        self.commands: dict[str, dict] = {}
+        self.calls: list[str] = []
+        self._lock = threading.Lock()
+        service = self.client.meta.service_model
+
+        def keep(params, context, **_):  # the call's own parameters, for the answer below
+            context["aigw_params"] = params
+
+        def answer(model, context, **_):
+            parsed = getattr(self, "_" + model.name)(context["aigw_params"])
+            validate_parameters(parsed, service.operation_model(model.name).output_shape)
+            self.calls.append(model.name)
+            return AWSResponse(None, 200, {}, None), {**parsed, "ResponseMetadata": {"HTTPStatusCode": 200}}
+
+        self.client.meta.events.register("before-parameter-build.ssm.*", keep)
+        self.client.meta.events.register_first("before-call.ssm.*", answer)
+
+    # --------------------------------------------------------------------- operations
+    def _DescribeInstanceInformation(self, params):
+        wanted = params["Filters"][0]["Values"]  # the stage filters by InstanceIds
+        return {"InstanceInformationList": [{"InstanceId": i, "PingStatus": "Online"} for i in wanted]}
+
+    def _ListCommandInvocations(self, params):
+        return {"CommandInvocations": []}
+
+    def _SendCommand(self, params):
+        with self._lock:
+            command_id = f"{uuid.uuid4()}"
+        script = params["Parameters"]["commands"][0]
+        entry = {"script": script, "instance": params["InstanceIds"][0], "comment": params.get("Comment", ""),
+                 "status": "InProgress", "stdout": "", "proc": None}
+        self.commands[command_id] = entry
+        mode = self.behave(script)
+        if mode == "fail":
+            entry["status"] = "Failed"
+        elif mode in ("empty", "partial"):
+            if mode == "partial":
+                prefix = re.search(r"^PREFIX=(\S+)$", script, re.M).group(1).strip("'")
+                boto3.client("s3", endpoint_url=self.endpoint, region_name=REGION).put_object(
+                    Bucket=BUCKET, Key=f"{prefix}/k6.log", Body=b"k6 was killed")
+            entry["status"] = "Success"
+        elif mode == "run" or isinstance(mode, dict):
+            extra = mode if isinstance(mode, dict) else {}
+            threading.Thread(target=self._run, args=(entry, extra), daemon=True).start()
+        return {"Command": {"CommandId": command_id, "Status": "Pending"}}
+
+    def _run(self, entry, extra):
+        env = {**os.environ, "AIGW_AWS_CLI": str(self.shim_dir / "aws"), "AIGW_K6": k6_binary(),
+               "AIGW_PYTHON": sys.executable, "AWS_ENDPOINT_URL": self.endpoint,
+               "PATH": f"{self.shim_dir}:{os.environ['PATH']}", **extra}
+        with self._lock:  # a command cancelled before the agent started it never runs (as with SSM)
+            if entry["status"] == "Cancelled":
+                return
+            proc = subprocess.Popen(["bash", "-c", entry["script"]], env=env, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, text=True, start_new_session=True)
+            entry["proc"] = proc
+        out, _ = proc.communicate()
+        entry["stdout"] = out
+        if entry["status"] == "InProgress":
+            entry["status"] = "Success" if proc.returncode == 0 else "Failed"
+
+    def _GetCommandInvocation(self, params):
+        entry = self.commands[params["CommandId"]]
+        return {"CommandId": params["CommandId"], "InstanceId": entry["instance"], "Status": entry["status"],
+                "StatusDetails": entry["status"], "ResponseCode": 0 if entry["status"] == "Success" else 1,
+                "StandardOutputContent": entry["stdout"][-2000:], "StandardErrorContent": ""}
+
+    def _CancelCommand(self, params):
+        entry = self.commands[params["CommandId"]]
+        with self._lock:
+            entry["status"] = "Cancelled"
+            proc = entry["proc"]
+        if proc is not None and proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)  # the agent's own child, by its process group
+        return {}
+
+    # ------------------------------------------------------------------------- queries
+    def scripts(self, kind: str | None = None) -> list[str]:
+        return [c["script"] for c in self.commands.values()
+                if kind is None or f"runner job ({kind})" in c["script"]]
+
+    def busy(self) -> bool:
+        return any(c["status"] == "InProgress" for c in self.commands.values())
+
+    def wait_idle(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while self.busy() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
+class FakeKubernetes(LoopbackServer):
+    """The few endpoints of the Kubernetes API the stage calls (read/patch a ConfigMap, patch and read
+    a Deployment), with a controller and a kubelet behind them: a patched pod template makes the
+    Deployment roll out, i.e. ``restart(configmap data)`` is called (a real local mock restarted with
+    those files) and the Deployment's status follows it. ``never_ready``: the new pod never becomes
+    ready. Requests need the kubeconfig's bearer token; every request is recorded."""
+
+    def __init__(self, namespace: str, name: str, files: dict[str, str], restart, never_ready: bool = False):
+        self.token = f"token-{uuid.uuid4().hex}"
+        self.requests: list[tuple[str, str, str | None]] = []
+        self.restarts = 0
+        self.configmap = {"apiVersion": "v1", "kind": "ConfigMap",
+                          "metadata": {"name": name, "namespace": namespace, "resourceVersion": "1"},
+                          "data": dict(files)}
+        labels = {"app.kubernetes.io/name": name}
+        self.deployment = {
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": namespace, "generation": 1, "resourceVersion": "1"},
+            "spec": {"replicas": 1, "selector": {"matchLabels": labels}, "strategy": {"type": "Recreate"},
+                     "template": {"metadata": {"labels": labels, "annotations": {}},
+                                  "spec": {"containers": [{"name": name, "image": "openresty/openresty:test"}]}}},
+            "status": {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "readyReplicas": 1,
+                       "availableReplicas": 1},
+        }
+        self.paths = {f"/api/v1/namespaces/{namespace}/configmaps/{name}": "configmap",
+                      f"/apis/apps/v1/namespaces/{namespace}/deployments/{name}": "deployment",
+                      f"/apis/apps/v1/namespaces/{namespace}/deployments/{name}/status": "deployment"}
+        self._restart, self.never_ready = restart, never_ready
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _reply(self, status: int, doc: dict) -> None:
+                body = json.dumps(doc).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _object(self):
+                owner.requests.append((self.command, self.path, self.headers.get("Content-Type")))
+                if self.headers.get("Authorization") != f"Bearer {owner.token}":
+                    self._reply(401, {"kind": "Status", "status": "Failure", "reason": "Unauthorized", "code": 401})
+                    return None
+                kind = owner.paths.get(urlparse(self.path).path)
+                if kind is None:
+                    self._reply(404, {"kind": "Status", "status": "Failure", "reason": "NotFound", "code": 404})
+                return kind
+
+            def do_GET(self):
+                kind = self._object()
+                if kind:
+                    self._reply(200, getattr(owner, kind))
+
+            def do_PATCH(self):
+                kind = self._object()
+                if not kind:
+                    return
+                if self.headers.get("Content-Type") not in ("application/strategic-merge-patch+json",
+                                                            "application/merge-patch+json"):
+                    self._reply(415, {"kind": "Status", "status": "Failure", "code": 415})
+                    return
+                patch = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+                self._reply(200, owner.patch(kind, patch))
+
+            def log_message(self, *args):
+                pass
+
+        super().__init__(Handler)
+
+    def patch(self, kind: str, patch: dict) -> dict:
+        obj = getattr(self, kind)
+        before = json.dumps(obj["spec"]["template"]) if kind == "deployment" else None
+        _merge(obj, patch)
+        obj["metadata"]["resourceVersion"] = str(int(obj["metadata"]["resourceVersion"]) + 1)
+        if kind == "deployment" and json.dumps(obj["spec"]["template"]) != before:
+            obj["metadata"]["generation"] += 1
+            threading.Thread(target=self._roll_out, args=(obj["metadata"]["generation"],), daemon=True).start()
+        return obj
+
+    def _roll_out(self, generation: int) -> None:
+        status = self.deployment["status"]
+        # Recreate: the controller sees the change, the old pod goes, the new one starts.
+        status.update(observedGeneration=generation, updatedReplicas=0, readyReplicas=0, availableReplicas=0)
+        if self.never_ready:
+            return
+        self._restart(dict(self.configmap["data"]))
+        self.restarts += 1
+        status.update(updatedReplicas=1, readyReplicas=1, availableReplicas=1)
+
+    def kubeconfig(self) -> str:
+        return json.dumps({"apiVersion": "v1", "kind": "Config", "current-context": "fake",
+                           "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
+                           "users": [{"name": "fake", "user": {"token": self.token}}],
+                           "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake"}}]})
+
+
+def _merge(target: dict, patch: dict) -> None:
+    """JSON merge patch (RFC 7386); for the maps the stage patches, strategic merge is the same."""
+    for key, value in patch.items():
+        if value is None:
+            target.pop(key, None)
+        elif isinstance(value, dict) and isinstance(target.get(key), dict):
+            _merge(target[key], value)
+        else:
+            target[key] = value

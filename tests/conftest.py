@@ -13,6 +13,7 @@ import pytest
 
 from aigw_bench.catalog import load_catalog
 from aigw_bench.local import install
+from aigw_bench.local.ports import free_port
 from aigw_bench.mock import list_mocks, load_mock
 from tests.helpers import tool_processes
 
@@ -40,3 +41,29 @@ def tools_ready() -> None:
             missing.append(g.name)
     if missing:
         pytest.fail(f"not installed: {', '.join(missing)}; run `make setup` (or `.venv/bin/aigw-bench setup`)")
+
+
+@pytest.fixture(scope="module")
+def aws(tmp_path_factory):
+    """The cloud stage's AWS side: moto's S3 on loopback, credentials that only it accepts, and the `aws`
+    stand-in the runner scripts call (tests/cloud_fakes.py)."""
+    import boto3  # imported here: only the cloud tests need them
+    from moto.server import ThreadedMotoServer
+
+    from tests.cloud_fakes import BUCKET, REGION, write_aws_shim
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    mp = pytest.MonkeyPatch()
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                       "AWS_DEFAULT_REGION": REGION, "AWS_EC2_METADATA_DISABLED": "true"}.items():
+        mp.setenv(key, value)
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name=REGION)
+    s3.create_bucket(Bucket=BUCKET)
+    shim_dir = tmp_path_factory.mktemp("shim")
+    write_aws_shim(shim_dir)
+    yield {"endpoint": endpoint, "s3": s3, "shim_dir": shim_dir}
+    mp.undo()
+    server.stop()

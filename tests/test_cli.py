@@ -49,6 +49,25 @@ def test_bad_run_arguments_fail_before_anything_starts(tmp_path, args, message):
     assert not results.exists()
 
 
+@pytest.mark.parametrize("command", ["run", "matrix"])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--vus", "10"], "--vus: these size a scenario (--scenario)"),
+        (["--suite", "nope"], "unknown suite 'nope'"),
+        (["--suite", "default", "-s", "seed"], "choose a scenario (--scenario) or a suite (--suite), not both"),
+        (["-s", "seed", "--mock-profile", "nope"], "unknown mock profile 'nope'"),
+    ],
+)
+def test_bad_cloud_arguments_fail_before_any_stack_is_read_or_deployed(tmp_path, command, args, message):
+    """Checked before the Pulumi CLI is needed: the message is about the option, whatever the machine has."""
+    stack = ["--stack", "kong"] if command == "run" else ["--stacks", "kong", "--dir", str(tmp_path / "m")]
+    out = cli("cloud", command, *stack, *args, "--results", str(tmp_path / "results"))
+    assert out.returncode == 2, out.stderr
+    assert message in " ".join(out.stderr.split()) and "Pulumi" not in out.stderr
+    assert not (tmp_path / "results").exists() and not (tmp_path / "m").exists()
+
+
 def test_report_on_a_directory_that_is_not_a_run(tmp_path):
     out = cli("report", str(tmp_path))
     assert out.returncode == 2

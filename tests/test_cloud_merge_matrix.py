@@ -84,6 +84,9 @@ class FakeWorkspace:
         return stack_outputs(stack, stack, "http://10.0.0.1", ["i-0123456789abcdef0"], None)
 
 
+RIG_CEILINGS = {"wiremock": 40000, "kong": 35000, "portkey": 42000, "litellm": 39000}
+
+
 def crafted_benchmark(measured):
     roles = {"wiremock": "baseline", "kong": "gateway", "portkey": "gateway", "litellm": "gateway"}
 
@@ -93,6 +96,10 @@ def crafted_benchmark(measured):
         run = make_run(root, {outputs.stack: Target(role=roles[outputs.stack], rps=[rps])}, name="run")
         manifest = json.loads((run / "manifest.json").read_text())
         manifest["cost"] = {"hourly_usd": 4.0, "per_target_hourly_usd": {outputs.stack: 4.0}, "run_usd": 0.5}
+        # Each stack's rig as the stage records it (its own mock and runners).
+        rig = {"mock": "fast", "ceiling_rps": RIG_CEILINGS[outputs.stack], "floor_ms": {"p50": 0.2}}
+        manifest["cloud"] = {outputs.stack: {"stack": outputs.stack, "rig": rig}}
+        manifest["rig"] = rig
         (run / "manifest.json").write_text(json.dumps(manifest))
         return run
 
@@ -111,7 +118,11 @@ def test_matrix_runs_every_stack_records_a_failure_and_destroys_everything(tmp_p
     assert set(table.index) == {"wiremock", "kong", "portkey"}
     assert table.loc["kong", "rps_pct_of_baseline"] == pytest.approx(45.0)
     assert "kong delivered 200% more RPS than portkey" in report.paths["markdown"].read_text()
-    assert json.loads((result.combined / "manifest.json").read_text())["cost"]["run_usd"] == 1.5
+    combined = json.loads((result.combined / "manifest.json").read_text())
+    assert combined["cost"]["run_usd"] == 1.5
+    # Judged against the weakest rig of the stacks measured (kong's), whichever stack came first.
+    assert combined["rig"]["ceiling_rps"] == 35000 and combined["rig"]["stack"] == "kong"
+    assert set(combined["cloud"]) == {"wiremock", "kong", "portkey"}
 
 
 def test_matrix_resumes_without_measuring_finished_stacks_again(tmp_path):

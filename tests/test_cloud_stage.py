@@ -1,7 +1,8 @@
 """The cloud post-deploy stage end to end with AWS faked at the API boundary (see tests/cloud_fakes.py):
-outputs -> render -> upload -> SSM command -> poll -> download -> analysis -> report, and the failure
-paths: runner not registered, a run already in progress, a command that fails or times out, uploads
-that are partial or missing, Ctrl-C, missing stack outputs, no Pulumi CLI, no AWS credentials."""
+outputs -> rig -> render -> upload -> SSM command -> poll -> download -> analysis -> report, for a
+scenario, and the failure paths: runner not registered, a run already in progress, a command that
+fails or times out, uploads that are partial or missing, Ctrl-C, missing stack outputs, no Pulumi
+CLI, no AWS credentials. The whole suite through the stage: tests/test_cloud_suite.py."""
 
 from __future__ import annotations
 
@@ -14,20 +15,19 @@ import uuid
 import boto3
 import pandas as pd
 import pytest
-from moto.server import ThreadedMotoServer
 from rich.console import Console
 
 from aigw_bench.catalog import load_catalog
 from aigw_bench.cloud import ssm as ssm_cmd
 from aigw_bench.cloud.outputs import StackOutputs, check_aws_credentials, read_stack_outputs
-from aigw_bench.cloud.stage import CloudPlan, CloudRunner, CloudTarget, segment_args
+from aigw_bench.cloud.remote import segment_args
+from aigw_bench.cloud.stage import CloudRunner, CloudTarget, plan_cloud_run
 from aigw_bench.errors import CloudError
 from aigw_bench.local.ports import free_port
 from aigw_bench.local.processes import Supervisor
 from aigw_bench.progress import ProgressPrinter
 from aigw_bench.results import read_outcomes
 from analysis.report import build_report
-from k6_scripts.scenarios import load_scenario
 from tests.cloud_fakes import (
     BUCKET,
     REGION,
@@ -35,35 +35,14 @@ from tests.cloud_fakes import (
     FakeSsm,
     KeyCheckingGateway,
     ModelViolation,
+    SsmAgent,
     busy_command,
-    run_runner_script,
     stack_outputs,
-    write_aws_shim,
 )
 from tests.helpers import start_mock
 
 RUNNER = "i-0123456789abcdef0"
 RUNNER_2 = "i-0fedcba9876543210"
-
-
-@pytest.fixture(scope="module")
-def aws(tmp_path_factory):
-    """moto's S3 on loopback, credentials that only it accepts, and the `aws` stand-in."""
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    mp = pytest.MonkeyPatch()
-    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                       "AWS_DEFAULT_REGION": REGION, "AWS_EC2_METADATA_DISABLED": "true"}.items():
-        mp.setenv(key, value)
-    s3 = boto3.client("s3", endpoint_url=endpoint, region_name=REGION)
-    s3.create_bucket(Bucket=BUCKET)
-    shim_dir = tmp_path_factory.mktemp("shim")
-    write_aws_shim(shim_dir)
-    yield {"endpoint": endpoint, "s3": s3, "shim_dir": shim_dir}
-    mp.undo()
-    server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -80,55 +59,53 @@ def prometheus():
     prom.close()
 
 
+# The rig's own measurement, shortened like everything else in these tests.
+SHORT_RIG = {"ceiling": {"vus": 5, "duration": 1.0, "warmup": 0.0}, "floor": {"duration": 1.0, "warmup": 0.0}}
+
+
 def plan_for(tmp_path, outputs: list[StackOutputs], repeats: int = 1, duration: str = "3s", warmup: str = "1s"):
-    cat = load_catalog()
-    scen = load_scenario("seed")
-    params = scen.params("cloud", {"vus": 5, "duration": duration, "warmup": warmup})
-    return CloudPlan(targets=[CloudTarget(o, cat.get(o.gateway_name)) for o in outputs], scenario=scen,
-                     params=params, repeats=repeats, results_root=tmp_path / "results")
+    plan = plan_cloud_run(targets=[CloudTarget(o, load_catalog().get(o.gateway_name)) for o in outputs],
+                          scenario="seed", suite=None, mock_profile=None,
+                          knobs={"vus": 5, "duration": duration, "warmup": warmup}, repeats=repeats,
+                          results_root=tmp_path / "results")
+    plan.rig = plan.rig.model_validate(SHORT_RIG)
+    return plan
 
 
-def make_runner(plan, fake: FakeSsm, aws, on_command=None, **kw) -> CloudRunner:
-    def on_event(event, **data):
-        if event == "command_sent" and on_command:
-            on_command(data)
-
-    return CloudRunner(plan, lambda region: (fake.client, aws["s3"]), on_event=on_event, poll_interval=0,
-                       sleep=kw.pop("sleep", lambda s: None), **kw)
+def agent_for(aws, behave=None) -> SsmAgent:
+    return SsmAgent(aws["shim_dir"], aws["endpoint"], behave)
 
 
-def execute(aws):
-    """Run each sent script as the SSM agent would."""
-    runs = []
+def runner_for(plan, ssm, aws, **kw) -> CloudRunner:
+    """The stage with fast polling against the fakes (real sleeps: the agent runs scripts for real)."""
+    kw.setdefault("poll_interval", 0.1)
+    return CloudRunner(plan, lambda region: (ssm, aws["s3"]), prometheus_lag_s=1, **kw)
 
-    def on_command(data):
-        done = run_runner_script(data["script"], aws["shim_dir"], aws["endpoint"])
-        runs.append(done)
-        assert done.returncode == 0, done.stdout + done.stderr
 
-    return on_command, runs
+def only(label: str, mode: str):
+    """An agent behaviour: ``mode`` for the commands of the job ``label``, run the others."""
+    return lambda script: mode if f": {label}, generator" in script else "run"
 
 
 def test_whole_stage_with_one_runner(tmp_path, aws, mock_llm, prometheus, no_leftovers):
     outputs = stack_outputs("wiremock", "wiremock", mock_llm, [RUNNER], prometheus.url)
-    fake = FakeSsm()
-    fake.one_command(RUNNER, "InProgress", "Success")
-    on_command, _runs = execute(aws)
-    with fake.stub:
-        run_dir = make_runner(plan_for(tmp_path, [outputs]), fake, aws, on_command).run()
-        fake.stub.assert_no_pending_responses()
+    agent = agent_for(aws)
+    run_dir = runner_for(plan_for(tmp_path, [outputs]), agent.client, aws).run()
     (outcome,) = read_outcomes(run_dir)
     assert outcome.status == "ok", outcome.reason
-    assert outcome.evidence["ssm"][0]["status"] == "Success"
-    assert outcome.evidence["endpoint_wait_s"] < 5  # the gateway answered at once
+    # Format 2, as a local run: the scenario is the session's step, its files under its directory.
+    record = outcome.steps["seed"]
+    assert record.status == "ok" and record.dir == "seed"
     for key in ("summary", "timeseries", "histogram", "statuses", "resources", "script"):
-        assert key in outcome.files
-    work = run_dir / "targets/wiremock/r1"
+        assert outcome.files[key].startswith("seed/"), key
+    work = run_dir / "targets/wiremock/r1/seed"
     summary = json.loads((work / "summary.json").read_text())
     assert summary["metrics"]["http_reqs"]["values"]["count"] > 50
+    assert record.data["requests"] == summary["metrics"]["http_reqs"]["values"]["count"]
     # Uploaded under the run's own prefix; the script the runner fetched is the one rendered locally.
-    keys = [o["Key"] for o in aws["s3"].list_objects_v2(Bucket=BUCKET, Prefix="runs/")["Contents"]]
-    prefix = f"runs/{json.loads((run_dir / 'manifest.json').read_text())['run_id']}/wiremock/r1/g1/"
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    prefix = f"runs/{manifest['run_id']}/targets/wiremock/r1/seed/g1/"
+    keys = [o["Key"] for o in aws["s3"].list_objects_v2(Bucket=BUCKET, Prefix=prefix)["Contents"]]
     assert {prefix + n for n in ("script.js", "summary.json", "raw.csv.gz", "exit-code", "k6.log")} <= set(keys)
     assert aws["s3"].get_object(Bucket=BUCKET, Key=prefix + "script.js")["Body"].read().decode() == \
         (work / "script.js").read_text()
@@ -137,38 +114,45 @@ def test_whole_stage_with_one_runner(tmp_path, aws, mock_llm, prometheus, no_lef
     assert set(resources["role"]) == {"gateway", "mock", "loadgen"}
     assert resources.loc[resources["role"] == "gateway", "cpu_cores"].eq(1.5).all()
     assert any('namespace="gateway"' in q for q in prometheus.queries)
+    # The rig was measured first, on the runner against the mock, and is recorded like a local run's.
+    rig = manifest["rig"]
+    assert rig["ceiling_rps"] > 0 and rig["floor_ms"]["p50"] > 0 and rig["mock"] == "wiremock"
+    assert rig["reach_rps"] == pytest.approx(0.8 * rig["ceiling_rps"])
+    assert manifest["cloud"]["wiremock"]["rig"]["ceiling_rps"] == rig["ceiling_rps"]
+    assert (run_dir / "rig/wiremock/ceiling/summary.json").exists()
+    rig_scripts = agent.scripts("k6")[:2]
+    assert all(mock_llm + "/v1/chat/completions" in s for s in rig_scripts)
+    assert manifest["mock"]["profile"]["name"] == "instant" and manifest["format"] == 2
     report = build_report(run_dir)
-    manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["environment"] == "cloud" and manifest["cloud"]["wiremock"]["stack"] == "wiremock"
     assert "## Cost" in report.paths["markdown"].read_text()
     row = report.table.set_index("target").loc["wiremock"]
     assert row["requests"] == summary["metrics"]["http_reqs"]["values"]["count"]
+    assert row["rig_ceiling_rps"] == pytest.approx(rig["ceiling_rps"])
 
 
 def test_two_runners_split_the_load_and_merge_from_raw_data(tmp_path, aws, mock_llm):
     outputs = stack_outputs("wiremock", "wiremock", mock_llm, [RUNNER, RUNNER_2], None)
-    fake = FakeSsm()
-    for r in (RUNNER, RUNNER_2):
-        fake.registered(r)
-        fake.idle(r)
-    ids = [fake.send(RUNNER), fake.send(RUNNER_2)]
-    fake.invocation(ids[0], RUNNER, "Success")
-    fake.invocation(ids[1], RUNNER_2, "Success")
-    on_command, _runs = execute(aws)
-    with fake.stub:
-        run_dir = make_runner(plan_for(tmp_path, [outputs], warmup="0s"), fake, aws, on_command).run()
+    agent = agent_for(aws)
+    run_dir = runner_for(plan_for(tmp_path, [outputs], warmup="0s"), agent.client, aws).run()
     (outcome,) = read_outcomes(run_dir)
     assert outcome.status == "ok", outcome.reason
-    assert outcome.evidence["generators"] == 2
-    work = run_dir / "targets/wiremock/r1"
+    work = run_dir / "targets/wiremock/r1/seed"
     gens = [json.loads((work / f"gen{i}/summary.json").read_text()) for i in (1, 2)]
     merged = json.loads((work / "summary.json").read_text())
     assert merged["metrics"]["http_reqs"]["values"]["count"] == sum(
         g["metrics"]["http_reqs"]["values"]["count"] for g in gens)
     assert merged["aigw_bench_merged"]["generators"] == 2
-    # Each generator ran half the VUs (execution segments).
-    assert "--execution-segment 0:1/2" in (work / "runner-g1.sh").read_text()
-    assert "--execution-segment 1/2:1" in (work / "runner-g2.sh").read_text()
+    assert outcome.files["summary"] == "seed/summary.json" and outcome.files["timeseries"] == "seed/timeseries.csv"
+    # Each generator ran half the VUs (execution segments), on its own runner.
+    assert "--execution-segment 0:1/2" in (work / "gen1/runner-g1.sh").read_text()
+    assert "--execution-segment 1/2:1" in (work / "gen2/runner-g2.sh").read_text()
+    sent = {c["instance"] for c in agent.commands.values() if "targets/wiremock/r1/seed" in c["script"]}
+    assert sent == {RUNNER, RUNNER_2}
+    # Concurrency 1 is never split: the rig's floor ran on the first runner only; its ceiling on both.
+    rig = run_dir / "rig/wiremock"
+    assert (rig / "floor/summary.json").exists() and not (rig / "floor/gen2").exists()
+    assert (rig / "ceiling/gen2/summary.json").exists()
 
 
 def test_segments_cover_the_whole_load():
@@ -182,7 +166,7 @@ def test_runner_not_registered_with_ssm(tmp_path, aws):
     fake.not_registered(RUNNER)
     plan = plan_for(tmp_path, [stack_outputs("kong", "kong", "http://10.0.1.5", [RUNNER], None)])
     with fake.stub, pytest.raises(CloudError, match=f"{RUNNER} is not registered with AWS SSM"):
-        make_runner(plan, fake, aws).run()
+        runner_for(plan, fake.client, aws).run()
     assert not (tmp_path / "results").exists()
 
 
@@ -191,7 +175,7 @@ def test_runner_registered_but_offline(tmp_path, aws):
     fake.registered(RUNNER, ping="ConnectionLost")
     plan = plan_for(tmp_path, [stack_outputs("kong", "kong", "http://10.0.1.5", [RUNNER], None)])
     with fake.stub, pytest.raises(CloudError, match="its agent is ConnectionLost"):
-        make_runner(plan, fake, aws).run()
+        runner_for(plan, fake.client, aws).run()
 
 
 def test_a_second_run_while_one_is_in_progress_is_refused(tmp_path, aws):
@@ -200,91 +184,85 @@ def test_a_second_run_while_one_is_in_progress_is_refused(tmp_path, aws):
     fake.idle(RUNNER, busy=busy_command())
     plan = plan_for(tmp_path, [stack_outputs("kong", "kong", "http://10.0.1.5", [RUNNER], None)])
     with fake.stub, pytest.raises(CloudError, match=r"already running on the k6 runner .* 11111111-2222"):
-        make_runner(plan, fake, aws).run()
+        runner_for(plan, fake.client, aws).run()
     assert not (tmp_path / "results").exists()
 
 
 def test_failed_command_is_recorded_and_the_next_repeat_still_runs(tmp_path, aws, mock_llm):
     outputs = stack_outputs("wiremock", "wiremock", mock_llm, [RUNNER], None)
-    fake = FakeSsm()
-    fake.registered(RUNNER)
-    fake.idle(RUNNER)
-    first = fake.send(RUNNER)
-    fake.invocation(first, RUNNER, "Failed", "Failed")
-    second = fake.send(RUNNER)
-    fake.invocation(second, RUNNER, "Success")
-    calls = []
+    failed = []
 
-    def on_command(data):
-        calls.append(data)
-        if len(calls) == 2:  # the first command "failed" on the instance: it never ran
-            execute(aws)[0](data)
+    def behave(script):  # the first session's command "failed" on the instance: it never ran
+        if ": seed, generator" in script and not failed:
+            failed.append(script)
+            return "fail"
+        return "run"
 
-    with fake.stub:
-        run_dir = make_runner(plan_for(tmp_path, [outputs], repeats=2, warmup="0s"), fake, aws, on_command).run()
+    agent = agent_for(aws, behave)
+    run_dir = runner_for(plan_for(tmp_path, [outputs], repeats=2, warmup="0s"), agent.client, aws).run()
     outcomes = {o.repeat: o for o in read_outcomes(run_dir)}
     assert outcomes[1].status == "k6_failed" and "ended Failed" in outcomes[1].reason
+    assert outcomes[1].evidence["ssm"][0]["status"] == "Failed"
     assert outcomes[2].status == "ok"
 
 
-def test_command_timing_out_is_cancelled(tmp_path, aws):
-    outputs = stack_outputs("kong", "kong", "http://10.0.1.5", [RUNNER], None)
-    fake = FakeSsm()
-    cid = fake.one_command(RUNNER, "InProgress", "InProgress")
-    fake.cancel(cid, RUNNER)
-    now = [0.0]
-    with fake.stub:
-        run_dir = make_runner(plan_for(tmp_path, [outputs]), fake, aws,
-                              sleep=lambda s: now.__setitem__(0, now[0] + 10_000), clock=lambda: now[0]).run()
-        fake.stub.assert_no_pending_responses()
+def test_command_timing_out_is_cancelled(tmp_path, aws, mock_llm):
+    outputs = stack_outputs("wiremock", "wiremock", mock_llm, [RUNNER], None)
+    agent = agent_for(aws, only("seed", "hang"))
+    offset = [0.0]
+
+    def sleep(seconds):  # time flies only while the hanging command is polled
+        if any(c["status"] == "InProgress" and ": seed, generator" in c["script"] for c in agent.commands.values()):
+            offset[0] += 10_000
+        else:
+            time.sleep(seconds)
+
+    run_dir = runner_for(plan_for(tmp_path, [outputs]), agent.client, aws, sleep=sleep,
+                         clock=lambda: time.monotonic() + offset[0]).run()
     (outcome,) = read_outcomes(run_dir)
     assert outcome.status == "k6_failed" and "ended TimedOut" in outcome.reason
+    assert "CancelCommand" in agent.calls
+    assert [c["status"] for c in agent.commands.values() if ": seed, generator" in c["script"]] == ["Cancelled"]
 
 
-def test_partial_upload_is_reported_and_kept(tmp_path, aws):
-    outputs = stack_outputs("kong", "kong", "http://10.0.1.5", [RUNNER], None)
-    fake = FakeSsm()
-    fake.one_command(RUNNER, "Success")
-
-    def upload_only_a_log(data):
-        aws["s3"].put_object(Bucket=BUCKET, Key=f"{data['prefix']}/k6.log", Body=b"k6 was killed")
-
-    with fake.stub:
-        run_dir = make_runner(plan_for(tmp_path, [outputs]), fake, aws, upload_only_a_log).run()
+def test_partial_upload_is_reported_and_kept(tmp_path, aws, mock_llm):
+    outputs = stack_outputs("wiremock", "wiremock", mock_llm, [RUNNER], None)
+    agent = agent_for(aws, only("seed", "partial"))
+    run_dir = runner_for(plan_for(tmp_path, [outputs]), agent.client, aws).run()
     (outcome,) = read_outcomes(run_dir)
     assert outcome.status == "invalid_output"
     assert "partial upload" in outcome.reason and "exit-code missing (got ['k6.log'])" in outcome.reason
-    assert (run_dir / "targets/kong/r1/k6.log").read_text() == "k6 was killed"
+    assert (run_dir / "targets/wiremock/r1/seed/k6.log").read_text() == "k6 was killed"
+    assert outcome.steps["seed"].status == "failed"
 
 
-def test_nothing_uploaded_gives_no_numbers(tmp_path, aws):
-    outputs = stack_outputs("kong", "kong", "http://10.0.1.5", [RUNNER], None)
-    fake = FakeSsm()
-    fake.one_command(RUNNER, "Success")
-    with fake.stub:
-        run_dir = make_runner(plan_for(tmp_path, [outputs]), fake, aws).run()
+def test_nothing_uploaded_gives_no_numbers(tmp_path, aws, mock_llm):
+    outputs = stack_outputs("wiremock", "wiremock", mock_llm, [RUNNER], None)
+    agent = agent_for(aws, only("seed", "empty"))
+    run_dir = runner_for(plan_for(tmp_path, [outputs]), agent.client, aws).run()
     report = build_report(run_dir)
-    assert report.table.set_index("target").loc["kong", "status"] == "invalid_output"
-    assert pd.isna(report.table.set_index("target").loc["kong", "rps"])
+    assert report.table.set_index("target").loc["wiremock", "status"] == "invalid_output"
+    assert pd.isna(report.table.set_index("target").loc["wiremock", "rps"])
     assert "exit-code missing (got nothing)" in report.paths["markdown"].read_text()
 
 
-def test_ctrl_c_cancels_the_remote_command_and_keeps_the_run(tmp_path, aws):
-    outputs = stack_outputs("kong", "kong", "http://10.0.1.5", [RUNNER], None)
-    fake = FakeSsm()
-    cid = fake.one_command(RUNNER, "InProgress")
-    fake.cancel(cid, RUNNER)
+def test_ctrl_c_cancels_the_remote_command_and_keeps_the_run(tmp_path, aws, mock_llm):
+    outputs = stack_outputs("wiremock", "wiremock", mock_llm, [RUNNER], None)
+    agent = agent_for(aws, only("seed", "hang"))
 
-    def interrupt(_seconds):
-        raise KeyboardInterrupt
+    def interrupt(seconds):
+        if any(c["status"] == "InProgress" and ": seed, generator" in c["script"] for c in agent.commands.values()):
+            raise KeyboardInterrupt
+        time.sleep(seconds)
 
-    runner = make_runner(plan_for(tmp_path, [outputs]), fake, aws, sleep=interrupt)
-    with fake.stub, pytest.raises(KeyboardInterrupt):
+    runner = runner_for(plan_for(tmp_path, [outputs]), agent.client, aws, sleep=interrupt)
+    with pytest.raises(KeyboardInterrupt):
         runner.run()
-    fake.stub.assert_no_pending_responses()
     (outcome,) = read_outcomes(runner.run_dir)
-    assert outcome.status == "interrupted"
-    assert json.loads((runner.run_dir / "manifest.json").read_text())["interrupted"] is True
+    assert outcome.status == "interrupted" and "remote commands cancelled" in outcome.reason
+    assert [c["status"] for c in agent.commands.values() if ": seed, generator" in c["script"]] == ["Cancelled"]
+    manifest = json.loads((runner.run_dir / "manifest.json").read_text())
+    assert manifest["interrupted"] is True and manifest["rig"]["ceiling_rps"] > 0  # the rig's figures are kept
 
 
 def test_missing_stack_outputs_are_named():
@@ -351,33 +329,24 @@ def test_ssm_refusing_the_preflight_is_a_clear_error():
     assert "ssm:ListCommandInvocations" in text
 
 
-def test_the_cloud_stage_sends_the_stacks_key_and_writes_it_nowhere(tmp_path, aws):
+def test_the_cloud_stage_sends_the_stacks_key_and_writes_it_nowhere(tmp_path, aws, mock_llm):
     key = f"sk-stack-{uuid.uuid4().hex}"
     gateway = KeyCheckingGateway(key)
-    outputs = stack_outputs("litellm", "litellm", gateway.url, [RUNNER], None,
+    outputs = stack_outputs("litellm", "litellm", gateway.url, [RUNNER], None, mock_url=mock_llm,
                             gateway_secret_headers={"Authorization": f"Bearer {key}"})
     assert key not in repr(outputs) and key not in outputs.model_dump_json()
-    fake = FakeSsm()
-    fake.one_command(RUNNER, "Success")
+    agent = agent_for(aws)
     sent: list[str] = []  # every SSM request as the API would receive it
-    fake.client.meta.events.register("before-parameter-build.ssm.*", lambda params, **_: sent.append(repr(params)))
+    agent.client.meta.events.register("before-parameter-build.ssm.*", lambda params, **_: sent.append(repr(params)))
     events: list[str] = []
-    on_command, _runs = execute(aws)
-
-    def on_event(event, **data):
-        events.append(repr(data))
-        if event == "command_sent":
-            on_command(data)
-
     try:
-        with fake.stub:
-            run_dir = CloudRunner(plan_for(tmp_path, [outputs], warmup="0s"), lambda region: (fake.client, aws["s3"]),
-                                  on_event=on_event, poll_interval=0, sleep=lambda s: None).run()
+        run_dir = runner_for(plan_for(tmp_path, [outputs], warmup="0s"), agent.client, aws,
+                             on_event=lambda event, **data: events.append(repr(data))).run()
     finally:
         gateway.close()
     (outcome,) = read_outcomes(run_dir)
     assert outcome.status == "ok", outcome.reason
-    summary = json.loads((run_dir / "targets/litellm/r1/summary.json").read_text())
+    summary = json.loads((run_dir / "targets/litellm/r1/seed/summary.json").read_text())
     assert summary["metrics"]["aigw_ok"]["values"]["rate"] == 1.0
     # Every request carried the stack's key, none the local one from the catalog.
     assert gateway.seen and set(gateway.seen) == {f"Bearer {key}"}
@@ -389,7 +358,7 @@ def test_the_cloud_stage_sends_the_stacks_key_and_writes_it_nowhere(tmp_path, aw
             if path.suffix == ".gz":
                 data = gzip.decompress(data)
             assert key.encode() not in data, path
-    script = (run_dir / "targets/litellm/r1/script.js").read_text()
+    script = (run_dir / "targets/litellm/r1/seed/script.js").read_text()
     assert "Authorization" not in script and "sk-aigw-bench-local" not in script
     for obj in aws["s3"].list_objects_v2(Bucket=BUCKET).get("Contents", []):
         assert not obj["Key"].startswith("secrets/"), obj["Key"]  # deleted after the run
@@ -400,31 +369,22 @@ def test_the_cloud_stage_sends_the_stacks_key_and_writes_it_nowhere(tmp_path, aw
     assert manifest["cloud"]["litellm"]["secret_headers"] == ["Authorization"]
 
 
-def test_an_nlb_that_never_answers_is_not_ready_after_a_bounded_wait(tmp_path, aws):
+def test_an_nlb_that_never_answers_is_not_ready_after_a_bounded_wait(tmp_path, aws, mock_llm):
     closed = f"http://127.0.0.1:{free_port()}"  # nothing listens: like an NLB whose DNS/targets are not ready
-    outputs = stack_outputs("kong", "kong", closed, [RUNNER], None)
-    fake = FakeSsm()
-    fake.one_command(RUNNER, "Success")
-    on_command, runs = execute(aws)
+    outputs = stack_outputs("kong", "kong", closed, [RUNNER], None, mock_url=mock_llm)
+    agent = agent_for(aws)
     console_out = io.StringIO()
     printer = ProgressPrinter(Console(file=console_out, width=200), plain=True)
-
-    def on_event(event, **data):
-        printer(event, **data)  # the CLI's own progress printer must take the cloud stage's events
-        if event == "command_sent":
-            on_command(data)
-
     started = time.monotonic()
-    with fake.stub:
-        run_dir = CloudRunner(plan_for(tmp_path, [outputs]), lambda region: (fake.client, aws["s3"]),
-                              on_event=on_event, poll_interval=0, sleep=lambda s: None, endpoint_wait_s=2).run()
+    run_dir = runner_for(plan_for(tmp_path, [outputs]), agent.client, aws, on_event=printer, endpoint_wait_s=2).run()
     assert time.monotonic() - started < 60  # bounded: 2 s of waiting plus one retry interval
     (outcome,) = read_outcomes(run_dir)
     assert outcome.status == "not_ready"
-    assert f"{closed} did not answer the runner within 2 s" in outcome.reason
+    assert f"{closed}/v1/chat/completions did not answer the runner within 2 s" in outcome.reason
     assert outcome.evidence["endpoint_wait_s"] >= 2
-    work = run_dir / "targets/kong/r1"
+    work = run_dir / "targets/kong/r1/seed"
     assert not (work / "summary.json").exists() and not (work / "k6.log").exists()  # k6 never started
-    assert "within 2 s" in runs[0].stdout
+    seed = next(c for c in agent.commands.values() if "targets/kong/r1/seed" in c["script"])
+    assert "within 2 s" in seed["stdout"]
     text = console_out.getvalue()
-    assert "on AWS" in text and f"waits for {closed} to answer (at most 2 s)" in text and "not_ready" in text
+    assert "on AWS" in text and "not_ready" in text and "rig (kong)" in text

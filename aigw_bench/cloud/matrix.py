@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from aigw_bench.cloud.outputs import StackOutputs, read_stack_outputs, require_tool
+from aigw_bench.cloud.stage import conservative_rig
 from aigw_bench.results import MANIFEST, read_manifest, write_json
 
 STATE = "matrix.json"
@@ -195,6 +196,11 @@ def combine_runs(run_dirs: list[Path], out: Path) -> Path | None:
         merged["cost"] = {"hourly_usd": round(sum(per_target_cost.values()), 4),
                           "per_target_hourly_usd": per_target_cost, "run_usd": round(run_usd, 4),
                           "price_table": (manifests[0].get("cost") or {}).get("price_table", "pinned price table")}
+    # Each stack measured its own rig (its mock, its runners): the combined run is judged against the
+    # weakest of them, as a multi-stack `cloud run` is; each one stays under cloud.<stack>.rig.
+    rigs = {stack: info["rig"] for stack, info in merged["cloud"].items() if isinstance(info, dict) and info.get("rig")}
+    if rigs:
+        merged["rig"] = conservative_rig(rigs)
     merged["combined_from"] = [str(d) for d in run_dirs]
     write_json(out / MANIFEST, merged)
     return out

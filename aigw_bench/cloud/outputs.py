@@ -7,6 +7,7 @@ get it: the Pulumi CLI, AWS credentials, the stack, or an output.
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,18 @@ def require_tool(command: str) -> None:
         raise CloudError(f"{what} is not installed (no `{command}` on PATH): {how}")
 
 
+class MockControl(BaseModel):
+    """Where the mock's pacing profile lives in the cluster (stack output ``mock_control``)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    namespace: str
+    configmap: str
+    settings_key: str
+    deployment: str
+    settings_annotation: str = Field(description="pod-template annotation holding the settings' sha256")
+
+
 class StackOutputs(BaseModel):
     """What the post-deploy stage needs from a stack (``pulumi stack output``)."""
 
@@ -51,10 +64,23 @@ class StackOutputs(BaseModel):
     gateway_secret_headers: dict[str, SecretStr] = Field(
         default_factory=dict, description="headers with secret values k6 must send (a secret stack output)")
     mock_namespace: str = "mock"
+    # The mock as deployed. Stacks deployed before the fast mock existed export none of these: WireMock.
+    mock_name: str = "wiremock"
+    mock_version: str | None = None
+    mock_image: str | None = None
+    mock_profile: str = "instant"
+    mock_profiles: list[str] = Field(default_factory=lambda: ["instant"])
+    mock_control: MockControl | None = None
+    kubeconfig: SecretStr | None = Field(None, description="the cluster's kubeconfig (a secret output)")
     hourly_cost_usd: float | None = None
     price_table: str | None = None
     instance_types: dict[str, str] = Field(default_factory=dict)
     chart_versions: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("kubeconfig", mode="before")
+    @classmethod
+    def _kubeconfig_text(cls, value: Any) -> Any:
+        return json.dumps(value) if isinstance(value, dict) else value
 
     @field_validator("k6_runner_instance_ids", mode="before")
     @classmethod

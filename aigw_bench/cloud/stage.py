@@ -1,8 +1,16 @@
-"""The post-deploy stage: render -> upload -> SSM command -> poll -> download -> same analysis as local.
+"""The post-deploy stage: the same measurement as a local run, on deployed stacks.
 
-One run directory in the local format holds every stack's results, so ``aigw-bench report`` and
-``compare`` work unchanged. The S3 prefix carries the run id (never reused) and the local directory
-is new for every run: nothing already measured is overwritten.
+The rig first: for each stack, k6 on its runner straight to its mock's NLB (ceiling, floor and, for
+a suite, the rig's own frontier). Then one session per target and repeat, targets interleaved: the
+suite's steps (:func:`aigw_bench.measure.steps.suite_session`) or a scenario, run by a
+:class:`aigw_bench.cloud.driver.CloudDriver` (k6 through SSM on the runner, results through S3,
+CPU and memory from Prometheus, the mock's pacing through the Kubernetes API). The same code as
+local runs decides the steps and their verdicts; only the way k6 is started differs.
+
+One run directory in the local format (format 2: targets/<t>/r<N>/<step>/..., step records in each
+outcome) holds every stack's results, so ``aigw-bench report`` and ``compare`` work unchanged. The
+S3 prefix carries the run id (never reused) and the local directory is new for every run: nothing
+already measured is overwritten; each outcome is written as soon as a step ends.
 """
 
 from __future__ import annotations
@@ -13,17 +21,23 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from aigw_bench.catalog import Gateway
 from aigw_bench.cloud import ssm as ssm_cmd
-from aigw_bench.cloud.merge import merge_generators
+from aigw_bench.cloud.driver import ENDPOINT_WAIT_SECONDS, PROFILE_SWITCH_SECONDS, CloudDriver, endpoint
+from aigw_bench.cloud.mock_control import MockProfiles, api_client
 from aigw_bench.cloud.outputs import StackOutputs
-from aigw_bench.cloud.resources import cloud_resources, prometheus_queries
-from aigw_bench.errors import CloudError
+from aigw_bench.cloud.remote import Remote
+from aigw_bench.errors import CloudError, ConfigError
 from aigw_bench.local.processes import Interrupted, signals_as_exceptions
-from aigw_bench.mock import load_mock
+from aigw_bench.measure.driver import SessionLost
+from aigw_bench.measure.outcome import adopt_partial, main_step_series, recorder
+from aigw_bench.measure.plan import PlanNames, measurement
+from aigw_bench.measure.steps import RIG_BOUND_FRACTION, measure_rig, session_steps
+from aigw_bench.mock import MockDefinition, PacingProfile, load_mock, load_profiles
 from aigw_bench.results import (
     MANIFEST,
     Outcome,
@@ -36,18 +50,12 @@ from aigw_bench.results import (
     write_outcome,
 )
 from aigw_bench.templating import render_map
-from analysis.timeseries import TimeseriesError, write_timeseries
-from k6_scripts.render import RenderTarget, render_script
-from k6_scripts.scenarios import Scenario, ScenarioParams, format_duration, interleaved_order, scenario_record
+from k6_scripts.scenarios import Scenario, ScenarioParams, interleaved_order, scenario_record
+from k6_scripts.suites import RigSizes, Suite, SuiteSizes, load_rig_sizes
 
-RUNNER_TEMPLATE = Path(__file__).resolve().parent / "runner.sh.j2"
-# SSM time beyond warm-up + duration: k6 start and graceful stop, uploads, Prometheus queries.
-COMMAND_GRACE_SECONDS = 300
-COMPLETION_MARKER = "exit-code"
-# How long the runner waits for the gateway's NLB to answer before it gives up on the target.
-ENDPOINT_WAIT_SECONDS = 600
-ENDPOINT_UNREACHABLE = 92  # the runner's exit-code when it did
 EventSink = Callable[..., None]
+# Builds the Kubernetes API client of a stack (tests pass one for a fake API server).
+KubeClients = Callable[[StackOutputs], Any]
 
 
 @dataclass(frozen=True)
@@ -57,26 +65,50 @@ class CloudTarget:
 
 
 @dataclass
-class CloudPlan:
+class CloudPlan(PlanNames):
+    """What to run: a scenario (``scenario`` + ``params``) or a suite (``suite`` + ``sizes``), cloud sizes."""
+
     targets: list[CloudTarget]
-    scenario: Scenario
-    params: ScenarioParams
+    scenario: Scenario  # the scenario, or the suite's published shape (seed)
+    params: ScenarioParams  # the scenario's, or the suite's request body and timeouts
     repeats: int
     results_root: Path
+    rig: RigSizes
+    profile: PacingProfile  # the mock's pacing profile at the start of every session
+    suite: Suite | None = None
+    sizes: SuiteSizes | None = None
+    streaming_profile: PacingProfile | None = None
+    keep_raw: bool = True
     command_line: list[str] = field(default_factory=list)
 
     def order(self) -> list[tuple[int, CloudTarget]]:
         return interleaved_order(self.targets, self.repeats)
 
+    def stacks(self) -> dict[str, StackOutputs]:
+        """Each stack once (a stack = one mock and one set of runners), in the targets' order."""
+        return {t.outputs.stack: t.outputs for t in self.targets}
 
-def segment_args(index: int, count: int) -> str:
-    """k6 execution-segment flags splitting the load evenly across ``count`` generators."""
-    if count == 1:
-        return ""
-    sequence = ",".join(["0", *(f"{i}/{count}" for i in range(1, count)), "1"])
-    start = "0" if index == 0 else f"{index}/{count}"
-    end = "1" if index == count - 1 else f"{index + 1}/{count}"
-    return f"--execution-segment {start}:{end} --execution-segment-sequence {sequence}"
+    def profiles(self) -> list[PacingProfile]:
+        return [p for p in (self.profile, self.streaming_profile) if p is not None]
+
+
+def plan_cloud_run(*, targets: list[CloudTarget], scenario: str | None, suite: str | None, mock_profile: str | None,
+                   knobs: dict[str, Any], repeats: int | None, results_root: Path, keep_raw: bool = True,
+                   command_line: list[str] | None = None) -> CloudPlan:
+    """A validated plan with the cloud sizes; every problem fails here, before anything is sent."""
+    m = measurement("cloud", scenario=scenario, suite=suite, mock_profile=mock_profile, knobs=knobs, repeats=repeats)
+    plan = CloudPlan(targets=targets, results_root=results_root, rig=load_rig_sizes("cloud"), keep_raw=keep_raw,
+                     command_line=command_line or [], profile=m.profile, repeats=m.repeats, params=m.params,
+                     scenario=m.scenario, suite=m.suite, sizes=m.sizes, streaming_profile=m.streaming_profile)
+    for stack, out in plan.stacks().items():
+        missing = [p.name for p in plan.profiles() if p.name not in out.mock_profiles]
+        if missing:
+            raise ConfigError(
+                f"stack '{stack}' deploys the {out.mock_name} mock, which serves the pacing profile(s) "
+                f"{', '.join(out.mock_profiles)}, not {', '.join(missing)} (needed by "
+                f"{'the suite' if plan.suite else 'the scenario'}): deploy the fast mock (`pulumi config set -s "
+                f"{stack} mock fast && pulumi up -s {stack}`) or choose a scenario and profile it can serve")
+    return plan
 
 
 @contextmanager
@@ -93,20 +125,15 @@ def secret_object(s3: Any, bucket: str, key: str, content: dict[str, str]) -> It
         s3.delete_object(Bucket=bucket, Key=key)
 
 
-def render_runner(*, run_id: str, target: str, repeat: int, generator: int, generators: int, bucket: str,
-                  prefix: str, params: ScenarioParams, prometheus_url: str | None,
-                  queries: dict[str, str], wait_url: str, wait_seconds: int = ENDPOINT_WAIT_SECONDS,
-                  headers_key: str | None = None) -> str:
-    import jinja2
-
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
-    return env.from_string(RUNNER_TEMPLATE.read_text()).render(
-        run_id=run_id, target=target, repeat=repeat, generator=generator + 1, generators=generators,
-        bucket=bucket, prefix=prefix, warmup=params.warmup, warmup_duration=format_duration(params.warmup),
-        duration=format_duration(params.duration), segment_args=segment_args(generator, generators),
-        prometheus_url=prometheus_url, prometheus_queries=queries, headers_key=headers_key,
-        wait_url=wait_url, wait_seconds=wait_seconds, ENDPOINT_UNREACHABLE=ENDPOINT_UNREACHABLE,
-    )
+def conservative_rig(rigs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The run's rig when several stacks (each with its own mock and runners) are compared: the one with
+    the lowest ceiling, so that no target is credited with more than the weakest rig could deliver."""
+    measured = {s: r for s, r in rigs.items() if r.get("ceiling_rps")}
+    if not measured:
+        first = next(iter(rigs.values()), {"error": "no stack"})
+        return {**first, "stacks": sorted(rigs)}
+    stack = min(measured, key=lambda s: measured[s]["ceiling_rps"])
+    return {**measured[stack], "stack": stack, "stacks": sorted(rigs)}
 
 
 class CloudRunner:
@@ -115,28 +142,56 @@ class CloudRunner:
     def __init__(self, plan: CloudPlan, clients: Callable[[str], tuple[Any, Any]],
                  on_event: EventSink | None = None, poll_interval: float = 5.0,
                  sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
-                 endpoint_wait_s: int = ENDPOINT_WAIT_SECONDS):
+                 endpoint_wait_s: int = ENDPOINT_WAIT_SECONDS, kube_client: KubeClients | None = None,
+                 profile_switch_s: float = PROFILE_SWITCH_SECONDS, prometheus_lag_s: int | None = None):
         self.plan = plan
-        self.endpoint_wait_s = endpoint_wait_s
         self.clients = clients
         self.emit: EventSink = on_event or (lambda *a, **k: None)
-        self.poll_interval = poll_interval
-        self.sleep = sleep
-        self.clock = clock
+        self.poll_interval, self.sleep, self.clock = poll_interval, sleep, clock
+        self.endpoint_wait_s = endpoint_wait_s
+        self.kube_client = kube_client or (lambda out: api_client(_kubeconfig(out)))
+        self.profile_switch_s = profile_switch_s
+        self.prometheus_lag_s = prometheus_lag_s
         self.run_dir: Path | None = None
         self.run_id: str | None = None
+        self._remotes: dict[str, Remote] = {}
+        self._profiles: dict[str, MockProfiles | None] = {}
 
+    # ----------------------------------------------------------------- before anything starts
     def preflight(self) -> None:
-        for t in self.plan.targets:
-            ssm, _ = self.clients(t.outputs.region)
-            for instance in t.outputs.k6_runner_instance_ids:
+        """Every runner online and idle, every fast mock's settings readable: fails before anything runs."""
+        for stack, out in self.plan.stacks().items():
+            ssm, _ = self.clients(out.region)
+            for instance in out.k6_runner_instance_ids:
                 ssm_cmd.ensure_registered(ssm, instance)
                 ssm_cmd.ensure_idle(ssm, instance)
+            if out.mock_control is not None:
+                profiles = MockProfiles(self.kube_client(out), out.mock_control, out.cluster_name,
+                                        sleep=self.sleep, clock=self.clock, interval=max(self.poll_interval, 0.2))
+                profiles.current()  # access to the cluster, and the settings where the stack says they are
+                self._profiles[stack] = profiles
+            else:
+                self._profiles[stack] = None
 
+    def _remote(self, out: StackOutputs) -> Remote:
+        if out.stack not in self._remotes:
+            ssm, s3 = self.clients(out.region)
+            self._remotes[out.stack] = Remote(ssm, s3, out.results_bucket, poll_interval=self.poll_interval,
+                                              sleep=self.sleep, clock=self.clock)
+        return self._remotes[out.stack]
+
+    def _driver(self, out: StackOutputs, work: Path, direct: Any, target: Any) -> CloudDriver:
+        assert self.run_dir is not None and self.run_id is not None
+        extra = {"prometheus_lag_s": self.prometheus_lag_s} if self.prometheus_lag_s is not None else {}
+        return CloudDriver(out, self._remote(out), self.run_id, self.run_dir, work, direct, target, self.emit,
+                           mock_profiles=self._profiles.get(out.stack), endpoint_wait_s=self.endpoint_wait_s,
+                           profile_switch_s=self.profile_switch_s, **extra)
+
+    # ----------------------------------------------------------------------------- the run
     def run(self) -> Path:
         self.preflight()
         plan = self.plan
-        self.run_dir = new_run_dir(plan.results_root, plan.scenario.name)
+        self.run_dir = new_run_dir(plan.results_root, plan.name)
         # The S3 prefix must be unique even across machines that pick the same timestamp.
         self.run_id = f"{self.run_dir.name}-{uuid.uuid4().hex[:8]}"
         manifest = self._manifest()
@@ -146,237 +201,203 @@ class CloudRunner:
         started = time.monotonic()
         interrupted = False
         with signals_as_exceptions():
-            for index, (repeat, target) in enumerate(order, start=1):
-                name = target.gateway.name
-                self.emit("target_start", target=name, repeat=repeat, index=index, total=len(order))
-                outcome = self._run_target(target, repeat)
-                write_outcome(self.run_dir, outcome)
-                self.emit("target_done", outcome=outcome, index=index, total=len(order))
-                if outcome.status == "interrupted":
-                    interrupted = True
-                    break
+            try:
+                rigs: dict[str, dict[str, Any]] = {}
+                for stack, out in plan.stacks().items():
+                    rigs[stack] = self._measure_rig(out)
+                    manifest["cloud"][stack]["rig"] = rigs[stack]
+                    self.emit("rig_done", rig=rigs[stack])
+                    if rigs[stack].get("error") == "interrupted":
+                        interrupted = True
+                        break
+                manifest["rig"] = conservative_rig(rigs)
+                write_json(self.run_dir / MANIFEST, manifest)
+                for index, (repeat, target) in enumerate([] if interrupted else order, start=1):
+                    name = target.gateway.name
+                    self.emit("target_start", target=name, repeat=repeat, index=index, total=len(order))
+                    outcome = self._run_target(target, repeat, rigs.get(target.outputs.stack, {}))
+                    write_outcome(self.run_dir, outcome)
+                    self.emit("target_done", outcome=outcome, index=index, total=len(order))
+                    if outcome.status == "interrupted":
+                        interrupted = True
+                        break
+            finally:
+                manifest["mock_restored"] = self._restore_profiles()
         hours = (time.monotonic() - started) / 3600
         manifest["finished_at"] = now_iso()
         manifest["interrupted"] = interrupted
         if manifest.get("cost"):
             manifest["cost"]["run_usd"] = round(sum(
-                (t.outputs.hourly_cost_usd or 0) for t in plan.targets) * hours, 4)
+                (o.hourly_cost_usd or 0) for o in plan.stacks().values()) * hours, 4)
             manifest["cost"]["run_hours"] = round(hours, 4)
         write_json(self.run_dir / MANIFEST, manifest)
         if interrupted:
             raise KeyboardInterrupt
         return self.run_dir
 
+    def _restore_profiles(self) -> dict[str, str]:
+        """Leave each fast mock with the profile it was deployed with (no drift from the Pulumi state)."""
+        done: dict[str, str] = {}
+        for stack, out in self.plan.stacks().items():
+            profiles = self._profiles.get(stack)
+            if profiles is None:
+                continue
+            deployed = load_profiles().get(out.mock_profile)
+            try:
+                if deployed is None or profiles.serves(deployed):
+                    continue
+                self.emit("phase", target=stack, phase=f"restoring the mock's '{deployed.name}' pacing profile")
+                profiles.switch(deployed, self.profile_switch_s)
+                done[stack] = f"restored '{deployed.name}'"
+            except (KeyboardInterrupt, Interrupted):  # asked to stop: the measured run matters more
+                done[stack] = "not restored (interrupted); the next `cloud run` sets the profile it needs"
+                break
+            except Exception as exc:  # nothing measured depends on it: say so, do not lose the run
+                done[stack] = (f"not restored ({exc}); the mock keeps its last profile until the next `cloud run` "
+                               "or `pulumi up`")
+        return done
+
+    # ---------------------------------------------------------------------------- manifest
+    def _mock_record(self, out: StackOutputs) -> dict[str, Any]:
+        plan = self.plan
+        definition: MockDefinition = load_mock(out.mock_name)
+        return {"name": out.mock_name, "title": definition.title, "version": out.mock_version or definition.version,
+                "image": out.mock_image, "source": f"{definition.source}; on EKS: mock_llm/{out.mock_name}/mock.yaml",
+                "deployed_profile": out.mock_profile, "profile": plan.profile.model_dump(),
+                "streaming_profile": plan.streaming_profile.model_dump() if plan.streaming_profile else None}
+
     def _manifest(self) -> dict[str, Any]:
         plan = self.plan
-        mock = load_mock("wiremock")  # the stacks deploy WireMock (components/mock_llm.py)
-        first = plan.targets[0].outputs
-        costs = {t.gateway.name: t.outputs.hourly_cost_usd for t in plan.targets if t.outputs.hourly_cost_usd}
+        stacks = plan.stacks()
+        first = next(iter(stacks.values()))
+        costs = {s: o.hourly_cost_usd for s, o in stacks.items() if o.hourly_cost_usd}
+        mocks = {s: self._mock_record(o) for s, o in stacks.items()}
         manifest: dict[str, Any] = {
             "kind": "aigw-bench run",
-            "format": 1,
+            "format": 2,
             "environment": "cloud",
             "run_id": self.run_id,
             "created_at": now_iso(),
             "command_line": plan.command_line,
             "scenario": scenario_record(plan.scenario, plan.params),
+            "suite": ({"name": plan.suite.name, "description": plan.suite.description, "profile": "cloud",
+                       "sizes": plan.sizes.model_dump() if plan.sizes else None} if plan.suite else None),
+            "main_step": plan.main_step,
             "repeats": plan.repeats,
             "order": [{"repeat": r, "target": t.gateway.name} for r, t in plan.order()],
             "targets": {
                 t.gateway.name: {"title": t.gateway.title, "role": t.gateway.role, "version": t.outputs.gateway_version,
                                  "source": t.gateway.source, "route": t.gateway.request.path,
-                                 "model": t.gateway.request.model}
+                                 "model": t.gateway.request.model, "stack": t.outputs.stack}
                 for t in plan.targets
             },
-            "mock": {"name": mock.name, "version": mock.version,
-                     "source": f"{mock.source}; on EKS: mock_llm/{mock.name}/mock.yaml"},
+            # The first stack's mock; each stack's own is under cloud.<stack>.mock (they may differ).
+            "mock": {**mocks[first.stack], **({"differs_between_stacks": True}
+                                             if len({m["name"] for m in mocks.values()}) > 1 else {})},
             # k6 has a machine of its own: only its CPUs are counted against it.
             "cpu_pinning": {"loadgen": None, "mock": None, "gateway": None,
-                            "note": "separate machines: k6 on its EC2 runner, gateway and mock on their own nodes"},
+                            "note": "separate machines: k6 on its EC2 runner(s), gateway and mock on their own nodes"},
             "machine": {"k6_runner_instance_type": first.instance_types.get("k6_runner"),
                         "k6_runner_ami": first.k6_runner_ami, "region": first.region},
             "cloud": {
-                t.gateway.name: {"stack": t.outputs.stack, "region": t.outputs.region,
-                                 "cluster": t.outputs.cluster_name, "instance_types": t.outputs.instance_types,
-                                 "chart_versions": t.outputs.chart_versions,
-                                 "runners": t.outputs.k6_runner_instance_ids, "bucket": t.outputs.results_bucket,
-                                 # names only: the values are the stack's secrets
-                                 "secret_headers": sorted(t.outputs.gateway_secret_headers)}
-                for t in plan.targets
+                s: {"stack": o.stack, "gateway": o.gateway_name, "region": o.region, "cluster": o.cluster_name,
+                    "instance_types": o.instance_types, "chart_versions": o.chart_versions,
+                    "runners": o.k6_runner_instance_ids, "bucket": o.results_bucket, "mock": mocks[s],
+                    # names only: the values are the stack's secrets
+                    "secret_headers": sorted(o.gateway_secret_headers)}
+                for s, o in stacks.items()
             },
+            "rig": None,  # measured first (below)
             "tools": tool_versions(),
             "git": git_commit(),
         }
         if costs:
-            manifest["cost"] = {"hourly_usd": round(sum(costs.values()), 4), "per_target_hourly_usd": costs,
+            manifest["cost"] = {"hourly_usd": round(sum(costs.values()), 4),
+                                "per_target_hourly_usd": {t.gateway.name: t.outputs.hourly_cost_usd
+                                                          for t in plan.targets if t.outputs.hourly_cost_usd},
                                 "price_table": first.price_table or "pinned price table"}
         return manifest
 
+    # ---------------------------------------------------------------------------- the rig
+    def _measure_rig(self, out: StackOutputs) -> dict[str, Any]:
+        """k6 on the stack's runner(s) straight to its mock's NLB: ceiling, floor (and frontier)."""
+        assert self.run_dir is not None
+        plan = self.plan
+        rig_dir = self.run_dir / "rig" / out.stack
+        rig_dir.mkdir(parents=True, exist_ok=True)
+        model = next(t.gateway.request.model for t in plan.targets if t.outputs.stack == out.stack)
+        mock = endpoint("rig", out.mock_url, "/v1/chat/completions", model)
+        record: dict[str, Any] = {"mock": out.mock_name, "profile": plan.profile.name, "stack": out.stack,
+                                  "cpu": (f"k6 on {len(out.k6_runner_instance_ids)} "
+                                          f"{out.instance_types.get('k6_runner', 'EC2')} runner(s), the mock on its "
+                                          f"{out.instance_types.get('mock', '')} node"),
+                                  "dir": rig_dir.relative_to(self.run_dir).as_posix()}
+        self.emit("target_start", target=f"rig ({out.stack})", repeat=1, index=0, total=len(plan.order()))
+        driver = self._driver(out, rig_dir, mock, mock)
+        try:
+            driver.use_profile(plan.profile)
+            record.update(measure_rig(driver, plan.rig, plan.params, rig_dir,
+                                      plan.sizes.capacity if plan.sizes else None))
+        except SessionLost as exc:
+            record.update({"error": exc.reason, "status": exc.status, "evidence": exc.evidence})
+        except CloudError as exc:
+            record.update({"error": str(exc)})
+        except (KeyboardInterrupt, Interrupted):
+            record.update({"error": "interrupted"})
+        if record.get("ceiling_rps"):
+            record["reach_rps"] = RIG_BOUND_FRACTION * record["ceiling_rps"]
+        return record
+
     # ------------------------------------------------------------------------ one target
-    def _run_target(self, target: CloudTarget, repeat: int) -> Outcome:
+    def _run_target(self, target: CloudTarget, repeat: int, rig: dict[str, Any]) -> Outcome:
         assert self.run_dir is not None and self.run_id is not None
         out, gw, plan = target.outputs, target.gateway, self.plan
         work = target_dir(self.run_dir, gw.name, repeat)
         work.mkdir(parents=True, exist_ok=True)
         outcome = Outcome(target=gw.name, repeat=repeat, status="ok", started_at=now_iso())
-        ssm, s3 = self.clients(out.region)
-        url = out.gateway_url.rstrip("/") + gw.request.path
         headers = render_map(gw.request.headers, {"mock_url": out.mock_cluster_url}, f"{gw.name}: request.headers")
         # Secret headers (the stack's gateway key) replace the catalog's local values and stay out of
-        # script.js: they reach k6 through its environment on the runner (see secret_object).
+        # every script: they reach k6 and the streaming probe through their environment on the runner.
         secret = {name: value.get_secret_value() for name, value in out.gateway_secret_headers.items()}
         headers = {k: v for k, v in headers.items() if k.lower() not in {n.lower() for n in secret}}
-        rendered = render_script(plan.scenario, plan.params, RenderTarget(gw.name, url, gw.request.model, headers))
-        (work / "script.js").write_text(rendered.source)
-        outcome.url, outcome.body_sha256 = url, rendered.body_sha256
-        outcome.files["script"] = "script.js"
-        limit = self.endpoint_wait_s + plan.params.warmup + plan.params.duration + COMMAND_GRACE_SECONDS
+        gateway = endpoint(gw.name, out.gateway_url, gw.request.path, gw.request.model, headers)
+        direct = endpoint("direct", out.mock_url, "/v1/chat/completions", gw.request.model)
+        outcome.url = gateway.url
         outcome.evidence["endpoint"] = out.gateway_url
-        self.emit("phase", target=gw.name, phase=f"the runner waits for {out.gateway_url} to answer "
-                                                 f"(at most {self.endpoint_wait_s} s), then runs k6")
-        commands: list[tuple[str, str, str]] = []  # (instance, command id, generator prefix)
+        driver = self._driver(out, work, direct, gateway)
+        outcome.evidence["runner"] = driver.describe()
+
+        on_step = recorder(outcome, plan.main_step, partial(write_outcome, self.run_dir))
+        s3 = self._remote(out).s3
         try:
-            secret_key = f"secrets/{self.run_id}/{gw.name}/r{repeat}/headers.json"
-            with secret_object(s3, out.results_bucket, secret_key, secret) as headers_key:
-                self._send(ssm, s3, target, repeat, rendered.source, work, limit, headers_key, commands)
-                results = [ssm_cmd.wait(ssm, cid, inst, limit, on_tick=self._ticker(gw.name),
-                                        interval=self.poll_interval, sleep=self.sleep, clock=self.clock)
-                           for inst, cid, _ in commands]
-        except (KeyboardInterrupt, Interrupted):
-            for inst, cid, _ in commands:
-                ssm_cmd.cancel(ssm, cid, inst)
-            outcome.status, outcome.reason = "interrupted", "stopped by Ctrl-C; remote commands cancelled"
-            self._download(s3, out.results_bucket, commands, work, outcome)
-            outcome.finished_at = now_iso()
-            return outcome
-        except CloudError as exc:
+            with secret_object(s3, out.results_bucket, f"secrets/{self.run_id}/{gw.name}/r{repeat}/headers.json",
+                               secret) as headers_key:
+                driver.headers_key = headers_key
+                driver.use_profile(plan.profile)
+                session_steps(driver, plan, work, rig, on_step, baseline=gw.role == "baseline")
+        except SessionLost as failed:
+            adopt_partial(outcome, driver.k6_runs, work, plan.main_step)
+            outcome.status, outcome.reason = failed.status, failed.reason  # type: ignore[assignment]
+            outcome.evidence.update(failed.evidence)
+        except (KeyboardInterrupt, Interrupted) as exc:
+            adopt_partial(outcome, driver.k6_runs, work, plan.main_step)
+            outcome.status = "interrupted"
+            outcome.reason = (f"stopped by {type(exc).__name__ if isinstance(exc, KeyboardInterrupt) else exc}; "
+                              "remote commands cancelled")
+        except CloudError as exc:  # S3 refused the secret headers, say
             outcome.status, outcome.reason = "k6_failed", str(exc)
-            outcome.finished_at = now_iso()
-            return outcome
-        outcome.evidence["ssm"] = [{"instance": inst, "command_id": r.command_id, "status": r.status,
-                                    "details": r.status_details, "seconds": round(r.seconds, 1),
-                                    "stdout_tail": r.stdout_tail[-500:]}
-                                   for (inst, _, _), r in zip(commands, results, strict=True)]
-        outcome.measure_seconds = max(r.seconds for r in results)
-        self._download(s3, out.results_bucket, commands, work, outcome)
-        failed = [r for r in results if not r.ok]
-        if failed:
-            r = failed[0]
-            outcome.status = "k6_failed"
-            outcome.reason = (f"the runner's SSM command {r.command_id} ended {r.status} ({r.status_details}); "
-                              "whatever it uploaded is kept")
-        self._finish(work, outcome, len(commands))
+        self._finish(work, outcome)
         outcome.finished_at = now_iso()
         return outcome
 
-    def _send(self, ssm: Any, s3: Any, target: CloudTarget, repeat: int, script_js: str, work: Path, limit: float,
-              headers_key: str | None, commands: list[tuple[str, str, str]]) -> None:
-        """Upload the k6 script and start the runner job on every runner (appending to ``commands``
-        as they start, so that an interruption cancels exactly those)."""
-        assert self.run_id is not None
-        out, gw = target.outputs, target.gateway
-        prefix = f"runs/{self.run_id}/{gw.name}/r{repeat}"
-        runners = out.k6_runner_instance_ids
-        queries = prometheus_queries(out.gateway_namespace, out.mock_namespace)
-        for i, instance in enumerate(runners):
-            gen_prefix = f"{prefix}/g{i + 1}"
-            s3.put_object(Bucket=out.results_bucket, Key=f"{gen_prefix}/script.js", Body=script_js.encode())
-            script = render_runner(run_id=self.run_id, target=gw.name, repeat=repeat, generator=i,
-                                   generators=len(runners), bucket=out.results_bucket, prefix=gen_prefix,
-                                   params=self.plan.params, prometheus_url=out.prometheus_url if i == 0 else None,
-                                   queries=queries, headers_key=headers_key, wait_url=out.gateway_url,
-                                   wait_seconds=self.endpoint_wait_s)
-            (work / f"runner-g{i + 1}.sh").write_text(script)
-            command_id = ssm_cmd.send(ssm, instance, script, f"{self.run_id} {gw.name} r{repeat} g{i + 1}", int(limit))
-            commands.append((instance, command_id, gen_prefix))
-            self.emit("command_sent", target=gw.name, instance=instance, command_id=command_id,
-                      bucket=out.results_bucket, prefix=gen_prefix, script=script)
+    def _finish(self, work: Path, outcome: Outcome) -> None:
+        if outcome.status == "ok" and "summary" not in outcome.files:
+            outcome.status, outcome.reason = "invalid_output", outcome.reason or "k6 wrote no summary on the runner"
+        main_step_series(work, outcome)
 
-    def _ticker(self, target: str) -> Callable[[float], None]:
-        duration = self.plan.params.warmup + self.plan.params.duration
 
-        def tick(elapsed: float) -> None:
-            self.emit("tick", target=target, warmup=False, elapsed=elapsed, duration=duration, requests=None,
-                      rps=None, ok_rate=None)
-
-        return tick
-
-    def _download(self, s3: Any, bucket: str, commands: list[tuple[str, str, str]], work: Path,
-                  outcome: Outcome) -> None:
-        """Every object under each generator's prefix, into the target folder (gen<N>/ when several)."""
-        missing = []
-        for i, (_, _, gen_prefix) in enumerate(commands):
-            dest = work if len(commands) == 1 else work / f"gen{i + 1}"
-            dest.mkdir(parents=True, exist_ok=True)
-            names = []
-            paginator = s3.get_paginator("list_objects_v2")
-            for page in paginator.paginate(Bucket=bucket, Prefix=gen_prefix + "/"):
-                for obj in page.get("Contents", []):
-                    name = obj["Key"][len(gen_prefix) + 1:]
-                    if not name or "/" in name or name == "script.js":
-                        continue
-                    s3.download_file(bucket, obj["Key"], str(dest / name))
-                    names.append(name)
-            if COMPLETION_MARKER not in names:
-                missing.append(f"generator {i + 1}: {COMPLETION_MARKER} missing (got {sorted(names) or 'nothing'})")
-        if missing:
-            outcome.evidence["partial_upload"] = missing
-
-    def _finish(self, work: Path, outcome: Outcome, generators: int) -> None:
-        gen_dirs = [work] if generators == 1 else [work / f"gen{i + 1}" for i in range(generators)]
-        if outcome.evidence.get("partial_upload") and outcome.status == "ok":
-            outcome.status = "invalid_output"
-            outcome.reason = "partial upload from the runner: " + "; ".join(outcome.evidence["partial_upload"])
-            return
-        codes = []
-        for d in gen_dirs:
-            marker = d / COMPLETION_MARKER
-            codes.append(int(marker.read_text().strip()) if marker.exists() else None)
-        waited = [float(f.read_text().split()[0]) for d in gen_dirs if (f := d / "endpoint-wait.txt").exists()]
-        if waited:
-            outcome.evidence["endpoint_wait_s"] = max(waited)
-        if ENDPOINT_UNREACHABLE in codes and outcome.status == "ok":
-            outcome.status = "not_ready"
-            outcome.reason = (f"{outcome.evidence.get('endpoint', outcome.url)} did not answer the runner within "
-                              f"{self.endpoint_wait_s} s: its NLB's "
-                              "DNS name or targets are not ready (a fresh `pulumi up` needs a few minutes; run again), "
-                              "or the gateway's pods are not running (kubectl -n <namespace> get pods)")
-            return
-        outcome.k6_exit_code = next((c for c in codes if c not in (0, 99)), codes[0] if codes else None)
-        if outcome.status == "ok" and any(c not in (0, 99) for c in codes):
-            outcome.status = "k6_failed"
-            outcome.reason = f"k6 exited with code(s) {codes} on the runner(s); see k6.log"
-        outcome.thresholds_passed = all(c == 0 for c in codes)
-        outcome.files["k6_log"] = "k6.log" if generators == 1 else "gen1/k6.log"
-        summaries = [d / "summary.json" for d in gen_dirs]
-        if not all(s.exists() for s in summaries):
-            if outcome.status == "ok":
-                outcome.status, outcome.reason = "invalid_output", "k6 wrote no summary.json on the runner"
-            return
-        try:
-            for s in summaries:
-                json.loads(s.read_text())
-        except json.JSONDecodeError as exc:
-            outcome.status, outcome.reason = "invalid_output", f"summary.json is cut short or corrupt ({exc})"
-            return
-        try:
-            if generators > 1:
-                outcome.files.update(merge_generators(gen_dirs, work))
-                outcome.evidence["generators"] = generators
-            else:
-                outcome.files["summary"] = "summary.json"
-                if (work / "raw.csv.gz").exists():
-                    truncated = write_timeseries(work / "raw.csv.gz", work / "timeseries.csv")
-                    outcome.files.update(raw="raw.csv.gz", timeseries="timeseries.csv", histogram="histogram.csv",
-                                         statuses="statuses.csv")
-                    if truncated:
-                        outcome.evidence["raw_truncated"] = truncated
-        except (TimeseriesError, OSError, ValueError, KeyError) as exc:
-            if generators > 1:  # no merged summary: nothing honest to report for this target
-                outcome.status, outcome.reason = "invalid_output", f"merging the generators' results failed: {exc}"
-                return
-            outcome.evidence["timeseries_error"] = str(exc)
-        resources = cloud_resources(gen_dirs[0])
-        if resources is not None:
-            resources.to_csv(work / "resources.csv", index=False)
-            outcome.files["resources"] = "resources.csv"
+def _kubeconfig(out: StackOutputs) -> str:
+    if out.kubeconfig is None:
+        raise CloudError(f"stack '{out.stack}' exports no kubeconfig (needed to switch its mock's pacing profile): "
+                         f"was `pulumi up` run to completion with this version of the program?")
+    return out.kubeconfig.get_secret_value()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +32,13 @@ from aigw_bench.local.processes import (
 )
 from aigw_bench.local.session import LocalSession, process_evidence
 from aigw_bench.measure.driver import Endpoint, SessionLost
-from aigw_bench.measure.steps import RIG_BOUND_FRACTION, measure_rig, scenario_step, suite_session
+from aigw_bench.measure.outcome import adopt_partial, recorder
+from aigw_bench.measure.plan import PlanNames
+from aigw_bench.measure.steps import RIG_BOUND_FRACTION, measure_rig, session_steps
 from aigw_bench.mock import MockDefinition, PacingProfile, load_contract, settings_json
 from aigw_bench.results import (
     MANIFEST,
     Outcome,
-    StepRecord,
     git_commit,
     machine_info,
     new_run_dir,
@@ -56,7 +58,7 @@ EventSink = Callable[..., None]
 
 
 @dataclass
-class RunPlan:
+class RunPlan(PlanNames):
     """What to run: a single scenario (``scenario`` + ``params``) or a suite (``suite`` + ``sizes``)."""
 
     catalog: Catalog
@@ -75,15 +77,6 @@ class RunPlan:
     keep_raw: bool = True
     command_line: list[str] = field(default_factory=list)
 
-    @property
-    def name(self) -> str:
-        return f"suite-{self.suite.name}" if self.suite else self.scenario.name
-
-    @property
-    def main_step(self) -> str:
-        """The step whose k6 summary fills the comparison table: the scenario, or the suite's seed."""
-        return "seed" if self.suite else self.scenario.name
-
     def order(self) -> list[tuple[int, Gateway]]:
         return interleaved_order(self.targets, self.repeats)
 
@@ -93,35 +86,15 @@ def plan_local_run(*, catalog: Catalog, targets: list[str] | None, scenario: str
                    results_root: Path, cpu_plan: CpuPlan, keep_raw: bool = True,
                    command_line: list[str] | None = None) -> RunPlan:
     """A validated plan from the command line's choices; every problem fails here, before anything starts."""
-    from aigw_bench.mock import load_mock, load_profile
-    from k6_scripts.scenarios import load_scenario
-    from k6_scripts.suites import load_rig_sizes, load_suite
+    from aigw_bench.measure.plan import measurement
+    from aigw_bench.mock import load_mock
+    from k6_scripts.suites import load_rig_sizes
 
-    if scenario and suite:
-        raise ConfigError("choose a scenario (--scenario) or a suite (--suite), not both")
-    selected = catalog.select(targets)
-    mock_def = load_mock(mock)
-    common = dict(catalog=catalog, mock=mock_def, targets=selected, results_root=results_root, cpu_plan=cpu_plan,
-                  rig=load_rig_sizes("local"), keep_raw=keep_raw, command_line=command_line or [])
-    if scenario:
-        scen = load_scenario(scenario)
-        params = scen.params("local", knobs)
-        return RunPlan(profile=load_profile(mock_profile or scen.mock_profile), repeats=repeats or 1,
-                       params=params, scenario=scen, **common)  # type: ignore[arg-type]
-    given = sorted(k for k, v in knobs.items() if v is not None)
-    if given:
-        options = ", ".join("--" + k.replace("_", "-") for k in given)
-        raise ConfigError(f"{options}: these size a scenario (--scenario); a suite's sizes are in its file, "
-                          "k6_scripts/suites/<name>.yaml")
-    chosen = load_suite(suite or "default")
-    sizes = chosen.sizes("local")
-    seed = load_scenario("seed")
-    params = seed.params("local", {"prompt_tokens": chosen.body.prompt_tokens, "max_tokens": chosen.body.max_tokens,
-                                   "vus": sizes.seed.vus, "duration": sizes.seed.duration,
-                                   "warmup": sizes.seed.warmup})
-    return RunPlan(profile=load_profile(mock_profile or "instant"), repeats=repeats or sizes.repeats, params=params,
-                   scenario=seed, suite=chosen, sizes=sizes, streaming_profile=load_profile(sizes.streaming.profile),
-                   **common)  # type: ignore[arg-type]
+    m = measurement("local", scenario=scenario, suite=suite, mock_profile=mock_profile, knobs=knobs, repeats=repeats)
+    return RunPlan(catalog=catalog, mock=load_mock(mock), targets=catalog.select(targets), results_root=results_root,
+                   cpu_plan=cpu_plan, rig=load_rig_sizes("local"), keep_raw=keep_raw, command_line=command_line or [],
+                   profile=m.profile, repeats=m.repeats, params=m.params, scenario=m.scenario, suite=m.suite,
+                   sizes=m.sizes, streaming_profile=m.streaming_profile)
 
 
 class LocalRunner:
@@ -416,47 +389,16 @@ class LocalRunner:
         session = LocalSession(sup, plan.cpu_plan, self._mock_endpoint(target.request.model), endpoint, processes,
                                self._restarter(sup, work, processes), self.emit)
 
-        def on_step(record: StepRecord) -> None:
-            outcome.steps[record.name] = record
-            if record.name == plan.main_step:
-                self._adopt_main_step(outcome, record)
-            assert self.run_dir is not None
-            write_outcome(self.run_dir, outcome)  # what is measured is on disk before the next step
-
+        assert self.run_dir is not None
+        on_step = recorder(outcome, plan.main_step, partial(write_outcome, self.run_dir))
         try:
-            if plan.suite and plan.sizes and plan.streaming_profile:
-                suite_session(session, plan.sizes, plan.params, plan.scenario, plan.streaming_profile, work, rig,
-                              on_step, keep_raw=plan.keep_raw, baseline=target.role == "baseline")
-            else:
-                on_step(scenario_step(session, plan.scenario.name, plan.scenario, plan.params, work,
-                                      raw=plan.keep_raw))
+            session_steps(session, plan, work, rig, on_step, baseline=target.role == "baseline")
         except SessionLost:
-            self._adopt_partial(session, work, outcome)
+            adopt_partial(outcome, session.k6_runs, work, plan.main_step)
             raise
         except (KeyboardInterrupt, Interrupted):
-            self._adopt_partial(session, work, outcome)
+            adopt_partial(outcome, session.k6_runs, work, plan.main_step)
             raise
-
-    def _adopt_main_step(self, outcome: Outcome, record: StepRecord) -> None:
-        """The main step's files and k6 facts become the session's (the comparison table reads them)."""
-        outcome.files.update({k: f"{record.dir}/{v}" for k, v in record.files.items()})
-        outcome.body_sha256 = record.data.get("body_sha256")
-        outcome.k6_exit_code = record.data.get("exit_code")
-        outcome.thresholds_passed = record.data.get("thresholds_passed")
-        outcome.measure_seconds = record.data.get("seconds")
-        if record.status != "ok" and outcome.status == "ok":
-            outcome.status, outcome.reason = "invalid_output", record.reason  # type: ignore[assignment]
-
-    def _adopt_partial(self, session: LocalSession, work: Path, outcome: Outcome) -> None:
-        """A session cut short: the main step's k6 files, if its run had started, are still the session's."""
-        main = work / self.plan.main_step
-        if self.plan.main_step in outcome.steps:
-            return
-        for run in session.k6_runs:
-            if run.dir == main:
-                outcome.files.update({k: f"{self.plan.main_step}/{v}" for k, v in run.files.items()})
-                outcome.k6_exit_code = run.exit_code
-                outcome.measure_seconds = round(run.seconds, 2)
 
     def _finish_files(self, work: Path, outcome: Outcome) -> None:
         """Validate the main step's k6 output and derive its per-second series."""

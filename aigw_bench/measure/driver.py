@@ -34,6 +34,9 @@ class K6Job:
     warmup: float = 0.0  # seconds of the same script before, excluded from every result
     raw: bool = False  # k6's per-request CSV (raw.csv.gz)
     request_timeout: float = 60.0
+    # Hints for drivers with several load generators or remote metrics (the local one ignores them):
+    split: bool = True  # the load may be split across load generators (not at concurrency 1)
+    exact_resources: bool = False  # the step reads the run's CPU seconds: measure them over exactly its window
 
 
 @dataclass
@@ -66,6 +69,16 @@ class SessionLost(Exception):
         self.evidence = evidence
 
 
+class ResourcesUnavailable(Exception):
+    """The processes' CPU and memory cannot be read (e.g. the cloud's Prometheus does not answer). The
+    step that needs them records why; the session goes on."""
+
+    def __init__(self, reason: str, **evidence: Any):
+        super().__init__(reason)
+        self.reason = reason
+        self.evidence = evidence
+
+
 @dataclass(frozen=True)
 class StreamJob:
     """The streaming probe: ``concurrency`` streams at a time on each side, for ``duration`` seconds."""
@@ -90,7 +103,8 @@ class Driver(Protocol):
         ...
 
     def idle_resources(self, seconds: float) -> list[dict[str, Any]]:
-        """CPU and memory samples of the processes while nothing is sent (efficiency: idle, after)."""
+        """CPU and memory samples of the processes while nothing is sent (efficiency: idle, after).
+        Raises ResourcesUnavailable if they cannot be read."""
         ...
 
     def use_profile(self, profile: PacingProfile) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from aigw_bench.measure.driver import Driver, K6Job, K6Run, SessionLost, StreamJob
+from aigw_bench.measure.driver import Driver, K6Job, K6Run, ResourcesUnavailable, SessionLost, StreamJob
 from aigw_bench.measure.search import RIG_BOUND_FRACTION, CapacitySearch, Probe
 from aigw_bench.mock import PacingProfile
 from aigw_bench.results import StepRecord, now_iso
@@ -29,7 +29,7 @@ from k6_scripts.suites import (
 )
 
 __all__ = ["RIG_BOUND_FRACTION", "capacity_step", "efficiency_step", "measure_rig", "overhead_step", "scenario_step",
-           "streaming_step", "suite_session"]
+           "session_steps", "streaming_step", "suite_session"]
 
 _ARRIVAL = Scenario(name="arrival", executor="constant-arrival-rate", profiles={},
                     description="a fixed arrival rate (capacity probes, efficiency)")
@@ -86,7 +86,7 @@ def overhead_step(d: Driver, sizes: OverheadSizes, base: ScenarioParams, session
     rendered = render_paired(params, d.target, d.direct)
     run = d.run_k6(K6Job(label="overhead (concurrency 1)", dir=step_dir, source=rendered.source,
                          duration=sizes.duration, warmup=sizes.warmup, raw=True,
-                         request_timeout=params.request_timeout))
+                         request_timeout=params.request_timeout, split=False))
     status, reason = _run_status(run)
     facts = _k6_facts(run)
     facts["pairs"] = metric(run.summary, "aigw_target_ms", "count")
@@ -156,12 +156,22 @@ def efficiency_step(d: Driver, sizes: EfficiencySizes, base: ScenarioParams, ses
     started = now_iso()
     step_dir = session_dir / "efficiency"
     step_dir.mkdir(parents=True, exist_ok=True)
-    idle = d.idle_resources(sizes.idle)
+    try:
+        idle = d.idle_resources(sizes.idle)
+    except ResourcesUnavailable as exc:  # nothing to weigh with: no load is sent
+        return _record("efficiency", "efficiency", step_dir, session_dir, status="failed", started_at=started,
+                       reason=f"the processes' CPU and memory cannot be read: {exc.reason}",
+                       data={"rate": sizes.rate, "role": role, "sizes": sizes.model_dump(), **exc.evidence})
     params = _arrival_params(base, sizes.rate, sizes.duration, 1.0, max(50, math.ceil(sizes.rate)))
     source = render_script(_ARRIVAL, params, d.target).source
     run = d.run_k6(K6Job(label=f"efficiency: {sizes.rate:g} req/s", dir=step_dir, source=source,
-                         duration=sizes.duration, warmup=params.warmup, request_timeout=params.request_timeout))
-    after = d.idle_resources(sizes.after)
+                         duration=sizes.duration, warmup=params.warmup, request_timeout=params.request_timeout,
+                         exact_resources=True))
+    problem = None
+    try:
+        after = d.idle_resources(sizes.after)
+    except ResourcesUnavailable as exc:  # the load's own figures are kept; the record says what is missing
+        after, problem = [], f"memory after the load cannot be read: {exc.reason}"
     rows = ([{**s, "phase": "idle"} for s in idle] + [{**s, "phase": "load"} for s in run.resources]
             + [{**s, "phase": "after"} for s in after])
     _write_rows(step_dir / "resources-phases.csv", rows)
@@ -180,6 +190,8 @@ def efficiency_step(d: Driver, sizes: EfficiencySizes, base: ScenarioParams, ses
         "rss_after_mib": after_rss[-1] if after_rss else None,
         "sizes": sizes.model_dump(),
     }
+    if problem:
+        data["resources_problem"] = problem
     status, reason = _run_status(run)
     return _record("efficiency", "efficiency", step_dir, session_dir, status=status, reason=reason,
                    files={**run.files, "phases": "resources-phases.csv"}, started_at=started, data=data)
@@ -229,7 +241,8 @@ def measure_rig(d: Driver, sizes: RigSizes, base: ScenarioParams, rig_dir: Path,
     for kind, params in (("ceiling", ceiling_params), ("floor", floor_params)):
         source = render_script(_CLOSED, params, d.direct).source
         run = d.run_k6(K6Job(label=f"rig {kind}", dir=rig_dir / kind, source=source, duration=params.duration,
-                             warmup=params.warmup, request_timeout=params.request_timeout))
+                             warmup=params.warmup, request_timeout=params.request_timeout,
+                             split=kind == "ceiling", exact_resources=kind == "ceiling"))
         if run.summary is None:
             raise SessionLost("k6_failed", f"the rig's {kind} measurement gave no summary: "
                                            f"{run.summary_problem or 'see ' + str(run.dir / 'k6.log')}")
@@ -266,6 +279,16 @@ def rig_reach_by_bound(rig: dict[str, Any]) -> dict[float, float]:
 
 def skipped(name: str, reason: str, session_dir: Path) -> StepRecord:
     return _record(name, name, session_dir / name, session_dir, status="skipped", reason=reason)
+
+
+def session_steps(d: Driver, plan: Any, session_dir: Path, rig: dict[str, Any],
+                  on_step: Callable[[StepRecord], None], baseline: bool) -> None:
+    """What a session of ``plan`` measures (local or cloud plan): the suite's steps, or its scenario."""
+    if plan.suite and plan.sizes and plan.streaming_profile:
+        suite_session(d, plan.sizes, plan.params, plan.scenario, plan.streaming_profile, session_dir, rig, on_step,
+                      keep_raw=plan.keep_raw, baseline=baseline)
+    else:
+        on_step(scenario_step(d, plan.scenario.name, plan.scenario, plan.params, session_dir, raw=plan.keep_raw))
 
 
 def suite_session(d: Driver, sizes: SuiteSizes, base: ScenarioParams, seed: Scenario, streaming_profile: PacingProfile,

@@ -12,6 +12,9 @@ Standalone on purpose (standard library + httpx): the cloud stage copies this fi
     python3 stream_probe.py --direct-url URL --target-url URL --body-file body.json \
         [--target-headers '{"h": "v"}'] --concurrency 6 --duration 10 --out DIR
 
+Headers with secret values (a gateway's key) come from the environment, ``AIGW_HEADERS`` (a JSON
+object), as for the k6 scripts: never on the command line.
+
 Writes ``DIR/streams.csv`` (one row per stream: time to first content chunk, first byte, spread from
 first to last content chunk, chunks, usage and [DONE] seen) and ``DIR/gaps.csv.gz`` (one row per gap
 between consecutive content chunks).
@@ -25,6 +28,7 @@ import csv
 import gzip
 import itertools
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -141,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=120.0)
     parser.add_argument("--out", required=True, type=Path)
     args = parser.parse_args(argv)
-    rec = asyncio.run(probe(args.direct_url, args.target_url, json.loads(args.target_headers),
+    headers = {**json.loads(args.target_headers), **json.loads(os.environ.get("AIGW_HEADERS") or "{}")}
+    rec = asyncio.run(probe(args.direct_url, args.target_url, headers,
                             args.body_file.read_bytes(), args.concurrency, args.duration, args.timeout))
     write(rec, args.out)
     print(f"aigw-bench stream probe: {len(rec.streams)} streams, {len(rec.gaps)} gaps", file=sys.stderr)

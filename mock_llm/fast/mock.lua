@@ -72,6 +72,11 @@ function M.init(settings_json)
   for name, e in pairs(c.errors) do errors[name] = e end
 end
 
+-- The same, with the settings in a file (on EKS: settings.json of the mock's ConfigMap).
+function M.init_file(path)
+  M.init(read_file(path))
+end
+
 function M.init_worker()
   math.randomseed(ngx.now() * 1000 + ngx.worker.pid())
 end

@@ -92,3 +92,11 @@ class Program:
 @pytest.fixture(scope="session")
 def programs(shipped) -> dict[str, Program]:
     return {name: Program(result) for name, result in shipped.items()}
+
+
+@pytest.fixture(scope="session")
+def wiremock_kong() -> Program:
+    """The kong stack with WireMock as its mock (`pulumi config set mock wiremock`)."""
+    result = run_stack("kong", "--set", "mock=wiremock")
+    assert "error" not in result, result.get("error")
+    return Program(result)

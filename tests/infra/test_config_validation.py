@@ -147,3 +147,16 @@ def test_a_shipped_stack_without_the_users_address_range_is_refused(stack):
 def test_address_range_and_open_endpoint_together_contradict():
     assert_fails_creating_nothing(run_stack("kong", "--set", "apiEndpointOpenToInternet=true"),
                                   "aigw-bench:apiEndpointOpenToInternet and aigw-bench:publicAccessCidrs contradict")
+
+
+def test_unknown_mock_names_the_key_and_the_allowed_mocks():
+    assert_fails_creating_nothing(run_stack("kong", "--set", "mock=mockoon"),
+                                  "aigw-bench:mock: unknown mock 'mockoon'; allowed: fast, wiremock")
+
+
+def test_a_profile_the_chosen_mock_cannot_serve_is_refused():
+    assert_fails_creating_nothing(run_stack("kong", "--set", "mock=wiremock", "--set", "mockProfile=llm"),
+                                  "aigw-bench:mockProfile: the wiremock mock cannot serve 'llm'",
+                                  "allowed with it: instant")
+    assert_fails_creating_nothing(run_stack("kong", "--set", "mockProfile=gpt5"),
+                                  "aigw-bench:mockProfile: unknown pacing profile 'gpt5'", "allowed: instant, llm")

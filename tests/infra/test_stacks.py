@@ -19,6 +19,7 @@ RELEASE = "kubernetes:helm.sh/v3:Release"
 SERVICE = "kubernetes:core/v1:Service"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 LBC = f"{RELEASE}::lbc-release"
+FAST_MOCK_COMPONENT = "aigw-bench:index:FastMock::mock"
 POOL_KEY = "aigw-bench/pool"
 
 
@@ -135,13 +136,22 @@ def test_published_benchmark_sizes_by_default(programs):
     assert runner["instanceType"] == "c6i.4xlarge"
 
 
+GATEWAY_COMPONENT = "aigw-bench:index:Gateway::gateway"
+
+
+def deployments(p, parent: str) -> list[dict]:
+    """Deployments of one component (the gateway's, the fast mock's)."""
+    return [d for d in p.of_type(DEPLOYMENT) if d.get("parent") == parent]
+
+
 def workloads(p, role: str) -> list[dict]:
     """Pod placement blocks of a role's workloads: Helm values or Deployment pod specs."""
     names = {"gateway": ["gateway-release"], "mock": ["mock-release"],
              "tools": ["lbc-release", "observability-release"]}
     found = [p.inputs(RELEASE, n)["values"] for n in names[role] if f"{RELEASE}::{n}" in p.by_key]
-    if role == "gateway":
-        found += [d["inputs"]["spec"]["template"]["spec"] for d in p.of_type(DEPLOYMENT)]
+    parents = {"gateway": GATEWAY_COMPONENT, "mock": FAST_MOCK_COMPONENT}
+    if role in parents:
+        found += [d["inputs"]["spec"]["template"]["spec"] for d in deployments(p, parents[role])]
     return found
 
 
@@ -172,7 +182,7 @@ def test_gateway_cpu_limits_sum_to_the_cap_and_requests_equal_limits(programs, s
         assert resources["requests"] == resources["limits"]
         total = float(resources["limits"]["cpu"]) * values["replicaCount"]
     else:
-        for d in p.of_type(DEPLOYMENT):
+        for d in deployments(p, GATEWAY_COMPONENT):
             for c in d["inputs"]["spec"]["template"]["spec"]["containers"]:
                 assert c["resources"]["requests"] == c["resources"]["limits"]
                 total += float(c["resources"]["limits"]["cpu"]) * d["inputs"]["spec"]["replicas"]
@@ -238,8 +248,11 @@ def test_lb_controller_release(programs):
     assert "elasticloadbalancing:CreateLoadBalancer" in actions and "elasticloadbalancing:DeleteLoadBalancer" in actions
 
 
-def test_mock_serves_the_same_mappings_as_the_local_target_tuned(programs):
-    p = programs["kong"]
+def test_wiremock_stays_selectable_and_serves_the_same_mappings_as_the_local_target_tuned(wiremock_kong):
+    p = wiremock_kong
+    assert p.exports["mock_name"] == "wiremock" and p.exports["mock_control"] is None
+    assert p.exports["mock_cluster_url"] == "http://wiremock.mock.svc.cluster.local:9021"
+    assert not deployments(p, FAST_MOCK_COMPONENT)
     values = p.inputs(RELEASE, "mock-release")["values"]
     mock = load_mock("wiremock")
     # Exactly the local mappings: from our ConfigMap, not the chart's (which adds its sample
@@ -277,15 +290,15 @@ def test_kong_raises_the_body_size_limits_for_ai_proxy(programs):
     plugin = kong_yml["services"][0]["routes"][0]["plugins"][0]
     assert plugin["name"] == "ai-proxy" and plugin["config"]["max_request_body_size"] >= 1024 * 1024
     assert plugin["config"]["model"]["options"]["upstream_url"] == \
-        "http://wiremock.mock.svc.cluster.local:9021/v1/chat/completions"
+        programs["kong"].exports["mock_cluster_url"] + "/v1/chat/completions"
     assert "name" not in plugin["config"]["model"]  # a set model name must match every request
     assert values["env"]["nginx_worker_processes"] == "12" and values["env"]["proxy_access_log"] == "off"
 
 
 def test_portkey_trusts_the_in_cluster_mock_host(programs):
-    (deployment,) = programs["portkey"].of_type(DEPLOYMENT)
+    (deployment,) = deployments(programs["portkey"], GATEWAY_COMPONENT)
     env = {e["name"]: e["value"] for e in deployment["inputs"]["spec"]["template"]["spec"]["containers"][0]["env"]}
-    assert env["TRUSTED_CUSTOM_HOSTS"] == "wiremock.mock.svc.cluster.local"
+    assert env["TRUSTED_CUSTOM_HOSTS"] == "fast-mock.mock.svc.cluster.local"
     assert deployment["inputs"]["spec"]["replicas"] == 12
 
 
@@ -319,7 +332,7 @@ def test_litellm_without_database_and_with_its_key_from_a_secret(programs):
     assert values["masterkeySecretName"] == "litellm-master-key"
     assert values["proxy_config"]["general_settings"]["master_key"] == "os.environ/PROXY_MASTER_KEY"
     assert values["proxy_config"]["model_list"][0]["litellm_params"]["api_base"] == \
-        "http://wiremock.mock.svc.cluster.local:9021/v1"
+        p.exports["mock_cluster_url"] + "/v1"
     assert "sk-test-master-key" not in json.dumps(values)  # only in the Kubernetes Secret
     secret = p.inputs("kubernetes:core/v1:Secret", "gateway-secret-litellm-master-key")
     assert secret_value(secret["stringData"]) == {"masterkey": "sk-test-master-key"}
@@ -499,3 +512,35 @@ def test_kong_is_scraped_on_its_status_listener(programs):
     values = programs["kong"].inputs(RELEASE, "gateway-release")["values"]
     assert values["podAnnotations"]["prometheus.io/port"] == "8100" == values["env"]["status_listen"].split(":")[1]
     assert values["status"]["http"]["containerPort"] == 8100
+
+
+def test_runner_installs_the_probes_python_and_httpx_pinned_from_the_lock(programs):
+    """The streaming probe runs on the runner: Python 3.11 (the lock's) and httpx with every package it
+    needs there, each with the hashes of requirements.txt, in the venv the probe job calls."""
+    import importlib.metadata as md
+
+    from packaging.requirements import Requirement
+
+    from aigw_bench.cloud.remote import RUNNER_PYTHON
+    from components.k6_runner import PROBE_PACKAGES, pin
+
+    needed: set[str] = set()
+
+    def walk(name: str) -> None:
+        if name.lower() in needed:
+            return
+        needed.add(name.lower())
+        for line in md.requires(name) or []:
+            req = Requirement(line)
+            if req.marker is None or req.marker.evaluate({"extra": "", "python_version": "3.11"}):
+                walk(req.name)
+
+    walk("httpx")
+    assert {p.replace("_", "-") for p in needed} == set(PROBE_PACKAGES)
+    user_data = programs["kong"].inputs("aws:ec2/instance:Instance", "k6-runner-1")["userData"]
+    venv = RUNNER_PYTHON.removesuffix("/bin/python")
+    assert f"python3.11 -m venv {venv}" in user_data and "dnf install -y python3-pip python3.11" in user_data
+    assert f"{venv}/bin/pip install --require-hashes --no-deps" in user_data
+    for package in PROBE_PACKAGES:
+        line = pin(package)
+        assert line in user_data.splitlines() and line.count("--hash=sha256:") >= 1, package

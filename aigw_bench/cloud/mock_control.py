@@ -1,0 +1,170 @@
+"""Switching the fast mock's pacing profile on EKS, through the Kubernetes API.
+
+The profile is fixed when the mock starts (gateways strip unknown headers, so nothing is signalled
+per request). On EKS it lives in ``settings.json`` of the mock's ConfigMap
+(components/fast_mock.py); switching it = writing the new settings there, then setting their
+sha256 on the Deployment's pod template, which makes the Deployment replace its pod (``Recreate``).
+The switch is done when the Deployment has rolled out: its new pod is ready (and, through the load
+balancer controller's readiness gate, healthy behind the NLB). Bounded in time; every failure says
+what to look at.
+
+The client is the official ``kubernetes`` package, configured from the stack's ``kubeconfig`` output,
+which authenticates with ``aws eks get-token`` (the AWS CLI must be installed for this step).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aigw_bench.cloud.outputs import INSTALL_AWS_CLI, MockControl
+from aigw_bench.errors import CloudError
+from aigw_bench.mock import PacingProfile, settings_json
+
+# (connect, read) seconds for every API call.
+REQUEST_TIMEOUT = (10, 30)
+
+
+class ProfileNotReady(Exception):
+    """The mock's Deployment did not roll out in time; carries its last status."""
+
+    def __init__(self, reason: str, status: dict[str, Any]):
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+
+
+def api_client(kubeconfig: str | dict[str, Any]) -> Any:
+    """A kubernetes ApiClient for the stack's cluster; checks the exec plugin (``aws``) is installed,
+    since the client would otherwise carry on without credentials and be refused with 401."""
+    from kubernetes import config
+
+    doc = json.loads(kubeconfig) if isinstance(kubeconfig, str) else kubeconfig
+    for user in doc.get("users", []):
+        command = ((user.get("user") or {}).get("exec") or {}).get("command")
+        if command and shutil.which(command) is None:
+            how = INSTALL_AWS_CLI if command == "aws" else "install it, or use a kubeconfig without it"
+            raise CloudError(f"switching the mock's pacing profile uses the Kubernetes API, whose kubeconfig (stack "
+                             f"output `kubeconfig`) authenticates with `{command}`, which is not installed: {how}")
+    try:
+        return config.new_client_from_config_dict(doc)
+    except (config.ConfigException, KeyError, TypeError) as exc:
+        raise CloudError(f"the stack's kubeconfig output is not usable: {exc}") from None
+
+
+def settings_sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass
+class MockSettings:
+    """The ConfigMap's settings: where the contract is, and the profile."""
+
+    text: str
+
+    @property
+    def contract(self) -> str:
+        return json.loads(self.text)["contract"]
+
+    @property
+    def profile(self) -> dict[str, Any]:
+        return json.loads(self.text)["profile"]
+
+
+def _describe(exc: Exception, what: str, cluster: str) -> CloudError:
+    from kubernetes.client.exceptions import ApiException
+
+    if isinstance(exc, ApiException):
+        hint = ""
+        if exc.status in (401, 403):
+            hint = (f": your AWS identity needs access to cluster {cluster} (an EKS access entry; the identity "
+                    "that ran `pulumi up` has one)")
+        elif exc.status == 404:
+            hint = ": was the stack deployed with the fast mock (`pulumi config get mock`) and `pulumi up` complete?"
+        return CloudError(f"the Kubernetes API refused {what} (HTTP {exc.status} {exc.reason}){hint}")
+    return CloudError(f"the Kubernetes API of cluster {cluster} cannot be reached for {what} ({type(exc).__name__}: "
+                      f"{exc}); is this machine within the stack's publicAccessCidrs?")
+
+
+class MockProfiles:
+    """Reads and switches the profile of one stack's fast mock."""
+
+    def __init__(self, client: Any, control: MockControl, cluster: str,
+                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
+                 interval: float = 2.0):
+        from kubernetes import client as k8s
+
+        self.core = k8s.CoreV1Api(client)
+        self.apps = k8s.AppsV1Api(client)
+        self.control = control
+        self.cluster = cluster
+        self.sleep, self.clock, self.interval = sleep, clock, interval
+
+    def _call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
+
+        try:
+            return fn(*args, _request_timeout=REQUEST_TIMEOUT, **kwargs)
+        except (ApiException, HTTPError, OSError) as exc:
+            raise _describe(exc, what, self.cluster) from None
+
+    def current(self) -> MockSettings:
+        c = self.control
+        cm = self._call(f"reading ConfigMap {c.namespace}/{c.configmap}", self.core.read_namespaced_config_map,
+                        c.configmap, c.namespace)
+        text = (cm.data or {}).get(c.settings_key)
+        if text is None:
+            raise CloudError(f"ConfigMap {c.namespace}/{c.configmap} has no {c.settings_key}: redeploy the stack")
+        return MockSettings(text)
+
+    def serves(self, profile: PacingProfile) -> bool:
+        """True if the mock's settings already carry ``profile`` (nothing to switch)."""
+        return self.current().profile == json.loads(settings_json(profile))["profile"]
+
+    def switch(self, profile: PacingProfile, timeout_s: float, on_wait: Callable[[float], None] | None = None) -> float:
+        """Write the settings, restart the pod, wait for the rollout; returns the seconds it took."""
+        c = self.control
+        started = self.clock()
+        text = settings_json(profile, self.current().contract)
+        self._call(f"writing {c.settings_key} of ConfigMap {c.namespace}/{c.configmap}",
+                   self.core.patch_namespaced_config_map, c.configmap, c.namespace, {"data": {c.settings_key: text}})
+        patch = {"spec": {"template": {"metadata": {"annotations": {c.settings_annotation: settings_sha256(text)}}}}}
+        deployment = self._call(f"restarting Deployment {c.namespace}/{c.deployment}",
+                                self.apps.patch_namespaced_deployment, c.deployment, c.namespace, patch)
+        generation = deployment.metadata.generation
+        while True:
+            status = self._status()
+            if self._rolled_out(status, generation):
+                return self.clock() - started
+            waited = self.clock() - started
+            if waited > timeout_s:
+                raise ProfileNotReady(
+                    f"the mock did not become ready with the '{profile.name}' pacing profile within {timeout_s:.0f} s "
+                    f"(Deployment {c.namespace}/{c.deployment}: {status}); see `kubectl -n {c.namespace} describe "
+                    f"deployment {c.deployment}` and its pod's events", status)
+            if on_wait:
+                on_wait(waited)
+            self.sleep(self.interval)
+
+    def _status(self) -> dict[str, Any]:
+        c = self.control
+        d = self._call(f"reading Deployment {c.namespace}/{c.deployment}", self.apps.read_namespaced_deployment_status,
+                       c.deployment, c.namespace)
+        s = d.status
+        return {"generation": d.metadata.generation, "observed_generation": s.observed_generation,
+                "replicas": s.replicas, "updated": s.updated_replicas, "ready": s.ready_replicas,
+                "available": s.available_replicas, "wanted": d.spec.replicas}
+
+    @staticmethod
+    def _rolled_out(s: dict[str, Any], generation: int) -> bool:
+        """As `kubectl rollout status`: the controller saw the change, every pod is new, ready and
+        available, and no old pod is left."""
+        wanted = s["wanted"] or 0
+        return ((s["observed_generation"] or 0) >= generation and (s["updated"] or 0) == wanted
+                and (s["replicas"] or 0) == wanted and (s["ready"] or 0) == wanted and (s["available"] or 0) == wanted)

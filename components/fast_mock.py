@@ -1,0 +1,136 @@
+"""The fast mock (nginx + Lua) on the mock pool: the OpenResty image pinned in
+``mock_llm/fast/mock.yaml``, serving the same files as the local target.
+
+- A ConfigMap holds ``nginx.conf`` (the local template rendered with the cloud ``vars``: no
+  ``load_module``, the module is built into OpenResty; error log to stderr; workers = the pod's
+  CPUs), ``mock.lua``, ``contract.json`` and ``settings.json`` (the contract's path and the pacing
+  profile). ``aigw-bench cloud run`` switches the profile by rewriting ``settings.json`` and
+  restarting the Deployment (:mod:`aigw_bench.cloud.mock_control`); the ``control`` output says where.
+- One pod, requests equal to limits (Guaranteed QoS), on the mock pool, unprivileged with a
+  read-only root filesystem. ``Recreate``: the pod takes the node's allocatable CPU, so a surge pod
+  could never be scheduled. Its namespace carries the load balancer controller's readiness-gate
+  label, so a restarted pod is Ready only once the NLB's health checks pass.
+- A ClusterIP Service for the gateway, and the internal NLB (source ranges: the VPC) for the runner.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from aigw_bench.mock import CONTRACT_FILE, MockDefinition, PacingProfile, settings_json
+from aigw_bench.templating import render_file, render_vars
+from components import scheduling
+from components.load_balancer import internal_nlb_service, service_url
+from components.mock_llm import READINESS_GATE_LABEL, MockArgs, MockCloudSpec, memory_mib
+
+NAME = "fast-mock"  # ConfigMap, Deployment, ClusterIP Service and container
+CONFIG_DIR = "/etc/mock"
+SETTINGS_KEY = "settings.json"
+# Set on the pod template: a new value restarts the pod. `cloud run` sets it when it switches the
+# profile, to the same digest this program computes, so that restoring a profile leaves no drift.
+SETTINGS_ANNOTATION = "aigw-bench/settings-sha256"
+CONFIG_ANNOTATION = "aigw-bench/config-sha256"
+UNPRIVILEGED_UID = 65534  # nobody
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def workers(cpu: float) -> int:
+    """nginx worker processes: one per whole CPU of the pod's limit (a worker uses at most one)."""
+    return max(1, math.floor(cpu))
+
+
+def config_files(mock: MockDefinition, spec: MockCloudSpec, profile: PacingProfile, cpu: float) -> dict[str, str]:
+    """The ConfigMap's files: nginx.conf rendered for EKS, the Lua module, the contract, the settings."""
+    context = {"workers": workers(cpu), **render_vars(spec.vars, {}, "mock_llm/fast/mock.yaml: cloud.vars")}
+    return {
+        "nginx.conf": render_file(mock.entry_dir / "nginx.conf.j2", context),
+        "mock.lua": (mock.entry_dir / "mock.lua").read_text(),
+        "contract.json": CONTRACT_FILE.read_text(),
+        SETTINGS_KEY: settings_json(profile, f"{CONFIG_DIR}/contract.json"),
+    }
+
+
+def container(args: MockArgs, cpu: str, memory: str) -> dict:
+    spec = args.spec
+    return {
+        "name": NAME,
+        "image": spec.image.ref,
+        "command": spec.command,
+        "ports": [{"name": "http", "containerPort": spec.port, "protocol": "TCP"}],
+        "resources": {"requests": {"cpu": cpu, "memory": memory}, "limits": {"cpu": cpu, "memory": memory}},
+        "readinessProbe": {"httpGet": {"path": args.mock.local.ready.path, "port": spec.port},
+                           "periodSeconds": 2, "failureThreshold": 2},
+        "livenessProbe": {"httpGet": {"path": args.mock.local.ready.path, "port": spec.port},
+                          "periodSeconds": 10, "failureThreshold": 3},
+        "volumeMounts": [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+                         {"name": "tmp", "mountPath": "/tmp"}],
+        "securityContext": {"runAsNonRoot": True, "runAsUser": UNPRIVILEGED_UID, "runAsGroup": UNPRIVILEGED_UID,
+                            "readOnlyRootFilesystem": True, "allowPrivilegeEscalation": False,
+                            "capabilities": {"drop": ["ALL"]}},
+    }
+
+
+class FastMock(pulumi.ComponentResource):
+    configmap: k8s.core.v1.ConfigMap
+    deployment: k8s.apps.v1.Deployment
+    service: k8s.core.v1.Service
+    cluster_url: str
+    url: pulumi.Output[str]
+    control: dict[str, str]
+
+    def __init__(self, name: str, args: MockArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("aigw-bench:index:FastMock", name, None, opts)
+        spec = args.spec
+        labels = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/part-of": "aigw-bench"}
+        ns = k8s.core.v1.Namespace(f"{name}-ns", metadata={"name": spec.namespace, "labels": READINESS_GATE_LABEL},
+                                   opts=pulumi.ResourceOptions(parent=self, provider=args.provider))
+        files = config_files(args.mock, spec, args.profile, args.cpu)
+        after_ns = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[ns])
+        self.configmap = k8s.core.v1.ConfigMap(
+            f"{name}-files", metadata={"name": NAME, "namespace": spec.namespace, "labels": labels}, data=files,
+            opts=after_ns)
+        cpu, memory = f"{args.cpu:g}", f"{memory_mib(args.memory_gib)}Mi"
+        static = "".join(files[k] for k in sorted(files) if k != SETTINGS_KEY)
+        self.deployment = k8s.apps.v1.Deployment(
+            f"{name}-deployment",
+            metadata={"name": NAME, "namespace": spec.namespace, "labels": labels},
+            spec={
+                "replicas": 1,
+                "strategy": {"type": "Recreate"},
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "metadata": {"labels": labels, "annotations": {
+                        SETTINGS_ANNOTATION: sha256(files[SETTINGS_KEY]), CONFIG_ANNOTATION: sha256(static)}},
+                    "spec": {
+                        "containers": [container(args, cpu, memory)],
+                        "volumes": [{"name": "config", "configMap": {"name": NAME}},
+                                    {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "256Mi"}}],
+                        "terminationGracePeriodSeconds": 10,
+                        **scheduling.placement("mock"),
+                    },
+                },
+            },
+            opts=pulumi.ResourceOptions(parent=self, provider=args.provider,
+                                        depends_on=[*args.cluster_ready, self.configmap]))
+        # In-cluster address for the gateway: no NLB hop between gateway and mock.
+        self.service = k8s.core.v1.Service(
+            f"{name}-service", metadata={"name": NAME, "namespace": spec.namespace, "labels": labels},
+            spec={"type": "ClusterIP", "selector": labels,
+                  "ports": [{"name": "http", "port": spec.port, "targetPort": spec.port, "protocol": "TCP"}]},
+            opts=after_ns)
+        self.cluster_url = f"http://{NAME}.{spec.namespace}.svc.cluster.local:{spec.port}"
+        nlb = internal_nlb_service(
+            "mock-llm-nlb", namespace=ns.metadata["name"], selector=labels, port=spec.port, target_port=spec.port,
+            lb_controller=args.lb_controller, source_ranges=args.source_ranges, parent=self, provider=args.provider,
+            extra_depends_on=[self.deployment])
+        self.url = service_url(nlb, spec.port)
+        self.control = {"namespace": spec.namespace, "configmap": NAME, "settings_key": SETTINGS_KEY,
+                        "deployment": NAME, "settings_annotation": SETTINGS_ANNOTATION}
+        self.register_outputs({"url": self.url, "cluster_url": self.cluster_url, "control": self.control})
