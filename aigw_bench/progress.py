@@ -14,6 +14,14 @@ from aigw_bench.results import Outcome
 _STATUS_STYLE = {"ok": "green", "not_runnable": "yellow"}
 
 
+def _load(plan: Any) -> str:
+    """The scenario's load in words, as the report words it (executor, sizes, pause)."""
+    from analysis.report_md import load_text
+    from k6_scripts.scenarios import scenario_record
+
+    return load_text(scenario_record(plan.scenario, plan.params))
+
+
 class ProgressPrinter:
     """An event sink for :class:`aigw_bench.local.runner.LocalRunner`."""
 
@@ -38,7 +46,7 @@ class ProgressPrinter:
             what = (f"suite [bold]{plan.suite.name}[/] (overhead, published shape, capacity, efficiency, "
                     f"streaming) per target, {total} session(s)")
         else:
-            what = (f"scenario [bold]{plan.scenario.name}[/]: {p.vus} VUs, {p.duration:g} s (+{p.warmup:g} s warm-up) "
+            what = (f"scenario [bold]{plan.scenario.name}[/]: {escape(_load(plan))} (+{p.warmup:g} s warm-up) "
                     f"per target, {total} target run(s)")
         self.console.print(
             f"[bold]aigw-bench[/] {what}\n  mock: {plan.mock.name} ({plan.profile.name} pacing)\n"
@@ -50,8 +58,8 @@ class ProgressPrinter:
         p = plan.params
         stacks = ", ".join(f"{t.gateway.name} (stack {t.outputs.stack})" for t in plan.targets)
         self.console.print(
-            f"[bold]aigw-bench[/] scenario [bold]{escape(plan.scenario.name)}[/] on AWS: {p.vus} VUs, "
-            f"{p.duration:g} s (+{p.warmup:g} s warm-up) per target, {total} target run(s)\n"
+            f"[bold]aigw-bench[/] scenario [bold]{escape(plan.scenario.name)}[/] on AWS: {escape(_load(plan))} "
+            f"(+{p.warmup:g} s warm-up) per target, {total} target run(s)\n"
             f"  stacks: {escape(stacks)}\n  results: {escape(str(run_dir))}"
         )
 

@@ -223,3 +223,29 @@ def test_hey_summary_in_its_own_terms(tmp_path):
     assert "10,000 requests shared by 50 VUs" in md and 'prompt "Hi", no system message, no max_tokens' in md
     head = next(h.text for h in report.headlines if h.text.startswith("gw"))
     assert "500 requests/s, average 22.00 ms, p99 60.00 ms, 99.00% successful" in head
+
+
+# ------------------------------------------------------------------------- the load in words
+@pytest.mark.parametrize(("name", "text"), [
+    ("inferxgate-baseline", "1 VU x 30 requests each (at most 300 s), 1 s pause after each answer"),
+    ("inferxgate-throughput", "VUs ramping from 1: 10 s to 5, 20 s to 10, 20 s to 20, 20 s to 30, 20 s to 50, "
+                              "10 s hold at 50, 10 s to 0 (110 s), 0.5 s pause after each answer"),
+    ("inferxgate-sustained", "10 VUs for 120 s, 1 s pause after each answer"),
+    ("hey", "10,000 requests shared by 50 VUs (at most 300 s)"),
+])
+def test_the_run_announces_the_scenarios_load_as_the_report_words_it(name, text):
+    from io import StringIO
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from aigw_bench.progress import ProgressPrinter
+    from k6_scripts.scenarios import load_scenario
+
+    scenario = load_scenario(name)
+    plan = SimpleNamespace(scenario=scenario, params=scenario.params("local"), suite=None,
+                           mock=SimpleNamespace(name="fast"), profile=SimpleNamespace(name="llm"),
+                           cpu_plan=SimpleNamespace(note="2 CPUs"))
+    out = StringIO()
+    ProgressPrinter(Console(file=out, width=400), plain=True).on_run_start("results/x", 3, plan)
+    assert f"scenario {name}: {text} (+5 s warm-up) per target, 3 target run(s)" in out.getvalue()
