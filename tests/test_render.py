@@ -82,7 +82,7 @@ PUBLISHED = {
     ("inferxgate-throughput", "local"): {"executor": "ramping-vus", "startVUs": 1, "gracefulRampDown": "30s",
                                          "stages": RAMP_LOCAL},
     ("inferxgate-sustained", "cloud"): {"executor": "constant-vus", "vus": 10, "duration": "10m0s"},
-    ("inferxgate-sustained", "local"): {"executor": "constant-vus", "vus": 10, "duration": "2m0s"},
+    ("inferxgate-sustained", "local"): {"executor": "constant-vus", "vus": 10, "duration": "2m10s"},
     ("hey", "cloud"): {"executor": "shared-iterations", "vus": 50, "iterations": 100_000, "maxDuration": "10m0s"},
     ("hey", "local"): {"executor": "shared-iterations", "vus": 50, "iterations": 10_000, "maxDuration": "5m0s"},
 }

@@ -230,7 +230,7 @@ def test_hey_summary_in_its_own_terms(tmp_path):
     ("inferxgate-baseline", "1 VU x 30 requests each (at most 300 s), 1 s pause after each answer"),
     ("inferxgate-throughput", "VUs ramping from 1: 10 s to 5, 20 s to 10, 20 s to 20, 20 s to 30, 20 s to 50, "
                               "10 s hold at 50, 10 s to 0 (110 s), 0.5 s pause after each answer"),
-    ("inferxgate-sustained", "10 VUs for 120 s, 1 s pause after each answer"),
+    ("inferxgate-sustained", "10 VUs for 130 s, 1 s pause after each answer"),
     ("hey", "10,000 requests shared by 50 VUs (at most 300 s)"),
 ])
 def test_the_run_announces_the_scenarios_load_as_the_report_words_it(name, text):
