@@ -11,6 +11,7 @@ import pandas as pd
 from markupsafe import Markup
 
 from analysis import charts
+from analysis.drift import WINDOW_S
 from analysis.headline import Headline
 from analysis.load import RunData
 from analysis.report_md import (
@@ -60,8 +61,6 @@ def _charts(run: RunData, table: pd.DataFrame, colours: dict[str, str],
                                "active VUs (ramp-down left out); faint dots: each second. Circled: the stage where "
                                "the target stopped scaling."})
     if own is not None and not own.drift.empty and not run.timeseries.empty:
-        from analysis.drift import WINDOW_S
-
         out.append({"id": "drift", "svg": charts.drift(run.timeseries, run.resources, colours, WINDOW_S),
                     "caption": "Sustained load: median latency per second (10 s rolling) and the gateway's resident "
                                "memory over the measurement; shaded: the first and last minute compared."})
