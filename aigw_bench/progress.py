@@ -14,6 +14,14 @@ from aigw_bench.results import Outcome
 _STATUS_STYLE = {"ok": "green", "not_runnable": "yellow"}
 
 
+def _load(plan: Any) -> str:
+    """The scenario's load in words, as the report words it (executor, sizes, pause)."""
+    from analysis.report_md import load_text
+    from k6_scripts.scenarios import scenario_record
+
+    return load_text(scenario_record(plan.scenario, plan.params))
+
+
 class ProgressPrinter:
     """An event sink for :class:`aigw_bench.local.runner.LocalRunner`."""
 
@@ -39,7 +47,7 @@ class ProgressPrinter:
         if getattr(plan, "suite", None):
             return (f"suite [bold]{escape(plan.suite.name)}[/]{where} (overhead, published shape, capacity, "
                     f"efficiency, streaming) per target, {total} session(s)")
-        return (f"scenario [bold]{escape(plan.scenario.name)}[/]{where}: {p.vus} VUs, {p.duration:g} s "
+        return (f"scenario [bold]{escape(plan.scenario.name)}[/]{where}: {escape(_load(plan))} "
                 f"(+{p.warmup:g} s warm-up) per target, {total} target run(s)")
 
     def on_run_start(self, run_dir: Any, total: int, plan: Any) -> None:

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.buckets import HIST_MAX_INDEX, bucket_index, grouped_quantiles, histogram_frame
-from analysis.k6csv import DURATION, HTTP_REQS, OK, WAITING, Block
+from analysis.k6csv import DURATION, HTTP_REQS, OK, VUS, WAITING, Block
 
 _NB = HIST_MAX_INDEX + 1  # buckets per histogram
 LATENCY_METRICS = {DURATION: "http_req_duration", WAITING: "http_req_waiting"}
@@ -91,6 +91,8 @@ class SecondAggregate:
         for name in ("requests", "ok", "duration_count", "duration_sum_ns", "waiting_count"):
             self.seconds.declare(name, np.int64)
         self.seconds.declare("duration_max", np.float64, fill=-np.inf)
+        # Active VUs: the highest of k6's samples in the second; -1 = no sample (k6 samples once a second).
+        self.seconds.declare("vus", np.int64, fill=-1)
         self.histograms = {metric: _SparseCounts() for metric in LATENCY_METRICS}
         self.statuses: dict[int, int] = {}
 
@@ -127,6 +129,9 @@ class SecondAggregate:
                 np.maximum.at(self.seconds.view("duration_max", lo, hi), where, values)
             keys, counts = np.unique((where + lo) * _NB + bucket_index(values), return_counts=True)
             self.histograms[metric].add(keys, counts)
+        vus = block.metric == VUS
+        if vus.any():
+            np.maximum.at(self.seconds.view("vus", lo, hi), rel[vus], np.rint(block.value[vus]).astype(np.int64))
 
     def merge(self, other: SecondAggregate) -> None:
         """Add another aggregate's samples (another load generator of the same run)."""
@@ -139,6 +144,8 @@ class SecondAggregate:
             mine = self.seconds.view(name, lo, hi)
             if name == "duration_max":
                 np.maximum(mine, values, out=mine)
+            elif name == "vus":  # each generator ran its share of the VUs: they add up (-1: no sample)
+                mine[:] = np.where((mine < 0) & (values < 0), -1, np.maximum(mine, 0) + np.maximum(values, 0))
             else:
                 mine += values
         for metric, hist in other.histograms.items():
@@ -187,6 +194,7 @@ class SecondAggregate:
         out["latency_max_ms"] = np.where(np.isfinite(a["duration_max"]), a["duration_max"], np.nan)
         ttfb = self._quantile_columns(WAITING, [0.5, 0.95])
         out["ttfb_p50_ms"], out["ttfb_p95_ms"] = ttfb[:, 0], ttfb[:, 1]
+        out["vus"] = np.where(a["vus"] >= 0, a["vus"], np.nan)  # empty where k6 took no sample that second
         return out
 
     def _quantile_columns(self, metric: int, qs: list[float]) -> np.ndarray:

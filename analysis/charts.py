@@ -92,21 +92,31 @@ def latency_percentiles(table: pd.DataFrame, colours: dict[str, str]) -> str:
     return _svg(fig)
 
 
+def _first_repeats(series: pd.DataFrame) -> pd.DataFrame:
+    """The per-second rows of each target's first repeat."""
+    return series[series["repeat"] == series.groupby("target")["repeat"].transform("min")]
+
+
+def _two_panels(fig, top, bottom, title: str, top_label: str, bottom_label: str, x_label: str) -> str:
+    """Label a figure of two stacked panels sharing the x axis (legend on top) and render it."""
+    top.set_ylabel(top_label)
+    top.set_title(title)
+    top.legend(frameon=False, fontsize=8, ncol=4)
+    bottom.set_ylabel(bottom_label)
+    bottom.set_xlabel(x_label)
+    return _svg(fig)
+
+
 def over_time(series: pd.DataFrame, colours: dict[str, str]) -> str:
     """RPS and p95 latency per second, first repeat of each target, time from its own start."""
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 5), sharex=True)
-    first = series[series["repeat"] == series.groupby("target")["repeat"].transform("min")]
-    for target, frame in first.groupby("target", sort=True):
+    for target, frame in _first_repeats(series).groupby("target", sort=True):
         # Drop the partial first and last second: k6 starts and stops mid-second.
         frame = frame.sort_values("t_s").iloc[1:-1]
         top.plot(frame["t_s"], frame["requests"], color=colours.get(str(target), "#333"), label=str(target))
         bottom.plot(frame["t_s"], frame["latency_p95_ms"], color=colours.get(str(target), "#333"))
-    top.set_ylabel("requests / s")
-    top.set_title("Throughput and p95 latency over time (repeat 1)")
-    top.legend(frameon=False, fontsize=8, ncol=4)
-    bottom.set_ylabel("p95 latency (ms)")
-    bottom.set_xlabel("seconds into the measurement")
-    return _svg(fig)
+    return _two_panels(fig, top, bottom, "Throughput and p95 latency over time (repeat 1)", "requests / s",
+                       "p95 latency (ms)", "seconds into the measurement")
 
 
 def latency_cdf(histograms: pd.DataFrame, colours: dict[str, str]) -> str:
@@ -196,3 +206,49 @@ def frontier(probes: pd.DataFrame, front: pd.DataFrame, colours: dict[str, str])
     ax.set_title("Capacity frontier: p99 against arrival rate")
     ax.legend(frameon=False, fontsize=8)
     return _svg(fig)
+
+
+def scaling(series: pd.DataFrame, stages: pd.DataFrame, scaling_frame: pd.DataFrame, colours: dict[str, str]) -> str:
+    """A ramp: throughput and p95 latency against active VUs; faint dots per second, lines through the stages."""
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 5.6), sharex=True)
+    up = stages[~stages["ramps_down"].astype(bool)]
+    for target, frame in up.groupby("target", sort=True):
+        colour = colours.get(str(target), "#333")
+        frame = frame.sort_values("stage")
+        seconds = series[series["target"] == target]
+        if "vus" in seconds:
+            seconds = seconds.sort_values("t_s").assign(vus=lambda f: f["vus"].ffill())
+            top.scatter(seconds["vus"], seconds["requests"], s=4, color=colour, alpha=0.15, linewidths=0)
+        top.plot(frame["vus_mean"], frame["rps"], marker="o", color=colour, label=str(target))
+        bottom.plot(frame["vus_mean"], frame["p95_ms"], marker="o", color=colour)
+        knee = scaling_frame[(scaling_frame["target"] == target)]["knee_stage"].dropna()
+        if not knee.empty:
+            at = frame[frame["stage"] == int(knee.iloc[0])]
+            top.scatter(at["vus_mean"], at["rps"], s=120, facecolors="none", edgecolors=colour, linewidths=1.5)
+            bottom.scatter(at["vus_mean"], at["p95_ms"], s=120, facecolors="none", edgecolors=colour, linewidths=1.5)
+    return _two_panels(fig, top, bottom, "Throughput ramp: where each target stops scaling (circled)", "requests / s",
+                       "p95 latency per stage (ms)", "active virtual users (stage mean; dots: each second)")
+
+
+def drift(series: pd.DataFrame, resources: pd.DataFrame, colours: dict[str, str], window_s: float) -> str:
+    """A sustained run: median latency (10 s rolling) and the gateway's memory over time, repeat 1 of each
+    target; the first and last windows compared in the report shaded."""
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 5), sharex=True)
+    end = 0.0
+    for target, frame in _first_repeats(series).groupby("target", sort=True):
+        frame = frame.sort_values("t_s").iloc[1:-1]
+        rolling = frame["latency_p50_ms"].rolling(10, min_periods=3, center=True).median()
+        top.plot(frame["t_s"], rolling, color=colours.get(str(target), "#333"), label=str(target))
+        end = max(end, float(frame["t_s"].max()) if not frame.empty else 0.0)
+    if not resources.empty and "role" in resources:
+        gw = resources[(resources["role"] == "gateway") & (resources["repeat"] == 1)]
+        for target, frame in gw.groupby("target", sort=True):
+            frame = frame.sort_values("t_s")
+            bottom.plot(frame["t_s"], frame["rss_mib"], color=colours.get(str(target), "#333"))
+    for ax in (top, bottom):
+        ax.axvspan(0, window_s, color="#999", alpha=0.12, linewidth=0)
+        if end > 2 * window_s:
+            ax.axvspan(end - window_s, end, color="#999", alpha=0.12, linewidth=0)
+    title = "Sustained load: latency and gateway memory over time (shaded: the minutes compared)"
+    return _two_panels(fig, top, bottom, title, "latency p50 (ms, 10 s rolling)", "gateway RSS (MiB)",
+                       "seconds into the measurement")

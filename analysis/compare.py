@@ -29,6 +29,11 @@ COMPARISON_COLUMNS = [
     "response_bytes_avg", "dropped_iterations",
     *(f"{m}_{s}" for m in INTERVAL_METRICS for s in ("ci_low", "ci_high", "cv")),
     "rig_ceiling_rps", "rig_bound", *SUITE_COLUMNS,
+    # The published harnesses' own figures (scenarios inferxgate-*, hey): hey's percentiles, time to first
+    # byte, successful requests, output tokens.
+    "latency_min_ms", "latency_p10_ms", "latency_p25_ms", "latency_p75_ms", "ttfb_avg_ms", "ttfb_p50_ms",
+    "ttfb_p99_ms", "ok_requests", "test_duration_s", "output_tokens_per_s", "tokens_per_response",
+    "request_tokens_per_s_avg", "request_tokens_per_s_p50",
     "reason",
 ]
 # Above this error rate a row is not a valid measurement of the target's capacity.

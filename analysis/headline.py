@@ -16,6 +16,8 @@ from typing import Any
 import pandas as pd
 
 from analysis.compare import relative_statements
+from analysis.scenario_results import ScenarioResults
+from analysis.stages import SCALING_FLOOR
 from analysis.validity import RULE_TITLES, Finding
 
 
@@ -162,9 +164,14 @@ def _suite_comparisons(rows: list[dict]) -> list[Headline]:
 
 
 # --------------------------------------------------------------------------------- scenarios
-def headlines(table: pd.DataFrame, findings: list[Finding], closed_loop: bool = True) -> list[Headline]:
-    """A scenario run: throughput comparisons; added latency only at a fixed arrival rate."""
-    out = []
+def headlines(table: pd.DataFrame, findings: list[Finding], closed_loop: bool = True,
+              paced: bool = False) -> list[Headline]:
+    """A scenario run: throughput comparisons; added latency only at a fixed arrival rate. A paced load
+    (think time, a mock paced like a model) gets no throughput comparison: each VU's rate there is
+    1 / (latency + think time), so throughput restates latency instead of measuring capacity."""
+    out: list[Headline] = []
+    if paced:
+        return out
     for st in relative_statements(table, roles=("gateway",)):
         if st.rps_significant is None:
             caveats = ["one repeat: no confidence interval to judge the difference by (use --repeats 3 or more)"]
@@ -183,4 +190,75 @@ def headlines(table: pd.DataFrame, findings: list[Finding], closed_loop: bool = 
         text = (f"{r['target']} added {r['added_p50_ms']:+.2f} ms at p50 and {r['added_p95_ms']:+.2f} ms at p95 over "
                 "direct-to-mock at the same arrival rate")
         out.append(Headline(text, _flags(findings, r["target"])))
+    return out
+
+
+# ------------------------------------------------------------- a published harness's own terms
+def _hey_part(r: dict) -> str:
+    return (f"{r['rps']:,.0f} requests/s, average {r['latency_avg_ms']:,.2f} ms, p99 {r['latency_p99_ms']:,.2f} ms, "
+            f"{(1 - r['error_rate']) * 100:.2f}% successful (hey's terms, {r['requests']:,.0f} requests)")
+
+
+def _completion_part(r: dict, baseline: dict | None, one_at_a_time: bool) -> str:
+    text = (f"p50 {r['latency_p50_ms']:,.1f} ms end to end (p95 {r['latency_p95_ms']:,.1f}), first byte at "
+            f"{r['ttfb_p50_ms']:,.1f} ms (p50)")
+    if _present(r.get("output_tokens_per_s")):
+        text += f", {r['output_tokens_per_s']:,.1f} output tokens/s"
+    text += f", {r.get('ok_requests') or 0:,.0f} successful requests, {r['error_rate'] * 100:.2f}% errors"
+    if one_at_a_time and baseline is not None and _present(baseline.get("latency_p50_ms")):
+        text += (f"; {r['latency_p50_ms'] - baseline['latency_p50_ms']:+,.1f} ms at p50 over direct-to-mock, one "
+                 f"request at a time ({r['requests']:,.0f} requests, no interval: the default suite's overhead step "
+                 "measures that)")
+    return text
+
+
+def _stages_part(r: pd.Series) -> str:
+    text = f"peaked at {r['peak_rps']:,.1f} RPS in stage {int(r['peak_stage'])} (~{r['peak_vus_mean']:,.0f} VUs)"
+    if _present(r["knee_stage"]):
+        return text + (f"; stopped scaling in stage {int(r['knee_stage'])}: each VU's throughput fell to "
+                       f"{r['knee_efficiency'] * 100:.0f}% of stage {int(r['best_stage'])}'s as mean latency rose "
+                       f"from {r['best_latency_mean_ms']:,.0f} to {r['knee_latency_mean_ms']:,.0f} ms")
+    if _present(r["last_judged_stage"]):
+        return text + (f"; scaled through stage {int(r['last_judged_stage'])} (per-VU throughput within "
+                       f"{(1 - SCALING_FLOOR) * 100:.0f}% of its best)")
+    return text
+
+
+def _drift_part(rows: pd.DataFrame) -> str | None:
+    parts = []
+    for r in rows.to_dict("records"):
+        if not isinstance(r["verdict"], str):
+            continue
+        if r["quantity"] == "latency":
+            parts.append(f"latency p50 {r['first']:,.1f} → {r['last']:,.1f} ms from the first to the last minute "
+                         f"({r['change_pct']:+.1f}%): {r['verdict']} (Mann-Whitney p = {r['p_value']:.2g})")
+        else:
+            parts.append(f"gateway memory {r['first']:,.0f} → {r['last']:,.0f} MiB: {r['verdict']} "
+                         f"({r['slope_per_min']:+.2f} MiB/min, 95% CI {r['slope_ci_low']:+.2f} to "
+                         f"{r['slope_ci_high']:+.2f})")
+    return "; ".join(parts) if parts else None
+
+
+def scenario_headlines(table: pd.DataFrame, findings: list[Finding], results: ScenarioResults) -> list[Headline]:
+    """One statement per gateway in the harness's own terms (its report sections), with the caveats."""
+    out = []
+    base_rows = table[(table["role"] == "baseline") & table["valid"]].to_dict("records")
+    baseline = base_rows[0] if base_rows else None
+    one_at_a_time = int(results.params.get("vus") or 0) == 1 and not results.params.get("stages")
+    for r in table[table["role"].isin(["floor", "gateway"]) & (table["status"] == "ok")].to_dict("records"):
+        if not _present(r.get("rps")):
+            continue
+        parts = []
+        if results.has("latency_distribution"):
+            parts.append(_hey_part(r))
+        if results.has("completion_metrics"):
+            parts.append(_completion_part(r, baseline, one_at_a_time))
+        scaling = results.scaling[results.scaling["target"] == r["target"]]
+        if results.has("stages") and not scaling.empty:
+            parts.append(_stages_part(scaling.iloc[0]))
+        drift = _drift_part(results.drift[results.drift["target"] == r["target"]]) if results.has("drift") else None
+        if drift:
+            parts.append(drift)
+        if parts:
+            out.append(Headline(f"{r['target']} {r['version']}: " + "; ".join(parts), _flags(findings, r["target"])))
     return out

@@ -1,12 +1,12 @@
 """k6's per-request CSV output, read as a stream of column blocks.
 
 k6 writes one row per metric sample: ``metric_name,timestamp,metric_value,<system tags>...``, about
-17 rows per request; the analysis needs four metrics (:data:`METRICS`) and, of the tags, only
-``status``. The file is decompressed in one thread and cut into blocks of whole rows, which a pool
-of threads parses with pyarrow's CSV reader (converting only the four columns used) and cuts down
-to the four metrics at once. Blocks come out in file order, a few at a time, so memory does not
-depend on the file's size. (Like pyarrow's default, a quoted value may not contain a newline; k6
-writes none in the tags it is told to keep.)
+17 rows per request; the analysis needs four per-request metrics and k6's once-a-second ``vus``
+gauge (:data:`METRICS`) and, of the tags, only ``status``. The file is decompressed in one thread
+and cut into blocks of whole rows, which a pool of threads parses with pyarrow's CSV reader
+(converting only the four columns used) and cuts down to those metrics at once. Blocks come out in
+file order, a few at a time, so memory does not depend on the file's size. (Like pyarrow's default,
+a quoted value may not contain a newline; k6 writes none in the tags it is told to keep.)
 
 What a cut-short file (k6 killed, disk full, partial upload) still holds is kept: reading stops at
 the first undecodable byte and the stats say where; a torn last row is skipped and counted.
@@ -26,9 +26,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pcsv
 
-# Metric codes in :class:`Block`: index into this tuple.
-METRICS = ("http_reqs", "http_req_duration", "http_req_waiting", "aigw_ok")
-HTTP_REQS, DURATION, WAITING, OK = range(len(METRICS))
+# Metric codes in :class:`Block`: index into this tuple. ``vus`` (active virtual users) is sampled by k6
+# once a second whatever the load: it tells a ramp's stages apart at the cost of one row per second.
+METRICS = ("http_reqs", "http_req_duration", "http_req_waiting", "aigw_ok", "vus")
+HTTP_REQS, DURATION, WAITING, OK, VUS = range(len(METRICS))
 _COLUMNS = ("metric_name", "timestamp", "metric_value", "status")
 _TYPES = {"metric_name": pa.dictionary(pa.int32(), pa.string()), "timestamp": pa.int64(),
           "metric_value": pa.float64(), "status": pa.int64()}

@@ -26,16 +26,27 @@ SUMMARY_FIELDS: dict[str, tuple[str, str]] = {
     "http_failed_rate": ("http_req_failed", "rate"),
     "latency_avg_ms": ("http_req_duration", "avg"),
     "latency_min_ms": ("http_req_duration", "min"),
+    "latency_p10_ms": ("http_req_duration", "p(10)"),
+    "latency_p25_ms": ("http_req_duration", "p(25)"),
     "latency_p50_ms": ("http_req_duration", "p(50)"),
+    "latency_p75_ms": ("http_req_duration", "p(75)"),
     "latency_p90_ms": ("http_req_duration", "p(90)"),
     "latency_p95_ms": ("http_req_duration", "p(95)"),
     "latency_p99_ms": ("http_req_duration", "p(99)"),
     "latency_p999_ms": ("http_req_duration", "p(99.9)"),
     "latency_max_ms": ("http_req_duration", "max"),
+    "ttfb_avg_ms": ("http_req_waiting", "avg"),
     "ttfb_p50_ms": ("http_req_waiting", "p(50)"),
     "ttfb_p95_ms": ("http_req_waiting", "p(95)"),
     "ttfb_p99_ms": ("http_req_waiting", "p(99)"),
     "response_bytes_total": ("aigw_response_bytes", "count"),
+    "ok_requests": ("aigw_ok", "passes"),
+    # Scenarios with usage_metrics: output tokens of the successful answers, in total and per second of
+    # the run, and each request's own tokens per second (tokens over that request's duration).
+    "completion_tokens": ("aigw_completion_tokens", "count"),
+    "output_tokens_per_s": ("aigw_completion_tokens", "rate"),
+    "request_tokens_per_s_avg": ("aigw_tokens_per_s", "avg"),
+    "request_tokens_per_s_p50": ("aigw_tokens_per_s", "p(50)"),
     "dropped_iterations": ("dropped_iterations", "count"),
     "vus_max": ("vus_max", "max"),
     "data_received_bytes": ("data_received", "count"),
@@ -109,6 +120,8 @@ def read_summary(path: Path) -> dict[str, float]:
         values["test_duration_s"] = float(duration_ms) / 1000.0
     if "ok_rate" in values:
         values["error_rate"] = 1.0 - values["ok_rate"]
+    if values.get("ok_requests") and "completion_tokens" in values:
+        values["tokens_per_response"] = values["completion_tokens"] / values["ok_requests"]
     sizes = metrics.get("aigw_response_bytes", {})
     if sizes.get("type") == "trend":  # summaries written before the counter (format 1)
         values["response_bytes_avg"] = float(sizes["values"]["avg"])

@@ -1,7 +1,8 @@
 """Build every report artefact of a run directory from its files.
 
 ``comparison.csv`` (one row per target, full precision), ``frontier.csv`` and ``probes.csv`` (suite
-runs: the capacity frontier and every probed rate), ``report.md`` (pull requests),
+runs: the capacity frontier and every probed rate), ``stages.csv`` and ``drift.csv`` (scenarios that
+report a ramp's stages or a sustained run's drift), ``report.md`` (pull requests),
 ``report.html`` (self-contained, offline) and ``timeseries.parquet`` / ``resources.parquet`` /
 ``metrics.parquet`` (columnar copies for pandas). Always regenerated from the run's files, so
 ``aigw-bench report <dir>`` after a code change gives the same numbers: the per-second files are
@@ -19,10 +20,11 @@ import pandas as pd
 from aigw_bench.results import read_outcomes
 from analysis.compare import comparison
 from analysis.derive import ensure_derived
-from analysis.headline import Headline, headlines, suite_headlines
+from analysis.headline import Headline, headlines, scenario_headlines, suite_headlines
 from analysis.load import RunData, load_run
 from analysis.report_html import render_html
 from analysis.report_md import render_markdown
+from analysis.scenario_results import ScenarioResults, scenario_results
 from analysis.suite import SuiteResults, suite_results
 from analysis.validity import Finding, check
 
@@ -34,6 +36,7 @@ class Report:
     findings: list[Finding]
     headlines: list[Headline]
     suite: SuiteResults
+    scenario: ScenarioResults
     paths: dict[str, Path]
 
 
@@ -49,14 +52,16 @@ def build_report(run_dir: Path) -> Report:
     ensure_derived(run_dir, read_outcomes(run_dir))
     run = load_run(run_dir)
     suite = suite_results(run)
+    own = scenario_results(run)
     table = comparison(run, suite)
     findings = check(run, table, suite)
     if run.is_suite:
         gateway_cpus = (run.manifest.get("cpu_pinning") or {}).get("gateway")
         heads = suite_headlines(table, findings, len(gateway_cpus) if gateway_cpus else None)
     else:
-        heads = headlines(table, findings, closed_loop=run.manifest.get("scenario", {}).get("executor") !=
-                          "constant-arrival-rate")
+        heads = scenario_headlines(table, findings, own) + headlines(
+            table, findings, closed_loop=run.manifest.get("scenario", {}).get("executor") != "constant-arrival-rate",
+            paced=own.paced)
     paths = {
         "comparison": run_dir / "comparison.csv",
         "markdown": run_dir / "report.md",
@@ -68,13 +73,19 @@ def build_report(run_dir: Path) -> Report:
         suite.frontier.to_csv(paths["frontier"], index=False)
         paths["probes"] = run_dir / "probes.csv"
         suite.probes.to_csv(paths["probes"], index=False)
-    paths["markdown"].write_text(render_markdown(run, table, findings, heads, suite))
-    paths["html"].write_text(render_html(run, table, findings, heads, suite))
+    paths["markdown"].write_text(render_markdown(run, table, findings, heads, suite, own))
+    paths["html"].write_text(render_html(run, table, findings, heads, suite, own))
     for name, frame in (("timeseries", run.timeseries), ("resources", run.resources), ("metrics", run.metrics)):
         written = _write_parquet(frame, run_dir / f"{name}.parquet")
         if written:
             paths[name] = written
-    return Report(run, table, findings, heads, suite, paths)
+    if not own.stages.empty:
+        paths["stages"] = run_dir / "stages.csv"
+        own.stages.to_csv(paths["stages"], index=False)
+    if not own.drift.empty:
+        paths["drift"] = run_dir / "drift.csv"
+        own.drift.to_csv(paths["drift"], index=False)
+    return Report(run, table, findings, heads, suite, own, paths)
 
 
 def write_report(run_dir: Path) -> dict[str, Path]:

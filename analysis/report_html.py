@@ -11,6 +11,7 @@ import pandas as pd
 from markupsafe import Markup
 
 from analysis import charts
+from analysis.drift import WINDOW_S
 from analysis.headline import Headline
 from analysis.load import RunData
 from analysis.report_md import (
@@ -19,26 +20,30 @@ from analysis.report_md import (
     cost_summary,
     intro_text,
     is_closed_loop,
+    load_text,
     manifest_lines,
     problem_entries,
     repeat_rows,
+    request_text,
     results_cells,
     results_note,
     version_rows,
 )
+from analysis.report_scenario import scenario_tables
 from analysis.report_tables import closing_tables, rig_summary, suite_tables
+from analysis.scenario_results import ScenarioResults
 from analysis.suite import SuiteResults
 from analysis.validity import RULE_TITLES, Finding
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 
 
-def _results(run: RunData, table: pd.DataFrame, colours: dict[str, str]) -> dict[str, Any]:
+def _results(run: RunData, table: pd.DataFrame, colours: dict[str, str], paced: bool) -> dict[str, Any]:
     closed = is_closed_loop(run)
     headers, rows = results_cells(table, closed)
     for row in rows:
         row["colour"] = colours.get(row["target"], "#999")
-    return {"headers": headers, "rows": rows, "note": results_note(run, closed),
+    return {"headers": headers, "rows": rows, "note": results_note(run, closed, paced),
             "title": "The published shape (closed loop)" if run.is_suite else "Results"}
 
 
@@ -48,8 +53,17 @@ def _repeats(table: pd.DataFrame) -> dict[str, Any] | None:
 
 
 def _charts(run: RunData, table: pd.DataFrame, colours: dict[str, str],
-            suite: SuiteResults | None) -> list[dict[str, Any]]:
+            suite: SuiteResults | None, own: ScenarioResults | None = None) -> list[dict[str, Any]]:
     out = []
+    if own is not None and not own.stages.empty:
+        out.append({"id": "scaling", "svg": charts.scaling(run.timeseries, own.stages, own.scaling, colours),
+                    "caption": "Throughput ramp: requests per second and p95 latency of each stage against its mean "
+                               "active VUs (ramp-down left out); faint dots: each second. Circled: the stage where "
+                               "the target stopped scaling."})
+    if own is not None and not own.drift.empty and not run.timeseries.empty:
+        out.append({"id": "drift", "svg": charts.drift(run.timeseries, run.resources, colours, WINDOW_S),
+                    "caption": "Sustained load: median latency per second (10 s rolling) and the gateway's resident "
+                               "memory over the measurement; shaded: the first and last minute compared."})
     if suite is not None and not suite.overhead.empty:
         out.append({"id": "overhead", "svg": charts.overhead_bars(suite.overhead, colours),
                     "caption": "Added latency at concurrency 1 (target minus direct), with 95% intervals."})
@@ -83,7 +97,7 @@ def _cost(table: pd.DataFrame, cost: dict[str, Any] | None) -> dict[str, Any] | 
 
 
 def render_html(run: RunData, table: pd.DataFrame, findings: list[Finding], heads: list[Headline],
-                suite: SuiteResults | None = None) -> str:
+                suite: SuiteResults | None = None, own: ScenarioResults | None = None) -> str:
     m = run.manifest
     s = m.get("scenario", {})
     p = s.get("params", {})
@@ -91,13 +105,9 @@ def render_html(run: RunData, table: pd.DataFrame, findings: list[Finding], head
     colours = charts.target_colours(roles)
     groups = [{"title": title, "entries": [f for f in findings if f.rule == rule]}
               for rule, title in RULE_TITLES.items()]
-    if s.get("executor") == "constant-arrival-rate":
-        load_text = f"{p.get('rate')} req/s for {p.get('duration')} s (VUs {p.get('vus')}–{p.get('max_vus')})"
-    else:
-        load_text = f"{p.get('vus')} VUs for {p.get('duration')} s"
-    load_text += f", warm-up {p.get('warmup')} s excluded"
+    load = load_text(s) + f", warm-up {p.get('warmup')} s excluded"
     if m.get("suite"):
-        load_text = f"suite {m['suite']['name']}: overhead, capacity, efficiency, streaming; seed: " + load_text
+        load = f"suite {m['suite']['name']}: overhead, capacity, efficiency, streaming; seed: " + load
     mock = m.get("mock") or {}
     mock_text = f"{mock.get('name')} ({(mock.get('profile') or {}).get('name', '–')} pacing)"
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATE_DIR), autoescape=True,
@@ -108,10 +118,9 @@ def render_html(run: RunData, table: pd.DataFrame, findings: list[Finding], head
         environment=m.get("environment"),
         created_at=m.get("created_at"),
         tools=m.get("tools", {}) | {"aigw_bench": (m.get("tools") or {}).get("aigw_bench", "")},
-        load_text=load_text,
+        load_text=load,
         mock_text=mock_text,
-        request_text=f"~{p.get('prompt_tokens')}-token prompt, max_tokens {p.get('max_tokens')}, "
-                     f"{'streaming' if p.get('stream') else 'non-streaming'}",
+        request_text=request_text(p),
         repeats=m.get("repeats"),
         cpu_note=(m.get("cpu_pinning") or {}).get("note", "–"),
         problems=problem_entries(run),
@@ -119,11 +128,12 @@ def render_html(run: RunData, table: pd.DataFrame, findings: list[Finding], head
         headlines=heads,
         intro=intro_text(run),
         rig_lines=[line.replace("**", "") for line in rig_summary(run)],
-        suite_tables=suite_tables(run, suite, table) if suite is not None and not suite.empty else [],
+        suite_tables=(scenario_tables(own, table) if own is not None else [])
+        + (suite_tables(run, suite, table) if suite is not None and not suite.empty else []),
         closing_tables=closing_tables(run),
-        results=_results(run, table, colours),
+        results=_results(run, table, colours, own.paced if own is not None else False),
         repeats_table=_repeats(table),
-        charts=_charts(run, table, colours, suite),
+        charts=_charts(run, table, colours, suite, own),
         cost=_cost(table, m.get("cost")),
         versions=version_rows(m),
         manifest_lines=manifest_lines(m),

@@ -14,7 +14,9 @@ import pandas as pd
 from analysis.compare import MAX_VALID_ERROR_RATE
 from analysis.headline import Headline
 from analysis.load import RunData
-from analysis.report_tables import closing_tables, rig_summary, suite_tables
+from analysis.report_scenario import scenario_tables
+from analysis.report_tables import TextTable, closing_tables, rig_summary, suite_tables
+from analysis.scenario_results import ScenarioResults
 from analysis.suite import SuiteResults
 from analysis.validity import RULE_TITLES, Finding
 
@@ -109,7 +111,16 @@ def results_cells(table: pd.DataFrame, closed_loop: bool) -> tuple[list[str], li
     return headers, rows
 
 
-def results_note(run: RunData, closed_loop: bool) -> str:
+def results_note(run: RunData, closed_loop: bool, paced: bool = False) -> str:
+    if closed_loop and paced:
+        profile = (run.manifest.get("mock") or {}).get("profile") or {}
+        pacing = (f"the mock paced like a hosted model ('{profile.get('name')}': {profile.get('ttft_ms'):g} ms to "
+                  f"the first token, {profile.get('per_token_ms'):g} ms per token)"
+                  if (profile.get("ttft_ms") or profile.get("per_token_ms")) else "an unpaced mock")
+        return (f"A closed loop ({load_text(run.manifest.get('scenario', {}))}) against {pacing}: each VU's "
+                "throughput is 1 / (latency + pause), so throughput here restates latency rather than capacity, and "
+                "no target-versus-target throughput statement is made. Latency includes the mock's own pacing. "
+                "Throughput within 80% of the rig's ceiling reads \"at least\" (>=).")
     if closed_loop:
         p = run.manifest.get("scenario", {}).get("params", {})
         return (f"The published benchmark's shape: a closed loop of {p.get('vus')} virtual users, each sending its "
@@ -174,8 +185,9 @@ def manifest_lines(m: dict[str, Any]) -> list[str]:
     git = m.get("git", {})
     order = ", ".join(f"{o['target']}#{o['repeat']}" for o in m.get("order", []))
     lines = [
-        f"scenario: {s.get('name')} ({s.get('executor')}): {s.get('description', '').strip()}",
-        "parameters: " + ", ".join(f"{k}={v}" for k, v in p.items()),
+        f"scenario: {s.get('name')} ({s.get('executor')}): {s.get('description', '').strip()}"
+        + (f" Reproduces: {s['source']}" if s.get("source") else ""),
+        "parameters: " + ", ".join(f"{k}={v}" for k, v in p.items() if v is not None),
         f"repeats: {m.get('repeats')}; order: {order}",
         f"CPU pinning: {m.get('cpu_pinning', {}).get('note')}",
         f"machine: {machine.get('cpu_model')}, {machine.get('cpus_usable')} CPUs usable, "
@@ -214,6 +226,44 @@ def validity_lines(findings: list[Finding]) -> list[str]:
     return lines
 
 
+def load_text(scenario: dict[str, Any]) -> str:
+    """The load a scenario's executor and parameters describe, in words."""
+    p = scenario.get("params", {})
+    executor, vus, duration = scenario.get("executor"), p.get("vus"), float(p.get("duration") or 0)
+    plural = "" if vus == 1 else "s"
+    if executor == "constant-arrival-rate":
+        text = f"{p.get('rate')} req/s for {duration:g} s (VUs {vus}–{p.get('max_vus') or vus})"
+    elif executor == "per-vu-iterations":
+        text = f"{vus} VU{plural} x {p.get('iterations')} requests each (at most {duration:g} s)"
+    elif executor == "shared-iterations":
+        text = f"{p.get('iterations'):,} requests shared by {vus} VU{plural} (at most {duration:g} s)"
+    elif executor == "ramping-vus":
+        steps, previous = [], vus
+        for st in p.get("stages") or []:
+            verb = "hold at" if st["target"] == previous else "to"
+            steps.append(f"{float(st['duration']):g} s {verb} {st['target']}")
+            previous = st["target"]
+        text = f"VUs ramping from {vus}: {', '.join(steps)} ({duration:g} s)"
+    else:
+        text = f"{vus} VU{plural} for {duration:g} s"
+    think = float(p.get("think_time") or 0)
+    return text + (f", {think:g} s pause after each answer" if think else "")
+
+
+def request_text(p: dict[str, Any]) -> str:
+    """The request body's shape in words."""
+    if p.get("prompt") is not None:
+        prompt = str(p["prompt"])
+        what = f"prompt \"{prompt[:60]}{'…' if len(prompt) > 60 else ''}\""
+    else:
+        what = f"~{p.get('prompt_tokens')}-token prompt"
+    if p.get("system_prompt") is None and "system_prompt" in p:
+        what += ", no system message"
+    what += f", max_tokens {p['max_tokens']}" if p.get("max_tokens") is not None else ", no max_tokens"
+    stream = p.get("stream")
+    return what + (", streaming" if stream else ", non-streaming" if stream is False else ", no stream field")
+
+
 def intro_text(run: RunData) -> str:
     m = run.manifest
     s = m.get("scenario", {})
@@ -224,16 +274,20 @@ def intro_text(run: RunData) -> str:
                 "concurrency 1, the capacity frontier, efficiency at a fixed rate, streaming, and the published "
                 "closed-loop shape")
     else:
-        what = (f"Scenario `{s.get('name')}`: {p.get('vus')} VUs for {p.get('duration')} s per target "
-                f"(warm-up {p.get('warmup')} s excluded)")
-    return (f"{what}; ~{p.get('prompt_tokens')}-token prompt, on the {m.get('environment')} target, "
+        what = f"Scenario `{s.get('name')}`: {load_text(s)} per target (warm-up {p.get('warmup')} s excluded)"
+    return (f"{what}; {request_text(p)}, on the {m.get('environment')} target, "
             f"{m.get('repeats')} session(s) per target, interleaved.")
 
 
+def _section(t: TextTable) -> list[str]:
+    return [f"## {t.title}", "", markdown_table(t.headers, t.rows), "", t.note, ""]
+
+
 def render_markdown(run: RunData, table: pd.DataFrame, findings: list[Finding], heads: list[Headline],
-                    suite: SuiteResults | None = None) -> str:
+                    suite: SuiteResults | None = None, own: ScenarioResults | None = None) -> str:
     m = run.manifest
     closed = is_closed_loop(run)
+    paced = own.paced if own is not None else False
     parts = [
         f"# aigw-bench report: {m.get('run_id')}",
         "",
@@ -255,13 +309,17 @@ def render_markdown(run: RunData, table: pd.DataFrame, findings: list[Finding], 
     if not heads:
         parts.append("No statement: fewer than two validly measured gateways to compare, or nothing measured.")
     parts.append("")
+    if own is not None:
+        for t in scenario_tables(own, table):
+            parts += _section(t)
     if suite is not None and not suite.empty:
         for t in suite_tables(run, suite, table):
-            parts += [f"## {t.title}", "", markdown_table(t.headers, t.rows), "", t.note, ""]
+            parts += _section(t)
     headers, rows = results_cells(table, closed)
     title = "The published shape (closed loop)" if m.get("suite") else "Results"
     parts += [f"## {title}", "", markdown_table(headers, [r["cells"] for r in rows]), "",
-              "Latency is k6's `http_req_duration` (full response) in milliseconds. " + results_note(run, closed), ""]
+              "Latency is k6's `http_req_duration` (full response) in milliseconds. "
+              + results_note(run, closed, paced), ""]
     repeats = repeat_rows(table)
     if repeats:
         parts += ["### Repeats", "", markdown_table(REPEAT_HEADERS, repeats), "",

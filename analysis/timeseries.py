@@ -6,7 +6,7 @@ on its request count. Written next to each other:
 
 - ``timeseries.csv``: one row per second: requests, ok, errors, latency mean / p50 / p90 / p95 /
   p99 / max, time to first byte p50 / p95 (percentiles from that second's histogram, within
-  ``QUANTILE_ERROR`` ~0.54 %; mean and max exact);
+  ``QUANTILE_ERROR`` ~0.54 %; mean and max exact), active VUs (k6's ``vus`` gauge);
 - ``histogram.csv``: the whole run's latency histogram (bucket, upper_ms, count);
 - ``statuses.csv``: requests per HTTP status (0 = no response);
 - ``histograms.parquet``: every second's latency and time-to-first-byte histograms, so percentiles
@@ -43,7 +43,8 @@ from analysis.k6csv import BLOCK_BYTES, DURATION, K6CsvError, ReadStats, read_bl
 TimeseriesError = K6CsvError
 
 # Bump when the derived files change meaning: `aigw-bench report` then derives them again.
-DERIVED_FORMAT = 2
+# 3: timeseries.csv has the active VUs per second.
+DERIVED_FORMAT = 3
 SERIES_FILES = {"timeseries": "timeseries.csv", "histogram": "histogram.csv", "statuses": "statuses.csv",
                 "second_histograms": "histograms.parquet", "raw_check": "raw-check.json"}
 TRUNCATED_NOTE = "raw-truncated.txt"

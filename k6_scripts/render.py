@@ -19,7 +19,8 @@ from k6_scripts.scenarios import Scenario, ScenarioParams, format_duration
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 
-SYSTEM_MESSAGE = "You are a concise assistant."
+# Optional body fields, in the order they are written; a parameter set to None leaves its field out.
+_OPTIONAL_FIELDS = ("max_tokens", "temperature", "stream")
 
 
 @dataclass(frozen=True)
@@ -41,19 +42,27 @@ class RenderedScript:
     prompt_bytes: int
 
 
+def user_prompt(params: ScenarioParams) -> str:
+    """The user message: the scenario's literal prompt, or a generated one of ``prompt_tokens``."""
+    if params.prompt is not None:
+        return params.prompt
+    assert params.prompt_tokens is not None  # ScenarioParams requires one of the two
+    return generate_prompt(params.prompt_tokens, seed=params.prompt_seed)
+
+
 def build_body(params: ScenarioParams, model: str) -> str:
-    """The chat-completions request body as sent on the wire (compact JSON, fixed key order)."""
-    prompt = generate_prompt(params.prompt_tokens, seed=params.prompt_seed)
-    body = {
-        "model": model,
-        "messages": [
-            {"role": "system", "content": SYSTEM_MESSAGE},
-            {"role": "user", "content": prompt},
-        ],
-        "max_tokens": params.max_tokens,
-        "temperature": 0,
-        "stream": params.stream,
-    }
+    """The chat-completions request body as sent on the wire (compact JSON, fixed key order).
+
+    Only what the scenario asks for is sent: no system message when ``system_prompt`` is None, and
+    no ``max_tokens`` / ``temperature`` / ``stream`` field when that parameter is None (e.g. the
+    ``hey`` run's body is just the model and one user message)."""
+    messages = [] if params.system_prompt is None else [{"role": "system", "content": params.system_prompt}]
+    messages.append({"role": "user", "content": user_prompt(params)})
+    body: dict[str, object] = {"model": model, "messages": messages}
+    for name in _OPTIONAL_FIELDS:
+        value = getattr(params, name)
+        if value is not None:
+            body[name] = value
     if params.stream:
         # As a client that wants token counts asks for them: without it the OpenAI API (and gateways
         # that follow it) leave usage out of a stream.
@@ -81,9 +90,10 @@ def _render(template: str, params: ScenarioParams, target: RenderTarget, **extra
         duration=format_duration(params.duration),
         timeout=format_duration(params.request_timeout),
         full_check_every=params.full_check_every,
+        stages=[{"duration": format_duration(s.duration), "target": s.target} for s in params.stages or ()],
         **extra,
     )
-    prompt = json.loads(body)["messages"][1]["content"]
+    prompt = json.loads(body)["messages"][-1]["content"]
     return RenderedScript(
         source=source,
         body=body,

@@ -6,6 +6,7 @@ where the runner writes them, so the analysis reads them through its normal path
 
 from __future__ import annotations
 
+import gzip
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from aigw_bench.results import MANIFEST, Outcome, target_dir, write_outcome
+from aigw_bench.results import MANIFEST, Outcome, read_outcomes, target_dir, write_outcome
 
 
 @dataclass
@@ -31,13 +32,15 @@ class Target:
     body_sha256: str = "same-body"
     cpu: dict[str, float] = field(default_factory=dict)  # role -> mean cores during the run
     statuses: dict[int, int] | None = None
+    tokens: float | None = None  # output tokens per successful answer (scenarios with usage_metrics)
 
 
 def k6_summary(t: Target, repeat: int, duration_s: float) -> dict:
     rps = t.rps[repeat - 1]
     p95 = t.p95[repeat - 1] if isinstance(t.p95, list) else t.p95
     count = t.requests if t.requests is not None else int(rps * duration_s)
-    trend = {"avg": t.p50 * 1.1, "min": 0.5, "med": t.p50, "max": t.p99 * 2, "p(50)": t.p50, "p(90)": p95 * 0.9,
+    trend = {"avg": t.p50 * 1.1, "min": 0.5, "med": t.p50, "max": t.p99 * 2, "p(10)": t.p50 * 0.6,
+             "p(25)": t.p50 * 0.8, "p(50)": t.p50, "p(75)": p95 * 0.7, "p(90)": p95 * 0.9,
              "p(95)": p95, "p(99)": t.p99, "p(99.9)": t.p99 * 1.5, "count": count}
     metrics = {
         "http_reqs": {"type": "counter", "contains": "default", "values": {"count": count, "rate": rps}},
@@ -51,6 +54,13 @@ def k6_summary(t: Target, repeat: int, duration_s: float) -> dict:
                                 "values": {"count": t.response_bytes * count, "rate": t.response_bytes * rps}},
         "vus_max": {"type": "gauge", "contains": "default", "values": {"value": 50, "min": 50, "max": 50}},
     }
+    if t.tokens is not None:
+        ok = int(count * (1 - t.error_rate))
+        metrics["aigw_completion_tokens"] = {"type": "counter", "contains": "default",
+                                             "values": {"count": t.tokens * ok, "rate": t.tokens * ok / duration_s}}
+        per_request = t.tokens / (trend["avg"] / 1000)
+        metrics["aigw_tokens_per_s"] = {"type": "trend", "contains": "default",
+                                        "values": {"avg": per_request, "p(50)": t.tokens / (t.p50 / 1000)}}
     if t.dropped is not None:
         metrics["dropped_iterations"] = {"type": "counter", "contains": "default",
                                          "values": {"count": t.dropped, "rate": t.dropped / duration_s}}
@@ -64,7 +74,8 @@ RIG = {"mock": "fast", "profile": "instant", "cpu": "crafted", "ceiling_rps": 20
 
 def make_run(root: Path, targets: dict[str, Target], repeats: int = 1, duration_s: float = 20.0,
              cpu_pinning: dict | None = None, name: str = "crafted", scenario_params: dict | None = None,
-             rig: dict | None = None, executor: str = "constant-vus") -> Path:
+             rig: dict | None = None, executor: str = "constant-vus", report: list[str] | None = None,
+             mock_profile: dict | None = None, scenario_name: str | None = None) -> Path:
     run_dir = root / name
     run_dir.mkdir(parents=True)
     pinning = cpu_pinning or {"loadgen": [0], "mock": [0], "gateway": [1], "note": "2 CPUs (crafted)"}
@@ -73,14 +84,14 @@ def make_run(root: Path, targets: dict[str, Target], repeats: int = 1, duration_
     manifest = {
         "kind": "aigw-bench run", "format": 2, "environment": "local", "run_id": name,
         "created_at": "2026-11-22T00:00:00+00:00",
-        "scenario": {"name": "seed" if executor == "constant-vus" else "rate", "executor": executor,
-                     "description": "crafted", "params": params},
+        "scenario": {"name": scenario_name or ("seed" if executor == "constant-vus" else "rate"), "executor": executor,
+                     "description": "crafted", "params": params, "report": report or []},
         "rig": RIG if rig is None else rig,
         "repeats": repeats,
         "order": [{"repeat": r, "target": t} for r in range(1, repeats + 1) for t in targets],
         "targets": {n: {"title": n, "role": t.role, "version": "1.0", "source": "tests"} for n, t in targets.items()},
         "mock": {"name": "fast", "title": "nginx + Lua (ngx_lua)", "version": "1.22.1", "source": "tests",
-                 "profile": {"name": "instant"}},
+                 "profile": mock_profile or {"name": "instant"}},
         "cpu_pinning": pinning,
         "machine": {"cpu_model": "crafted", "cpus_usable": 2},
         "tools": {"aigw_bench": "test"},
@@ -131,6 +142,23 @@ def k6_csv(rows_per_second: list[list[tuple[float, int]]], t0_ms: int = 1_700_00
             lines.append(f"checks,{t},{ok}.000000,status is 200{tail}")
             lines.append(f"aigw_ok,{t},{ok}.000000{tail}")
     return "".join(lines)
+
+
+def add_raw(run_dir: Path, target: str, repeat: int, requests: list[list[float]],
+            vus: list[int | None] | None = None, t0_ms: int = 1_700_000_000_000) -> None:
+    """Give a crafted session a raw k6 file (``requests[s]``: the latencies of second ``s``, all
+    successful; ``vus[s]``: k6's active-VU sample in second ``s``, None for none), which the report
+    derives its per-second files from."""
+    text = k6_csv([[(ms, 1) for ms in second] for second in requests], t0_ms)
+    for s, v in enumerate(vus or []):
+        if v is not None:
+            text += f"vus,{t0_ms + s * 1000 + 500},{v:.6f},,,,,,,,,,,,,,,,\n"
+    work = target_dir(run_dir, target, repeat)
+    with gzip.open(work / "raw.csv.gz", "wt") as fh:
+        fh.write(text)
+    outcome = next(o for o in read_outcomes(run_dir) if o.target == target and o.repeat == repeat)
+    outcome.files["raw"] = "raw.csv.gz"
+    write_outcome(run_dir, outcome)
 
 
 # ---------------------------------------------------------------------------------- suite runs

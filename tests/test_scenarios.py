@@ -75,7 +75,8 @@ def test_arrival_rate_needs_a_rate_and_sane_vus():
 
 
 def test_unknown_scenario_lists_the_known_ones():
-    with pytest.raises(ConfigError, match=r"unknown scenario 'soak'. Known scenarios: rate, seed, stream"):
+    known = "hey, inferxgate-baseline, inferxgate-sustained, inferxgate-throughput, rate, seed, stream"
+    with pytest.raises(ConfigError, match=rf"unknown scenario 'soak'. Known scenarios: {known}"):
         load_scenario("soak")
 
 
@@ -106,3 +107,66 @@ def test_bad_suite_values_name_the_file_and_field(tmp_path):
         load_suite(str(path))
     with pytest.raises(ConfigError, match=r"unknown suite 'nope'\. Known suites: default, thorough"):
         load_suite("nope")
+
+
+# ------------------------------------------------------------------- executors and their parameters
+def _scenario(tmp_path, executor: str, **fields):
+    """A scenario file of one executor with the given defaults (``local`` profile only)."""
+    import yaml
+
+    data = {"name": "t", "description": "test", "executor": executor,
+            "defaults": {"prompt_tokens": 10, "vus": 2, **fields}, "profiles": {"local": {}}}
+    for key in ("report",):
+        if key in fields:
+            data[key] = data["defaults"].pop(key)
+    (tmp_path / "t.yaml").write_text(yaml.safe_dump(data))
+    return lambda: load_scenario("t", tmp_path)
+
+
+@pytest.mark.parametrize(("executor", "fields", "message"), [
+    ("per-vu-iterations", {"duration": "1m"}, r"uses per-vu-iterations: 'iterations' is required \(per VU\)"),
+    ("shared-iterations", {"duration": "1m"}, r"'iterations' is required \(in total, shared by the VUs\)"),
+    ("shared-iterations", {"duration": "1m", "iterations": 1}, r"iterations \(1\) < vus \(2\)"),
+    ("constant-vus", {"duration": "1m", "iterations": 5}, r"'iterations' applies to per-vu-iterations and shared"),
+    ("ramping-vus", {}, r"duration: Field required"),
+    ("ramping-vus", {"stages": [{"duration": "5s", "target": 3}], "duration": "9s"},
+     r"duration: a ramping-vus scenario lasts as long as its stages"),
+    ("ramping-vus", {"stages": [{"duration": "soon", "target": 3}]}, r"stages.0.duration: 'soon' is not a duration"),
+    ("constant-vus", {"duration": "1m", "stages": [{"duration": "5s", "target": 3}]},
+     r"'stages' applies to ramping-vus only"),
+    ("constant-vus", {"duration": "1m", "warmup_vus": 3}, r"'warmup_vus' applies to iteration and ramping"),
+    ("constant-vus", {"duration": "1m", "prompt": "Hi"}, r"prompt_tokens .* or as prompt .*not both"),
+    ("constant-vus", {"duration": "1m", "report": ["stages"]}, r"report section 'stages' needs the ramping-vus"),
+])
+def test_executor_parameters_are_checked_by_name(tmp_path, executor, fields, message):
+    with pytest.raises(ConfigError, match=message):
+        _scenario(tmp_path, executor, **fields)()
+
+
+def test_a_ramp_lasts_as_long_as_its_stages(tmp_path):
+    scenario = _scenario(tmp_path, "ramping-vus", stages=[{"duration": "10s", "target": 5},
+                                                        {"duration": "1m", "target": 0}])()
+    params = scenario.params("local")
+    assert params.duration == 70 and [s.target for s in params.stages] == [5, 0]
+    with pytest.raises(ConfigError, match=r"leave duration .*--duration.* out"):
+        scenario.params("local", {"duration": "30s"})
+
+
+def test_a_later_prompt_replaces_an_earlier_one_of_either_kind():
+    hey = load_scenario("hey")
+    assert hey.params("local").prompt == "Hi"
+    generated = hey.params("local", {"prompt_tokens": 50})  # --prompt-tokens on the hey scenario
+    assert (generated.prompt, generated.prompt_tokens) == (None, 50)
+    literal = load_scenario("seed").params("local", {"prompt": "Hello"})
+    assert (literal.prompt, literal.prompt_tokens) == ("Hello", None)
+
+
+def test_the_published_harnesses_scaled_locally_keep_their_load_and_fit_the_machine():
+    for name in ("inferxgate-baseline", "inferxgate-throughput", "inferxgate-sustained", "hey"):
+        scenario = load_scenario(name)
+        local, cloud = scenario.params("local"), scenario.params("cloud")
+        assert (local.vus, local.think_time, local.warmup_vus) == (cloud.vus, cloud.think_time, cloud.warmup_vus)
+        assert local.duration <= 300 and local.warmup < cloud.warmup
+    ramp_local, ramp_cloud = (load_scenario("inferxgate-throughput").params(p) for p in ("local", "cloud"))
+    assert [s.target for s in ramp_local.stages] == [s.target for s in ramp_cloud.stages]  # the same VU steps
+    assert ramp_local.duration * 3 == ramp_cloud.duration  # in a third of the time

@@ -114,7 +114,9 @@ def test_results_are_identical_whether_the_file_is_read_in_one_chunk_or_many(tmp
     assert derived_files(one, tmp_path / "one") == derived_files(many, tmp_path / "many")
     series = pd.read_csv(tmp_path / "many" / "timeseries.csv")
     assert series["requests"].sum() == 2400
-    assert series["latency_mean_ms"].notna().all()
+    assert series["latency_mean_ms"].iloc[:6].notna().all()
+    # k6's last vus sample came a second after the last request: the series runs to it, with the VUs.
+    assert series["requests"].iloc[6] == 0 and series["vus"].iloc[:6].isna().all() and series["vus"].iloc[6] == 10
 
 
 def test_cut_short_file_keeps_the_seconds_before_the_cut(tmp_path):
@@ -245,3 +247,20 @@ def test_histogram_file_matches_the_raw_samples(tmp_path):
     assert hist["bucket"].tolist() == expected["bucket"].tolist()
     assert hist["count"].tolist() == expected["count"].tolist()
     assert aggregate_raw(raw).seconds.histogram(DURATION)["count"].sum() == 2000
+
+
+def test_active_vus_per_second_and_across_load_generators(tmp_path):
+    """k6 samples `vus` about once a second: a second keeps its highest sample; generators' VUs add up."""
+    def raw(name, vus_rows):
+        lines = k6_csv([[(5.0, 1)], [(5.0, 1)], [(5.0, 1)]]).splitlines(keepends=True)
+        lines += [f"vus,{1_700_000_000_000 + ms},{v:.6f},,,,,,,,,,,,,,,,\n" for ms, v in vus_rows]
+        path = tmp_path / name
+        write_gz(path, "".join(lines))
+        return aggregate_raw(path)
+
+    a = raw("a.csv.gz", [(1000, 5), (1500, 3), (2000, 4)])  # two samples in second 1: the higher counts
+    assert a.seconds.per_second()["vus"].tolist()[:3] == [pytest.approx(float("nan"), nan_ok=True), 5, 4]
+    b = raw("b.csv.gz", [(2000, 2)])
+    a.seconds.merge(b.seconds)
+    vus = a.seconds.per_second()["vus"]
+    assert np.isnan(vus.iloc[0]) and vus.iloc[1] == 5 and vus.iloc[2] == 6  # second 1 only in a; second 2: 4 + 2

@@ -31,7 +31,10 @@ def start_k6(
     duration: float,
     api_port: int,
     cpus: list[int] | None,
+    warmup: bool = False,
 ) -> ManagedProcess:
+    """k6 on ``script`` for ``duration``; ``warmup``: the run before the measurement (AIGW_WARMUP=1 makes
+    iteration and ramping scenarios warm up with a plain closed loop instead of their own schedule)."""
     argv = [
         k6_binary(), "run",
         "--no-usage-report",  # k6 otherwise reports usage to the internet
@@ -40,6 +43,8 @@ def start_k6(
         "-e", f"AIGW_SUMMARY={files.summary}",
         "-e", f"AIGW_DURATION={format_duration(duration)}",
     ]
+    if warmup:
+        argv += ["-e", "AIGW_WARMUP=1"]
     if files.raw is not None:
         argv += ["--out", f"csv={files.raw}"]
     argv.append(str(script))

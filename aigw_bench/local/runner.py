@@ -312,7 +312,7 @@ class LocalRunner:
             with Supervisor(state_file_for(self.state_dir)) as sup:
                 processes = {"mock": self.start_mock(sup, work)}
                 endpoint = self._mock_endpoint(model)
-                smoke = smoke_request(endpoint.url, build_body(plan.params, model), {}, plan.params.stream)
+                smoke = smoke_request(endpoint.url, build_body(plan.params, model), {}, bool(plan.params.stream))
                 if not smoke.ok:
                     raise SessionLost("mock_failed", f"the mock did not answer the benchmark's request "
                                                       f"(HTTP {smoke.status}, {smoke.error or smoke.snippet[:120]})")
@@ -374,7 +374,7 @@ class LocalRunner:
         body = build_body(plan.params, target.request.model)
         outcome.url = endpoint.url
         self.emit("phase", target=target.name, phase="checking the route")
-        smoke = smoke_request(endpoint.url, body, endpoint.headers, plan.params.stream)
+        smoke = smoke_request(endpoint.url, body, endpoint.headers, bool(plan.params.stream))
         outcome.evidence["smoke"] = {"ok": smoke.ok, "http_status": smoke.status, "seconds": round(smoke.seconds, 3),
                                      "body_snippet": smoke.snippet, "error": smoke.error}
         if not smoke.ok:

@@ -113,7 +113,7 @@ class LocalSession:
         script = job.dir / "script.js"
         api_port = free_port()
         k6 = start_k6(self.sup, "k6-warmup" if warmup else "k6", script, files, duration=duration, api_port=api_port,
-                      cpus=self.cpu_plan.loadgen)
+                      cpus=self.cpu_plan.loadgen, warmup=warmup)
         sampler = self._sampler({"loadgen": k6.pgid})
         limit = duration + job.request_timeout + K6_GRACE_SECONDS
         start = time.monotonic()

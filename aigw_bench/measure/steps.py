@@ -233,10 +233,12 @@ def measure_rig(d: Driver, sizes: RigSizes, base: ScenarioParams, rig_dir: Path,
                 capacity: CapacitySizes | None = None) -> dict[str, Any]:
     """k6 straight to the mock: the ceiling (closed loop), the floor (one VU) and, for a suite, the rig's
     own frontier (the capacity search without a target, up to the ceiling). ``d.target`` is the mock."""
+    # The run's body, as fast as k6 sends it: no think time, none of the scenario's own schedule.
+    closed = {"rate": None, "max_vus": None, "think_time": 0, "iterations": None, "stages": None, "warmup_vus": None}
     ceiling_params = base.model_copy(update={"vus": sizes.ceiling.vus, "duration": sizes.ceiling.duration,
-                                             "warmup": sizes.ceiling.warmup, "rate": None, "max_vus": None})
+                                             "warmup": sizes.ceiling.warmup, **closed})
     floor_params = base.model_copy(update={"vus": 1, "duration": sizes.floor.duration, "warmup": sizes.floor.warmup,
-                                           "rate": None, "max_vus": None})
+                                           **closed})
     out: dict[str, Any] = {}
     for kind, params in (("ceiling", ceiling_params), ("floor", floor_params)):
         source = render_script(_CLOSED, params, d.direct).source
