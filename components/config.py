@@ -21,6 +21,7 @@ from components.prices import allocatable_cpu, price_table
 from components.subnets import PRIVATE_MASK, subnet_layout
 
 NAMESPACE = "aigw-bench"
+DEFAULT_LOADGEN_NODES = 2
 _INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*[0-9][a-z0-9-]*\.(nano|micro|small|medium|large|[0-9]*xlarge|metal)$")
 
 
@@ -50,11 +51,26 @@ class NodePool(_Model):
     _check_type = field_validator("instance_type")(classmethod(lambda cls, v: _instance_type(v)))
 
 
+class LoadgenPool(_Model):
+    """The k6-operator's runner pods, one per node (TestRun ``separate``). Only with the operator."""
+    instance_type: str = "c6i.4xlarge"  # the published run's k6 machine, as the EC2 runner
+    count: int | None = Field(None, ge=0, le=20, description="nodes; default 2 with the operator, else none")
+    disk_gib: int = Field(30, ge=20, le=500)
+
+    _check_type = field_validator("instance_type")(classmethod(lambda cls, v: _instance_type(v)))
+
+
 class Nodes(_Model):
     # The published benchmark's sizes: c5.4xlarge for the gateway and the mock, a small tools node.
     gateway: NodePool = NodePool(instance_type="c5.4xlarge")
     mock: NodePool = NodePool(instance_type="c5.4xlarge")
     tools: NodePool = NodePool(instance_type="m5.xlarge")
+    loadgen: LoadgenPool = LoadgenPool()
+
+
+class K6Operator(_Model):
+    """The optional k6-operator engine (components/k6_operator.py): the EC2 runner stays the default."""
+    enabled: bool = False
 
 
 class Runner(_Model):
@@ -81,6 +97,7 @@ class StackConfig(_Model):
     gateway_replicas: int | None = Field(None, ge=1, le=200)
     mock_cpu: float | None = Field(None, gt=0)
     runner: Runner = Runner()
+    k6_operator: K6Operator = K6Operator()
     results_retention_days: int = Field(14, ge=1, le=3650)
     # Plain values a catalog entry asks for (required_config), e.g. Konnect endpoints.
     konnect_control_plane: str | None = None
@@ -134,6 +151,14 @@ class Settings(BaseModel):
     def workers(self) -> int:
         return max(1, math.floor(self.cpu_per_replica))
 
+    @property
+    def loadgen_nodes(self) -> int:
+        """Nodes of the load-generator pool: 0 (no pool) unless the operator engine is enabled."""
+        if not self.config.k6_operator.enabled:
+            return 0
+        count = self.config.nodes.loadgen.count
+        return DEFAULT_LOADGEN_NODES if count is None else count
+
 
 def _key(loc: tuple[Any, ...]) -> str:
     return f"{NAMESPACE}:" + ".".join(str(p) for p in loc)
@@ -157,6 +182,7 @@ def parse(raw: dict[str, Any], stack: str, catalog: Catalog, secret_keys: set[st
         raise ConfigValidationError("invalid stack configuration:\n  " + "\n  ".join(problems)) from None
 
     _check_api_endpoint(config)
+    _check_loadgen(config)
     if config.gateway not in catalog or catalog.get(config.gateway).cloud is None:
         raise ConfigValidationError(f"{_key(('gateway',))}: unknown gateway {config.gateway!r}; "
                                     f"allowed: {', '.join(_cloud_names(catalog))}")
@@ -210,6 +236,17 @@ def _check_api_endpoint(config: StackConfig) -> None:
             "`curl -s https://checkip.amazonaws.com` (behind a VPN or a corporate proxy, ask for its egress range) "
             "and set it: `pulumi config set --path 'publicAccessCidrs[0]' 203.0.113.7/32`. To leave the endpoint "
             "open to 0.0.0.0/0 (still authenticated) instead: `pulumi config set apiEndpointOpenToInternet true`.")
+
+
+def _check_loadgen(config: StackConfig) -> None:
+    """A load-generator pool is only made for the operator engine: sizing one without it would
+    silently do nothing."""
+    if config.nodes.loadgen.count and not config.k6_operator.enabled:
+        raise ConfigValidationError(
+            f"{_key(('nodes', 'loadgen', 'count'))}: {config.nodes.loadgen.count} load-generator node(s) asked for, "
+            f"but {_key(('k6Operator', 'enabled'))} is not true: the pool exists only for the k6-operator engine. "
+            "Enable it (`pulumi config set --path k6Operator.enabled true`) or remove the count "
+            "(`pulumi config rm --path nodes.loadgen.count`).")
 
 
 def _snake(camel: str) -> str:
