@@ -55,6 +55,11 @@ class StackOutputs(BaseModel):
     price_table: str | None = None
     instance_types: dict[str, str] = Field(default_factory=dict)
     chart_versions: dict[str, str] = Field(default_factory=dict)
+    # The k6-operator engine (aigw_bench/cloud/operator_stage.py): cluster access and in-cluster names.
+    kubeconfig: Any = Field(None, repr=False, description="the cluster's kubeconfig (a secret stack output)")
+    k6_operator: dict[str, Any] = Field(default_factory=dict)
+    prometheus_service: dict[str, Any] = Field(default_factory=dict)
+    grafana_service: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("k6_runner_instance_ids", mode="before")
     @classmethod

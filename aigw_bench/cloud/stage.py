@@ -64,6 +64,7 @@ class CloudPlan:
     repeats: int
     results_root: Path
     command_line: list[str] = field(default_factory=list)
+    engine: str = "ec2"  # or "operator": aigw_bench/cloud/operator_stage.py
 
     def order(self) -> list[tuple[int, CloudTarget]]:
         return interleaved_order(self.targets, self.repeats)
@@ -115,8 +116,9 @@ class CloudRunner:
     def __init__(self, plan: CloudPlan, clients: Callable[[str], tuple[Any, Any]],
                  on_event: EventSink | None = None, poll_interval: float = 5.0,
                  sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
-                 endpoint_wait_s: int = ENDPOINT_WAIT_SECONDS):
+                 endpoint_wait_s: int = ENDPOINT_WAIT_SECONDS, operator: Any = None):
         self.plan = plan
+        self.operator = operator  # an OperatorEngine, for plan.engine == "operator"
         self.endpoint_wait_s = endpoint_wait_s
         self.clients = clients
         self.emit: EventSink = on_event or (lambda *a, **k: None)
@@ -127,6 +129,11 @@ class CloudRunner:
         self.run_id: str | None = None
 
     def preflight(self) -> None:
+        # --- k6-operator engine: no SSM runner involved (aigw_bench/cloud/operator_stage.py) ---
+        if self.plan.engine == "operator":
+            self.operator.preflight([t.outputs for t in self.plan.targets])
+            return
+        # --- end k6-operator engine ---
         for t in self.plan.targets:
             ssm, _ = self.clients(t.outputs.region)
             for instance in t.outputs.k6_runner_instance_ids:
@@ -210,11 +217,30 @@ class CloudRunner:
         if costs:
             manifest["cost"] = {"hourly_usd": round(sum(costs.values()), 4), "per_target_hourly_usd": costs,
                                 "price_table": first.price_table or "pinned price table"}
+        # --- k6-operator engine: k6 runs in pods on the load-generator pool, not on the EC2 runner ---
+        manifest["engine"] = plan.engine
+        if plan.engine == "operator":
+            from aigw_bench.cloud.operator import K6_IMAGE
+
+            manifest["machine"] = {"load_generator_instance_type":
+                                   first.k6_operator.get("load_generator_instance_type"),
+                                   "load_generators": {t.gateway.name: self.operator.parallelism(t.outputs)
+                                                       for t in plan.targets},
+                                   "k6_image": K6_IMAGE, "region": first.region}
+            manifest["cpu_pinning"]["note"] = ("separate machines: k6 runner pods one per load-generator node, "
+                                               "gateway and mock on their own nodes")
+        # --- end k6-operator engine ---
         return manifest
 
     # ------------------------------------------------------------------------ one target
     def _run_target(self, target: CloudTarget, repeat: int) -> Outcome:
         assert self.run_dir is not None and self.run_id is not None
+        # --- k6-operator engine (aigw_bench/cloud/operator_stage.py) ---
+        if self.plan.engine == "operator":
+            return self.operator.run_target(
+                run_dir=self.run_dir, run_id=self.run_id, scenario=self.plan.scenario, params=self.plan.params,
+                outputs=target.outputs, gateway=target.gateway, repeat=repeat, emit=self.emit)
+        # --- end k6-operator engine ---
         out, gw, plan = target.outputs, target.gateway, self.plan
         work = target_dir(self.run_dir, gw.name, repeat)
         work.mkdir(parents=True, exist_ok=True)
