@@ -17,6 +17,7 @@ from components import prices
 from components.cluster import Cluster, ClusterArgs
 from components.cluster_dns import COREDNS_VERSION, ClusterDns, ClusterDnsArgs
 from components.config import NAMESPACE, ConfigValidationError, Settings, parse, read_raw_config
+from components.config import cost_lines as config_cost_lines
 from components.dashboards import GrafanaDashboards, GrafanaDashboardsArgs
 from components.gateway import GatewayArgs, GatewayRelease
 from components.k6_operator import CHART as K6_OPERATOR_CHART
@@ -113,16 +114,7 @@ runner = K6Runner("k6-runner", K6RunnerArgs(
     count=cfg.runner.count, disk_gib=cfg.runner.disk_gib, retention_days=cfg.results_retention_days,
     ami=cfg.runner.ami))
 
-load_balancers = 2 + (0 if cloud.kind == "none" else 1)  # mock, Prometheus, gateway
-cost_lines = prices.estimate(
-    kubernetes_version=cfg.kubernetes_version,
-    node_groups={**{role: (p.instance_type, p.count, p.disk_gib) for role, p in (
-        ("gateway", cfg.nodes.gateway), ("mock", cfg.nodes.mock), ("tools", cfg.nodes.tools))},
-        **({"load-generator": (loadgen.instance_type, settings.loadgen_nodes, loadgen.disk_gib)}
-           if settings.loadgen_nodes else {})},
-    runners=(cfg.runner.instance_type, cfg.runner.count, cfg.runner.disk_gib),
-    nat_gateways=1 if cfg.nat_gateways == "single" else cfg.availability_zones,
-    load_balancers=load_balancers)
+cost_lines = config_cost_lines(cfg, cloud.kind)
 
 # Names read by the post-deploy stage (aigw_bench/cloud/outputs.py).
 pulumi.export("gateway_name", settings.entry.name)

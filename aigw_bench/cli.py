@@ -274,20 +274,62 @@ def _aws_clients():
     return clients
 
 
-def _cloud_plan(stack_outputs, cat, scen, params, repeats: int, results: Path):
+def _cloud_plan(stack_outputs, cat, scen, params, repeats: int, results: Path, engine: str = "ec2"):
     from aigw_bench.cloud.stage import CloudPlan, CloudTarget
 
     targets = [CloudTarget(o, cat.get(o.gateway_name)) for o in stack_outputs]
     return CloudPlan(targets=targets, scenario=scen, params=params, repeats=repeats, results_root=results,
-                     command_line=sys.argv)
+                     command_line=sys.argv, engine=engine)
 
 
-def _run_cloud(plan) -> Path:
+# --- k6-operator engine and plan confirmation (issue 13) -------------------------------------------
+def _engine_options(f):
+    options = [
+        click.option("--engine", type=click.Choice(["ec2", "operator"]), default="ec2", show_default=True,
+                     help="ec2: k6 on the stack's EC2 runner(s) over SSM (the published setup); operator: a "
+                          "k6-operator TestRun on the load-generator pool, metrics streamed to Prometheus."),
+        click.option("--parallelism", type=click.IntRange(1, 100),
+                     help="operator engine: runner pods (default: one per load-generator node of the stack)."),
+        click.option("--prometheus-url", help="operator engine: read Prometheus here (e.g. a kubectl port-forward) "
+                                              "instead of through the Kubernetes API server."),
+        click.option("--yes", "-y", is_flag=True, help="Start without asking to confirm the plan's time and cost."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _stdin_is_terminal() -> bool:
+    return sys.stdin.isatty()
+
+
+def _confirm_plan(estimate, yes: bool) -> None:
+    """Print the plan's expected time and cost; go on only when confirmed (or --yes)."""
+    console.print(estimate.text(), markup=False)
+    if yes:
+        return
+    if not _stdin_is_terminal():
+        raise click.UsageError("the plan above needs confirmation and stdin is not a terminal: pass --yes to start it")
+    click.confirm("Start it?", abort=True, err=True)
+
+
+def _operator_engine(engine: str, parallelism: int | None, prometheus_url: str | None):
+    if engine != "operator":
+        if parallelism or prometheus_url:
+            raise click.UsageError("--parallelism and --prometheus-url apply to --engine operator only")
+        return None
+    from aigw_bench.cloud.operator_stage import OperatorEngine, OperatorOptions
+
+    return OperatorEngine(OperatorOptions(parallelism=parallelism, prometheus_url=prometheus_url))
+# --- end k6-operator engine and plan confirmation ---------------------------------------------------
+
+
+def _run_cloud(plan, operator=None) -> Path:
     from aigw_bench.cloud.stage import CloudRunner
     from aigw_bench.progress import ProgressPrinter
 
     printer = ProgressPrinter(console)
-    runner = CloudRunner(plan, _aws_clients(), on_event=printer)
+    runner = CloudRunner(plan, _aws_clients(), on_event=printer, operator=operator)
     try:
         return runner.run()
     finally:
@@ -297,20 +339,32 @@ def _run_cloud(plan) -> Path:
 @cloud.command("run")
 @click.option("--stack", "stacks", required=True, help="Deployed stack(s), comma-separated (e.g. kong,portkey).")
 @_scenario_options
+@_engine_options
 @_catalog_option
 def cloud_run(stacks: str, scenario: str, vus: int | None, duration: str | None, warmup: str | None,
               prompt_tokens: int | None, max_tokens: int | None, rate: int | None, max_vus: int | None,
-              repeats: int, results: Path, catalog: Path | None) -> None:
-    """Benchmark already deployed stacks (after `pulumi up`): k6 on each stack's EC2 runner via SSM,
-    results through S3, the same report as local runs."""
+              repeats: int, results: Path, engine: str, parallelism: int | None, prometheus_url: str | None,
+              yes: bool, catalog: Path | None) -> None:
+    """Benchmark already deployed stacks (after `pulumi up`): k6 on each stack's EC2 runner via SSM
+    (results through S3), or with --engine operator as a k6-operator TestRun on the cluster (metrics
+    through Prometheus); the same report as local runs."""
     from aigw_bench.cloud.outputs import read_stack_outputs
+    from aigw_bench.cloud.plan_cost import StackCost, estimate_run
     from analysis.report import write_report
 
     cat = load_catalog(catalog)
     scen, params = _params(scenario or "seed", "cloud", vus=vus, duration=duration, warmup=warmup,
                            prompt_tokens=prompt_tokens, max_tokens=max_tokens, rate=rate, max_vus=max_vus)
+    operator = _operator_engine(engine, parallelism, prometheus_url)
     outputs = [read_stack_outputs(s) for s in _split(stacks) or []]
-    run_dir = _run_cloud(_cloud_plan(outputs, cat, scen, params, repeats or 1, results))
+    _confirm_plan(estimate_run([StackCost(o.stack, o.hourly_cost_usd) for o in outputs], engine=engine,
+                               warmup=params.warmup, duration=params.duration, repeats=repeats or 1), yes)
+    if operator is not None:
+        from aigw_bench.cloud.operator_stage import grafana_hint
+
+        for o in outputs:
+            console.print(grafana_hint(o), markup=False)
+    run_dir = _run_cloud(_cloud_plan(outputs, cat, scen, params, repeats or 1, results, engine), operator)
     paths = write_report(run_dir)
     _print_summary(paths["comparison"])
     _print_paths(paths)
@@ -323,11 +377,12 @@ def cloud_run(stacks: str, scenario: str, vus: int | None, duration: str | None,
               help="Matrix directory; reuse one to resume (default: results/matrix-<timestamp>).")
 @click.option("--keep", is_flag=True, help="Leave the stacks deployed afterwards (they cost money).")
 @click.option("--rerun", is_flag=True, help="Measure stacks again even if the matrix already has their results.")
+@_engine_options
 @_catalog_option
 def cloud_matrix(stacks: str, scenario: str, vus: int | None, duration: str | None, warmup: str | None,
                  prompt_tokens: int | None, max_tokens: int | None, rate: int | None, max_vus: int | None,
-                 repeats: int, results: Path, directory: Path | None, keep: bool, rerun: bool,
-                 catalog: Path | None) -> None:
+                 repeats: int, results: Path, directory: Path | None, keep: bool, rerun: bool, engine: str,
+                 parallelism: int | None, prometheus_url: str | None, yes: bool, catalog: Path | None) -> None:
     """pulumi up -> benchmark -> pulumi destroy for each stack, in parallel; one combined report.
 
     Resumable: run it again with the same --dir and finished stacks are skipped. A failing stack is
@@ -343,12 +398,14 @@ def cloud_matrix(stacks: str, scenario: str, vus: int | None, duration: str | No
     scen, params = _params(scenario or "seed", "cloud", vus=vus, duration=duration, warmup=warmup,
                            prompt_tokens=prompt_tokens, max_tokens=max_tokens, rate=rate, max_vus=max_vus)
     names = _split(stacks) or []
+    operator = _operator_engine(engine, parallelism, prometheus_url)
     workspace = PulumiWorkspace(REPO_DIR)
     workspace.check_tools()  # before any stack is deployed
+    _confirm_plan(_matrix_estimate(names, cat, engine, params, repeats or 1), yes)
     directory = directory or results / f"matrix-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}"
 
     def benchmark(outputs, root: Path) -> Path:
-        return _run_cloud(_cloud_plan([outputs], cat, scen, params, repeats or 1, root))
+        return _run_cloud(_cloud_plan([outputs], cat, scen, params, repeats or 1, root, engine), operator)
 
     result = run_matrix(names, directory, workspace, benchmark, keep=keep, rerun=rerun,
                         on_event=lambda event, **d: console.print(f"{d['stack']}: {d['step']}", markup=False))
@@ -361,6 +418,24 @@ def cloud_matrix(stacks: str, scenario: str, vus: int | None, duration: str | No
     if result.problems:
         console.print(f"state and logs: {directory} (run the same command again to resume)", markup=False)
         sys.exit(1)
+
+
+def _matrix_estimate(names: list[str], cat, engine: str, params, repeats: int):
+    """Hourly costs from the stack files (nothing is deployed yet)."""
+    from aigw_bench.catalog import REPO_DIR
+    from aigw_bench.cloud.plan_cost import StackCost, estimate_matrix
+    from components.config import ConfigValidationError, stack_file_hourly_cost
+
+    costs = []
+    for name in names:
+        path = REPO_DIR / f"Pulumi.{name}.yaml"
+        if not path.exists():
+            raise ConfigError(f"{path} does not exist: `cloud matrix` deploys stacks from their stack files")
+        try:
+            costs.append(StackCost(name, stack_file_hourly_cost(path, cat)))
+        except ConfigValidationError as exc:
+            raise ConfigError(str(exc)) from None
+    return estimate_matrix(costs, engine=engine, warmup=params.warmup, duration=params.duration, repeats=repeats)
 
 
 def entrypoint() -> None:

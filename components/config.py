@@ -10,18 +10,21 @@ import ipaddress
 import json
 import math
 import re
+from pathlib import Path
 from typing import Any, Literal
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from pydantic.alias_generators import to_camel
 
 from aigw_bench.catalog import Catalog, Gateway
 from components.catalog_cloud import CloudSpec, cloud_spec
-from components.prices import allocatable_cpu, price_table
+from components.prices import CostLine, allocatable_cpu, estimate, price_table, total
 from components.subnets import PRIVATE_MASK, subnet_layout
 
 NAMESPACE = "aigw-bench"
 DEFAULT_LOADGEN_NODES = 2
+SECRET_CONFIG_NAMES = frozenset({"litellmMasterKey", "konnectCert", "konnectKey"})
 _INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*[0-9][a-z0-9-]*\.(nano|micro|small|medium|large|[0-9]*xlarge|metal)$")
 
 
@@ -153,11 +156,30 @@ class Settings(BaseModel):
 
     @property
     def loadgen_nodes(self) -> int:
-        """Nodes of the load-generator pool: 0 (no pool) unless the operator engine is enabled."""
-        if not self.config.k6_operator.enabled:
-            return 0
-        count = self.config.nodes.loadgen.count
-        return DEFAULT_LOADGEN_NODES if count is None else count
+        return loadgen_nodes(self.config)
+
+
+def loadgen_nodes(config: StackConfig) -> int:
+    """Nodes of the load-generator pool: 0 (no pool) unless the operator engine is enabled."""
+    if not config.k6_operator.enabled:
+        return 0
+    count = config.nodes.loadgen.count
+    return DEFAULT_LOADGEN_NODES if count is None else count
+
+
+def cost_lines(config: StackConfig, gateway_kind: str) -> list[CostLine]:
+    """The stack's hourly cost from the pinned price table (exported by the program, and estimated
+    by `aigw-bench cloud matrix` from the stack file before anything is deployed)."""
+    nodes = config.nodes
+    groups = {role: (p.instance_type, p.count, p.disk_gib)
+              for role, p in (("gateway", nodes.gateway), ("mock", nodes.mock), ("tools", nodes.tools))}
+    if generators := loadgen_nodes(config):
+        groups["load-generator"] = (nodes.loadgen.instance_type, generators, nodes.loadgen.disk_gib)
+    return estimate(
+        kubernetes_version=config.kubernetes_version, node_groups=groups,
+        runners=(config.runner.instance_type, config.runner.count, config.runner.disk_gib),
+        nat_gateways=1 if config.nat_gateways == "single" else config.availability_zones,
+        load_balancers=2 + (0 if gateway_kind == "none" else 1))  # mock, Prometheus, gateway
 
 
 def _key(loc: tuple[Any, ...]) -> str:
@@ -167,7 +189,7 @@ def _key(loc: tuple[Any, ...]) -> str:
 def parse(raw: dict[str, Any], stack: str, catalog: Catalog, secret_keys: set[str]) -> Settings:
     """Validate raw config values (camelCase keys without the namespace) for one stack."""
     allowed = {f.alias or n for n, f in StackConfig.model_fields.items()}
-    secret_names = {"litellmMasterKey", "konnectCert", "konnectKey"}
+    secret_names = SECRET_CONFIG_NAMES
     unknown = sorted(set(raw) - allowed - secret_names)
     if unknown:
         raise ConfigValidationError(f"unknown config key(s) {', '.join(_key((u,)) for u in unknown)}; "
@@ -236,6 +258,27 @@ def _check_api_endpoint(config: StackConfig) -> None:
             "`curl -s https://checkip.amazonaws.com` (behind a VPN or a corporate proxy, ask for its egress range) "
             "and set it: `pulumi config set --path 'publicAccessCidrs[0]' 203.0.113.7/32`. To leave the endpoint "
             "open to 0.0.0.0/0 (still authenticated) instead: `pulumi config set apiEndpointOpenToInternet true`.")
+
+
+def stack_file_hourly_cost(path: Path, catalog: Catalog) -> float:
+    """A stack's hourly cost from its ``Pulumi.<stack>.yaml`` alone (sizes and the gateway's kind),
+    before it is deployed. Secrets are not needed for it and are not read."""
+    try:
+        raw = (yaml.safe_load(path.read_text()) or {}).get("config") or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigValidationError(f"{path}: cannot be read ({exc})") from None
+    prefix = f"{NAMESPACE}:"
+    plain = {k[len(prefix):]: v for k, v in raw.items()
+             if k.startswith(prefix) and not (isinstance(v, dict) and set(v) == {"secure"})}
+    plain = {k: v for k, v in plain.items() if k not in SECRET_CONFIG_NAMES}
+    try:
+        config = StackConfig.model_validate(plain)
+    except ValidationError as err:
+        problems = [f"{_key(e['loc'])}: {e['msg'].removeprefix('Value error, ')}" for e in err.errors()]
+        raise ConfigValidationError(f"{path}: invalid stack configuration:\n  " + "\n  ".join(problems)) from None
+    if config.gateway not in catalog or catalog.get(config.gateway).cloud is None:
+        raise ConfigValidationError(f"{path}: {_key(('gateway',))}: unknown gateway {config.gateway!r}")
+    return total(cost_lines(config, cloud_spec(catalog.get(config.gateway)).kind))
 
 
 def _check_loadgen(config: StackConfig) -> None:

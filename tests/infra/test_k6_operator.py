@@ -144,3 +144,14 @@ def test_dashboard_queries_what_k6_and_the_cluster_export():
     for ns in ("$gateway_namespace", "$mock_namespace"):
         assert f'container_cpu_usage_seconds_total{{namespace="{ns}"' in text
         assert f'container_memory_working_set_bytes{{namespace="{ns}"' in text
+
+
+@pytest.mark.parametrize("stack", ["kong", "kong-operator", "dev", "litellm"])
+def test_cost_from_the_stack_file_is_what_the_deployed_stack_reports(programs, stack):
+    """`cloud matrix` plans with this before deploying; the program exports the same figure."""
+    from aigw_bench.catalog import load_catalog
+    from components.config import stack_file_hourly_cost
+    from tests.infra.test_stacks import REPO
+
+    assert stack_file_hourly_cost(REPO / f"Pulumi.{stack}.yaml", load_catalog()) == \
+        pytest.approx(programs[stack].exports["hourly_cost_usd"])
