@@ -14,6 +14,7 @@ import shlex
 import subprocess
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import pytest
 
@@ -30,9 +31,9 @@ ANSWER = json.dumps({"id": "x", "object": "chat.completion", "model": "m", "crea
 
 
 class Recorder(BaseHTTPRequestHandler):
-    writes: list[dict] = []
+    writes: ClassVar[list[dict]] = []
 
-    def do_POST(self):  # noqa: N802 - http.server's naming
+    def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         if self.path == "/api/v1/write":
             Recorder.writes.append({"encoding": self.headers.get("Content-Encoding"),
