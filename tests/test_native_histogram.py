@@ -113,6 +113,9 @@ def test_merged_percentiles_against_the_exact_ones_of_the_same_samples(q):
     assert lower < exact <= upper  # the exact percentile lies in the bucket the histogram names
     estimate = merged.quantile(q)
     assert abs(estimate / exact - 1) <= relative_error_bound(K6_SCHEMA)
+    # Interpolated inside the bucket it is much closer than the bound (<= 0.73% here; taking a
+    # bucket's edge instead would be off by up to 8%).
+    assert abs(estimate / exact - 1) <= 0.01
     # And far from what averaging the generators' own percentiles would say.
     averaged = float(np.mean([exact_quantile(s, q) for s in generators]))
     assert abs(estimate - exact) < abs(averaged - exact)
