@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import httpx
 import pandas as pd
 import pytest
 
@@ -283,3 +284,26 @@ def test_grafana_hint_is_a_port_forward():
     hint = grafana_hint(outputs())
     assert "kubectl -n monitoring port-forward svc/kps-grafana 3000:80" in hint
     assert "http://localhost:3000/d/aigw-bench-k6" in hint
+
+
+def test_prometheus_is_reached_through_the_api_servers_service_proxy_with_fresh_credentials(tmp_path):
+    from kubernetes.client import Configuration
+
+    from aigw_bench.cloud.kube import service_proxy_client
+
+    config = Configuration(host="https://ABC.gr7.us-east-1.eks.amazonaws.com")
+    tokens = iter(["Bearer t1", "Bearer t2"])
+
+    def refresh(c):  # what kubernetes' kubeconfig loader installs for exec credentials (aws eks get-token)
+        c.api_key["authorization"] = next(tokens)
+
+    config.refresh_api_key_hook = refresh
+    client = service_proxy_client(config, "monitoring", "kps-prometheus", 9090)
+    seen = []
+    client._transport = httpx.MockTransport(lambda r: seen.append((str(r.url), r.headers["authorization"])) or
+                                            httpx.Response(200, json={"status": "success", "data": {"result": []}}))
+    prom = Prometheus(client, "test")
+    prom.ready()
+    prom.ready()
+    base = "https://abc.gr7.us-east-1.eks.amazonaws.com/api/v1/namespaces/monitoring/services/kps-prometheus:9090/proxy"
+    assert seen[0][0].startswith(base + "/api/v1/query?") and [a for _, a in seen] == ["Bearer t1", "Bearer t2"]

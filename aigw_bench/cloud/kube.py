@@ -50,9 +50,7 @@ class _KubeAuth(httpx.Auth):
         self.configuration = configuration
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        refresh = getattr(self.configuration, "refresh_api_key_hook", None)
-        if refresh is not None:
-            refresh(self.configuration)
+        # get_api_key_with_prefix runs the configuration's refresh hook first (kubernetes 32.0.1).
         token = self.configuration.get_api_key_with_prefix("authorization")
         if token:
             request.headers["Authorization"] = token
