@@ -139,7 +139,7 @@ def test_published_benchmark_sizes_by_default(programs):
 def workloads(p, role: str) -> list[dict]:
     """Pod placement blocks of a role's workloads: Helm values or Deployment pod specs."""
     names = {"gateway": ["gateway-release"], "mock": ["mock-release"],
-             "tools": ["lbc-release", "observability-release"]}
+             "tools": ["lbc-release", "observability-release", "k6-operator-release"]}
     found = [p.inputs(RELEASE, n)["values"] for n in names[role] if f"{RELEASE}::{n}" in p.by_key]
     if role == "gateway":
         found += [d["inputs"]["spec"]["template"]["spec"] for d in p.of_type(DEPLOYMENT)]
