@@ -16,7 +16,11 @@ from components import prices
 from components.cluster import Cluster, ClusterArgs
 from components.cluster_dns import COREDNS_VERSION, ClusterDns, ClusterDnsArgs
 from components.config import NAMESPACE, ConfigValidationError, Settings, parse, read_raw_config
+from components.config import cost_lines as config_cost_lines
+from components.dashboards import GrafanaDashboards, GrafanaDashboardsArgs
 from components.gateway import GatewayArgs, GatewayRelease
+from components.k6_operator import CHART as K6_OPERATOR_CHART
+from components.k6_operator import K6Operator, K6OperatorArgs
 from components.k6_runner import K6Runner, K6RunnerArgs
 from components.lb_controller import CHART as LBC_CHART
 from components.lb_controller import LoadBalancerController, LoadBalancerControllerArgs
@@ -24,7 +28,16 @@ from components.mock_llm import MockArgs, deploy_mock
 from components.network import Network, NetworkArgs
 from components.node_pools import NodePools, NodePoolsArgs, PoolSpec
 from components.observability import CHART as OBSERVABILITY_CHART
-from components.observability import Observability, ObservabilityArgs
+from components.observability import (
+    GRAFANA_SERVICE,
+    GRAFANA_SERVICE_PORT,
+    PROMETHEUS_CLUSTER_URL,
+    PROMETHEUS_PORT,
+    PROMETHEUS_SERVICE,
+    Observability,
+    ObservabilityArgs,
+)
+from components.observability import NAMESPACE as OBSERVABILITY_NAMESPACE
 
 
 def load_settings() -> Settings:
@@ -81,20 +94,25 @@ gateway = GatewayRelease("gateway", GatewayArgs(
 observability = Observability("observability", ObservabilityArgs(
     provider=cluster.provider, lb_controller=lbc.release, source_ranges=[cfg.vpc_cidr], cluster_ready=cluster_ready,
     gateway_namespace=cloud.namespace))
+GrafanaDashboards("dashboards", GrafanaDashboardsArgs(
+    provider=cluster.provider, namespace=OBSERVABILITY_NAMESPACE, observability_release=observability.release))
+
+# The k6-operator engine (optional): its own tainted load-generator pool, the operator on the tools pool.
+operator = None
+loadgen = cfg.nodes.loadgen
+if cfg.k6_operator.enabled:
+    generators = NodePools("generators", NodePoolsArgs(
+        cluster=cluster.eks, node_role=cluster.node_role, subnet_ids=network.private_subnet_ids,
+        pools={"loadgen": PoolSpec(loadgen.instance_type, settings.loadgen_nodes, loadgen.disk_gib)}))
+    operator = K6Operator("k6-operator", K6OperatorArgs(
+        provider=cluster.provider, loadgen_pool=generators.groups["loadgen"], cluster_ready=cluster_ready))
 
 runner = K6Runner("k6-runner", K6RunnerArgs(
     vpc_id=network.vpc_id, subnet_ids=network.private_subnet_ids, instance_type=cfg.runner.instance_type,
     count=cfg.runner.count, disk_gib=cfg.runner.disk_gib, retention_days=cfg.results_retention_days,
     ami=cfg.runner.ami))
 
-load_balancers = 2 + (0 if cloud.kind == "none" else 1)  # mock, Prometheus, gateway
-cost_lines = prices.estimate(
-    kubernetes_version=cfg.kubernetes_version,
-    node_groups={role: (p.instance_type, p.count, p.disk_gib)
-                 for role, p in (("gateway", cfg.nodes.gateway), ("mock", cfg.nodes.mock), ("tools", cfg.nodes.tools))},
-    runners=(cfg.runner.instance_type, cfg.runner.count, cfg.runner.disk_gib),
-    nat_gateways=1 if cfg.nat_gateways == "single" else cfg.availability_zones,
-    load_balancers=load_balancers)
+cost_lines = config_cost_lines(cfg, cloud.kind)
 
 # Names read by the post-deploy stage (aigw_bench/cloud/outputs.py).
 pulumi.export("gateway_name", settings.entry.name)
@@ -118,6 +136,11 @@ pulumi.export("region", region)
 pulumi.export("cluster_name", name)
 pulumi.export("kubeconfig", cluster.kubeconfig)
 pulumi.export("prometheus_url", observability.prometheus_url)
+# In-cluster names: k6 runner pods remote-write here; `cloud run` reads it through the API server.
+pulumi.export("prometheus_service", {"namespace": OBSERVABILITY_NAMESPACE, "name": PROMETHEUS_SERVICE,
+                                     "port": PROMETHEUS_PORT, "cluster_url": PROMETHEUS_CLUSTER_URL})
+pulumi.export("grafana_service", {"namespace": OBSERVABILITY_NAMESPACE, "name": GRAFANA_SERVICE,
+                                  "port": GRAFANA_SERVICE_PORT, "dashboard_uid": "aigw-bench-k6"})
 # `pulumi stack output grafana_admin_password --show-secrets`; Grafana: kubectl port-forward, user admin.
 pulumi.export("grafana_admin_password", observability.grafana_admin_password)
 pulumi.export("gateway_namespace", cloud.namespace)
@@ -129,7 +152,8 @@ pulumi.export("hourly_cost_usd", prices.total(cost_lines))
 pulumi.export("cost_breakdown", {line.item: round(line.hourly, 4) for line in cost_lines})
 pulumi.export("price_table", table.label)
 pulumi.export("instance_types", {"gateway": cfg.nodes.gateway.instance_type, "mock": cfg.nodes.mock.instance_type,
-                                 "tools": cfg.nodes.tools.instance_type, "k6_runner": cfg.runner.instance_type})
+                                 "tools": cfg.nodes.tools.instance_type, "k6_runner": cfg.runner.instance_type,
+                                 **({"load_generator": loadgen.instance_type} if operator else {})})
 pulumi.export("chart_versions", {
     "gateway": f"{cloud.chart.name} {cloud.chart.version}" if cloud.chart else cloud.kind,
     "mock": (f"{settings.mock_spec.chart.name} {settings.mock_spec.chart.version}" if settings.mock_spec.chart
@@ -137,6 +161,15 @@ pulumi.export("chart_versions", {
     "aws-load-balancer-controller": LBC_CHART.version,
     "kube-prometheus-stack": OBSERVABILITY_CHART.version,
     "coredns (EKS add-on)": COREDNS_VERSION,
+    **({"k6-operator": K6_OPERATOR_CHART.version} if operator else {}),
+})
+# The operator engine (aigw_bench/cloud/operator.py): where TestRuns go and how many runners fit.
+pulumi.export("k6_operator", {
+    "enabled": operator is not None,
+    "namespace": operator.testrun_namespace if operator else None,
+    "load_generator_nodes": settings.loadgen_nodes,
+    "load_generator_instance_type": loadgen.instance_type if operator else None,
+    "load_generator_hourly_usd": round(table.instances[loadgen.instance_type].hourly, 4) if operator else None,
 })
 pulumi.export("gateway_cpu_limit_total", cfg.gateway_cpu_limit)
 pulumi.export("gateway_replicas", settings.replicas)

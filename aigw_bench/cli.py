@@ -265,12 +265,25 @@ def _aws_clients():
     return clients
 
 
-def _cloud_plan(stack_outputs, cat, *, scenario, suite, mock_profile, knobs, repeats, results: Path):
+def _cloud_plan(stack_outputs, cat, *, scenario, suite, mock_profile, knobs, repeats, results: Path,
+                engine: str = "ec2"):
     from aigw_bench.cloud.stage import CloudTarget, plan_cloud_run
 
     targets = [CloudTarget(o, cat.get(o.gateway_name)) for o in stack_outputs]
-    return plan_cloud_run(targets=targets, scenario=scenario, suite=suite, mock_profile=mock_profile, knobs=knobs,
+    plan = plan_cloud_run(targets=targets, scenario=scenario, suite=suite, mock_profile=mock_profile, knobs=knobs,
                           repeats=repeats, results_root=results, command_line=sys.argv)
+    if engine == "operator" and plan.suite is not None:
+        raise click.UsageError("--engine operator runs a scenario (--scenario/-s, e.g. seed); a suite's steps "
+                               "(concurrency 1, capacity search, streaming probe) run on the EC2 runner engine")
+    plan.engine = engine
+    return plan
+
+
+def _plan_sizes(plan) -> dict[str, float]:
+    """Seconds each session measures (at most, for a suite) and how many: for the time and cost estimate."""
+    if plan.sizes is not None:
+        return {"warmup": 0.0, "duration": plan.sizes.session_seconds(), "repeats": plan.repeats}
+    return {"warmup": plan.params.warmup, "duration": plan.params.duration, "repeats": plan.repeats}
 
 
 def _report_interrupted(run_dir: Path | None) -> NoReturn:
@@ -283,14 +296,56 @@ def _report_interrupted(run_dir: Path | None) -> NoReturn:
     sys.exit(130)
 
 
-def _run_cloud(plan, report_interrupted: bool = False) -> Path:
+# --- k6-operator engine and plan confirmation (issue 13) -------------------------------------------
+def _engine_options(f):
+    options = [
+        click.option("--engine", type=click.Choice(["ec2", "operator"]), default="ec2", show_default=True,
+                     help="ec2: k6 on the stack's EC2 runner(s) over SSM (the published setup); operator: a "
+                          "k6-operator TestRun on the load-generator pool, metrics streamed to Prometheus."),
+        click.option("--parallelism", type=click.IntRange(1, 100),
+                     help="operator engine: runner pods (default: one per load-generator node of the stack)."),
+        click.option("--prometheus-url", help="operator engine: read Prometheus here (e.g. a kubectl port-forward) "
+                                              "instead of through the Kubernetes API server."),
+        click.option("--yes", "-y", is_flag=True, help="Start without asking to confirm the plan's time and cost."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _stdin_is_terminal() -> bool:
+    return sys.stdin.isatty()
+
+
+def _confirm_plan(estimate, yes: bool) -> None:
+    """Print the plan's expected time and cost; go on only when confirmed (or --yes)."""
+    console.print(estimate.text(), markup=False)
+    if yes:
+        return
+    if not _stdin_is_terminal():
+        raise click.UsageError("the plan above needs confirmation and stdin is not a terminal: pass --yes to start it")
+    click.confirm("Start it?", abort=True, err=True)
+
+
+def _operator_engine(engine: str, parallelism: int | None, prometheus_url: str | None):
+    if engine != "operator":
+        if parallelism or prometheus_url:
+            raise click.UsageError("--parallelism and --prometheus-url apply to --engine operator only")
+        return None
+    from aigw_bench.cloud.operator_stage import OperatorEngine, OperatorOptions
+
+    return OperatorEngine(OperatorOptions(parallelism=parallelism, prometheus_url=prometheus_url))
+# --- end k6-operator engine and plan confirmation ---------------------------------------------------
+
+
+def _run_cloud(plan, operator=None, report_interrupted: bool = False) -> Path:
     """Run a cloud plan with the progress display. With ``report_interrupted``, Ctrl-C writes the report
     of what was measured and exits 130 (as `run` does); otherwise it propagates (the matrix decides)."""
     from aigw_bench.cloud.stage import CloudRunner
     from aigw_bench.progress import ProgressPrinter
 
     printer = ProgressPrinter(console)
-    runner = CloudRunner(plan, _aws_clients(), on_event=printer)
+    runner = CloudRunner(plan, _aws_clients(), on_event=printer, operator=operator)
     try:
         return runner.run()
     except KeyboardInterrupt:
@@ -319,25 +374,37 @@ def _cloud_options(f):
 @click.option("--stack", "stacks", required=True, help="Deployed stack(s), comma-separated (e.g. kong,portkey).")
 @_cloud_options
 @_scenario_options
+@_engine_options
 @_catalog_option
 def cloud_run(stacks: str, suite: str | None, mock_profile: str | None, scenario: str | None, vus: int | None,
               duration: str | None, warmup: str | None, prompt_tokens: int | None, max_tokens: int | None,
-              rate: int | None, max_vus: int | None, repeats: int | None, results: Path, catalog: Path | None) -> None:
+              rate: int | None, max_vus: int | None, repeats: int | None, results: Path, engine: str,
+              parallelism: int | None, prometheus_url: str | None, yes: bool, catalog: Path | None) -> None:
     """Benchmark already deployed stacks (after `pulumi up`): the rig first (k6 on each stack's runner
     straight to its mock), then the suite's steps (or a scenario) per target, k6 on the EC2 runner(s)
-    via SSM, results through S3; the same report as local runs."""
+    via SSM, results through S3; or, with --engine operator, a scenario as a k6-operator TestRun on the
+    cluster (metrics through Prometheus). The same report as local runs."""
     from aigw_bench.cloud.outputs import read_stack_outputs
+    from aigw_bench.cloud.plan_cost import StackCost, estimate_run
     from analysis.report import write_report
 
     cat = load_catalog(catalog)
     knobs = {"vus": vus, "duration": duration, "warmup": warmup, "prompt_tokens": prompt_tokens,
              "max_tokens": max_tokens, "rate": rate, "max_vus": max_vus}
-    _cloud_plan([], cat, scenario=scenario, suite=suite, mock_profile=mock_profile, knobs=knobs, repeats=repeats,
-                results=results)  # bad options fail before any stack is read
+    planned = _cloud_plan([], cat, scenario=scenario, suite=suite, mock_profile=mock_profile, knobs=knobs,
+                          repeats=repeats, results=results, engine=engine)  # bad options fail before any stack is read
+    operator = _operator_engine(engine, parallelism, prometheus_url)
     outputs = [read_stack_outputs(s) for s in _split(stacks) or []]
+    _confirm_plan(estimate_run([StackCost(o.stack, o.hourly_cost_usd) for o in outputs], engine=engine,
+                               **_plan_sizes(planned)), yes)
+    if operator is not None:
+        from aigw_bench.cloud.operator_stage import grafana_hint
+
+        for o in outputs:
+            console.print(grafana_hint(o), markup=False)
     plan = _cloud_plan(outputs, cat, scenario=scenario, suite=suite, mock_profile=mock_profile, knobs=knobs,
-                       repeats=repeats, results=results)
-    run_dir = _run_cloud(plan, report_interrupted=True)
+                       repeats=repeats, results=results, engine=engine)
+    run_dir = _run_cloud(plan, operator, report_interrupted=True)
     paths = write_report(run_dir)
     _print_summary(paths["comparison"])
     _print_paths(paths)
@@ -351,11 +418,13 @@ def cloud_run(stacks: str, suite: str | None, mock_profile: str | None, scenario
               help="Matrix directory; reuse one to resume (default: results/matrix-<timestamp>).")
 @click.option("--keep", is_flag=True, help="Leave the stacks deployed afterwards (they cost money).")
 @click.option("--rerun", is_flag=True, help="Measure stacks again even if the matrix already has their results.")
+@_engine_options
 @_catalog_option
 def cloud_matrix(stacks: str, suite: str | None, mock_profile: str | None, scenario: str | None, vus: int | None,
                  duration: str | None, warmup: str | None, prompt_tokens: int | None, max_tokens: int | None,
                  rate: int | None, max_vus: int | None, repeats: int | None, results: Path, directory: Path | None,
-                 keep: bool, rerun: bool, catalog: Path | None) -> None:
+                 keep: bool, rerun: bool, engine: str, parallelism: int | None, prometheus_url: str | None,
+                 yes: bool, catalog: Path | None) -> None:
     """pulumi up -> benchmark -> pulumi destroy for each stack, in parallel; one combined report.
 
     Resumable: run it again with the same --dir and finished stacks are skipped. A failing stack is
@@ -370,16 +439,18 @@ def cloud_matrix(stacks: str, suite: str | None, mock_profile: str | None, scena
     cat = load_catalog(catalog)
     knobs = {"vus": vus, "duration": duration, "warmup": warmup, "prompt_tokens": prompt_tokens,
              "max_tokens": max_tokens, "rate": rate, "max_vus": max_vus}
-    _cloud_plan([], cat, scenario=scenario, suite=suite, mock_profile=mock_profile, knobs=knobs, repeats=repeats,
-                results=results)  # bad options fail before any stack is deployed
+    planned = _cloud_plan([], cat, scenario=scenario, suite=suite, mock_profile=mock_profile, knobs=knobs,
+                          repeats=repeats, results=results, engine=engine)  # bad options: before any deploy
     names = _split(stacks) or []
+    operator = _operator_engine(engine, parallelism, prometheus_url)
     workspace = PulumiWorkspace(REPO_DIR)
     workspace.check_tools()  # before any stack is deployed
+    _confirm_plan(_matrix_estimate(names, cat, engine, planned), yes)
     directory = directory or results / f"matrix-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}"
 
     def benchmark(outputs, root: Path) -> Path:
         return _run_cloud(_cloud_plan([outputs], cat, scenario=scenario, suite=suite, mock_profile=mock_profile,
-                                      knobs=knobs, repeats=repeats, results=root))
+                                      knobs=knobs, repeats=repeats, results=root, engine=engine), operator)
 
     result = run_matrix(names, directory, workspace, benchmark, keep=keep, rerun=rerun,
                         on_event=lambda event, **d: console.print(f"{d['stack']}: {d['step']}", markup=False))
@@ -392,6 +463,24 @@ def cloud_matrix(stacks: str, suite: str | None, mock_profile: str | None, scena
     if result.problems:
         console.print(f"state and logs: {directory} (run the same command again to resume)", markup=False)
         sys.exit(1)
+
+
+def _matrix_estimate(names: list[str], cat, engine: str, planned):
+    """Hourly costs from the stack files (nothing is deployed yet)."""
+    from aigw_bench.catalog import REPO_DIR
+    from aigw_bench.cloud.plan_cost import StackCost, estimate_matrix
+    from components.config import ConfigValidationError, stack_file_hourly_cost
+
+    costs = []
+    for name in names:
+        path = REPO_DIR / f"Pulumi.{name}.yaml"
+        if not path.exists():
+            raise ConfigError(f"{path} does not exist: `cloud matrix` deploys stacks from their stack files")
+        try:
+            costs.append(StackCost(name, stack_file_hourly_cost(path, cat)))
+        except ConfigValidationError as exc:
+            raise ConfigError(str(exc)) from None
+    return estimate_matrix(costs, engine=engine, **_plan_sizes(planned))
 
 
 def entrypoint() -> None:

@@ -10,8 +10,10 @@ import ipaddress
 import json
 import math
 import re
+from pathlib import Path
 from typing import Any, Literal
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from pydantic.alias_generators import to_camel
 
@@ -28,10 +30,12 @@ from aigw_bench.mock import (
 )
 from components.catalog_cloud import CloudSpec, cloud_spec
 from components.mock_llm import MockCloudSpec
-from components.prices import allocatable_cpu, price_table
+from components.prices import CostLine, allocatable_cpu, estimate, price_table, total
 from components.subnets import PRIVATE_MASK, subnet_layout
 
 NAMESPACE = "aigw-bench"
+DEFAULT_LOADGEN_NODES = 2
+SECRET_CONFIG_NAMES = frozenset({"litellmMasterKey", "konnectCert", "konnectKey"})
 _INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*[0-9][a-z0-9-]*\.(nano|micro|small|medium|large|[0-9]*xlarge|metal)$")
 
 
@@ -61,11 +65,26 @@ class NodePool(_Model):
     _check_type = field_validator("instance_type")(classmethod(lambda cls, v: _instance_type(v)))
 
 
+class LoadgenPool(_Model):
+    """The k6-operator's runner pods, one per node (TestRun ``separate``). Only with the operator."""
+    instance_type: str = "c6i.4xlarge"  # the published run's k6 machine, as the EC2 runner
+    count: int | None = Field(None, ge=0, le=20, description="nodes; default 2 with the operator, else none")
+    disk_gib: int = Field(30, ge=20, le=500)
+
+    _check_type = field_validator("instance_type")(classmethod(lambda cls, v: _instance_type(v)))
+
+
 class Nodes(_Model):
     # The published benchmark's sizes: c5.4xlarge for the gateway and the mock, a small tools node.
     gateway: NodePool = NodePool(instance_type="c5.4xlarge")
     mock: NodePool = NodePool(instance_type="c5.4xlarge")
     tools: NodePool = NodePool(instance_type="m5.xlarge")
+    loadgen: LoadgenPool = LoadgenPool()
+
+
+class K6Operator(_Model):
+    """The optional k6-operator engine (components/k6_operator.py): the EC2 runner stays the default."""
+    enabled: bool = False
 
 
 class Runner(_Model):
@@ -96,6 +115,7 @@ class StackConfig(_Model):
     mock_profile: str = DEFAULT_PROFILE
     mock_cpu: float | None = Field(None, gt=0)
     runner: Runner = Runner()
+    k6_operator: K6Operator = K6Operator()
     results_retention_days: int = Field(14, ge=1, le=3650)
     # Plain values a catalog entry asks for (required_config), e.g. Konnect endpoints.
     konnect_control_plane: str | None = None
@@ -186,6 +206,33 @@ class Settings(BaseModel):
     def workers(self) -> int:
         return max(1, math.floor(self.cpu_per_replica))
 
+    @property
+    def loadgen_nodes(self) -> int:
+        return loadgen_nodes(self.config)
+
+
+def loadgen_nodes(config: StackConfig) -> int:
+    """Nodes of the load-generator pool: 0 (no pool) unless the operator engine is enabled."""
+    if not config.k6_operator.enabled:
+        return 0
+    count = config.nodes.loadgen.count
+    return DEFAULT_LOADGEN_NODES if count is None else count
+
+
+def cost_lines(config: StackConfig, gateway_kind: str) -> list[CostLine]:
+    """The stack's hourly cost from the pinned price table (exported by the program, and estimated
+    by `aigw-bench cloud matrix` from the stack file before anything is deployed)."""
+    nodes = config.nodes
+    groups = {role: (p.instance_type, p.count, p.disk_gib)
+              for role, p in (("gateway", nodes.gateway), ("mock", nodes.mock), ("tools", nodes.tools))}
+    if generators := loadgen_nodes(config):
+        groups["load-generator"] = (nodes.loadgen.instance_type, generators, nodes.loadgen.disk_gib)
+    return estimate(
+        kubernetes_version=config.kubernetes_version, node_groups=groups,
+        runners=(config.runner.instance_type, config.runner.count, config.runner.disk_gib),
+        nat_gateways=1 if config.nat_gateways == "single" else config.availability_zones,
+        load_balancers=2 + (0 if gateway_kind == "none" else 1))  # mock, Prometheus, gateway
+
 
 def _key(loc: tuple[Any, ...]) -> str:
     return f"{NAMESPACE}:" + ".".join(str(p) for p in loc)
@@ -194,7 +241,7 @@ def _key(loc: tuple[Any, ...]) -> str:
 def parse(raw: dict[str, Any], stack: str, catalog: Catalog, secret_keys: set[str]) -> Settings:
     """Validate raw config values (camelCase keys without the namespace) for one stack."""
     allowed = {f.alias or n for n, f in StackConfig.model_fields.items()}
-    secret_names = {"litellmMasterKey", "konnectCert", "konnectKey"}
+    secret_names = SECRET_CONFIG_NAMES
     unknown = sorted(set(raw) - allowed - secret_names)
     if unknown:
         raise ConfigValidationError(f"unknown config key(s) {', '.join(_key((u,)) for u in unknown)}; "
@@ -209,6 +256,7 @@ def parse(raw: dict[str, Any], stack: str, catalog: Catalog, secret_keys: set[st
         raise ConfigValidationError("invalid stack configuration:\n  " + "\n  ".join(problems)) from None
 
     _check_api_endpoint(config)
+    _check_loadgen(config)
     if config.gateway not in catalog or catalog.get(config.gateway).cloud is None:
         raise ConfigValidationError(f"{_key(('gateway',))}: unknown gateway {config.gateway!r}; "
                                     f"allowed: {', '.join(_cloud_names(catalog))}")
@@ -264,6 +312,38 @@ def _check_api_endpoint(config: StackConfig) -> None:
             "`curl -s https://checkip.amazonaws.com` (behind a VPN or a corporate proxy, ask for its egress range) "
             "and set it: `pulumi config set --path 'publicAccessCidrs[0]' 203.0.113.7/32`. To leave the endpoint "
             "open to 0.0.0.0/0 (still authenticated) instead: `pulumi config set apiEndpointOpenToInternet true`.")
+
+
+def stack_file_hourly_cost(path: Path, catalog: Catalog) -> float:
+    """A stack's hourly cost from its ``Pulumi.<stack>.yaml`` alone (sizes and the gateway's kind),
+    before it is deployed. Secrets are not needed for it and are not read."""
+    try:
+        raw = (yaml.safe_load(path.read_text()) or {}).get("config") or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigValidationError(f"{path}: cannot be read ({exc})") from None
+    prefix = f"{NAMESPACE}:"
+    plain = {k[len(prefix):]: v for k, v in raw.items()
+             if k.startswith(prefix) and not (isinstance(v, dict) and set(v) == {"secure"})}
+    plain = {k: v for k, v in plain.items() if k not in SECRET_CONFIG_NAMES}
+    try:
+        config = StackConfig.model_validate(plain)
+    except ValidationError as err:
+        problems = [f"{_key(e['loc'])}: {e['msg'].removeprefix('Value error, ')}" for e in err.errors()]
+        raise ConfigValidationError(f"{path}: invalid stack configuration:\n  " + "\n  ".join(problems)) from None
+    if config.gateway not in catalog or catalog.get(config.gateway).cloud is None:
+        raise ConfigValidationError(f"{path}: {_key(('gateway',))}: unknown gateway {config.gateway!r}")
+    return total(cost_lines(config, cloud_spec(catalog.get(config.gateway)).kind))
+
+
+def _check_loadgen(config: StackConfig) -> None:
+    """A load-generator pool is only made for the operator engine: sizing one without it would
+    silently do nothing."""
+    if config.nodes.loadgen.count and not config.k6_operator.enabled:
+        raise ConfigValidationError(
+            f"{_key(('nodes', 'loadgen', 'count'))}: {config.nodes.loadgen.count} load-generator node(s) asked for, "
+            f"but {_key(('k6Operator', 'enabled'))} is not true: the pool exists only for the k6-operator engine. "
+            "Enable it (`pulumi config set --path k6Operator.enabled true`) or remove the count "
+            "(`pulumi config rm --path nodes.loadgen.count`).")
 
 
 def _snake(camel: str) -> str:

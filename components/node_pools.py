@@ -1,5 +1,5 @@
-"""One managed node group per role (gateway, mock, tools), labelled and tainted so that nothing else
-schedules there, on Amazon Linux 2023, in the private subnets."""
+"""One managed node group per role (gateway, mock, tools, and loadgen on operator stacks), labelled
+and tainted so that nothing else schedules there, on Amazon Linux 2023, in the private subnets."""
 
 from __future__ import annotations
 
@@ -17,6 +17,14 @@ class PoolSpec:
     instance_type: str
     count: int
     disk_gib: int
+
+
+def scaling(count: int) -> aws.eks.NodeGroupScalingConfigArgs:
+    """A fixed-size group of ``count`` nodes; ``count`` may be 0 (a pool kept empty, e.g. the load
+    generators on a stack that does not run the operator now). The EKS API takes minSize and
+    desiredSize from 0 but maxSize from 1 (NodegroupScalingConfig: ZeroCapacity / Capacity shapes),
+    and pulumi-eks passes 0 through (``desiredSize ?? 2`` in nodes/nodegroup.ts)."""
+    return aws.eks.NodeGroupScalingConfigArgs(desired_size=count, min_size=count, max_size=max(count, 1))
 
 
 @dataclass(frozen=True)
@@ -40,8 +48,7 @@ class NodePools(pulumi.ComponentResource):
                 node_role=args.node_role,
                 subnet_ids=args.subnet_ids,
                 instance_types=[spec.instance_type],
-                scaling_config=aws.eks.NodeGroupScalingConfigArgs(
-                    desired_size=spec.count, min_size=spec.count, max_size=spec.count),
+                scaling_config=scaling(spec.count),
                 disk_size=spec.disk_gib,
                 operating_system=eks.OperatingSystem.AL2023,
                 labels=scheduling.labels(role),

@@ -32,6 +32,12 @@ PROMETHEUS_PORT = 9090
 # output). The chart would otherwise choose: kube-prometheus-stack set "prom-operator" until
 # 2025-10 (#5679); the grafana chart it pins now (12.11.1) generates one only the cluster knows.
 GRAFANA_ADMIN_SECRET = "grafana-admin"
+# Services inside the cluster: Prometheus "<fullname>-prometheus" (templates/prometheus/service.yaml),
+# Grafana "<release>-grafana" port 80 -> 3000 (grafana chart 12.11.1, grafana.fullname, service.port).
+PROMETHEUS_SERVICE = f"{FULLNAME}-prometheus"
+PROMETHEUS_CLUSTER_URL = f"http://{PROMETHEUS_SERVICE}.{NAMESPACE}.svc.cluster.local:{PROMETHEUS_PORT}"
+GRAFANA_SERVICE = f"{RELEASE}-grafana"
+GRAFANA_SERVICE_PORT = 80
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-Role = Literal["gateway", "mock", "tools"]
-ROLES: tuple[Role, ...] = ("gateway", "mock", "tools")
+# loadgen: the k6-operator's runner pods (only on stacks that enable the operator engine).
+Role = Literal["gateway", "mock", "tools", "loadgen"]
+ROLES: tuple[Role, ...] = ("gateway", "mock", "tools", "loadgen")
 POOL_KEY = "aigw-bench/pool"
 
 

@@ -100,6 +100,13 @@ class SuiteSizes(_Sizes):
     efficiency: EfficiencySizes
     streaming: StreamingSizes
 
+    def session_seconds(self) -> float:
+        """At most how long one session measures (every capacity probe at its longest), for planning."""
+        c = self.capacity
+        return (self.overhead.warmup + self.overhead.duration + self.seed.warmup + self.seed.duration
+                + c.max_steps * (c.warmup + (c.max_step or c.step))
+                + self.efficiency.idle + self.efficiency.duration + self.efficiency.after + self.streaming.duration)
+
 
 class Body(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)

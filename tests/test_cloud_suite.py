@@ -311,7 +311,8 @@ def cloud_cli(monkeypatch, aws, outputs: list[StackOutputs], suite, results, sle
     monkeypatch.setattr("aigw_bench.cloud.stage.load_rig_sizes", lambda where: RigSizes.model_validate(RIG))
     fast = {"poll_interval": 0.1, "prometheus_lag_s": 1, **({"sleep": sleep(agent)} if sleep else {})}
     monkeypatch.setattr("aigw_bench.cloud.stage.CloudRunner", partial(CloudRunner, **fast))
-    result = CliRunner().invoke(cli_main, ["cloud", "run", "--stack", ",".join(by_stack), "--suite", str(suite),
+    result = CliRunner().invoke(cli_main, ["cloud", "run", "--yes", "--stack", ",".join(by_stack),
+                                           "--suite", str(suite),
                                            "--results", str(results)])
     (run_dir,) = [d for d in results.iterdir() if d.is_dir()]
     return result, run_dir, agent

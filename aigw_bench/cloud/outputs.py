@@ -76,6 +76,10 @@ class StackOutputs(BaseModel):
     price_table: str | None = None
     instance_types: dict[str, str] = Field(default_factory=dict)
     chart_versions: dict[str, str] = Field(default_factory=dict)
+    # The k6-operator engine (aigw_bench/cloud/operator_stage.py): in-cluster names.
+    k6_operator: dict[str, Any] = Field(default_factory=dict)
+    prometheus_service: dict[str, Any] = Field(default_factory=dict)
+    grafana_service: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("kubeconfig", mode="before")
     @classmethod

@@ -80,6 +80,7 @@ class CloudPlan(PlanNames):
     streaming_profile: PacingProfile | None = None
     keep_raw: bool = True
     command_line: list[str] = field(default_factory=list)
+    engine: str = "ec2"  # or "operator": aigw_bench/cloud/operator_stage.py
 
     def order(self) -> list[tuple[int, CloudTarget]]:
         return interleaved_order(self.targets, self.repeats)
@@ -143,8 +144,10 @@ class CloudRunner:
                  on_event: EventSink | None = None, poll_interval: float = 5.0,
                  sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
                  endpoint_wait_s: int = ENDPOINT_WAIT_SECONDS, kube_client: KubeClients | None = None,
-                 profile_switch_s: float = PROFILE_SWITCH_SECONDS, prometheus_lag_s: int | None = None):
+                 profile_switch_s: float = PROFILE_SWITCH_SECONDS, prometheus_lag_s: int | None = None,
+                 operator: Any = None):
         self.plan = plan
+        self.operator = operator  # an OperatorEngine, for plan.engine == "operator"
         self.clients = clients
         self.emit: EventSink = on_event or (lambda *a, **k: None)
         self.poll_interval, self.sleep, self.clock = poll_interval, sleep, clock
@@ -160,9 +163,13 @@ class CloudRunner:
     # ----------------------------------------------------------------- before anything starts
     def preflight(self) -> None:
         """Every runner online and idle, every fast mock's settings readable: fails before anything runs."""
+        # --- k6-operator engine: its own checks instead of the SSM runner's (aigw_bench/cloud/operator_stage.py) ---
+        if self.plan.engine == "operator":
+            self.operator.preflight([t.outputs for t in self.plan.targets])
+        # --- end k6-operator engine ---
         for stack, out in self.plan.stacks().items():
             ssm, _ = self.clients(out.region)
-            for instance in out.k6_runner_instance_ids:
+            for instance in ([] if self.plan.engine == "operator" else out.k6_runner_instance_ids):
                 ssm_cmd.ensure_registered(ssm, instance)
                 ssm_cmd.ensure_idle(ssm, instance)
             if out.mock_control is not None:
@@ -204,7 +211,7 @@ class CloudRunner:
             try:
                 rigs: dict[str, dict[str, Any]] = {}
                 for stack, out in plan.stacks().items():
-                    rigs[stack] = self._measure_rig(out)
+                    rigs[stack] = self._measure_rig(out) if plan.engine != "operator" else self._operator_rig(out)
                     manifest["cloud"][stack]["rig"] = rigs[stack]
                     self.emit("rig_done", rig=rigs[stack])
                     if rigs[stack].get("error") == "interrupted":
@@ -316,9 +323,33 @@ class CloudRunner:
                                 "per_target_hourly_usd": {t.gateway.name: t.outputs.hourly_cost_usd
                                                           for t in plan.targets if t.outputs.hourly_cost_usd},
                                 "price_table": first.price_table or "pinned price table"}
+        # --- k6-operator engine: k6 runs in pods on the load-generator pool, not on the EC2 runner ---
+        manifest["engine"] = plan.engine
+        if plan.engine == "operator":
+            from aigw_bench.cloud.operator import K6_IMAGE
+
+            manifest["machine"] = {"load_generator_instance_type":
+                                   first.k6_operator.get("load_generator_instance_type"),
+                                   "load_generators": {t.gateway.name: self.operator.parallelism(t.outputs)
+                                                       for t in plan.targets},
+                                   "k6_image": K6_IMAGE, "region": first.region}
+            manifest["cpu_pinning"]["note"] = ("separate machines: k6 runner pods one per load-generator node, "
+                                               "gateway and mock on their own nodes")
+        # --- end k6-operator engine ---
         return manifest
 
     # ---------------------------------------------------------------------------- the rig
+    def _operator_rig(self, out: StackOutputs) -> dict[str, Any]:
+        """The k6-operator engine does not measure the rig (its runner pods would have to): the mock is set
+        to the plan's pacing profile and the record says the ceiling is unknown, which the report shows."""
+        profiles = self._profiles.get(out.stack)
+        if profiles is not None and not profiles.serves(self.plan.profile):
+            self.emit("phase", target=out.stack, phase=f"switching the mock to '{self.plan.profile.name}' pacing")
+            profiles.switch(self.plan.profile, self.profile_switch_s)
+        return {"mock": out.mock_name, "profile": self.plan.profile.name, "stack": out.stack,
+                "error": "not measured with the k6-operator engine: no ceiling to compare throughput with "
+                         "(run the same scenario with the EC2 runner engine for the rig's ceiling)"}
+
     def _measure_rig(self, out: StackOutputs) -> dict[str, Any]:
         """k6 on the stack's runner(s) straight to its mock's NLB: ceiling, floor (and frontier)."""
         assert self.run_dir is not None
@@ -351,6 +382,12 @@ class CloudRunner:
     # ------------------------------------------------------------------------ one target
     def _run_target(self, target: CloudTarget, repeat: int, rig: dict[str, Any]) -> Outcome:
         assert self.run_dir is not None and self.run_id is not None
+        # --- k6-operator engine (aigw_bench/cloud/operator_stage.py) ---
+        if self.plan.engine == "operator":
+            return self.operator.run_target(
+                run_dir=self.run_dir, run_id=self.run_id, scenario=self.plan.scenario, params=self.plan.params,
+                outputs=target.outputs, gateway=target.gateway, repeat=repeat, emit=self.emit)
+        # --- end k6-operator engine ---
         out, gw, plan = target.outputs, target.gateway, self.plan
         work = target_dir(self.run_dir, gw.name, repeat)
         work.mkdir(parents=True, exist_ok=True)

@@ -117,9 +117,10 @@ def test_node_groups_one_per_role_labelled_tainted_al2023(programs, stack):
     p = programs[stack]
     config = yaml.safe_load((REPO / f"Pulumi.{stack}.yaml").read_text())
     nodes = (config.get("config") or {}).get("aigw-bench:nodes") or {}
-    defaults = {"gateway": "c5.4xlarge", "mock": "c5.4xlarge", "tools": "m5.xlarge"}
-    groups = {r["name"].removeprefix("pools-"): r["inputs"] for r in p.of_type("eks:index:ManagedNodeGroup")}
-    assert set(groups) == {"gateway", "mock", "tools"}
+    defaults = {"gateway": "c5.4xlarge", "mock": "c5.4xlarge", "tools": "m5.xlarge", "loadgen": "c6i.4xlarge"}
+    groups = {r["name"].split("-", 1)[1]: r["inputs"] for r in p.of_type("eks:index:ManagedNodeGroup")}
+    operator = bool(((config.get("config") or {}).get("aigw-bench:k6Operator") or {}).get("enabled"))
+    assert set(groups) == {"gateway", "mock", "tools"} | ({"loadgen"} if operator else set())
     for role, g in groups.items():
         assert g["instanceTypes"] == [(nodes.get(role) or {}).get("instanceType", defaults[role])]
         assert g["labels"] == {POOL_KEY: role}
@@ -147,7 +148,7 @@ def deployments(p, parent: str) -> list[dict]:
 def workloads(p, role: str) -> list[dict]:
     """Pod placement blocks of a role's workloads: Helm values or Deployment pod specs."""
     names = {"gateway": ["gateway-release"], "mock": ["mock-release"],
-             "tools": ["lbc-release", "observability-release"]}
+             "tools": ["lbc-release", "observability-release", "k6-operator-release"]}
     found = [p.inputs(RELEASE, n)["values"] for n in names[role] if f"{RELEASE}::{n}" in p.by_key]
     parents = {"gateway": GATEWAY_COMPONENT, "mock": FAST_MOCK_COMPONENT}
     if role in parents:

@@ -1,0 +1,308 @@
+"""The k6-operator engine with Kubernetes and Prometheus faked at their API boundaries
+(tests/k8s_fakes.py): a TestRun walked from creation to collected results, and its faults."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import pandas as pd
+import pytest
+
+from aigw_bench.catalog import load_catalog
+from aigw_bench.cloud import operator as op
+from aigw_bench.cloud.kube import KubeAccess
+from aigw_bench.cloud.operator_stage import OperatorEngine, OperatorOptions, grafana_hint
+from aigw_bench.cloud.prometheus import Prometheus
+from aigw_bench.cloud.stage import CloudRunner, CloudTarget, plan_cloud_run
+from aigw_bench.errors import CloudError
+from aigw_bench.results import read_outcomes, target_dir
+from analysis.native_histogram import NativeHistogram, relative_error_bound
+from tests.cloud_fakes import stack_outputs
+from tests.k8s_fakes import FakeCluster, FakePrometheus, latency_script
+
+SECONDS = 10
+
+
+class Clock:
+    """Fake time for the engine's waits: sleeping advances it."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def sleep(self, s: float) -> None:
+        self.now += s
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def wall(self) -> float:
+        return 1_700_000_000.0 + self.now
+
+
+def outputs(stack: str = "kong-operator", *, enabled: bool = True, nodes: int = 2, secret: bool = False):
+    extra = {
+        "k6_operator": {"enabled": enabled, "namespace": "loadgen" if enabled else None,
+                        "load_generator_nodes": nodes, "load_generator_instance_type": "c6i.4xlarge"},
+        "prometheus_service": {"namespace": "monitoring", "name": "kps-prometheus", "port": 9090,
+                               "cluster_url": "http://kps-prometheus.monitoring.svc.cluster.local:9090"},
+        "grafana_service": {"namespace": "monitoring", "name": "kps-grafana", "port": 80,
+                            "dashboard_uid": "aigw-bench-k6"},
+        "kubeconfig": {"apiVersion": "v1"},
+    }
+    if secret:
+        extra["gateway_secret_headers"] = {"Authorization": "Bearer sk-stack-secret"}
+    return stack_outputs(stack, "wiremock", "http://gw.internal:9021", ["i-0"], None, **extra)
+
+
+def engine_for(cluster: FakeCluster, prom: FakePrometheus, clock: Clock, **options) -> OperatorEngine:
+    access = KubeAccess(core=cluster, custom=cluster, configuration=None)
+    return OperatorEngine(
+        OperatorOptions(poll_interval=1.0, **options),
+        access=lambda out: access,
+        prometheus=lambda out, a: Prometheus(prom.client(), "fake Prometheus (tests)"),
+        runner_factory=lambda a: op.TestRunner(a.core, a.custom, poll_interval=1.0,
+                                               pending_deadline_s=options.get("pending_deadline_s", 60.0),
+                                               cleanup_wait_s=5.0, sleep=clock.sleep, clock=clock.monotonic,
+                                               wall=clock.wall))
+
+
+def setup(runners, **cluster_kw):
+    clock = Clock()
+    prom = FakePrometheus(runners)
+    cluster = FakeCluster(runners=runners, seconds=SECONDS, on_started=prom.record, **cluster_kw)
+    return cluster, prom, clock
+
+
+def run_plan(tmp_path: Path, engine: OperatorEngine, out, *, warmup: str = "2s", events=None) -> Path:
+    plan = plan_cloud_run(targets=[CloudTarget(out, load_catalog().get("wiremock"))], scenario="seed", suite=None,
+                          mock_profile=None, knobs={"vus": 4, "duration": f"{SECONDS}s", "warmup": warmup},
+                          repeats=1, results_root=tmp_path)
+    plan.engine = "operator"
+    sink = events if events is not None else []
+    runner = CloudRunner(plan, clients=lambda region: (None, None), operator=engine,
+                         on_event=lambda event, **kw: sink.append((event, kw)))
+    try:
+        return runner.run()
+    except KeyboardInterrupt:
+        return runner.run_dir
+
+
+def two_runners(**kw):
+    return [latency_script(1, SECONDS, 40, 0.010), latency_script(2, SECONDS, 40, 0.030, **kw)]
+
+
+# ---------------------------------------------------------------------------- the whole walk
+def test_a_testrun_from_creation_to_collected_results(tmp_path):
+    runners = two_runners()
+    cluster, prom, clock = setup(runners)
+    events = []
+    run_dir = run_plan(tmp_path, engine_for(cluster, prom, clock), outputs(secret=True), events=events)
+    [outcome] = read_outcomes(run_dir)
+    work = target_dir(run_dir, "wiremock", 1)
+    assert outcome.status == "ok", outcome.reason
+    # Warm-up and measurement, each its own TestRun, as the pinned operator's CRD spells it.
+    warm, measure = cluster.created
+    assert warm["metadata"]["name"].endswith("-w") and measure["metadata"]["name"].endswith("-m")
+    spec = measure["spec"]
+    assert spec["parallelism"] == 2 and spec["separate"] is True
+    assert spec["script"]["configMap"] == {"name": measure["metadata"]["name"], "file": "script.js"}
+    assert spec["arguments"] == "--out experimental-prometheus-rw"
+    for pod in (spec["runner"], spec["starter"]):
+        assert pod["nodeSelector"] == {"aigw-bench/pool": "loadgen"}
+        assert pod["tolerations"] == [{"key": "aigw-bench/pool", "operator": "Equal", "value": "loadgen",
+                                       "effect": "NoSchedule"}]
+    assert spec["runner"]["image"] == "grafana/k6:1.1.0"
+    assert spec["starter"]["image"] == "ghcr.io/grafana/k6-operator:starter-v1.6.0"
+    env = {e["name"]: e for e in spec["runner"]["env"]}
+    assert env["K6_PROMETHEUS_RW_TREND_AS_NATIVE_HISTOGRAM"]["value"] == "true"
+    assert env["K6_PROMETHEUS_RW_SERVER_URL"]["value"] == \
+        "http://kps-prometheus.monitoring.svc.cluster.local:9090/api/v1/write"
+    assert env["AIGW_SUMMARY"]["value"] == "/dev/stdout" and env["AIGW_DURATION"]["value"] == f"{SECONDS}s"
+    assert warm["spec"]["runner"]["env"][0] is not None
+    assert {e["name"]: e.get("value") for e in warm["spec"]["runner"]["env"]}["AIGW_DURATION"] == "2s"
+    # The stack's key reaches k6 through a Secret, never the TestRun, the script or the results.
+    assert env["AIGW_HEADERS"] == {"name": "AIGW_HEADERS", "valueFrom": {"secretKeyRef": {
+        "name": f"{measure['metadata']['name']}-env", "key": "AIGW_HEADERS"}}}
+    assert "sk-stack-secret" not in json.dumps(cluster.created)
+    assert not any("sk-stack-secret" in p.read_text(errors="replace") for p in run_dir.rglob("*") if p.is_file())
+    # Everything the run made is gone.
+    assert cluster.empty, (cluster.testruns, cluster.config_maps, cluster.secrets, list(cluster.pods))
+    # Each runner's own k6 summary is kept (the cross-check), warm-up apart.
+    for i in (1, 2):
+        assert json.loads((work / f"gen{i}" / "summary.json").read_text())["metrics"]["http_reqs"]["values"][
+            "count"] == 400
+        assert (work / f"gen{i}" / "k6.log").exists() and (work / "warmup" / f"gen{i}" / "k6.log").exists()
+    # Merged: counts summed, percentiles from the merged native histograms, compared with the exact
+    # percentiles of all samples.
+    summary = json.loads((work / "summary.json").read_text())
+    assert summary["metrics"]["http_reqs"]["values"]["count"] == 800
+    everything = sorted(v for r in runners for v in r.all)
+    bound = relative_error_bound(3)
+    for stat, q in (("p(50)", 0.5), ("p(90)", 0.9), ("p(95)", 0.95), ("p(99)", 0.99)):
+        exact_ms = everything[max(0, -(-int(q * 800) // 1) - 1)] * 1000
+        got = summary["metrics"]["http_req_duration"]["values"][stat]
+        assert abs(got / exact_ms - 1) <= bound, (stat, got, exact_ms)
+        assert got == pytest.approx(NativeHistogram.of_samples(everything).quantile(q) * 1000)
+    assert "native histograms merged" in summary["aigw_bench_merged"]["method"]
+    # Per-second series from Prometheus and the per-runner agreement with k6's own summaries.
+    series = pd.read_csv(work / "prometheus-timeseries.csv")
+    assert len(series) == SECONDS and series["requests"].tolist() == [80.0] * SECONDS
+    assert series["p99_ms"].notna().all()
+    check = json.loads((work / "prometheus.json").read_text())
+    assert check["agrees"] is True and check["requests"] == 800
+    assert outcome.files["summary"] == "summary.json" and outcome.evidence["generators"] == 2
+    # Progress: stages and ticks; and the dashboard hint.
+    phases = [kw["phase"] for event, kw in events if event == "phase"]
+    assert any("TestRun stage started" in p for p in phases)
+    assert any("port-forward svc/kps-grafana 3000:80" in p for p in phases)
+    assert any(event == "tick" for event, _ in events)
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["engine"] == "operator" and manifest["machine"]["load_generators"] == {"wiremock": 2}
+
+
+def test_one_runner_keeps_its_own_exact_summary(tmp_path):
+    runners = [latency_script(3, SECONDS, 30, 0.02)]
+    cluster, prom, clock = setup(runners)
+    run_dir = run_plan(tmp_path, engine_for(cluster, prom, clock, parallelism=1), outputs(), warmup="0s")
+    [outcome] = read_outcomes(run_dir)
+    work = target_dir(run_dir, "wiremock", 1)
+    assert outcome.status == "ok"
+    assert (work / "summary.json").read_text() == (work / "gen1" / "summary.json").read_text()
+    assert len(cluster.created) == 1 and cluster.empty
+
+
+def test_summary_is_found_in_a_runner_log_between_k6_log_lines():
+    from tests.k8s_fakes import k6_summary, runner_log
+
+    summary = k6_summary(latency_script(4, 2, 5, 0.01), 2)
+    assert op.summary_from_log(runner_log(summary)) == summary
+    assert op.summary_from_log('time="x" level=error msg="boom"\n') is None
+    assert op.summary_from_log("{\n \"metrics\": {\n") is None  # cut short
+
+
+# ---------------------------------------------------------------------------- faults
+def test_runner_never_scheduled_fails_after_the_pending_deadline(tmp_path):
+    cluster, prom, clock = setup(two_runners(unschedulable=True))
+    run_dir = run_plan(tmp_path, engine_for(cluster, prom, clock, pending_deadline_s=30.0), outputs(), warmup="0s")
+    [outcome] = read_outcomes(run_dir)
+    assert outcome.status == "k6_failed"
+    assert "Pending for more than 30 s" in outcome.reason and "Unschedulable" in outcome.reason
+    assert "aigw-bench/pool=loadgen" in outcome.reason and "--parallelism (2)" in outcome.reason
+    assert cluster.empty
+    assert clock.now < 60, "gave up soon after the deadline"
+
+
+def test_testrun_in_stage_error_is_reported_and_removed(tmp_path):
+    cluster, prom, clock = setup(two_runners(), stage_error_at="initialized")
+    run_dir = run_plan(tmp_path, engine_for(cluster, prom, clock), outputs(), warmup="0s")
+    [outcome] = read_outcomes(run_dir)
+    assert outcome.status == "k6_failed"
+    assert "ended in stage 'error'" in outcome.reason
+    assert "kubectl -n k6-operator logs deploy/k6-operator-controller-manager" in outcome.reason
+    assert cluster.empty
+
+
+def test_a_failing_runner_keeps_every_log_and_leaves_nothing(tmp_path):
+    cluster, prom, clock = setup(two_runners(exit_code=107))
+    run_dir = run_plan(tmp_path, engine_for(cluster, prom, clock), outputs(), warmup="0s")
+    [outcome] = read_outcomes(run_dir)
+    work = target_dir(run_dir, "wiremock", 1)
+    assert outcome.status == "k6_failed" and "runner 2" in outcome.reason and "exit code 107" in outcome.reason
+    assert (work / "gen1" / "summary.json").exists() and (work / "gen2" / "k6.log").exists()
+    assert cluster.empty
+
+
+def test_thresholds_crossed_is_a_complete_run(tmp_path):
+    cluster, prom, clock = setup(two_runners(exit_code=99))
+    run_dir = run_plan(tmp_path, engine_for(cluster, prom, clock), outputs(), warmup="0s")
+    [outcome] = read_outcomes(run_dir)
+    assert outcome.status == "ok" and outcome.thresholds_passed is False and outcome.k6_exit_code == 99
+
+
+def test_prometheus_unreachable_is_refused_before_any_load(tmp_path):
+    cluster, prom, clock = setup(two_runners())
+    prom.unreachable = True
+    with pytest.raises(CloudError, match=r"Prometheus is unreachable \(fake Prometheus"):
+        run_plan(tmp_path, engine_for(cluster, prom, clock), outputs())
+    assert cluster.created == [] and cluster.empty
+
+
+def test_prometheus_lost_during_the_run_keeps_the_runners_numbers(tmp_path):
+    cluster, prom, clock = setup(two_runners())
+    cluster.on_started = lambda obj: setattr(prom, "unreachable", True)
+    run_dir = run_plan(tmp_path, engine_for(cluster, prom, clock), outputs(), warmup="0s")
+    [outcome] = read_outcomes(run_dir)
+    work = target_dir(run_dir, "wiremock", 1)
+    assert outcome.status == "invalid_output"
+    assert "Prometheus is unreachable" in outcome.reason and "gen*/summary.json" in outcome.reason
+    assert (work / "gen1" / "summary.json").exists() and (work / "gen2" / "summary.json").exists()
+    assert not (work / "summary.json").exists()  # no merged figure rather than a wrong one
+    assert cluster.empty
+
+
+def test_ctrl_c_deletes_the_testrun_and_its_pods(tmp_path):
+    cluster, prom, clock = setup(two_runners(), interrupt_at="started")
+    run_dir = run_plan(tmp_path, engine_for(cluster, prom, clock), outputs(), warmup="0s")
+    [outcome] = read_outcomes(run_dir)
+    assert outcome.status == "interrupted"
+    assert cluster.empty
+    assert "delete testrun (Background)" in cluster.calls
+
+
+def test_pods_that_outlive_their_testrun_are_deleted_and_named(tmp_path):
+    cluster, prom, clock = setup(two_runners(), sticky_pods=True)
+    run_dir = run_plan(tmp_path, engine_for(cluster, prom, clock), outputs(), warmup="0s")
+    [outcome] = read_outcomes(run_dir)
+    assert "delete pods" in cluster.calls and cluster.empty
+    assert outcome.status == "ok"
+
+
+def test_a_stack_without_the_operator_crd_says_how_to_enable_it(tmp_path):
+    cluster, prom, clock = setup(two_runners(), testrun_crd=False)
+    run_dir = run_plan(tmp_path, engine_for(cluster, prom, clock), outputs(), warmup="0s")
+    [outcome] = read_outcomes(run_dir)
+    assert "k6-operator is not installed" in outcome.reason and "k6Operator.enabled true" in outcome.reason
+    assert cluster.empty
+
+
+@pytest.mark.parametrize(("kw", "message"), [
+    ({"enabled": False}, "has no k6-operator"),
+    ({"nodes": 1}, "--parallelism 2 but its load-generator pool has 1 node"),
+])
+def test_preflight_refuses_what_cannot_run(tmp_path, kw, message):
+    cluster, prom, clock = setup(two_runners())
+    engine = engine_for(cluster, prom, clock, parallelism=2)
+    with pytest.raises(CloudError, match=message):
+        run_plan(tmp_path, engine, outputs(**kw))
+    assert cluster.created == []
+
+
+def test_grafana_hint_is_a_port_forward():
+    hint = grafana_hint(outputs())
+    assert "kubectl -n monitoring port-forward svc/kps-grafana 3000:80" in hint
+    assert "http://localhost:3000/d/aigw-bench-k6" in hint
+
+
+def test_prometheus_is_reached_through_the_api_servers_service_proxy_with_fresh_credentials(tmp_path):
+    from kubernetes.client import Configuration
+
+    from aigw_bench.cloud.kube import service_proxy_client
+
+    config = Configuration(host="https://ABC.gr7.us-east-1.eks.amazonaws.com")
+    tokens = iter(["Bearer t1", "Bearer t2"])
+
+    def refresh(c):  # what kubernetes' kubeconfig loader installs for exec credentials (aws eks get-token)
+        c.api_key["authorization"] = next(tokens)
+
+    config.refresh_api_key_hook = refresh
+    client = service_proxy_client(config, "monitoring", "kps-prometheus", 9090)
+    seen = []
+    client._transport = httpx.MockTransport(lambda r: seen.append((str(r.url), r.headers["authorization"])) or
+                                            httpx.Response(200, json={"status": "success", "data": {"result": []}}))
+    prom = Prometheus(client, "test")
+    prom.ready()
+    prom.ready()
+    base = "https://abc.gr7.us-east-1.eks.amazonaws.com/api/v1/namespaces/monitoring/services/kps-prometheus:9090/proxy"
+    assert seen[0][0].startswith(base + "/api/v1/query?") and [a for _, a in seen] == ["Bearer t1", "Bearer t2"]
