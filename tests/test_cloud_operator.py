@@ -127,6 +127,9 @@ def test_a_testrun_from_creation_to_collected_results(tmp_path):
         "name": f"{measure['metadata']['name']}-env", "key": "AIGW_HEADERS"}}}
     assert "sk-stack-secret" not in json.dumps(cluster.created)
     assert not any("sk-stack-secret" in p.read_text(errors="replace") for p in run_dir.rglob("*") if p.is_file())
+    # The operator engine does not measure the rig: the record says so (the report shows it), no ceiling.
+    rig = json.loads((run_dir / "manifest.json").read_text())["rig"]
+    assert "k6-operator engine" in rig["error"] and not rig.get("ceiling_rps")
     # Everything the run made is gone.
     assert cluster.empty, (cluster.testruns, cluster.config_maps, cluster.secrets, list(cluster.pods))
     # Each runner's own k6 summary is kept (the cross-check), warm-up apart.
