@@ -40,6 +40,13 @@ def _num(value: Any, digits: int = 0, suffix: str = "") -> str:
     return f"{float(value):,.{digits}f}{suffix}" if _present(value) else "–"
 
 
+def _unpaced(rig: dict, profile: str | None) -> str:
+    ceiling = rig.get("ceiling_profile")
+    if ceiling and profile and ceiling != profile:
+        return f", the mock unpaced ('{ceiling}'): with pacing a closed loop measures only VUs / pacing"
+    return ""
+
+
 def rig_summary(run: RunData) -> list[str]:
     """Sentences about the rig: what it is, its ceiling and floor, and what that means for the figures."""
     rig, mock = run.rig, run.manifest.get("mock", {})
@@ -52,7 +59,7 @@ def rig_summary(run: RunData) -> list[str]:
     lines = [
         f"k6 straight to the {mock.get('name')} mock ({mock.get('title', '')}, {profile} pacing), with this run's "
         f"CPU plan ({rig.get('cpu')}) and request body: ceiling **{_num(rig.get('ceiling_rps'))} RPS** "
-        f"({rig.get('ceiling_vus')} VUs, closed loop); floor at concurrency 1: p50 "
+        f"({rig.get('ceiling_vus')} VUs, closed loop{_unpaced(rig, profile)}); floor at concurrency 1: p50 "
         f"{_us((floor.get('p50') or math.nan) * 1000)}, p99 {_us((floor.get('p99') or math.nan) * 1000)}.",
         "A throughput within 80% of the ceiling is rig-bound: the load generator and the mock may have set it, "
         "so it reads \"at least\", never as a capacity.",

@@ -368,7 +368,7 @@ class CloudRunner:
         try:
             driver.use_profile(plan.profile)
             record.update(measure_rig(driver, plan.rig, plan.params, rig_dir,
-                                      plan.sizes.capacity if plan.sizes else None))
+                                      plan.sizes.capacity if plan.sizes else None, plan.profile))
         except SessionLost as exc:
             record.update({"error": exc.reason, "status": exc.status, "evidence": exc.evidence})
         except CloudError as exc:

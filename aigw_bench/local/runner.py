@@ -319,7 +319,7 @@ class LocalRunner:
                 session = LocalSession(sup, plan.cpu_plan, endpoint, endpoint, processes,
                                        self._restarter(sup, work, processes), self.emit)
                 record.update(measure_rig(session, plan.rig, plan.params, work,
-                                          plan.sizes.capacity if plan.sizes else None))
+                                          plan.sizes.capacity if plan.sizes else None, plan.profile))
         except SessionLost as exc:
             record.update({"error": exc.reason, "evidence": exc.evidence})
         except (FileNotFoundError, PortInUseError) as exc:

@@ -15,7 +15,7 @@ from typing import Any
 
 from aigw_bench.measure.driver import Driver, K6Job, K6Run, ResourcesUnavailable, SessionLost, StreamJob
 from aigw_bench.measure.search import RIG_BOUND_FRACTION, CapacitySearch, Probe
-from aigw_bench.mock import PacingProfile
+from aigw_bench.mock import DEFAULT_PROFILE, PacingProfile, load_profile
 from aigw_bench.results import StepRecord, now_iso
 from k6_scripts.render import build_body, render_paired, render_script
 from k6_scripts.scenarios import Scenario, ScenarioParams
@@ -230,17 +230,25 @@ def _write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
 
 # ------------------------------------------------------------------------------ the rig itself
 def measure_rig(d: Driver, sizes: RigSizes, base: ScenarioParams, rig_dir: Path,
-                capacity: CapacitySizes | None = None) -> dict[str, Any]:
+                capacity: CapacitySizes | None = None, profile: PacingProfile | None = None) -> dict[str, Any]:
     """k6 straight to the mock: the ceiling (closed loop), the floor (one VU) and, for a suite, the rig's
-    own frontier (the capacity search without a target, up to the ceiling). ``d.target`` is the mock."""
+    own frontier (the capacity search without a target, up to the ceiling). ``d.target`` is the mock.
+
+    With a paced ``profile`` (the mock waits like an LLM) a closed loop would only measure VUs / pacing
+    (Little's law), not what k6 and the mock can deliver: the ceiling and frontier are measured with the
+    unpaced profile (waiting costs the mock no CPU), the floor with the run's own pacing."""
     # The run's body, as fast as k6 sends it: no think time, none of the scenario's own schedule.
     closed = {"rate": None, "max_vus": None, "think_time": 0, "iterations": None, "stages": None, "warmup_vus": None}
     ceiling_params = base.model_copy(update={"vus": sizes.ceiling.vus, "duration": sizes.ceiling.duration,
                                              "warmup": sizes.ceiling.warmup, **closed})
     floor_params = base.model_copy(update={"vus": 1, "duration": sizes.floor.duration, "warmup": sizes.floor.warmup,
                                            **closed})
+    paced = profile is not None and profile.paced
+    unpaced = load_profile(DEFAULT_PROFILE)
     out: dict[str, Any] = {}
     for kind, params in (("ceiling", ceiling_params), ("floor", floor_params)):
+        if paced:
+            d.use_profile(unpaced if kind == "ceiling" else profile)  # type: ignore[arg-type]
         source = render_script(_CLOSED, params, d.direct).source
         run = d.run_k6(K6Job(label=f"rig {kind}", dir=rig_dir / kind, source=source, duration=params.duration,
                              warmup=params.warmup, request_timeout=params.request_timeout,
@@ -254,8 +262,13 @@ def measure_rig(d: Driver, sizes: RigSizes, base: ScenarioParams, rig_dir: Path,
     frontier = None
     ceiling_rps = metric(ceiling.summary, "http_reqs", "rate")
     if capacity is not None and ceiling_rps:
+        if paced:
+            d.use_profile(unpaced)
         frontier = capacity_step(d, capacity, base, rig_dir, ceiling_rps, ceiling_rps).data
+        if paced:
+            d.use_profile(profile)  # type: ignore[arg-type]
     return {
+        "ceiling_profile": unpaced.name if paced else (profile.name if profile else None),
         "frontier": frontier,
         "ceiling_rps": metric(ceiling.summary, "http_reqs", "rate"),
         "floor_ms": {"p50": metric(floor.summary, "http_req_duration", "p(50)"),
