@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO))
 
 from aigw_bench.catalog import load_catalog  # noqa: E402
 from aigw_bench.local.cpus import plan_cpus  # noqa: E402
-from aigw_bench.local.processes import Interrupted, Supervisor, signals_as_exceptions  # noqa: E402
+from aigw_bench.local.processes import Supervisor, exit_with  # noqa: E402
 from aigw_bench.local.runner import LocalRunner, plan_local_run  # noqa: E402
 from aigw_bench.local.session import LocalSession  # noqa: E402
 from aigw_bench.measure.driver import Endpoint, K6Job  # noqa: E402
@@ -111,9 +111,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    # SIGTERM/SIGHUP unwind like Ctrl-C, so the mock this started is stopped by its process group.
-    try:
-        with signals_as_exceptions():
-            sys.exit(main())
-    except (KeyboardInterrupt, Interrupted) as exc:
-        sys.exit(f"interrupted ({exc or 'SIGINT'}): every process this started was stopped")
+    exit_with(main)

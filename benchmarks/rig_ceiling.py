@@ -22,7 +22,7 @@ sys.path.insert(0, str(REPO))
 
 from aigw_bench.catalog import load_catalog  # noqa: E402
 from aigw_bench.local.cpus import plan_cpus  # noqa: E402
-from aigw_bench.local.processes import Interrupted, signals_as_exceptions  # noqa: E402
+from aigw_bench.local.processes import exit_with  # noqa: E402
 from aigw_bench.local.runner import LocalRunner, plan_local_run  # noqa: E402
 from aigw_bench.mock import list_mocks  # noqa: E402
 
@@ -70,9 +70,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    # SIGTERM/SIGHUP unwind like Ctrl-C, so the mock this started is stopped by its process group.
-    try:
-        with signals_as_exceptions():
-            sys.exit(main())
-    except (KeyboardInterrupt, Interrupted) as exc:
-        sys.exit(f"interrupted ({exc or 'SIGINT'}): every process this started was stopped")
+    exit_with(main)

@@ -119,3 +119,32 @@ def test_reaping_ignores_a_live_runners_groups(tmp_path):
         pgid = sup.start("mine", ["sleep", "300"], tmp_path / "s.log").pgid
         assert reap_stale_groups(state) == []
         assert group_members(pgid)
+
+
+SCRIPT_WITH_A_CHILD = """
+import sys, time
+from pathlib import Path
+from aigw_bench.local.processes import Supervisor, exit_with
+
+def main():
+    with Supervisor() as sup:
+        child = sup.start("sleeper", ["sleep", "60"], Path(sys.argv[1]) / "sleeper.log")
+        print(child.pid, flush=True)
+        time.sleep(60)
+    return 0
+
+exit_with(main)
+"""
+
+
+def test_a_script_run_with_exit_with_stops_its_children_on_sigterm(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-c", SCRIPT_WITH_A_CHILD, str(tmp_path)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    child = int(proc.stdout.readline())
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1 and "interrupted (SIGTERM)" in err
+    deadline = time.monotonic() + 5
+    while os.path.exists(f"/proc/{child}") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not os.path.exists(f"/proc/{child}"), "the child outlived the script"

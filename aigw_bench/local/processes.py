@@ -20,10 +20,12 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 _PR_SET_PDEATHSIG = 1
 
@@ -269,3 +271,13 @@ def signals_as_exceptions() -> Iterator[None]:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 
+
+
+def exit_with(main: Callable[[], int]) -> NoReturn:
+    """Run a script's ``main`` and exit with its code; SIGTERM/SIGHUP unwind like Ctrl-C, so every process
+    it started is stopped by its process group, and an interruption exits with one line, not a traceback."""
+    try:
+        with signals_as_exceptions():
+            sys.exit(main())
+    except (KeyboardInterrupt, Interrupted) as exc:
+        sys.exit(f"interrupted ({exc or 'SIGINT'}): every process this started was stopped")
