@@ -10,8 +10,6 @@ from __future__ import annotations
 import pulumi
 import pulumi_aws as aws
 
-from aigw_bench.catalog import load_catalog
-from aigw_bench.errors import ConfigError
 from components import prices
 from components.cluster import Cluster, ClusterArgs
 from components.cluster_dns import COREDNS_VERSION, ClusterDns, ClusterDnsArgs
@@ -24,7 +22,8 @@ from components.k6_operator import K6Operator, K6OperatorArgs
 from components.k6_runner import K6Runner, K6RunnerArgs
 from components.lb_controller import CHART as LBC_CHART
 from components.lb_controller import LoadBalancerController, LoadBalancerControllerArgs
-from components.mock_llm import MockArgs, deploy_mock
+from components.mock_args import MockArgs
+from components.mock_llm import deploy_mock
 from components.network import Network, NetworkArgs
 from components.node_pools import NodePools, NodePoolsArgs, PoolSpec
 from components.observability import CHART as OBSERVABILITY_CHART
@@ -38,6 +37,8 @@ from components.observability import (
     ObservabilityArgs,
 )
 from components.observability import NAMESPACE as OBSERVABILITY_NAMESPACE
+from schema.catalog import load_catalog
+from schema.errors import ConfigError
 
 
 def load_settings() -> Settings:
@@ -163,12 +164,14 @@ pulumi.export("chart_versions", {
     "coredns (EKS add-on)": COREDNS_VERSION,
     **({"k6-operator": K6_OPERATOR_CHART.version} if operator else {}),
 })
-# The operator engine (aigw_bench/cloud/operator.py): where TestRuns go and how many runners fit.
+# The operator engine (aigw_bench/cloud/operator_engine.py): where TestRuns go, how many runners fit,
+# and each runner's CPUs (one runner per node: is k6 the bottleneck?).
 pulumi.export("k6_operator", {
     "enabled": operator is not None,
     "namespace": operator.testrun_namespace if operator else None,
     "load_generator_nodes": settings.loadgen_nodes,
     "load_generator_instance_type": loadgen.instance_type if operator else None,
+    "load_generator_vcpus": table.instances[loadgen.instance_type].vcpus if operator else None,
     "load_generator_hourly_usd": round(table.instances[loadgen.instance_type].hourly, 4) if operator else None,
 })
 pulumi.export("gateway_cpu_limit_total", cfg.gateway_cpu_limit)

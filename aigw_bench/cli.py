@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import fields
 from pathlib import Path
 from typing import NoReturn
 
@@ -10,10 +11,11 @@ import click
 from rich.console import Console
 from rich.text import Text
 
-from aigw_bench.catalog import load_catalog
-from aigw_bench.errors import BenchError, ConfigError
-from aigw_bench.mock import DEFAULT_MOCK, list_mocks, load_mock
-from aigw_bench.results import DEFAULT_RESULTS_DIR
+from aigw_bench.measure.plan import Knobs
+from schema.catalog import load_catalog
+from schema.errors import BenchError, ConfigError
+from schema.mock import DEFAULT_MOCK, list_mocks, load_mock
+from schema.results import DEFAULT_RESULTS_DIR
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -41,9 +43,9 @@ def main() -> None:
 def list_targets(catalog: Path | None) -> None:
     """Show the catalog (every target, its pinned version, whether it runs here), the mocks with their
     pacing profiles, the suites and the scenarios."""
-    from aigw_bench.mock import load_profiles
-    from k6_scripts.scenarios import list_scenarios
-    from k6_scripts.suites import list_suites
+    from schema.mock import load_profiles
+    from schema.scenarios import list_scenarios
+    from schema.suites import list_suites
 
     cat = load_catalog(catalog)
     click.echo("targets:")
@@ -76,8 +78,8 @@ def setup(targets: tuple[str, ...], with_browser: bool, catalog: Path | None) ->
     Pinned lock files with hashes: npm ci for npm packages, pip --require-hashes into a virtualenv per
     target, apt-get for Debian packages (as root or with sudo). Idempotent: up-to-date tools are kept.
     """
-    from aigw_bench.catalog import InstallSpec
     from aigw_bench.local.install import InstallTarget, install
+    from schema.catalog import InstallSpec
 
     cat = load_catalog(catalog)
     mocks = [load_mock(name) for name in list_mocks()]
@@ -91,17 +93,27 @@ def setup(targets: tuple[str, ...], with_browser: bool, catalog: Path | None) ->
         click.echo(f"{item.name}: {install(item, log=lambda m: click.echo(m, err=True))}", err=True)
 
 
+KNOBS = tuple(k.name for k in fields(Knobs))
+
+
+def _knobs(options: dict) -> Knobs:
+    """The scenario options of a command (``--vus`` ...), taken out of its other options."""
+    return Knobs(**{name: options.pop(name) for name in KNOBS})
+
+
+def _knob_options(f):
+    """A scenario's knobs (:class:`Knobs`): the same for `run`, `cloud run`, `cloud matrix` and `render`."""
+    for knob in reversed(fields(Knobs)):
+        names = ["--" + knob.name.replace("_", "-"), *([knob.metadata["short"]] if knob.metadata["short"] else [])]
+        f = click.option(*names, knob.name, type=knob.metadata["type"], help=knob.metadata["help"])(f)
+    return f
+
+
 def _scenario_options(f):
     """The scenario and its knobs, shared by the local and the cloud commands."""
     options = [
         click.option("--scenario", "-s", help="Scenario in k6_scripts/scenarios/ (e.g. seed, stream, rate)."),
-        click.option("--vus", type=int, help="Virtual users (overrides the scenario)."),
-        click.option("--duration", "-d", help="Measured duration per target, k6 form: 20s, 3m, 1m30s."),
-        click.option("--warmup", help="Warm-up before each measurement (excluded), e.g. 5s; 0 to skip."),
-        click.option("--prompt-tokens", type=int, help="Prompt size in (estimated) tokens."),
-        click.option("--max-tokens", type=int, help="max_tokens in the request body."),
-        click.option("--rate", type=int, help="Requests per second (arrival-rate scenarios)."),
-        click.option("--max-vus", type=int, help="VU ceiling (arrival-rate scenarios)."),
+        _knob_options,
         click.option("--repeats", "-r", type=click.IntRange(min=1, max=100),
                      help="Sessions per target, interleaved across targets (default: the suite's, or 1)."),
         click.option("--results", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_RESULTS_DIR,
@@ -124,10 +136,9 @@ def _scenario_options(f):
 @click.option("--no-pin", is_flag=True, help="Do not pin load generator, mock and gateway to separate CPUs.")
 @click.option("--no-raw", is_flag=True, help="Skip k6's per-request CSV (no per-second series).")
 @_catalog_option
-def run(targets: str | None, suite: str | None, scenario: str | None, vus: int | None, duration: str | None,
-        warmup: str | None, prompt_tokens: int | None, max_tokens: int | None, rate: int | None,
-        max_vus: int | None, repeats: int | None, results: Path, mock_name: str, mock_profile: str | None,
-        no_pin: bool, no_raw: bool, catalog: Path | None) -> None:
+def run(targets: str | None, suite: str | None, scenario: str | None, repeats: int | None, results: Path,
+        mock_name: str, mock_profile: str | None, no_pin: bool, no_raw: bool, catalog: Path | None,
+        **options) -> None:
     """Benchmark targets locally: real mock, real gateways, real k6; then write the report.
 
     First the rig measures itself (k6 straight to the mock: ceiling and floor). Then each target in
@@ -136,28 +147,39 @@ def run(targets: str | None, suite: str | None, scenario: str | None, vus: int |
     with its evidence and the run goes on.
     """
     from aigw_bench.local.cpus import plan_cpus
-    from aigw_bench.local.runner import LocalRunner, plan_local_run
+    from aigw_bench.local.engine import LocalEngine
+    from aigw_bench.run.plan import plan_run
+
+    engine = LocalEngine(load_mock(mock_name), plan_cpus(pin=not no_pin))
+    plan = plan_run("local", targets=load_catalog(catalog).select(_split(targets)), scenario=scenario, suite=suite,
+                    mock_profile=mock_profile, knobs=_knobs(options), repeats=repeats, results_root=results,
+                    keep_raw=not no_raw, command_line=sys.argv)
+    _run_and_report(plan, engine)
+
+
+def _run_and_report(plan, engine, standalone: bool = True) -> Path:
+    """Run with the progress display. ``standalone``: then write the report, and on Ctrl-C write the report
+    of what was measured and exit 130; otherwise (one stack of the cloud matrix) leave both to the caller."""
     from aigw_bench.progress import ProgressPrinter
+    from aigw_bench.run.loop import Runner
     from analysis.report import write_report
 
-    knobs = {"vus": vus, "duration": duration, "warmup": warmup, "prompt_tokens": prompt_tokens,
-             "max_tokens": max_tokens, "rate": rate, "max_vus": max_vus}
-    plan = plan_local_run(catalog=load_catalog(catalog), targets=_split(targets), scenario=scenario, suite=suite,
-                          mock=mock_name, mock_profile=mock_profile, knobs=knobs, repeats=repeats,
-                          results_root=results, cpu_plan=plan_cpus(pin=not no_pin), keep_raw=not no_raw,
-                          command_line=sys.argv)
     printer = ProgressPrinter(console)
-    runner = LocalRunner(plan, on_event=printer)
+    runner = Runner(plan, engine, on_event=printer)
     try:
         run_dir = runner.run()
     except KeyboardInterrupt:
         printer.close()
+        if not standalone:
+            raise
         _report_interrupted(runner.run_dir)
     finally:
         printer.close()
-    paths = write_report(run_dir)
-    _print_summary(paths["comparison"])
-    _print_paths(paths)
+    if standalone:
+        paths = write_report(run_dir)
+        _print_summary(paths["comparison"])
+        _print_paths(paths)
+    return run_dir
 
 
 def _print_paths(paths: dict[str, Path]) -> None:
@@ -218,23 +240,22 @@ def compare(before: Path, after: Path, threshold: float, output: Path | None, fa
 @click.option("--url", help="Base URL of the target (default: its local address).")
 @click.option("--profile", type=click.Choice(["local", "cloud"]), default="local", show_default=True)
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write here instead of stdout.")
+@_knob_options
 @_catalog_option
 def render(target: str, scenario: str, url: str | None, profile: str, output: Path | None,
-           catalog: Path | None) -> None:
-    """Print the k6 script a scenario renders for one target (to read it, or run it by hand)."""
-    from aigw_bench.templating import render_map, render_str
-    from k6_scripts.render import RenderTarget, render_script
-    from k6_scripts.scenarios import load_scenario
+           catalog: Path | None, **options) -> None:
+    """Print the k6 script a scenario renders for one target (to read it, or run it by hand): byte for
+    byte what `run -s SCENARIO` with the same knobs sends it (the same template context and parameters)."""
+    from aigw_bench.local.context import NO_WORK_DIR, target_context, target_endpoint
+    from aigw_bench.local.cpus import plan_cpus
+    from aigw_bench.measure.plan import measurement
+    from k6_scripts.render import render_script
 
-    cat = load_catalog(catalog)
-    mock = load_mock()
-    entry = cat.get(target)
-    ctx = {"port": entry.local.port, "mock_url": f"http://127.0.0.1:{mock.local.port}"}
-    base = url or render_str(entry.local.base_url, ctx, f"{target}: local.base_url")
-    scen = load_scenario(scenario)
-    script = render_script(scen, scen.params(profile),  # type: ignore[arg-type]
-                           RenderTarget(entry.name, base.rstrip("/") + entry.request.path, entry.request.model,
-                                        render_map(entry.request.headers, ctx, f"{target}: request.headers")))
+    entry = load_catalog(catalog).get(target)
+    m = measurement(profile, scenario=scenario, suite=None, mock_profile=None,  # type: ignore[arg-type]
+                    knobs=_knobs(options), repeats=None)
+    context = target_context(entry, load_mock(), plan_cpus(), NO_WORK_DIR)
+    script = render_script(m.scenario, m.params, target_endpoint(entry, context, base=url))
     if output:
         output.write_text(script.source)
         click.echo(f"wrote {output}", err=True)
@@ -265,25 +286,21 @@ def _aws_clients():
     return clients
 
 
-def _cloud_plan(stack_outputs, cat, *, scenario, suite, mock_profile, knobs, repeats, results: Path,
-                engine: str = "ec2"):
-    from aigw_bench.cloud.stage import CloudTarget, plan_cloud_run
+def _cloud_plan(stack_outputs, cat, *, scenario, suite, mock_profile, knobs: Knobs, repeats, results: Path):
+    """The run's plan with the cloud sizes (no stacks yet: checks the options before any stack is read)."""
+    from aigw_bench.run.plan import plan_run
 
-    targets = [CloudTarget(o, cat.get(o.gateway_name)) for o in stack_outputs]
-    plan = plan_cloud_run(targets=targets, scenario=scenario, suite=suite, mock_profile=mock_profile, knobs=knobs,
-                          repeats=repeats, results_root=results, command_line=sys.argv)
-    if engine == "operator" and plan.suite is not None:
-        raise click.UsageError("--engine operator runs a scenario (--scenario/-s, e.g. seed); a suite's steps "
-                               "(concurrency 1, capacity search, streaming probe) run on the EC2 runner engine")
-    plan.engine = engine
-    return plan
+    return plan_run("cloud", targets=[cat.get(o.gateway_name) for o in stack_outputs], scenario=scenario, suite=suite,
+                    mock_profile=mock_profile, knobs=knobs, repeats=repeats, results_root=results,
+                    command_line=sys.argv)
 
 
 def _plan_sizes(plan) -> dict[str, float]:
     """Seconds each session measures (at most, for a suite) and how many: for the time and cost estimate."""
-    if plan.sizes is not None:
-        return {"warmup": 0.0, "duration": plan.sizes.session_seconds(), "repeats": plan.repeats}
-    return {"warmup": plan.params.warmup, "duration": plan.params.duration, "repeats": plan.repeats}
+    m = plan.measurement
+    if m.sizes is not None:
+        return {"warmup": 0.0, "duration": m.sizes.session_seconds(), "repeats": m.repeats}
+    return {"warmup": m.params.warmup, "duration": m.params.duration, "repeats": m.repeats}
 
 
 def _report_interrupted(run_dir: Path | None) -> NoReturn:
@@ -327,34 +344,19 @@ def _confirm_plan(estimate, yes: bool) -> None:
     click.confirm("Start it?", abort=True, err=True)
 
 
-def _operator_engine(engine: str, parallelism: int | None, prometheus_url: str | None):
+def _cloud_engine(engine: str, parallelism: int | None, prometheus_url: str | None):
+    """A factory of the chosen engine for a list of stacks: chosen once, here."""
     if engine != "operator":
         if parallelism or prometheus_url:
             raise click.UsageError("--parallelism and --prometheus-url apply to --engine operator only")
-        return None
-    from aigw_bench.cloud.operator_stage import OperatorEngine, OperatorOptions
+        from aigw_bench.cloud.engine import Ec2Engine
 
-    return OperatorEngine(OperatorOptions(parallelism=parallelism, prometheus_url=prometheus_url))
+        return lambda stacks: Ec2Engine(stacks, _aws_clients())
+    from aigw_bench.cloud.operator_engine import OperatorEngine, OperatorOptions
+
+    options = OperatorOptions(parallelism=parallelism, prometheus_url=prometheus_url)
+    return lambda stacks: OperatorEngine(stacks, options)
 # --- end k6-operator engine and plan confirmation ---------------------------------------------------
-
-
-def _run_cloud(plan, operator=None, report_interrupted: bool = False) -> Path:
-    """Run a cloud plan with the progress display. With ``report_interrupted``, Ctrl-C writes the report
-    of what was measured and exits 130 (as `run` does); otherwise it propagates (the matrix decides)."""
-    from aigw_bench.cloud.stage import CloudRunner
-    from aigw_bench.progress import ProgressPrinter
-
-    printer = ProgressPrinter(console)
-    runner = CloudRunner(plan, _aws_clients(), on_event=printer, operator=operator)
-    try:
-        return runner.run()
-    except KeyboardInterrupt:
-        if not report_interrupted:
-            raise
-        printer.close()
-        _report_interrupted(runner.run_dir)
-    finally:
-        printer.close()
 
 
 def _cloud_options(f):
@@ -376,38 +378,32 @@ def _cloud_options(f):
 @_scenario_options
 @_engine_options
 @_catalog_option
-def cloud_run(stacks: str, suite: str | None, mock_profile: str | None, scenario: str | None, vus: int | None,
-              duration: str | None, warmup: str | None, prompt_tokens: int | None, max_tokens: int | None,
-              rate: int | None, max_vus: int | None, repeats: int | None, results: Path, engine: str,
-              parallelism: int | None, prometheus_url: str | None, yes: bool, catalog: Path | None) -> None:
-    """Benchmark already deployed stacks (after `pulumi up`): the rig first (k6 on each stack's runner
-    straight to its mock), then the suite's steps (or a scenario) per target, k6 on the EC2 runner(s)
-    via SSM, results through S3; or, with --engine operator, a scenario as a k6-operator TestRun on the
+def cloud_run(stacks: str, suite: str | None, mock_profile: str | None, scenario: str | None, repeats: int | None,
+              results: Path, engine: str, parallelism: int | None, prometheus_url: str | None, yes: bool,
+              catalog: Path | None, **options) -> None:
+    """Benchmark already deployed stacks (after `pulumi up`): the rig first (k6 on each stack's load
+    generators straight to its mock), then the suite's steps (or a scenario) per target: k6 on the EC2
+    runner(s) via SSM, results through S3; or, with --engine operator, as k6-operator TestRuns on the
     cluster (metrics through Prometheus). The same report as local runs."""
     from aigw_bench.cloud.outputs import read_stack_outputs
     from aigw_bench.cloud.plan_cost import StackCost, estimate_run
-    from analysis.report import write_report
 
     cat = load_catalog(catalog)
-    knobs = {"vus": vus, "duration": duration, "warmup": warmup, "prompt_tokens": prompt_tokens,
-             "max_tokens": max_tokens, "rate": rate, "max_vus": max_vus}
+    knobs = _knobs(options)
     planned = _cloud_plan([], cat, scenario=scenario, suite=suite, mock_profile=mock_profile, knobs=knobs,
-                          repeats=repeats, results=results, engine=engine)  # bad options fail before any stack is read
-    operator = _operator_engine(engine, parallelism, prometheus_url)
+                          repeats=repeats, results=results)  # bad options fail before any stack is read
+    make_engine = _cloud_engine(engine, parallelism, prometheus_url)
     outputs = [read_stack_outputs(s) for s in _split(stacks) or []]
     _confirm_plan(estimate_run([StackCost(o.stack, o.hourly_cost_usd) for o in outputs], engine=engine,
                                **_plan_sizes(planned)), yes)
-    if operator is not None:
-        from aigw_bench.cloud.operator_stage import grafana_hint
+    if engine == "operator":
+        from aigw_bench.cloud.operator_engine import grafana_hint
 
         for o in outputs:
             console.print(grafana_hint(o), markup=False)
     plan = _cloud_plan(outputs, cat, scenario=scenario, suite=suite, mock_profile=mock_profile, knobs=knobs,
-                       repeats=repeats, results=results, engine=engine)
-    run_dir = _run_cloud(plan, operator, report_interrupted=True)
-    paths = write_report(run_dir)
-    _print_summary(paths["comparison"])
-    _print_paths(paths)
+                       repeats=repeats, results=results)
+    _run_and_report(plan, make_engine(outputs))
 
 
 @cloud.command("matrix")
@@ -420,11 +416,10 @@ def cloud_run(stacks: str, suite: str | None, mock_profile: str | None, scenario
 @click.option("--rerun", is_flag=True, help="Measure stacks again even if the matrix already has their results.")
 @_engine_options
 @_catalog_option
-def cloud_matrix(stacks: str, suite: str | None, mock_profile: str | None, scenario: str | None, vus: int | None,
-                 duration: str | None, warmup: str | None, prompt_tokens: int | None, max_tokens: int | None,
-                 rate: int | None, max_vus: int | None, repeats: int | None, results: Path, directory: Path | None,
-                 keep: bool, rerun: bool, engine: str, parallelism: int | None, prometheus_url: str | None,
-                 yes: bool, catalog: Path | None) -> None:
+def cloud_matrix(stacks: str, suite: str | None, mock_profile: str | None, scenario: str | None,
+                 repeats: int | None, results: Path, directory: Path | None, keep: bool, rerun: bool, engine: str,
+                 parallelism: int | None, prometheus_url: str | None, yes: bool, catalog: Path | None,
+                 **options) -> None:
     """pulumi up -> benchmark -> pulumi destroy for each stack, in parallel; one combined report.
 
     Resumable: run it again with the same --dir and finished stacks are skipped. A failing stack is
@@ -432,25 +427,25 @@ def cloud_matrix(stacks: str, suite: str | None, mock_profile: str | None, scena
     """
     from datetime import UTC, datetime
 
-    from aigw_bench.catalog import REPO_DIR
     from aigw_bench.cloud.matrix import PulumiWorkspace, run_matrix
     from analysis.report import write_report
+    from schema.base import REPO_DIR
 
     cat = load_catalog(catalog)
-    knobs = {"vus": vus, "duration": duration, "warmup": warmup, "prompt_tokens": prompt_tokens,
-             "max_tokens": max_tokens, "rate": rate, "max_vus": max_vus}
+    knobs = _knobs(options)
     planned = _cloud_plan([], cat, scenario=scenario, suite=suite, mock_profile=mock_profile, knobs=knobs,
-                          repeats=repeats, results=results, engine=engine)  # bad options: before any deploy
+                          repeats=repeats, results=results)  # bad options: before any deploy
     names = _split(stacks) or []
-    operator = _operator_engine(engine, parallelism, prometheus_url)
+    make_engine = _cloud_engine(engine, parallelism, prometheus_url)
     workspace = PulumiWorkspace(REPO_DIR)
     workspace.check_tools()  # before any stack is deployed
     _confirm_plan(_matrix_estimate(names, cat, engine, planned), yes)
     directory = directory or results / f"matrix-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}"
 
     def benchmark(outputs, root: Path) -> Path:
-        return _run_cloud(_cloud_plan([outputs], cat, scenario=scenario, suite=suite, mock_profile=mock_profile,
-                                      knobs=knobs, repeats=repeats, results=root, engine=engine), operator)
+        plan = _cloud_plan([outputs], cat, scenario=scenario, suite=suite, mock_profile=mock_profile, knobs=knobs,
+                           repeats=repeats, results=root)
+        return _run_and_report(plan, make_engine([outputs]), standalone=False)
 
     result = run_matrix(names, directory, workspace, benchmark, keep=keep, rerun=rerun,
                         on_event=lambda event, **d: console.print(f"{d['stack']}: {d['step']}", markup=False))
@@ -467,9 +462,9 @@ def cloud_matrix(stacks: str, suite: str | None, mock_profile: str | None, scena
 
 def _matrix_estimate(names: list[str], cat, engine: str, planned):
     """Hourly costs from the stack files (nothing is deployed yet)."""
-    from aigw_bench.catalog import REPO_DIR
     from aigw_bench.cloud.plan_cost import StackCost, estimate_matrix
     from components.config import ConfigValidationError, stack_file_hourly_cost
+    from schema.base import REPO_DIR
 
     costs = []
     for name in names:

@@ -4,26 +4,37 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
 
-from aigw_bench.results import Outcome
+from aigw_bench.measure.events import (
+    Event,
+    Phase,
+    ProbeDone,
+    Reaped,
+    RigDone,
+    RunStarted,
+    TargetDone,
+    TargetStarted,
+    Tick,
+)
+from aigw_bench.measure.plan import Measurement
+from schema.results import Status
 
-_STATUS_STYLE = {"ok": "green", "not_runnable": "yellow"}
+_STATUS_STYLE = {Status.OK: "green", Status.NOT_RUNNABLE: "yellow"}
 
 
-def _load(plan: Any) -> str:
+def _load(m: Measurement) -> str:
     """The scenario's load in words, as the report words it (executor, sizes, pause)."""
     from analysis.report_md import load_text
-    from k6_scripts.scenarios import scenario_record
+    from schema.scenarios import scenario_record
 
-    return load_text(scenario_record(plan.scenario, plan.params))
+    return load_text(scenario_record(m.scenario, m.params))
 
 
 class ProgressPrinter:
-    """An event sink for :class:`aigw_bench.local.runner.LocalRunner`."""
+    """The event sink of a run (:class:`aigw_bench.run.loop.Runner`) at the terminal."""
 
     def __init__(self, console: Console | None = None, plain: bool | None = None):
         self.console = console or Console(stderr=True, highlight=False, soft_wrap=True)
@@ -32,80 +43,75 @@ class ProgressPrinter:
         self._status = None
         self._prefix = ""
 
-    def __call__(self, event: str, **data: Any) -> None:
-        handler = getattr(self, f"on_{event}", None)
-        if handler:
-            handler(**data)
-
-    def on_reaped(self, groups: list[str]) -> None:
-        self.console.print(f"[yellow]stopped processes left by an earlier, killed run:[/] {', '.join(groups)}")
+    def __call__(self, event: Event) -> None:
+        match event:
+            case Reaped():
+                self.console.print(f"[yellow]stopped processes left by an earlier, killed run:[/] "
+                                   f"{', '.join(event.groups)}")
+            case RunStarted():
+                self._run_started(event)
+            case TargetStarted():
+                self._prefix = f"[{event.index}/{event.total}] {event.target}" + (
+                    f" (repeat {event.repeat})" if event.repeat > 1 else "")
+                self._show(f"{self._prefix}: starting")
+            case RigDone():
+                self._rig_done(event)
+            case Phase():
+                self._show(f"{self._prefix}: {event.phase}")
+            case ProbeDone():
+                self._probe(event)
+            case Tick():
+                self._tick(event)
+            case TargetDone():
+                self._stop_status()
+                o = event.outcome
+                style = _STATUS_STYLE.get(o.status, "red")
+                reason = f": {escape(o.reason)}" if o.reason else ""
+                self.console.print(f"{escape(self._prefix)}: [{style}]{o.status}[/]{reason}")
+            case _:
+                raise TypeError(f"not a progress event: {event!r}")
 
     @staticmethod
-    def _what(plan: Any, total: int, where: str = "") -> str:
+    def _what(m: Measurement, total: int, where: str = "") -> str:
         """The suite or the scenario a plan runs, in one line."""
-        p = plan.params
-        if getattr(plan, "suite", None):
-            return (f"suite [bold]{escape(plan.suite.name)}[/]{where} (overhead, published shape, capacity, "
+        if m.suite:
+            return (f"suite [bold]{escape(m.suite.name)}[/]{where} (overhead, published shape, capacity, "
                     f"efficiency, streaming) per target, {total} session(s)")
-        return (f"scenario [bold]{escape(plan.scenario.name)}[/]{where}: {escape(_load(plan))} "
-                f"(+{p.warmup:g} s warm-up) per target, {total} target run(s)")
+        return (f"scenario [bold]{escape(m.scenario.name)}[/]{where}: {escape(_load(m))} "
+                f"(+{m.params.warmup:g} s warm-up) per target, {total} target run(s)")
 
-    def on_run_start(self, run_dir: Any, total: int, plan: Any) -> None:
-        what = self._what(plan, total)
-        self.console.print(
-            f"[bold]aigw-bench[/] {what}\n  mock: {plan.mock.name} ({plan.profile.name} pacing)\n"
-            f"  CPU pinning: {plan.cpu_plan.note}\n  results: {run_dir}"
-        )
+    def _run_started(self, e: RunStarted) -> None:
+        lines = "".join(f"\n  {label}: {escape(value)}" for label, value in e.setting)
+        self.console.print(f"[bold]aigw-bench[/] {self._what(e.measurement, e.total, e.where)}{lines}\n"
+                           f"  results: {escape(str(e.run_dir))}")
 
-    def on_cloud_run_start(self, run_dir: Any, total: int, plan: Any) -> None:
-        """The cloud stage's plan (no local CPU plan: k6, gateway and mock have machines of their own)."""
-        stacks = ", ".join(f"{t.gateway.name} (stack {t.outputs.stack}, {t.outputs.mock_name} mock)"
-                           for t in plan.targets)
-        what = self._what(plan, total, " on AWS, cloud sizes")
-        self.console.print(
-            f"[bold]aigw-bench[/] {what}\n  stacks: {escape(stacks)}\n  mock pacing: {plan.profile.name}\n"
-            f"  results: {escape(str(run_dir))}"
-        )
-
-    def on_target_start(self, target: str, repeat: int, index: int, total: int) -> None:
-        self._prefix = f"[{index}/{total}] {target}" + (f" (repeat {repeat})" if repeat > 1 else "")
-        self._show(f"{self._prefix}: starting")
-
-    def on_rig_done(self, rig: dict) -> None:
+    def _rig_done(self, e: RigDone) -> None:
         self._stop_status()
-        if rig.get("error"):
-            self.console.print(f"rig: [red]not measured[/]: {escape(str(rig['error']))}")
+        rig = e.rig
+        if rig.error:
+            self.console.print(f"rig: [red]not measured[/]: {escape(str(rig.error))}")
             return
-        floor = rig.get("floor_ms") or {}
-        self.console.print(f"rig ({escape(str(rig.get('mock')))} mock, k6 straight to it): ceiling "
-                           f"{rig.get('ceiling_rps') or 0:,.0f} RPS, floor p50 {floor.get('p50') or 0:.3f} ms, "
+        floor = rig.floor_ms or {}
+        self.console.print(f"rig ({escape(str(rig.mock))} mock, k6 straight to it): ceiling "
+                           f"{rig.ceiling_rps or 0:,.0f} RPS, floor p50 {floor.get('p50') or 0:.3f} ms, "
                            f"p99 {floor.get('p99') or 0:.3f} ms")
 
-    def on_phase(self, target: str, phase: str) -> None:
-        self._show(f"{self._prefix}: {phase}")
-
-    def on_probe(self, target: str, rate: int, probe: Any, bound_ms: float) -> None:
+    def _probe(self, e: ProbeDone) -> None:
+        probe, bound_ms = e.probe, e.bound_ms
         verdict = "passes" if probe.passes(bound_ms) else f"fails ({probe.why_not(bound_ms)})"
         p99 = f"p99 {probe.p99_ms:.1f} ms" if probe.p99_ms is not None else "no p99"
-        self._show(f"{self._prefix}: capacity {rate} req/s: {p99}, {verdict} at {bound_ms:g} ms")
+        self._show(f"{self._prefix}: capacity {e.rate} req/s: {p99}, {verdict} at {bound_ms:g} ms")
 
-    def on_tick(self, target: str, warmup: bool, elapsed: float, duration: float, requests: int | None,
-                rps: float | None, ok_rate: float | None, label: str = "") -> None:
-        phase = f"{label} warm-up" if warmup else (label or "measuring")
-        remaining = max(0.0, duration - elapsed)
+    def _tick(self, e: Tick) -> None:
+        phase = f"{e.label} warm-up" if e.warmup else (e.label or "measuring")
+        remaining = max(0.0, e.duration - e.elapsed)
         live = ""
-        if requests is not None:
-            live = f" | {requests:,} requests, {rps or 0:,.0f} RPS"
-            if ok_rate is not None:
-                live += f", {ok_rate * 100:.2f}% ok"
-        self._show(f"{self._prefix}: {phase} {elapsed:4.0f}/{duration:.0f} s ({remaining:.0f} s left){live}",
+        if e.requests is not None:
+            live = f" | {e.requests:,} requests, {e.rps or 0:,.0f} RPS"
+            if e.ok_rate is not None:
+                live += f", {e.ok_rate * 100:.2f}% ok"
+        self._show(f"{self._prefix}: {phase} {e.elapsed:4.0f}/{e.duration:.0f} s ({remaining:.0f} s left){live}",
                    throttle=True)
-
-    def on_target_done(self, outcome: Outcome, index: int, total: int) -> None:
-        self._stop_status()
-        style = _STATUS_STYLE.get(outcome.status, "red")
-        reason = f": {escape(outcome.reason)}" if outcome.reason else ""
-        self.console.print(f"{escape(self._prefix)}: [{style}]{outcome.status}[/]{reason}")
 
     def _show(self, text: str, throttle: bool = False) -> None:
         if self.plain:

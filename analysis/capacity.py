@@ -25,8 +25,8 @@ PROBE_COLUMNS = ["target", "repeat", "rate", "p99_ms", "p50_ms", "error_rate", "
 def _searches(run: RunData) -> list[tuple[str, int, dict]]:
     """(target, repeat, search record) of every capacity search; the rig's own is the baseline's (repeat 0)."""
     out = [(o.target, o.repeat, r.data) for o, r in run.step_records("capacity") if r.data.get("bounds")]
-    rig = run.rig.get("frontier")
-    baseline = next((t for t, role in run.roles().items() if role == "baseline"), "direct")
+    rig = run.rig.frontier
+    baseline = run.manifest.baseline or "direct"
     if rig and rig.get("bounds"):
         # The rig sustains what it sustains: never "at least", it is the reference the others are capped by.
         bounds = [{**b, "rig_bound": True} for b in rig["bounds"]]

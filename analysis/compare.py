@@ -13,10 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from aigw_bench.measure.search import RIG_BOUND_FRACTION
 from analysis.load import RunData
 from analysis.stats import intervals_separate, summarize_repeats
 from analysis.suite import SUITE_COLUMNS, SuiteResults, suite_columns
+from schema.manifest import RIG_BOUND_FRACTION
 
 ROLE_ORDER = {"baseline": 0, "floor": 1, "gateway": 2}
 LATENCY_COLUMNS = ["latency_p50_ms", "latency_p90_ms", "latency_p95_ms", "latency_p99_ms", "latency_max_ms"]
@@ -53,7 +53,7 @@ def _status_summary(rows: pd.DataFrame) -> tuple[str, str | None]:
 
 
 def comparison(run: RunData, suite: SuiteResults | None = None) -> pd.DataFrame:
-    targets = run.manifest.get("targets", {})
+    targets = run.manifest.targets
     wide = (
         run.metrics.pivot_table(index=["target", "repeat"], columns="metric", values="value", aggfunc="first")
         if not run.metrics.empty else pd.DataFrame()
@@ -65,7 +65,7 @@ def comparison(run: RunData, suite: SuiteResults | None = None) -> pd.DataFrame:
     for name, info in targets.items():
         outcome_rows = run.outcomes[run.outcomes["target"] == name] if not run.outcomes.empty else pd.DataFrame()
         status, reason = _status_summary(outcome_rows) if not outcome_rows.empty else ("not_run", None)
-        row = {"target": name, "role": info.get("role"), "version": info.get("version"),
+        row = {"target": name, "role": info.role, "version": info.version,
                "status": status, "reason": reason, "repeats": int(counts.get(name, 0))}
         if name in means.index:
             row.update(means.loc[name].to_dict())
@@ -85,7 +85,7 @@ def comparison(run: RunData, suite: SuiteResults | None = None) -> pd.DataFrame:
         table["rps_pct_of_baseline"] = table["rps"] / b["rps"] * 100.0
         table.loc[table["role"] == "baseline", ["added_p50_ms", "added_p95_ms", "added_p99_ms"]] = 0.0
     # The rig's ceiling next to every throughput: near it, the figure is the rig's, not the target's.
-    ceiling = run.rig.get("ceiling_rps")
+    ceiling = run.rig.ceiling_rps
     table["rig_ceiling_rps"] = ceiling if ceiling else np.nan
     table["rig_bound"] = (table["rps"] >= RIG_BOUND_FRACTION * ceiling) if ceiling else False
     if suite is not None and not suite.empty:

@@ -54,16 +54,17 @@ def compare_runs(before_dir: Path, after_dir: Path, threshold: float = 0.05) -> 
     before_run, after_run = load_run(before_dir), load_run(after_dir)
     before, after = comparison(before_run), comparison(after_run)
     notes = []
-    sb, sa = before_run.manifest.get("scenario", {}), after_run.manifest.get("scenario", {})
-    if sb.get("name") != sa.get("name") or sb.get("params") != sa.get("params"):
-        notes.append(f"the runs used different scenarios or parameters ({sb.get('name')} {sb.get('params')} vs "
-                     f"{sa.get('name')} {sa.get('params')}): the comparison is not like for like")
-    mb, ma = before_run.manifest.get("machine", {}), after_run.manifest.get("machine", {})
+    sb, sa = before_run.manifest.scenario, after_run.manifest.scenario
+    if sb.name != sa.name or sb.params != sa.params:
+        notes.append(f"the runs used different scenarios or parameters ({sb.name} {sb.params} vs "
+                     f"{sa.name} {sa.params}): the comparison is not like for like")
+    mb, ma = before_run.manifest.machine, after_run.manifest.machine
     if (mb.get("cpu_model"), mb.get("cpus_usable")) != (ma.get("cpu_model"), ma.get("cpus_usable")):
         notes.append("the runs were made on different machines")
-    for name in sorted(set(before_run.manifest.get("targets", {})) | set(after_run.manifest.get("targets", {}))):
-        vb = before_run.manifest.get("targets", {}).get(name, {}).get("version")
-        va = after_run.manifest.get("targets", {}).get(name, {}).get("version")
+    tb, ta = before_run.manifest.targets, after_run.manifest.targets
+    for name in sorted(set(tb) | set(ta)):
+        vb = tb[name].version if name in tb else None
+        va = ta[name].version if name in ta else None
         if vb != va:
             notes.append(f"{name}: version {vb or 'absent'} -> {va or 'absent'}")
     rows = []

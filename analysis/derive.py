@@ -18,7 +18,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-from aigw_bench.results import Outcome, target_dir, write_outcome
 from analysis.k6csv import usable_cpus
 from analysis.timeseries import (
     DERIVED_FORMAT,
@@ -29,6 +28,7 @@ from analysis.timeseries import (
     check_summary_line,
     write_series,
 )
+from schema.results import Outcome, target_dir, write_outcome
 
 T = TypeVar("T")
 _CPUS_PER_FILE = 3

@@ -25,10 +25,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from aigw_bench.results import target_dir
 from analysis.buckets import BUCKET_WIDTH, bucket_mid_ms
 from analysis.load import RunData
 from analysis.timeseries import read_second_histograms
+from schema.results import target_dir
 
 WINDOW_S = 60
 ALPHA = 0.01

@@ -16,7 +16,9 @@ from typing import Any
 
 import pandas as pd
 
-from aigw_bench.results import Outcome, StepRecord, read_manifest, read_outcomes, target_dir
+from schema.k6 import read_summary_file
+from schema.manifest import Manifest, RigRecord
+from schema.results import Outcome, StepRecord, read_manifest, read_outcomes, target_dir
 
 # metric column -> (k6 metric, stat). Latency in ms (k6's unit for trends), rates as fractions.
 SUMMARY_FIELDS: dict[str, tuple[str, str]] = {
@@ -61,7 +63,7 @@ class SummaryError(Exception):
 @dataclass
 class RunData:
     run_dir: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
     outcomes: pd.DataFrame  # one row per target x repeat
     metrics: pd.DataFrame  # target, repeat, metric, value (from summary.json)
     timeseries: pd.DataFrame  # target, repeat + the per-second columns
@@ -73,14 +75,14 @@ class RunData:
 
     @property
     def is_suite(self) -> bool:
-        return bool(self.manifest.get("suite"))
+        return self.manifest.is_suite
 
     @property
-    def rig(self) -> dict[str, Any]:
-        return self.manifest.get("rig") or {}
+    def rig(self) -> RigRecord:
+        return self.manifest.rig_record
 
     def roles(self) -> dict[str, str]:
-        return {name: info.get("role", "gateway") for name, info in self.manifest.get("targets", {}).items()}
+        return self.manifest.roles()
 
     def step_records(self, step: str) -> list[tuple[Outcome, StepRecord]]:
         """Every session's record of one step (all repeats), with the session it belongs to."""
@@ -93,23 +95,15 @@ class RunData:
 
     @property
     def baseline(self) -> str | None:
-        for name, info in self.manifest.get("targets", {}).items():
-            if info.get("role") == "baseline":
-                return name
-        return None
+        return self.manifest.baseline
 
 
 def read_summary(path: Path) -> dict[str, float]:
     """The metric values of one k6 summary.json, keyed by :data:`SUMMARY_FIELDS` names."""
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise SummaryError(f"{path.name} is missing") from None
-    except json.JSONDecodeError as exc:
-        raise SummaryError(f"{path.name} is cut short or corrupt (JSON error at byte {exc.pos})") from None
-    metrics = data.get("metrics") if isinstance(data, dict) else None
-    if not isinstance(metrics, dict) or "http_reqs" not in metrics:
-        raise SummaryError(f"{path.name} has no k6 metrics (http_reqs missing)")
+    data, problem = read_summary_file(path)
+    if data is None:
+        raise SummaryError(problem)
+    metrics = data["metrics"]
     values: dict[str, float] = {}
     for column, (metric, stat) in SUMMARY_FIELDS.items():
         value = metrics.get(metric, {}).get("values", {}).get(stat)
@@ -173,8 +167,8 @@ def load_run(run_dir: Path) -> RunData:
         rows.append(row)
     # Targets in the manifest with no outcome at all (the run was interrupted before them).
     seen = {(r["target"], r["repeat"]) for r in rows}
-    for entry in manifest.get("order", []):
-        key = (entry["target"], entry["repeat"])
+    for entry in manifest.order:
+        key = (entry.target, entry.repeat)
         if key not in seen:
             rows.append({"target": key[0], "repeat": key[1], "status": "not_run",
                          "reason": "the run stopped before this target"})

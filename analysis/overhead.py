@@ -60,6 +60,27 @@ def read_pairs(raw_csv) -> Pairs:
     return Pairs(direct[:n], target[:n])
 
 
+def read_pairs_file(path) -> Pairs:
+    """The two sides of a paired run from the pairs an engine collected from the script's log
+    (``direct_ms,target_ms`` rows: the k6-operator's runner pods cannot hand back k6's CSV)."""
+    try:
+        frame = pd.read_csv(path, dtype={"direct_ms": "float64", "target_ms": "float64"})
+    except (OSError, ValueError, EOFError, pd.errors.ParserError) as exc:
+        raise OverheadDataError(f"{path}: unreadable ({exc})") from None
+    if frame.empty:
+        raise OverheadDataError(f"{path}: no paired samples")
+    return Pairs(frame["direct_ms"].to_numpy(), frame["target_ms"].to_numpy())
+
+
+def step_pairs(run: RunData, outcome, record) -> Pairs:
+    """An overhead step's pairs: from k6's per-request CSV, or from the pairs its engine logged."""
+    if "raw" in record.files:
+        return read_pairs(run.step_path(outcome, record, "raw"))
+    if "pairs" in record.files:
+        return read_pairs_file(run.step_path(outcome, record, "pairs"))
+    raise OverheadDataError(f"{outcome.target} r{outcome.repeat}: the overhead step kept no per-request samples")
+
+
 def _blocks(pairs: list[Pairs]) -> list[tuple[np.ndarray, np.ndarray]]:
     out = []
     for p in pairs:
@@ -93,10 +114,10 @@ def overhead_table(run: RunData) -> pd.DataFrame:
     """One row per target with an overhead step: added latency at p50/p90/p99 (µs) with 95% intervals."""
     by_target: dict[str, list] = {}
     for outcome, record in run.step_records("overhead"):
-        if record.status != "ok" or "raw" not in record.files:
+        if record.status != "ok":
             continue
         try:
-            pairs = read_pairs(run.step_path(outcome, record, "raw"))
+            pairs = step_pairs(run, outcome, record)
         except OverheadDataError:
             continue
         by_target.setdefault(outcome.target, []).append((pairs, record.data))

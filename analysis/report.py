@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from aigw_bench.results import read_outcomes
 from analysis.compare import comparison
 from analysis.derive import ensure_derived
 from analysis.headline import Headline, headlines, scenario_headlines, suite_headlines
@@ -27,6 +26,7 @@ from analysis.report_md import render_markdown
 from analysis.scenario_results import ScenarioResults, scenario_results
 from analysis.suite import SuiteResults, suite_results
 from analysis.validity import Finding, check
+from schema.results import read_outcomes
 
 
 @dataclass(frozen=True)
@@ -56,11 +56,11 @@ def build_report(run_dir: Path) -> Report:
     table = comparison(run, suite)
     findings = check(run, table, suite)
     if run.is_suite:
-        gateway_cpus = (run.manifest.get("cpu_pinning") or {}).get("gateway")
+        gateway_cpus = run.manifest.cpu_pinning.gateway
         heads = suite_headlines(table, findings, len(gateway_cpus) if gateway_cpus else None)
     else:
         heads = scenario_headlines(table, findings, own) + headlines(
-            table, findings, closed_loop=run.manifest.get("scenario", {}).get("executor") != "constant-arrival-rate",
+            table, findings, closed_loop=run.manifest.scenario.executor != "constant-arrival-rate",
             paced=own.paced)
     paths = {
         "comparison": run_dir / "comparison.csv",

@@ -99,30 +99,28 @@ def _cost(table: pd.DataFrame, cost: dict[str, Any] | None) -> dict[str, Any] | 
 def render_html(run: RunData, table: pd.DataFrame, findings: list[Finding], heads: list[Headline],
                 suite: SuiteResults | None = None, own: ScenarioResults | None = None) -> str:
     m = run.manifest
-    s = m.get("scenario", {})
-    p = s.get("params", {})
-    roles = {name: info.get("role", "gateway") for name, info in m.get("targets", {}).items()}
-    colours = charts.target_colours(roles)
+    s = m.scenario
+    p = s.params
+    colours = charts.target_colours(m.roles())
     groups = [{"title": title, "entries": [f for f in findings if f.rule == rule]}
               for rule, title in RULE_TITLES.items()]
     load = load_text(s) + f", warm-up {p.get('warmup')} s excluded"
-    if m.get("suite"):
-        load = f"suite {m['suite']['name']}: overhead, capacity, efficiency, streaming; seed: " + load
-    mock = m.get("mock") or {}
-    mock_text = f"{mock.get('name')} ({(mock.get('profile') or {}).get('name', '–')} pacing)"
+    if m.suite:
+        load = f"suite {m.suite.name}: overhead, capacity, efficiency, streaming; seed: " + load
+    mock_text = f"{m.mock.name} ({m.mock.profile.get('name', '–')} pacing)"
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATE_DIR), autoescape=True,
                              undefined=jinja2.StrictUndefined)
     return env.get_template("report.html.j2").render(
-        run_id=m.get("run_id"),
+        run_id=m.run_id,
         scenario=s,
-        environment=m.get("environment"),
-        created_at=m.get("created_at"),
-        tools=m.get("tools", {}) | {"aigw_bench": (m.get("tools") or {}).get("aigw_bench", "")},
+        environment=m.environment,
+        created_at=m.created_at,
+        tools=m.tools | {"aigw_bench": m.tools.get("aigw_bench", "")},
         load_text=load,
         mock_text=mock_text,
         request_text=request_text(p),
-        repeats=m.get("repeats"),
-        cpu_note=(m.get("cpu_pinning") or {}).get("note", "–"),
+        repeats=m.repeats,
+        cpu_note=m.cpu_pinning.note or "–",
         problems=problem_entries(run),
         findings=[g for g in groups if g["entries"]],
         headlines=heads,
@@ -134,8 +132,8 @@ def render_html(run: RunData, table: pd.DataFrame, findings: list[Finding], head
         results=_results(run, table, colours, own.paced if own is not None else False),
         repeats_table=_repeats(table),
         charts=_charts(run, table, colours, suite, own),
-        cost=_cost(table, m.get("cost")),
+        cost=_cost(table, m.cost),
         versions=version_rows(m),
         manifest_lines=manifest_lines(m),
-        manifest_json=json.dumps(m, indent=2, default=str),
+        manifest_json=json.dumps(m.model_dump(mode="json"), indent=2, default=str),
     )

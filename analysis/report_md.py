@@ -19,20 +19,8 @@ from analysis.report_tables import TextTable, closing_tables, rig_summary, suite
 from analysis.scenario_results import ScenarioResults
 from analysis.suite import SuiteResults
 from analysis.validity import RULE_TITLES, Finding
-
-STATUS_TEXT = {
-    "ok": "measured",
-    "not_runnable": "not runnable here",
-    "failed_to_start": "failed to start",
-    "not_ready": "never ready",
-    "not_served": "not served",
-    "died": "died under load",
-    "mock_failed": "mock failed",
-    "k6_failed": "load generator failed",
-    "invalid_output": "invalid k6 output",
-    "interrupted": "interrupted",
-    "not_run": "not run",
-}
+from schema.manifest import Manifest, ScenarioRecord
+from schema.results import STATUS_TEXT
 
 
 def fmt(value: Any, digits: int = 2, suffix: str = "") -> str:
@@ -113,16 +101,16 @@ def results_cells(table: pd.DataFrame, closed_loop: bool) -> tuple[list[str], li
 
 def results_note(run: RunData, closed_loop: bool, paced: bool = False) -> str:
     if closed_loop and paced:
-        profile = (run.manifest.get("mock") or {}).get("profile") or {}
+        profile = run.manifest.mock.profile
         pacing = (f"the mock paced like a hosted model ('{profile.get('name')}': {profile.get('ttft_ms'):g} ms to "
                   f"the first token, {profile.get('per_token_ms'):g} ms per token)"
                   if (profile.get("ttft_ms") or profile.get("per_token_ms")) else "an unpaced mock")
-        return (f"A closed loop ({load_text(run.manifest.get('scenario', {}))}) against {pacing}: each VU's "
+        return (f"A closed loop ({load_text(run.manifest.scenario)}) against {pacing}: each VU's "
                 "throughput is 1 / (latency + pause), so throughput here restates latency rather than capacity, and "
                 "no target-versus-target throughput statement is made. Latency includes the mock's own pacing. "
                 "Throughput within 80% of the rig's ceiling reads \"at least\" (>=).")
     if closed_loop:
-        p = run.manifest.get("scenario", {}).get("params", {})
+        p = run.manifest.scenario.params
         return (f"The published benchmark's shape: a closed loop of {p.get('vus')} virtual users, each sending its "
                 "next request when the last one returns. Every target runs at its limit, so its latency is "
                 "queueing (latency ~ VUs / RPS), not what it adds to a request: no added latency is derived from "
@@ -133,7 +121,7 @@ def results_note(run: RunData, closed_loop: bool, paced: bool = False) -> str:
 
 
 def is_closed_loop(run: RunData) -> bool:
-    return run.manifest.get("scenario", {}).get("executor") != "constant-arrival-rate"
+    return run.manifest.scenario.executor != "constant-arrival-rate"
 
 
 def _present(value: Any) -> bool:
@@ -177,42 +165,37 @@ def _problems(run: RunData) -> list[str]:
     return lines
 
 
-def manifest_lines(m: dict[str, Any]) -> list[str]:
-    s = m.get("scenario", {})
-    p = s.get("params", {})
-    machine = m.get("machine", {})
-    tools = m.get("tools", {})
-    git = m.get("git", {})
-    order = ", ".join(f"{o['target']}#{o['repeat']}" for o in m.get("order", []))
+def manifest_lines(m: Manifest) -> list[str]:
+    s = m.scenario
+    machine, git = m.machine, m.git
+    order = ", ".join(f"{o.target}#{o.repeat}" for o in m.order)
     lines = [
-        f"scenario: {s.get('name')} ({s.get('executor')}): {s.get('description', '').strip()}"
-        + (f" Reproduces: {s['source']}" if s.get("source") else ""),
-        "parameters: " + ", ".join(f"{k}={v}" for k, v in p.items() if v is not None),
-        f"repeats: {m.get('repeats')}; order: {order}",
-        f"CPU pinning: {m.get('cpu_pinning', {}).get('note')}",
+        f"scenario: {s.name} ({s.executor}): {s.description.strip()}"
+        + (f" Reproduces: {s.source}" if s.source else ""),
+        "parameters: " + ", ".join(f"{k}={v}" for k, v in s.params.items() if v is not None),
+        f"repeats: {m.repeats}; order: {order}",
+        f"CPU pinning: {m.cpu_pinning.note}",
         f"machine: {machine.get('cpu_model')}, {machine.get('cpus_usable')} CPUs usable, "
         f"{machine.get('memory_gib')} GiB, {machine.get('os')}, kernel {machine.get('kernel')}",
-        "tools: " + ", ".join(f"{k} {v}" for k, v in tools.items() if v),
+        "tools: " + ", ".join(f"{k} {v}" for k, v in m.tools.items() if v),
         f"git: {git.get('commit') or 'unknown'}{' (with uncommitted changes)' if git.get('dirty') else ''}",
-        f"run: {m.get('run_id')} started {m.get('created_at')}, finished {m.get('finished_at', '–')}",
+        f"run: {m.run_id} started {m.created_at}, finished {m.finished_at or '–'}",
     ]
-    for key, value in (m.get("cloud") or {}).items():
+    for key, value in (m.cloud or {}).items():
         lines.append(f"cloud {key}: {value}")
     return lines
 
 
-def version_rows(m: dict[str, Any]) -> list[list[str]]:
+def version_rows(m: Manifest) -> list[list[str]]:
     rows = []
-    mock = m.get("mock", {})
-    vc = mock.get("version_check") or {}
-    rows.append(["mock (" + str(mock.get("name")) + ")", mock.get("version"), vc.get("installed") or "–",
-                 mock.get("source")])
-    for name, t in m.get("targets", {}).items():
-        vc = t.get("version_check") or {}
+    vc = m.mock.version_check or {}
+    rows.append([f"mock ({m.mock.name})", m.mock.version, vc.get("installed") or "–", m.mock.source])
+    for name, t in m.targets.items():
+        vc = t.version_check or {}
         installed = vc.get("installed") or "–"
         if vc.get("matches_pin") is False:
             installed += " (differs from pin!)"
-        rows.append([name, t.get("version"), installed, t.get("source")])
+        rows.append([name, t.version, installed, t.source])
     return rows
 
 
@@ -226,10 +209,10 @@ def validity_lines(findings: list[Finding]) -> list[str]:
     return lines
 
 
-def load_text(scenario: dict[str, Any]) -> str:
+def load_text(scenario: ScenarioRecord) -> str:
     """The load a scenario's executor and parameters describe, in words."""
-    p = scenario.get("params", {})
-    executor, vus, duration = scenario.get("executor"), p.get("vus"), float(p.get("duration") or 0)
+    p = scenario.params
+    executor, vus, duration = scenario.executor, p.get("vus"), float(p.get("duration") or 0)
     plural = "" if vus == 1 else "s"
     if executor == "constant-arrival-rate":
         text = f"{p.get('rate')} req/s for {duration:g} s (VUs {vus}–{p.get('max_vus') or vus})"
@@ -266,17 +249,15 @@ def request_text(p: dict[str, Any]) -> str:
 
 def intro_text(run: RunData) -> str:
     m = run.manifest
-    s = m.get("scenario", {})
-    p = s.get("params", {})
-    suite = m.get("suite")
+    s, suite = m.scenario, m.suite
     if suite:
-        what = (f"Suite `{suite['name']}` ({suite.get('profile', 'local')} sizes): per target, overhead at "
+        what = (f"Suite `{suite.name}` ({suite.profile} sizes): per target, overhead at "
                 "concurrency 1, the capacity frontier, efficiency at a fixed rate, streaming, and the published "
                 "closed-loop shape")
     else:
-        what = f"Scenario `{s.get('name')}`: {load_text(s)} per target (warm-up {p.get('warmup')} s excluded)"
-    return (f"{what}; {request_text(p)}, on the {m.get('environment')} target, "
-            f"{m.get('repeats')} session(s) per target, interleaved.")
+        what = f"Scenario `{s.name}`: {load_text(s)} per target (warm-up {s.params.get('warmup')} s excluded)"
+    return (f"{what}; {request_text(s.params)}, on the {m.environment} target, "
+            f"{m.repeats} session(s) per target, interleaved.")
 
 
 def _section(t: TextTable) -> list[str]:
@@ -289,7 +270,7 @@ def render_markdown(run: RunData, table: pd.DataFrame, findings: list[Finding], 
     closed = is_closed_loop(run)
     paced = own.paced if own is not None else False
     parts = [
-        f"# aigw-bench report: {m.get('run_id')}",
+        f"# aigw-bench report: {m.run_id}",
         "",
         intro_text(run),
         "Every target received the same `POST` body on the OpenAI chat route; a request counts as "
@@ -316,7 +297,7 @@ def render_markdown(run: RunData, table: pd.DataFrame, findings: list[Finding], 
         for t in suite_tables(run, suite, table):
             parts += _section(t)
     headers, rows = results_cells(table, closed)
-    title = "The published shape (closed loop)" if m.get("suite") else "Results"
+    title = "The published shape (closed loop)" if m.suite else "Results"
     parts += [f"## {title}", "", markdown_table(headers, [r["cells"] for r in rows]), "",
               "Latency is k6's `http_req_duration` (full response) in milliseconds. "
               + results_note(run, closed, paced), ""]
@@ -324,7 +305,7 @@ def render_markdown(run: RunData, table: pd.DataFrame, findings: list[Finding], 
     if repeats:
         parts += ["### Repeats", "", markdown_table(REPEAT_HEADERS, repeats), "",
                   "Differences are called significant only when the 95% intervals do not overlap.", ""]
-    cost = m.get("cost")
+    cost = m.cost
     if cost:
         parts += ["## Cost", "", cost_markdown(table, cost), ""]
     for t in closing_tables(run):

@@ -14,6 +14,7 @@ import pandas as pd
 from analysis.headline import us_text
 from analysis.load import RunData
 from analysis.suite import SuiteResults
+from schema.manifest import RigRecord
 
 
 @dataclass(frozen=True)
@@ -40,8 +41,8 @@ def _num(value: Any, digits: int = 0, suffix: str = "") -> str:
     return f"{float(value):,.{digits}f}{suffix}" if _present(value) else "–"
 
 
-def _unpaced(rig: dict, profile: str | None) -> str:
-    ceiling = rig.get("ceiling_profile")
+def _unpaced(rig: RigRecord, profile: str | None) -> str:
+    ceiling = rig.ceiling_profile
     if ceiling and profile and ceiling != profile:
         return f", the mock unpaced ('{ceiling}'): with pacing a closed loop measures only VUs / pacing"
     return ""
@@ -49,17 +50,17 @@ def _unpaced(rig: dict, profile: str | None) -> str:
 
 def rig_summary(run: RunData) -> list[str]:
     """Sentences about the rig: what it is, its ceiling and floor, and what that means for the figures."""
-    rig, mock = run.rig, run.manifest.get("mock", {})
-    profile = (mock.get("profile") or {}).get("name", rig.get("profile"))
-    if not rig:
+    rig, mock = run.rig, run.manifest.mock
+    profile = mock.profile.get("name", rig.profile)
+    if run.manifest.rig is None:
         return ["The rig did not measure itself in this run (results made before rig measurements existed)."]
-    if rig.get("error"):
-        return [f"The rig ({mock.get('name')} mock) could not be measured: {rig['error']}."]
-    floor = rig.get("floor_ms") or {}
+    if rig.error:
+        return [f"The rig ({mock.name} mock) could not be measured: {rig.error}."]
+    floor = rig.floor_ms
     lines = [
-        f"k6 straight to the {mock.get('name')} mock ({mock.get('title', '')}, {profile} pacing), with this run's "
-        f"CPU plan ({rig.get('cpu')}) and request body: ceiling **{_num(rig.get('ceiling_rps'))} RPS** "
-        f"({rig.get('ceiling_vus')} VUs, closed loop{_unpaced(rig, profile)}); floor at concurrency 1: p50 "
+        f"k6 straight to the {mock.name} mock ({mock.title or ''}, {profile} pacing), with this run's "
+        f"CPU plan ({rig.cpu}) and request body: ceiling **{_num(rig.ceiling_rps)} RPS** "
+        f"({rig.ceiling_vus} VUs, closed loop{_unpaced(rig, profile)}); floor at concurrency 1: p50 "
         f"{_us((floor.get('p50') or math.nan) * 1000)}, p99 {_us((floor.get('p99') or math.nan) * 1000)}.",
         "A throughput within 80% of the ceiling is rig-bound: the load generator and the mock may have set it, "
         "so it reads \"at least\", never as a capacity.",
@@ -199,7 +200,7 @@ def durations_table(run: RunData) -> TextTable | None:
         return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
 
     m = run.manifest
-    total = seconds(m.get("created_at"), m.get("finished_at"))
+    total = seconds(m.created_at, m.finished_at)
     sessions = [o for o in run.sessions if o.started_at and o.finished_at]
     if total is None or not sessions:
         return None
@@ -213,7 +214,7 @@ def durations_table(run: RunData) -> TextTable | None:
                 per_step.setdefault(name, []).append(took)
                 in_steps += took
     session_total = sum(seconds(o.started_at, o.finished_at) or 0.0 for o in sessions)
-    rows = [["the rig (ceiling, floor, frontier)", _num(seconds(m["created_at"], first)), "1", "–"]]
+    rows = [["the rig (ceiling, floor, frontier)", _num(seconds(m.created_at, first)), "1", "–"]]
     rows += [[name, _num(sum(v)), str(len(v)), _num(sum(v) / len(v), 1)] for name, v in per_step.items()]
     rows.append(["starting targets, checking routes, stopping", _num(session_total - in_steps), str(len(sessions)),
                  _num((session_total - in_steps) / len(sessions), 1)])

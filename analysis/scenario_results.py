@@ -39,10 +39,10 @@ class ScenarioResults:
 
 
 def scenario_results(run: RunData) -> ScenarioResults:
-    scenario = run.manifest.get("scenario") or {}
-    sections = [] if run.is_suite else list(scenario.get("report") or [])
-    params = scenario.get("params") or {}
-    profile = (run.manifest.get("mock") or {}).get("profile") or {}
+    scenario = run.manifest.scenario
+    sections = [] if run.is_suite else list(scenario.report)
+    params = scenario.params
+    profile = run.manifest.mock.profile
     stages = stage_table(run) if "stages" in sections else pd.DataFrame(columns=STAGE_COLUMNS)
     scaling = (scaling_table(stages, float(params.get("think_time") or 0.0)) if not stages.empty
                else pd.DataFrame(columns=SCALING_COLUMNS))

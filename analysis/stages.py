@@ -25,10 +25,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from aigw_bench.results import target_dir
 from analysis.buckets import grouped_quantiles
 from analysis.load import RunData
 from analysis.timeseries import read_second_histograms
+from schema.results import target_dir
 
 # Below this share of the best earlier stage's per-VU throughput, a stage has stopped scaling.
 SCALING_FLOOR = 0.9
@@ -86,9 +86,9 @@ def _quantiles(hist: pd.DataFrame, stage_of_second: dict[int, int], metric: str,
 
 def stage_table(run: RunData) -> pd.DataFrame:
     """One row per target and stage (repeats merged); empty unless the run is a ramping-vus scenario."""
-    scenario = run.manifest.get("scenario") or {}
-    params = scenario.get("params") or {}
-    if scenario.get("executor") != "ramping-vus" or not params.get("stages") or run.timeseries.empty:
+    scenario = run.manifest.scenario
+    params = scenario.params
+    if scenario.executor != "ramping-vus" or not params.get("stages") or run.timeseries.empty:
         return pd.DataFrame(columns=STAGE_COLUMNS)
     stages = schedule(params)
     parts, hist_parts = [], []

@@ -52,7 +52,7 @@ class SuiteResults:
 
 
 def suite_results(run: RunData) -> SuiteResults:
-    sizes = (run.manifest.get("suite") or {}).get("sizes") or {}
+    sizes = (run.manifest.suite.sizes if run.manifest.suite else None) or {}
     return SuiteResults(
         overhead=overhead_table(run), frontier=frontier(run), probes=probes(run),
         efficiency=efficiency_table(run), streaming=streaming_table(run),

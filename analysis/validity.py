@@ -13,6 +13,7 @@ import pandas as pd
 from analysis.compare import MAX_VALID_ERROR_RATE
 from analysis.load import RunData
 from analysis.suite import SuiteResults
+from schema.manifest import Manifest
 
 # CPU use at or above this fraction of the CPUs a role may use means it was saturated.
 SATURATED_FRACTION = 0.90
@@ -60,17 +61,17 @@ def _errors(table: pd.DataFrame) -> list[Finding]:
 
 
 def _rig(run: RunData) -> list[Finding]:
-    rig = run.rig
-    if not rig:
+    rig = run.manifest.rig
+    if rig is None:
         return []
-    if rig.get("error"):
-        return [Finding("rig", "rig", f"the rig's ceiling and floor were not measured ({rig['error']}): no "
+    if rig.error:
+        return [Finding("rig", "rig", f"the rig's ceiling and floor were not measured ({rig.error}): no "
                                       "throughput of this run can be told apart from the rig's own limit.")]
     return []
 
 
 def _rig_bound(run: RunData, table: pd.DataFrame) -> list[Finding]:
-    ceiling = run.rig.get("ceiling_rps")
+    ceiling = run.rig.ceiling_rps
     if not ceiling:
         return []
     out = []
@@ -102,9 +103,9 @@ def _capacity_unstable(table: pd.DataFrame) -> list[Finding]:
     return out
 
 
-def _cpu_sets(manifest: dict) -> dict[str, list[int] | None]:
-    pins = manifest.get("cpu_pinning") or {}
-    return {"loadgen": pins.get("loadgen"), "mock": pins.get("mock"), "gateway": pins.get("gateway")}
+def _cpu_sets(manifest: Manifest) -> dict[str, list[int] | None]:
+    pins = manifest.cpu_pinning
+    return {"loadgen": pins.loadgen, "mock": pins.mock, "gateway": pins.gateway}
 
 
 def _loadgen_bottleneck(run: RunData, table: pd.DataFrame) -> list[Finding]:
@@ -135,7 +136,7 @@ def _loadgen_bottleneck(run: RunData, table: pd.DataFrame) -> list[Finding]:
         capacity = len(loadgen_cpus)
     else:
         roles = ["loadgen", "mock", "gateway"]
-        capacity = (run.manifest.get("machine") or {}).get("cpus_usable") or 1
+        capacity = run.manifest.machine.get("cpus_usable") or 1
     res = run.resources[run.resources["role"].isin(roles)]
     per_sample = res.groupby(["target", "repeat", "t_s"])["cpu_cores"].sum()
     mean_use = per_sample.groupby(level="target").mean()

@@ -29,14 +29,17 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from aigw_bench.catalog import load_catalog  # noqa: E402
 from aigw_bench.local.cpus import plan_cpus  # noqa: E402
-from aigw_bench.local.processes import Supervisor, exit_with  # noqa: E402
-from aigw_bench.local.runner import LocalRunner, plan_local_run  # noqa: E402
-from aigw_bench.local.session import LocalSession  # noqa: E402
+from aigw_bench.local.engine import LocalEngine  # noqa: E402
 from aigw_bench.measure.driver import Endpoint, K6Job  # noqa: E402
+from aigw_bench.measure.plan import Knobs  # noqa: E402
+from aigw_bench.run.engine import RunContext  # noqa: E402
+from aigw_bench.run.interrupts import exit_with  # noqa: E402
+from aigw_bench.run.plan import plan_run  # noqa: E402
 from k6_scripts.render import render_script  # noqa: E402
-from k6_scripts.scenarios import load_scenario  # noqa: E402
+from schema.catalog import load_catalog  # noqa: E402
+from schema.mock import load_mock  # noqa: E402
+from schema.scenarios import load_scenario  # noqa: E402
 
 CHECK = """  check(res, { 'status is 200': (r) => r.status === 200, 'OpenAI body': () => ok });
 """
@@ -74,32 +77,29 @@ def main() -> int:
                         help="full_check_every of the shipped script (default: the scenario's)")
     args = parser.parse_args()
     every = args.parse_every or load_scenario("seed").params("local").full_check_every
-    plan = plan_local_run(catalog=load_catalog(), targets=["wiremock"], scenario="seed", suite=None, mock="fast",
-                          mock_profile="instant", knobs={}, repeats=1, results_root=Path(tempfile.mkdtemp()),
-                          cpu_plan=plan_cpus())
-    runner = LocalRunner(plan)
     table: dict[str, list[tuple[float, float]]] = {}
     scripts = variants(every)
-    print(f"CPU plan: {plan.cpu_plan.note}; 50 VUs closed loop, {args.seconds:g} s per run, {args.rounds} rounds; "
+    engine = LocalEngine(load_mock("fast"), plan_cpus())
+    print(f"CPU plan: {engine.cpu_plan.note}; 50 VUs closed loop, {args.seconds:g} s per run, {args.rounds} rounds; "
           f"shipped script parses every {every}th answer in full", flush=True)
-    with tempfile.TemporaryDirectory() as tmp, Supervisor() as sup:
+    with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        processes = {"mock": runner.start_mock(sup, work)}
-        endpoint = Endpoint("direct", f"http://127.0.0.1:{plan.mock.local.port}/v1/chat/completions", "gpt-4o-mini")
-        session = LocalSession(sup, plan.cpu_plan, endpoint, endpoint, processes, lambda p: processes["mock"],
-                               lambda *a, **k: None)
-        for r in range(args.rounds):
-            names = list(scripts)
-            names = names[r % len(names):] + names[: r % len(names)]  # rotate: no variant always first
-            for name in names:
-                source, csv = scripts[name]
-                run = session.run_k6(K6Job(label=name, dir=work / f"r{r}-{name.strip('+()')}", source=source,
-                                           duration=args.seconds, warmup=1.0, raw=csv))
-                requests = run.summary["metrics"]["http_reqs"]["values"]["count"] if run.summary else 0
-                rps = run.summary["metrics"]["http_reqs"]["values"]["rate"] if run.summary else 0.0
-                k6_cpu_us = run.cpu_seconds.get("loadgen", 0.0) / requests * 1e6 if requests else float("nan")
-                table.setdefault(name, []).append((rps, k6_cpu_us))
-                print(f"  round {r + 1} {name:<10} {rps:8,.0f} RPS  k6 {k6_cpu_us:6.0f} µs CPU/request", flush=True)
+        plan = plan_run("local", targets=[load_catalog().get("wiremock")], scenario="seed", suite=None,
+                        mock_profile="instant", knobs=Knobs(), repeats=1, results_root=work)
+        engine.begin(RunContext(plan=plan, run_dir=work, run_id=work.name))
+        with engine.rig_session("local") as session:  # the mock alone: k6 straight to it
+            for r in range(args.rounds):
+                names = list(scripts)
+                names = names[r % len(names):] + names[: r % len(names)]  # rotate: no variant always first
+                for name in names:
+                    source, csv = scripts[name]
+                    run = session.run_k6(K6Job(label=name, dir=work / f"r{r}-{name.strip('+()')}", source=source,
+                                               duration=args.seconds, warmup=1.0, raw=csv))
+                    requests = run.summary["metrics"]["http_reqs"]["values"]["count"] if run.summary else 0
+                    rps = run.summary["metrics"]["http_reqs"]["values"]["rate"] if run.summary else 0.0
+                    k6_cpu_us = run.cpu_seconds.get("loadgen", 0.0) / requests * 1e6 if requests else float("nan")
+                    table.setdefault(name, []).append((rps, k6_cpu_us))
+                    print(f"  round {r + 1} {name:<10} {rps:8,.0f} RPS  k6 {k6_cpu_us:6.0f} µs CPU/request", flush=True)
     base = statistics.median(v[0] for v in table["shipped"])
     print(f"\n{'variant':<11}{'median RPS':>12}{'vs shipped':>12}{'k6 CPU µs/req':>15}   (min–max RPS)")
     for name, values in table.items():

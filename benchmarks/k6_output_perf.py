@@ -35,15 +35,16 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from aigw_bench.catalog import load_catalog, load_mock  # noqa: E402
 from aigw_bench.local import install  # noqa: E402
 from aigw_bench.local.cpus import plan_cpus  # noqa: E402
 from aigw_bench.local.probes import wait_ready  # noqa: E402
 from aigw_bench.local.processes import Supervisor  # noqa: E402
-from aigw_bench.results import k6_binary  # noqa: E402
-from aigw_bench.templating import render_list  # noqa: E402
+from aigw_bench.run.environment import k6_binary  # noqa: E402
 from k6_scripts.render import RenderTarget, render_script  # noqa: E402
-from k6_scripts.scenarios import load_scenario  # noqa: E402
+from schema.catalog import load_catalog  # noqa: E402
+from schema.mock import load_mock  # noqa: E402
+from schema.scenarios import load_scenario  # noqa: E402
+from schema.templating import render_list  # noqa: E402
 
 VUS = 50  # the seed scenario's local size
 # The template's systemTags before and after issue 11 (the script itself carries the current ones).

@@ -30,9 +30,9 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from aigw_bench.results import MANIFEST, Outcome, target_dir, write_outcome  # noqa: E402
 from analysis.buckets import bucket_index, bucket_upper_ms  # noqa: E402
 from analysis.k6csv import usable_cpus  # noqa: E402
+from schema.results import MANIFEST, Outcome, target_dir, write_outcome  # noqa: E402
 
 TARGETS = {"wiremock": "baseline", "nginx": "floor", "kong": "gateway", "portkey": "gateway", "litellm": "gateway"}
 RPS = 30_000
@@ -184,7 +184,7 @@ def main() -> None:
                   f"({check['rows_used'] / check['rows_read']:.1%}: the other metrics are never needed)")
             if args.raw_files > 1:
                 run_dir = _raw_run(root, raw, args.raw_files)
-                m = _measure(f"from analysis.derive import ensure_derived; from aigw_bench.results import "
+                m = _measure(f"from analysis.derive import ensure_derived; from schema.results import "
                              f"read_outcomes; p = __import__('pathlib').Path({str(run_dir)!r}); "
                              f"ensure_derived(p, read_outcomes(p))")
                 workers = f", {m['children_rss_mib']:.0f} MiB (largest worker process)" if m["children_rss_mib"] else ""

@@ -20,20 +20,22 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from aigw_bench.catalog import load_catalog  # noqa: E402
 from aigw_bench.local.cpus import plan_cpus  # noqa: E402
-from aigw_bench.local.processes import exit_with  # noqa: E402
-from aigw_bench.local.runner import LocalRunner, plan_local_run  # noqa: E402
-from aigw_bench.mock import list_mocks  # noqa: E402
+from aigw_bench.local.engine import LocalEngine  # noqa: E402
+from aigw_bench.measure.plan import Knobs  # noqa: E402
+from aigw_bench.run.interrupts import exit_with  # noqa: E402
+from aigw_bench.run.loop import Runner  # noqa: E402
+from aigw_bench.run.plan import plan_run  # noqa: E402
+from schema.catalog import load_catalog  # noqa: E402
+from schema.mock import list_mocks, load_mock  # noqa: E402
 
 
 def measure(mock: str, root: Path) -> dict:
-    plan = plan_local_run(catalog=load_catalog(), targets=["wiremock"], scenario="seed", suite=None, mock=mock,
-                          mock_profile="instant", knobs={}, repeats=1, results_root=root, cpu_plan=plan_cpus())
-    runner = LocalRunner(plan)
-    runner.run_dir = root / mock
-    runner.run_dir.mkdir(parents=True)
-    return runner.measure_rig()
+    plan = plan_run("local", targets=[load_catalog().get("wiremock")], scenario="seed", suite=None,
+                    mock_profile="instant", knobs=Knobs(), repeats=1, results_root=root)
+    (root / mock).mkdir(parents=True)
+    rig = Runner(plan, LocalEngine(load_mock(mock), plan_cpus())).rig_only(root / mock)
+    return rig.model_dump()
 
 
 def main() -> int:

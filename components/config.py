@@ -17,9 +17,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from pydantic.alias_generators import to_camel
 
-from aigw_bench.catalog import Catalog, Gateway
-from aigw_bench.errors import ConfigError
-from aigw_bench.mock import (
+from components.prices import CostLine, allocatable_cpu, estimate, price_table, total
+from components.subnets import PRIVATE_MASK, subnet_layout
+from schema.catalog import Catalog, Gateway
+from schema.cloud import CloudSpec, MockCloudSpec
+from schema.mock import (
     DEFAULT_MOCK,
     DEFAULT_PROFILE,
     MockDefinition,
@@ -28,10 +30,6 @@ from aigw_bench.mock import (
     load_mock,
     load_profiles,
 )
-from components.catalog_cloud import CloudSpec, cloud_spec
-from components.mock_llm import MockCloudSpec
-from components.prices import CostLine, allocatable_cpu, estimate, price_table, total
-from components.subnets import PRIVATE_MASK, subnet_layout
 
 NAMESPACE = "aigw-bench"
 DEFAULT_LOADGEN_NODES = 2
@@ -169,15 +167,6 @@ def cloud_mocks() -> list[str]:
     return [name for name in list_mocks() if load_mock(name).cloud is not None]
 
 
-def mock_cloud_spec(mock: MockDefinition) -> MockCloudSpec:
-    """Validate a mock's cloud section, naming the file and the field on error."""
-    try:
-        return MockCloudSpec.model_validate(mock.cloud or {})
-    except ValidationError as err:
-        problems = "; ".join(f"cloud.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors())
-        raise ConfigError(f"{mock.entry_dir / 'mock.yaml'}: {problems}") from None
-
-
 def _cidr(value: str) -> ipaddress.IPv4Network:
     try:
         return ipaddress.IPv4Network(value, strict=True)
@@ -261,7 +250,7 @@ def parse(raw: dict[str, Any], stack: str, catalog: Catalog, secret_keys: set[st
         raise ConfigValidationError(f"{_key(('gateway',))}: unknown gateway {config.gateway!r}; "
                                     f"allowed: {', '.join(_cloud_names(catalog))}")
     entry = catalog.get(config.gateway)
-    cloud = cloud_spec(entry)
+    cloud = entry.deployment
 
     for key in cloud.required_config:
         if not getattr(config, _snake(key), None):
@@ -294,7 +283,7 @@ def parse(raw: dict[str, Any], stack: str, catalog: Catalog, secret_keys: set[st
     mock = load_mock(config.mock)
     return Settings(stack=stack, config=config, entry=entry, cloud=cloud, replicas=replicas,
                     cpu_per_replica=cpu_per_replica, secrets=secrets,
-                    open_endpoint=config.api_endpoint_open_to_internet, mock=mock, mock_spec=mock_cloud_spec(mock),
+                    open_endpoint=config.api_endpoint_open_to_internet, mock=mock, mock_spec=mock.deployment,
                     mock_profile=load_profiles()[config.mock_profile])
 
 
@@ -332,7 +321,7 @@ def stack_file_hourly_cost(path: Path, catalog: Catalog) -> float:
         raise ConfigValidationError(f"{path}: invalid stack configuration:\n  " + "\n  ".join(problems)) from None
     if config.gateway not in catalog or catalog.get(config.gateway).cloud is None:
         raise ConfigValidationError(f"{path}: {_key(('gateway',))}: unknown gateway {config.gateway!r}")
-    return total(cost_lines(config, cloud_spec(catalog.get(config.gateway)).kind))
+    return total(cost_lines(config, catalog.get(config.gateway).deployment.kind))
 
 
 def _check_loadgen(config: StackConfig) -> None:

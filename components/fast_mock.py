@@ -21,11 +21,12 @@ import math
 import pulumi
 import pulumi_kubernetes as k8s
 
-from aigw_bench.mock import CONTRACT_FILE, MockDefinition, PacingProfile, settings_json
-from aigw_bench.templating import render_file, render_vars
 from components import scheduling
 from components.load_balancer import internal_nlb_service, service_url
-from components.mock_llm import READINESS_GATE_LABEL, MockArgs, MockCloudSpec, memory_mib
+from components.mock_args import READINESS_GATE_LABEL, MockArgs, memory_mib
+from schema.cloud import MockCloudSpec
+from schema.mock import CONTRACT_FILE, MockDefinition, PacingProfile, settings_json
+from schema.templating import render_file, render_vars
 
 NAME = "fast-mock"  # ConfigMap, Deployment, ClusterIP Service and container
 CONFIG_DIR = "/etc/mock"

@@ -16,12 +16,12 @@ import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
-from aigw_bench.catalog import Gateway
-from aigw_bench.templating import render_file, render_map
 from components import scheduling
-from components.catalog_cloud import CloudSpec
 from components.helm import pinned_release
 from components.load_balancer import internal_nlb_service, service_url
+from schema.catalog import Gateway
+from schema.cloud import CloudSpec
+from schema.templating import render_file, render_map
 
 RELEASE = "gateway"
 NLB_PORT = 80

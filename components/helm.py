@@ -11,7 +11,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.catalog_cloud import Chart
+from schema.cloud import Chart
 
 
 def pinned_release(resource_name: str, *, release: str, chart: Chart, namespace: pulumi.Input[str],

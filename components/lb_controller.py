@@ -13,9 +13,9 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components import scheduling
-from components.catalog_cloud import Chart
 from components.helm import pinned_release
 from components.irsa import IrsaRole, IrsaRoleArgs
+from schema.cloud import Chart
 
 CHART = Chart(repo="https://aws.github.io/eks-charts", name="aws-load-balancer-controller", version="3.5.0")
 # docs/install/iam_policy.json of kubernetes-sigs/aws-load-balancer-controller at v3.5.0, unchanged.

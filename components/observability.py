@@ -14,9 +14,9 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components import scheduling
-from components.catalog_cloud import Chart
 from components.helm import pinned_release
 from components.load_balancer import internal_nlb_service, service_url
+from schema.cloud import Chart
 
 CHART = Chart(repo="https://prometheus-community.github.io/helm-charts", name="kube-prometheus-stack",
               version="88.5.3")

@@ -11,12 +11,12 @@ from pathlib import Path
 import pulumi
 import pulumi_kubernetes as k8s
 
-from aigw_bench.mock import MockDefinition, load_contract, load_profile
-from aigw_bench.templating import render_file
 from components import scheduling
 from components.helm import pinned_release
 from components.load_balancer import internal_nlb_service, service_url
-from components.mock_llm import MockArgs, memory_mib
+from components.mock_args import MockArgs, memory_mib
+from schema.mock import MockDefinition, load_contract, load_profile
+from schema.templating import render_file
 
 RELEASE = "wiremock"  # the chart's fullname is the release name: the in-cluster host below
 ROOT_DIR = "/home/wiremock/storage"  # the image's --root-dir; mappings/ under it

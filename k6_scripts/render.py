@@ -15,7 +15,7 @@ from pathlib import Path
 import jinja2
 
 from k6_scripts.prompt import estimate_tokens, generate_prompt
-from k6_scripts.scenarios import Scenario, ScenarioParams, format_duration
+from schema.scenarios import Scenario, ScenarioParams, format_duration
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 

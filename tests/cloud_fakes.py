@@ -23,6 +23,7 @@ import sys
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -31,8 +32,13 @@ from urllib.parse import parse_qs, urlparse
 import boto3
 from botocore.stub import ANY, Stubber
 
+from aigw_bench.cloud.engine import Ec2Engine
 from aigw_bench.cloud.outputs import StackOutputs
-from aigw_bench.results import k6_binary
+from aigw_bench.measure.plan import Knobs
+from aigw_bench.run.environment import k6_binary
+from aigw_bench.run.loop import Runner
+from aigw_bench.run.plan import RunPlan, plan_run
+from schema.catalog import load_catalog
 
 REGION = "us-east-1"
 BUCKET = "aigw-bench-results-test"
@@ -344,7 +350,7 @@ def run_pod_files_locally(sup, files: dict[str, str], work: Path, port: int):
     nginx started on them. Only mount paths, the listen address and Debian's module lines (OpenResty
     has ngx_lua built in) differ from what runs on EKS. Returns (process, base URL) once ready."""
     from aigw_bench.local.probes import wait_ready
-    from aigw_bench.mock import load_mock
+    from schema.mock import load_mock
 
     work.mkdir(parents=True, exist_ok=True)
     (work / "tmp").mkdir(exist_ok=True)
@@ -581,3 +587,28 @@ def _merge(target: dict, patch: dict) -> None:
             _merge(target[key], value)
         else:
             target[key] = value
+
+
+@dataclass
+class CloudCase:
+    """A cloud run as the tests build it: the plan and the deployed stacks it runs on."""
+
+    plan: RunPlan
+    outputs: list[StackOutputs]
+
+
+def cloud_case(tmp_path: Path, outputs: list[StackOutputs], *, scenario: str | None = "seed", suite: str | None = None,
+               knobs: dict | None = None, repeats: int | None = 1, mock_profile: str | None = None) -> CloudCase:
+    plan = plan_run("cloud", targets=[load_catalog().get(o.gateway_name) for o in outputs], scenario=scenario,
+                    suite=suite, mock_profile=mock_profile, knobs=Knobs(**(knobs or {})), repeats=repeats,
+                    results_root=tmp_path / "results")
+    return CloudCase(plan, outputs)
+
+
+ENGINE_OPTIONS = ("poll_interval", "sleep", "clock", "endpoint_wait_s", "kube", "profile_switch_s", "prometheus_lag_s")
+
+
+def ec2_runner(case: CloudCase, ssm, s3, on_event=None, **options) -> Runner:
+    """The EC2 engine on ``case`` with its clients faked; ``options`` go to the engine."""
+    engine = Ec2Engine(case.outputs, lambda region: (ssm, s3), **options)
+    return Runner(case.plan, engine, on_event=on_event)

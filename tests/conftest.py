@@ -11,10 +11,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from aigw_bench.catalog import load_catalog
 from aigw_bench.local import install
 from aigw_bench.local.ports import free_port
-from aigw_bench.mock import list_mocks, load_mock
+from schema.catalog import load_catalog
+from schema.mock import list_mocks, load_mock
 from tests.helpers import tool_processes
 
 

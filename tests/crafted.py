@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from aigw_bench.results import MANIFEST, Outcome, read_outcomes, target_dir, write_outcome
+from schema.results import MANIFEST, Outcome, read_outcomes, target_dir, write_outcome
 
 
 @dataclass
@@ -216,7 +216,7 @@ def _streams(path: Path, t: SuiteTarget, seed: int, chunks: int = 20) -> None:
 def make_suite_run(root: Path, targets: dict[str, SuiteTarget], name: str = "suite", rig: dict | None = None,
                    repeats: int = 1) -> Path:
     """A suite run directory: manifest with the suite, and per session the steps' records and files."""
-    from aigw_bench.results import StepRecord
+    from schema.results import StepRecord
 
     seed_targets = {n: Target(role=t.role, rps=[1000.0] * repeats) for n, t in targets.items()}
     run_dir = make_run(root, seed_targets, name=name, rig=rig, repeats=repeats)

@@ -8,11 +8,14 @@ from pathlib import Path
 
 import yaml
 
-from aigw_bench.catalog import DEFAULT_CATALOG_DIR, load_catalog
 from aigw_bench.local import install
 from aigw_bench.local.cpus import plan_cpus
-from aigw_bench.local.runner import LocalRunner, plan_local_run
-from aigw_bench.mock import DEFAULT_MOCK, load_mock
+from aigw_bench.local.engine import LocalEngine
+from aigw_bench.measure.plan import Knobs
+from aigw_bench.run.loop import Runner
+from aigw_bench.run.plan import plan_run
+from schema.catalog import DEFAULT_CATALOG_DIR, load_catalog
+from schema.mock import DEFAULT_MOCK, load_mock
 
 # Short but real: long enough for k6 to collect a few thousand samples on this machine.
 SHORT = {"duration": "3s", "warmup": "1s", "vus": 10}
@@ -71,18 +74,18 @@ def fake_gateway(name: str, port: int, script: str, ready_timeout: float = 20.0)
 
 def make_runner(catalog_dir: Path | None, targets: list[str], results: Path, scenario: str = "seed",
                 repeats: int = 1, on_event=None, mock: str = DEFAULT_MOCK, suite: Path | None = None,
-                mock_profile: str | None = None, **overrides) -> LocalRunner:
+                mock_profile: str | None = None, **overrides) -> Runner:
     """A runner for a short scenario run, or for a suite file (``suite``)."""
-    plan = plan_local_run(catalog=load_catalog(catalog_dir), targets=targets, scenario=None if suite else scenario,
-                          suite=str(suite) if suite else None, mock=mock, mock_profile=mock_profile,
-                          knobs={} if suite else {**SHORT, **overrides}, repeats=repeats if not suite else None,
-                          results_root=results, cpu_plan=plan_cpus())
-    if plan.suite is None:
+    plan = plan_run("local", targets=load_catalog(catalog_dir).select(targets), scenario=None if suite else scenario,
+                    suite=str(suite) if suite else None, mock_profile=mock_profile,
+                    knobs=Knobs() if suite else Knobs(**{**SHORT, **overrides}), repeats=repeats if not suite else None,
+                    results_root=results)
+    if plan.measurement.suite is None:
         # The rig's own measurement, shortened like everything else in the tests.
         plan.rig = plan.rig.model_copy(update={
             "ceiling": plan.rig.ceiling.model_copy(update={"duration": 2.0, "warmup": 1.0}),
             "floor": plan.rig.floor.model_copy(update={"duration": 1.0, "warmup": 0.0})})
-    return LocalRunner(plan, on_event=on_event)
+    return Runner(plan, LocalEngine(load_mock(mock), plan_cpus()), on_event=on_event)
 
 
 def write_suite(directory: Path, **changes) -> Path:
@@ -108,8 +111,8 @@ def start_mock(sup, work: Path, name: str = DEFAULT_MOCK, profile=None, port: in
     """A real mock started as the local runner starts it (its config rendered the same way), ready to serve;
     returns (process, base URL). ``profile``: a PacingProfile (default: instant)."""
     from aigw_bench.local.probes import wait_ready
-    from aigw_bench.mock import load_contract, load_profile, settings_json
-    from aigw_bench.templating import render_file, render_list, render_vars
+    from schema.mock import load_contract, load_profile, settings_json
+    from schema.templating import render_file, render_list, render_vars
 
     mock = load_mock(name)
     spec = mock.local

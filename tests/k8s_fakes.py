@@ -87,21 +87,17 @@ def runner_log(summary: dict[str, Any]) -> str:
 
 
 @dataclass
-class FakeCluster:
-    runners: list[RunnerScript] = field(default_factory=list)
-    seconds: float = 10.0
-    stage_error_at: str | None = None  # the operator sets stage "error" instead of this stage
-    interrupt_at: str | None = None  # Ctrl-C when the TestRun reaches this stage
-    testrun_crd: bool = True
-    sticky_pods: bool = False  # pods that ignore their TestRun's deletion
+class FakeApi:
+    """The ConfigMaps, Secrets, pods and TestRuns of a fake cluster: the calls of CoreV1Api and
+    CustomObjectsApi the engine makes, with their real signatures; what happens to a TestRun (its
+    stages, its pods) is the subclass's ``_advance``."""
+
     config_maps: dict[str, dict] = field(default_factory=dict)
     secrets: dict[str, dict] = field(default_factory=dict)
     testruns: dict[str, dict] = field(default_factory=dict)
     created: list[dict] = field(default_factory=list)  # every TestRun manifest as received
     pods: dict[str, V1Pod] = field(default_factory=dict)
-    logs: dict[str, str] = field(default_factory=dict)
     calls: list[str] = field(default_factory=list)
-    on_started: Callable[[dict], None] | None = None  # e.g. write the runners' series to FakePrometheus
 
     # ---------------------------------------------------------------- CoreV1Api
     def create_namespaced_config_map(self, namespace: str, body: dict, **_: Any) -> dict:
@@ -129,22 +125,25 @@ class FakeCluster:
         return V1PodList(items=items)
 
     def read_namespaced_pod_log(self, name: str, namespace: str, container: str | None = None, **_: Any) -> str:
-        assert container == "k6", "the runner's container is named k6"
         if name not in self.pods:
             raise api_error(404, "Not Found")
-        return self.logs.get(name, "")
+        return self._log(name, container)
+
+    def _log(self, name: str, container: str | None) -> str:
+        raise NotImplementedError
 
     def delete_collection_namespaced_pod(self, namespace: str, label_selector: str = "", **_: Any) -> None:
         self.calls.append("delete pods")
         for pod in self.list_namespaced_pod(namespace, label_selector=label_selector).items:
-            self.pods.pop(pod.metadata.name)
+            self._remove_pod(pod.metadata.name)
+
+    def _remove_pod(self, name: str) -> None:
+        self.pods.pop(name, None)
 
     # ---------------------------------------------------------------- CustomObjectsApi
     def create_namespaced_custom_object(self, group: str, version: str, namespace: str, plural: str, body: dict,
                                         **_: Any) -> dict:
         self.calls.append("create testrun")
-        if not self.testrun_crd:
-            raise api_error(404, "Not Found")
         assert (group, version, plural) == ("k6.io", "v1alpha1", "testruns")
         assert body["apiVersion"] == "k6.io/v1alpha1" and body["kind"] == "TestRun"
         cm = body["spec"]["script"]["configMap"]
@@ -162,14 +161,53 @@ class FakeCluster:
         self._advance(obj)
         return json.loads(json.dumps(obj))
 
+    def _advance(self, obj: dict) -> None:
+        raise NotImplementedError
+
     def delete_namespaced_custom_object(self, group: str, version: str, namespace: str, plural: str, name: str,
                                         propagation_policy: str | None = None, **_: Any) -> None:
         self.calls.append(f"delete testrun ({propagation_policy})")
         if self.testruns.pop(f"{namespace}/{name}", None) is None:
             raise api_error(404, "Not Found")
-        if not self.sticky_pods:  # the garbage collector removes the operator's jobs and their pods
-            for pod_name in [n for n, p in self.pods.items() if p.metadata.labels.get("k6_cr") == name]:
-                self.pods.pop(pod_name)
+        self._collect_garbage(name)
+
+    def _collect_garbage(self, testrun: str) -> None:
+        """The garbage collector removes the operator's jobs and their pods with their TestRun."""
+        for pod_name in [n for n, p in self.pods.items() if (p.metadata.labels or {}).get("k6_cr") == testrun]:
+            self._remove_pod(pod_name)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.testruns or self.config_maps or self.secrets or self.pods)
+
+
+@dataclass
+class FakeCluster(FakeApi):
+    runners: list[RunnerScript] = field(default_factory=list)
+    seconds: float = 10.0
+    stage_error_at: str | None = None  # the operator sets stage "error" instead of this stage
+    interrupt_at: str | None = None  # Ctrl-C when the TestRun reaches this stage
+    testrun_crd: bool = True
+    sticky_pods: bool = False  # pods that ignore their TestRun's deletion
+    logs: dict[str, str] = field(default_factory=dict)
+    on_started: Callable[[dict], None] | None = None  # e.g. write the runners' series to FakePrometheus
+    # Which TestRuns the faults above (and the runners' exit codes) apply to; default: all of them.
+    faulty: Callable[[dict], bool] = lambda obj: True
+
+    def _log(self, name: str, container: str | None) -> str:
+        assert container == "k6", "the runner's container is named k6"
+        return self.logs.get(name, "")
+
+    def create_namespaced_custom_object(self, group: str, version: str, namespace: str, plural: str, body: dict,
+                                        **kw: Any) -> dict:
+        if not self.testrun_crd:
+            self.calls.append("create testrun")
+            raise api_error(404, "Not Found")
+        return super().create_namespaced_custom_object(group, version, namespace, plural, body, **kw)
+
+    def _collect_garbage(self, testrun: str) -> None:
+        if not self.sticky_pods:
+            super()._collect_garbage(testrun)
 
     # ---------------------------------------------------------------- the operator stand-in
     def _pod(self, obj: dict, job: str, phase: str, runner: bool, exit_code: int | None = None,
@@ -198,7 +236,8 @@ class FakeCluster:
             if stage in STAGES else stage
         if stage in ("finished", "error"):
             return
-        if self.stage_error_at == nxt:
+        faulty = self.faulty(obj)
+        if self.stage_error_at == nxt and faulty:
             status["stage"] = "error"
             status["conditions"] = [{"type": "TestRunRunning", "status": "False", "reason": "TestRunPreparation"}]
             return
@@ -209,9 +248,9 @@ class FakeCluster:
         if nxt == "created":
             for i in range(1, parallelism + 1):
                 script = self.runners[i - 1]
-                self._pod(obj, f"{name}-{i}", "Pending", True, unschedulable=script.unschedulable)
+                self._pod(obj, f"{name}-{i}", "Pending", True, unschedulable=script.unschedulable and faulty)
         if nxt == "started":
-            if any(r.unschedulable for r in self.runners[:parallelism]):
+            if faulty and any(r.unschedulable for r in self.runners[:parallelism]):
                 # The others run paused (k6 --paused); the operator waits for every runner to be
                 # ready before the starter resumes them.
                 for i in range(1, parallelism + 1):
@@ -226,17 +265,13 @@ class FakeCluster:
         if nxt == "finished":
             for i in range(1, parallelism + 1):
                 script = self.runners[i - 1]
-                phase = "Succeeded" if script.exit_code == 0 else "Failed"
-                self._pod(obj, f"{name}-{i}", phase, True, exit_code=script.exit_code)
+                code = script.exit_code if faulty else 0
+                phase = "Succeeded" if code == 0 else "Failed"
+                self._pod(obj, f"{name}-{i}", phase, True, exit_code=code)
                 self.logs[f"{name}-{i}-abcde"] = runner_log(k6_summary(script, self.seconds))
         status["stage"] = nxt
-        if self.interrupt_at == nxt:
+        if self.interrupt_at == nxt and faulty:
             raise KeyboardInterrupt
-
-    @property
-    def empty(self) -> bool:
-        return not (self.testruns or self.config_maps or self.secrets or self.pods)
-
 
 # -------------------------------------------------------------------------------------------- Prometheus
 def latency_script(seed: int, seconds: int, rps: int, median_s: float, **kw: Any) -> RunnerScript:
@@ -260,12 +295,16 @@ class FakePrometheus:
     start: float = 1_700_000_000.0
     unreachable: bool = False
     series: dict[str, dict[str, list[dict]]] = field(default_factory=dict)  # testrun -> metric -> series
+    RESOURCE_CORES: dict[str, float] = field(default_factory=lambda: {"gateway": 1.5, "mock": 0.25, "loadgen": 2.0})
     queries: list[dict[str, str]] = field(default_factory=list)
 
     def record(self, testrun: dict) -> None:
-        name = testrun["metadata"]["name"]
+        """The series of the runners a TestRun starts (``self.runners``, as many as its parallelism)."""
+        self.record_scripts(testrun["metadata"]["name"], self.runners[: testrun["spec"]["parallelism"]])
+
+    def record_scripts(self, name: str, scripts: list[RunnerScript]) -> None:
         hist, reqs = [], []
-        for index, script in enumerate(self.runners[: testrun["spec"]["parallelism"]], start=1):
+        for index, script in enumerate(scripts, start=1):
             labels = {"testrun_name": name, "instance_id": str(index), "target": "t", "status": "200",
                       "expected_response": "true"}
             states, counts, seen = [], [], []
@@ -283,6 +322,9 @@ class FakePrometheus:
             raise httpx.ConnectError("connection refused", request=request)
         params = dict(request.url.params)
         self.queries.append({"path": request.url.path, **params})
+        query = params.get("query", "")
+        if "container_" in query:
+            return httpx.Response(200, json=self._resources(request.url.path, params))
         if request.url.path.endswith("/api/v1/query"):
             return httpx.Response(200, json={"status": "success", "data": {"resultType": "vector", "result": [
                 {"metric": {}, "value": [self.start, "1"]}]}})
@@ -296,6 +338,24 @@ class FakePrometheus:
             result = []  # no failed requests in these runs
         kind = "matrix"
         return httpx.Response(200, json={"status": "success", "data": {"resultType": kind, "result": result}})
+
+    def _resources(self, path: str, params: dict[str, str]) -> dict:
+        """The pods' CPU (RESOURCE_CORES per role, cores) and memory (300 MiB): range queries give one summed
+        series in 5 s steps, instant queries of a range vector one counter per container, a sample a second."""
+        query = params["query"]
+        role = next((r for r, marker in (("loadgen", 'namespace="loadgen"'), ("gateway", 'namespace="gateway"'))
+                     if marker in query), "mock")
+        cores = self.RESOURCE_CORES[role]
+        if path.endswith("/query_range"):
+            start, end = float(params["start"]), float(params["end"])
+            value = str(cores) if "cpu" in query else str(300 * 2**20)
+            points = [[t, value] for t in range(int(start), int(end) + 1, 5)] or [[start, value]]
+            result = [{"metric": {}, "values": points}]
+        else:
+            at, span = float(params["time"]), float(query.rsplit("[", 1)[1].rstrip("s]"))
+            result = [{"metric": {"container": "c0"}, "values": [[t, str(cores * t)]
+                                                                 for t in range(int(at - span), int(at) + 1)]}]
+        return {"status": "success", "data": {"resultType": "matrix", "result": result}}
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url="http://prometheus.test", transport=httpx.MockTransport(self.handler))

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from aigw_bench.catalog import DEFAULT_CATALOG_DIR, KNOWN_BAD_RELEASES, load_catalog
-from aigw_bench.errors import ConfigError
-from aigw_bench.mock import load_mock
+from schema.catalog import DEFAULT_CATALOG_DIR, KNOWN_BAD_RELEASES, load_catalog
+from schema.errors import ConfigError
+from schema.mock import load_mock
 
 GOOD = {
     "name": "demo",

@@ -15,11 +15,11 @@ import pytest
 
 from aigw_bench.cloud.matrix import PulumiWorkspace, run_matrix
 from aigw_bench.cloud.merge import merge_generators
-from aigw_bench.errors import CloudError
 from analysis.buckets import histogram_quantile
 from analysis.k6csv import DURATION
 from analysis.report import build_report
 from analysis.timeseries import aggregate_raw
+from schema.errors import CloudError
 from tests.cloud_fakes import stack_outputs
 from tests.crafted import Target, k6_csv, make_run
 

@@ -1,5 +1,6 @@
 """The k6-operator engine with Kubernetes and Prometheus faked at their API boundaries
-(tests/k8s_fakes.py): a TestRun walked from creation to collected results, and its faults."""
+(tests/k8s_fakes.py): TestRuns walked from creation to collected results, the rig's and a scenario's,
+through the run loop every engine shares; and their faults."""
 
 from __future__ import annotations
 
@@ -10,16 +11,16 @@ import httpx
 import pandas as pd
 import pytest
 
-from aigw_bench.catalog import load_catalog
 from aigw_bench.cloud import operator as op
 from aigw_bench.cloud.kube import KubeAccess
-from aigw_bench.cloud.operator_stage import OperatorEngine, OperatorOptions, grafana_hint
+from aigw_bench.cloud.operator_engine import OperatorEngine, OperatorOptions, grafana_hint
 from aigw_bench.cloud.prometheus import Prometheus
-from aigw_bench.cloud.stage import CloudRunner, CloudTarget, plan_cloud_run
-from aigw_bench.errors import CloudError
-from aigw_bench.results import read_outcomes, target_dir
+from aigw_bench.measure.events import Phase, TargetStarted, Tick
+from aigw_bench.run.loop import Runner
 from analysis.native_histogram import NativeHistogram, relative_error_bound
-from tests.cloud_fakes import stack_outputs
+from schema.errors import CloudError
+from schema.results import read_outcomes, target_dir
+from tests.cloud_fakes import cloud_case, stack_outputs
 from tests.k8s_fakes import FakeCluster, FakePrometheus, latency_script
 
 SECONDS = 10
@@ -50,43 +51,56 @@ def outputs(stack: str = "kong-operator", *, enabled: bool = True, nodes: int = 
         "grafana_service": {"namespace": "monitoring", "name": "kps-grafana", "port": 80,
                             "dashboard_uid": "aigw-bench-k6"},
         "kubeconfig": {"apiVersion": "v1"},
+        "mock_profile": "instant",
     }
     if secret:
         extra["gateway_secret_headers"] = {"Authorization": "Bearer sk-stack-secret"}
     return stack_outputs(stack, "wiremock", "http://gw.internal:9021", ["i-0"], None, **extra)
 
 
-def engine_for(cluster: FakeCluster, prom: FakePrometheus, clock: Clock, **options) -> OperatorEngine:
-    access = KubeAccess(core=cluster, custom=cluster, configuration=None)
+def engine_for(cluster: FakeCluster, prom: FakePrometheus, clock: Clock, out, **options) -> OperatorEngine:
+    access = KubeAccess(core=cluster, custom=cluster, apps=None, configuration=None)
     return OperatorEngine(
-        OperatorOptions(poll_interval=1.0, **options),
-        access=lambda out: access,
-        prometheus=lambda out, a: Prometheus(prom.client(), "fake Prometheus (tests)"),
-        runner_factory=lambda a: op.TestRunner(a.core, a.custom, poll_interval=1.0,
-                                               pending_deadline_s=options.get("pending_deadline_s", 60.0),
-                                               cleanup_wait_s=5.0, sleep=clock.sleep, clock=clock.monotonic,
-                                               wall=clock.wall))
+        [out], OperatorOptions(poll_interval=1.0, **options),
+        kube=lambda o: access,
+        prometheus=lambda o, a: Prometheus(prom.client(), "fake Prometheus (tests)"),
+        runner=lambda a: op.TestRunner(a.core, a.custom, poll_interval=1.0,
+                                       pending_deadline_s=options.get("pending_deadline_s", 60.0),
+                                       cleanup_wait_s=5.0, sleep=clock.sleep, clock=clock.monotonic, wall=clock.wall),
+        sleep=clock.sleep, clock=clock.monotonic, wall=clock.wall)
+
+
+def not_the_rig(testrun: dict) -> bool:
+    """The faults of a test hit the target's TestRuns; the rig's own (measured first) run clean."""
+    return not testrun["metadata"]["labels"]["aigw-bench/session"].startswith("rig-")
 
 
 def setup(runners, **cluster_kw):
     clock = Clock()
     prom = FakePrometheus(runners)
-    cluster = FakeCluster(runners=runners, seconds=SECONDS, on_started=prom.record, **cluster_kw)
+    cluster = FakeCluster(runners=runners, seconds=SECONDS, on_started=prom.record, faulty=not_the_rig, **cluster_kw)
     return cluster, prom, clock
 
 
-def run_plan(tmp_path: Path, engine: OperatorEngine, out, *, warmup: str = "2s", events=None) -> Path:
-    plan = plan_cloud_run(targets=[CloudTarget(out, load_catalog().get("wiremock"))], scenario="seed", suite=None,
-                          mock_profile=None, knobs={"vus": 4, "duration": f"{SECONDS}s", "warmup": warmup},
-                          repeats=1, results_root=tmp_path)
-    plan.engine = "operator"
+# The rig's own measurement without warm-ups: a ceiling and a floor TestRun before the target's.
+RIG = {"ceiling": {"vus": 4, "duration": 10.0, "warmup": 0.0}, "floor": {"duration": 10.0, "warmup": 0.0}}
+
+
+def run_plan(tmp_path: Path, engine: OperatorEngine, *, warmup: str = "2s", events=None, on_event=None,
+             vus: int = 4) -> Path:
+    knobs = {"vus": vus, "duration": f"{SECONDS}s", "warmup": warmup}
+    case = cloud_case(tmp_path, list(engine.stacks.values()), knobs=knobs)
+    case.plan.rig = case.plan.rig.model_validate(RIG)
     sink = events if events is not None else []
-    runner = CloudRunner(plan, clients=lambda region: (None, None), operator=engine,
-                         on_event=lambda event, **kw: sink.append((event, kw)))
+    runner = Runner(case.plan, engine, on_event=on_event or sink.append)
     try:
         return runner.run()
     except KeyboardInterrupt:
         return runner.run_dir
+
+
+def target_testruns(cluster: FakeCluster) -> list[dict]:
+    return [t for t in cluster.created if not_the_rig(t)]
 
 
 def two_runners(**kw):
@@ -98,12 +112,15 @@ def test_a_testrun_from_creation_to_collected_results(tmp_path):
     runners = two_runners()
     cluster, prom, clock = setup(runners)
     events = []
-    run_dir = run_plan(tmp_path, engine_for(cluster, prom, clock), outputs(secret=True), events=events)
+    run_dir = run_plan(tmp_path, engine_for(cluster, prom, clock, outputs(secret=True)), events=events)
     [outcome] = read_outcomes(run_dir)
-    work = target_dir(run_dir, "wiremock", 1)
+    work = target_dir(run_dir, "wiremock", 1) / "seed"
     assert outcome.status == "ok", outcome.reason
-    # Warm-up and measurement, each its own TestRun, as the pinned operator's CRD spells it.
-    warm, measure = cluster.created
+    # The rig first (a ceiling split over both runners, a floor on one), then the scenario's warm-up
+    # and measurement, each its own TestRun, as the pinned operator's CRD spells it.
+    ceiling, floor, warm, measure = cluster.created
+    assert [ceiling["spec"]["parallelism"], floor["spec"]["parallelism"]] == [2, 1]
+    assert target_testruns(cluster) == [warm, measure]
     assert warm["metadata"]["name"].endswith("-w") and measure["metadata"]["name"].endswith("-m")
     spec = measure["spec"]
     assert spec["parallelism"] == 2 and spec["separate"] is True
@@ -120,16 +137,18 @@ def test_a_testrun_from_creation_to_collected_results(tmp_path):
     assert env["K6_PROMETHEUS_RW_SERVER_URL"]["value"] == \
         "http://kps-prometheus.monitoring.svc.cluster.local:9090/api/v1/write"
     assert env["AIGW_SUMMARY"]["value"] == "/dev/stdout" and env["AIGW_DURATION"]["value"] == f"{SECONDS}s"
-    assert warm["spec"]["runner"]["env"][0] is not None
-    assert {e["name"]: e.get("value") for e in warm["spec"]["runner"]["env"]}["AIGW_DURATION"] == "2s"
+    warm_env = {e["name"]: e.get("value") for e in warm["spec"]["runner"]["env"]}
+    # The warm-up runs a closed loop, whatever the scenario's own schedule (AIGW_WARMUP, as on EC2).
+    assert warm_env["AIGW_DURATION"] == "2s" and warm_env["AIGW_WARMUP"] == "1" and "AIGW_WARMUP" not in env
     # The stack's key reaches k6 through a Secret, never the TestRun, the script or the results.
     assert env["AIGW_HEADERS"] == {"name": "AIGW_HEADERS", "valueFrom": {"secretKeyRef": {
         "name": f"{measure['metadata']['name']}-env", "key": "AIGW_HEADERS"}}}
     assert "sk-stack-secret" not in json.dumps(cluster.created)
     assert not any("sk-stack-secret" in p.read_text(errors="replace") for p in run_dir.rglob("*") if p.is_file())
-    # The operator engine does not measure the rig: the record says so (the report shows it), no ceiling.
+    # The rig was measured through the same steps as on the EC2 engine: its ceiling caps the figures.
     rig = json.loads((run_dir / "manifest.json").read_text())["rig"]
-    assert "k6-operator engine" in rig["error"] and not rig.get("ceiling_rps")
+    assert rig.get("error") is None and rig["ceiling_rps"] == pytest.approx(800 / SECONDS)
+    assert (run_dir / "rig" / "kong-operator" / "ceiling" / "summary.json").exists()
     # Everything the run made is gone.
     assert cluster.empty, (cluster.testruns, cluster.config_maps, cluster.secrets, list(cluster.pods))
     # Each runner's own k6 summary is kept (the cross-check), warm-up apart.
@@ -155,12 +174,15 @@ def test_a_testrun_from_creation_to_collected_results(tmp_path):
     assert series["p99_ms"].notna().all()
     check = json.loads((work / "prometheus.json").read_text())
     assert check["agrees"] is True and check["requests"] == 800
-    assert outcome.files["summary"] == "summary.json" and outcome.evidence["generators"] == 2
+    assert outcome.files["summary"] == "seed/summary.json" and summary["aigw_bench_merged"]["generators"] == 2
+    # Resources: the pods' CPU and memory over k6's window, from Prometheus; the runners' too.
+    usage = pd.read_csv(work / "resources.csv")
+    assert set(usage["role"]) == {"gateway", "mock", "loadgen"}
     # Progress: stages and ticks; and the dashboard hint.
-    phases = [kw["phase"] for event, kw in events if event == "phase"]
+    phases = [e.phase for e in events if isinstance(e, Phase)]
     assert any("TestRun stage started" in p for p in phases)
-    assert any("port-forward svc/kps-grafana 3000:80" in p for p in phases)
-    assert any(event == "tick" for event, _ in events)
+    assert "port-forward svc/kps-grafana 3000:80" in outcome.evidence["dashboard"]
+    assert any(isinstance(e, Tick) for e in events)
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["engine"] == "operator" and manifest["machine"]["load_generators"] == {"wiremock": 2}
 
@@ -168,12 +190,23 @@ def test_a_testrun_from_creation_to_collected_results(tmp_path):
 def test_one_runner_keeps_its_own_exact_summary(tmp_path):
     runners = [latency_script(3, SECONDS, 30, 0.02)]
     cluster, prom, clock = setup(runners)
-    run_dir = run_plan(tmp_path, engine_for(cluster, prom, clock, parallelism=1), outputs(), warmup="0s")
+    run_dir = run_plan(tmp_path, engine_for(cluster, prom, clock, outputs(), parallelism=1), warmup="0s")
     [outcome] = read_outcomes(run_dir)
-    work = target_dir(run_dir, "wiremock", 1)
+    work = target_dir(run_dir, "wiremock", 1) / "seed"
     assert outcome.status == "ok"
     assert (work / "summary.json").read_text() == (work / "gen1" / "summary.json").read_text()
-    assert len(cluster.created) == 1 and cluster.empty
+    assert len(target_testruns(cluster)) == 1 and cluster.empty
+
+
+def test_never_more_runners_than_the_scripts_vus(tmp_path):
+    """The operator's initializer puts a TestRun with more runners than the script's VUs in `error`
+    (k6-operator v1.6.0 internal/controller/k6_initialize.go): a 1-VU scenario gets one runner on a
+    two-node pool, its warm-up too."""
+    cluster, prom, clock = setup([latency_script(5, SECONDS, 10, 0.02), latency_script(6, SECONDS, 10, 0.02)])
+    run_dir = run_plan(tmp_path, engine_for(cluster, prom, clock, outputs(nodes=2)), vus=1)
+    [outcome] = read_outcomes(run_dir)
+    assert outcome.status == "ok", outcome.reason
+    assert [t["spec"]["parallelism"] for t in target_testruns(cluster)] == [1, 1]
 
 
 def test_summary_is_found_in_a_runner_log_between_k6_log_lines():
@@ -188,18 +221,20 @@ def test_summary_is_found_in_a_runner_log_between_k6_log_lines():
 # ---------------------------------------------------------------------------- faults
 def test_runner_never_scheduled_fails_after_the_pending_deadline(tmp_path):
     cluster, prom, clock = setup(two_runners(unschedulable=True))
-    run_dir = run_plan(tmp_path, engine_for(cluster, prom, clock, pending_deadline_s=30.0), outputs(), warmup="0s")
+    started = []  # when the target's session began (after the rig's TestRuns)
+    run_dir = run_plan(tmp_path, engine_for(cluster, prom, clock, outputs(), pending_deadline_s=30.0), warmup="0s",
+                       on_event=lambda e: started.append(clock.now) if isinstance(e, TargetStarted) and e.index else 0)
     [outcome] = read_outcomes(run_dir)
     assert outcome.status == "k6_failed"
     assert "Pending for more than 30 s" in outcome.reason and "Unschedulable" in outcome.reason
     assert "aigw-bench/pool=loadgen" in outcome.reason and "--parallelism (2)" in outcome.reason
     assert cluster.empty
-    assert clock.now < 60, "gave up soon after the deadline"
+    assert clock.now - started[0] < 60, "gave up soon after the deadline"
 
 
 def test_testrun_in_stage_error_is_reported_and_removed(tmp_path):
     cluster, prom, clock = setup(two_runners(), stage_error_at="initialized")
-    run_dir = run_plan(tmp_path, engine_for(cluster, prom, clock), outputs(), warmup="0s")
+    run_dir = run_plan(tmp_path, engine_for(cluster, prom, clock, outputs()), warmup="0s")
     [outcome] = read_outcomes(run_dir)
     assert outcome.status == "k6_failed"
     assert "ended in stage 'error'" in outcome.reason
@@ -209,9 +244,9 @@ def test_testrun_in_stage_error_is_reported_and_removed(tmp_path):
 
 def test_a_failing_runner_keeps_every_log_and_leaves_nothing(tmp_path):
     cluster, prom, clock = setup(two_runners(exit_code=107))
-    run_dir = run_plan(tmp_path, engine_for(cluster, prom, clock), outputs(), warmup="0s")
+    run_dir = run_plan(tmp_path, engine_for(cluster, prom, clock, outputs()), warmup="0s")
     [outcome] = read_outcomes(run_dir)
-    work = target_dir(run_dir, "wiremock", 1)
+    work = target_dir(run_dir, "wiremock", 1) / "seed"
     assert outcome.status == "k6_failed" and "runner 2" in outcome.reason and "exit code 107" in outcome.reason
     assert (work / "gen1" / "summary.json").exists() and (work / "gen2" / "k6.log").exists()
     assert cluster.empty
@@ -219,7 +254,7 @@ def test_a_failing_runner_keeps_every_log_and_leaves_nothing(tmp_path):
 
 def test_thresholds_crossed_is_a_complete_run(tmp_path):
     cluster, prom, clock = setup(two_runners(exit_code=99))
-    run_dir = run_plan(tmp_path, engine_for(cluster, prom, clock), outputs(), warmup="0s")
+    run_dir = run_plan(tmp_path, engine_for(cluster, prom, clock, outputs()), warmup="0s")
     [outcome] = read_outcomes(run_dir)
     assert outcome.status == "ok" and outcome.thresholds_passed is False and outcome.k6_exit_code == 99
 
@@ -228,16 +263,16 @@ def test_prometheus_unreachable_is_refused_before_any_load(tmp_path):
     cluster, prom, clock = setup(two_runners())
     prom.unreachable = True
     with pytest.raises(CloudError, match=r"Prometheus is unreachable \(fake Prometheus"):
-        run_plan(tmp_path, engine_for(cluster, prom, clock), outputs())
+        run_plan(tmp_path, engine_for(cluster, prom, clock, outputs()))
     assert cluster.created == [] and cluster.empty
 
 
 def test_prometheus_lost_during_the_run_keeps_the_runners_numbers(tmp_path):
     cluster, prom, clock = setup(two_runners())
     cluster.on_started = lambda obj: setattr(prom, "unreachable", True)
-    run_dir = run_plan(tmp_path, engine_for(cluster, prom, clock), outputs(), warmup="0s")
+    run_dir = run_plan(tmp_path, engine_for(cluster, prom, clock, outputs()), warmup="0s")
     [outcome] = read_outcomes(run_dir)
-    work = target_dir(run_dir, "wiremock", 1)
+    work = target_dir(run_dir, "wiremock", 1) / "seed"
     assert outcome.status == "invalid_output"
     assert "Prometheus is unreachable" in outcome.reason and "gen*/summary.json" in outcome.reason
     assert (work / "gen1" / "summary.json").exists() and (work / "gen2" / "summary.json").exists()
@@ -247,7 +282,7 @@ def test_prometheus_lost_during_the_run_keeps_the_runners_numbers(tmp_path):
 
 def test_ctrl_c_deletes_the_testrun_and_its_pods(tmp_path):
     cluster, prom, clock = setup(two_runners(), interrupt_at="started")
-    run_dir = run_plan(tmp_path, engine_for(cluster, prom, clock), outputs(), warmup="0s")
+    run_dir = run_plan(tmp_path, engine_for(cluster, prom, clock, outputs()), warmup="0s")
     [outcome] = read_outcomes(run_dir)
     assert outcome.status == "interrupted"
     assert cluster.empty
@@ -256,7 +291,7 @@ def test_ctrl_c_deletes_the_testrun_and_its_pods(tmp_path):
 
 def test_pods_that_outlive_their_testrun_are_deleted_and_named(tmp_path):
     cluster, prom, clock = setup(two_runners(), sticky_pods=True)
-    run_dir = run_plan(tmp_path, engine_for(cluster, prom, clock), outputs(), warmup="0s")
+    run_dir = run_plan(tmp_path, engine_for(cluster, prom, clock, outputs()), warmup="0s")
     [outcome] = read_outcomes(run_dir)
     assert "delete pods" in cluster.calls and cluster.empty
     assert outcome.status == "ok"
@@ -264,7 +299,7 @@ def test_pods_that_outlive_their_testrun_are_deleted_and_named(tmp_path):
 
 def test_a_stack_without_the_operator_crd_says_how_to_enable_it(tmp_path):
     cluster, prom, clock = setup(two_runners(), testrun_crd=False)
-    run_dir = run_plan(tmp_path, engine_for(cluster, prom, clock), outputs(), warmup="0s")
+    run_dir = run_plan(tmp_path, engine_for(cluster, prom, clock, outputs()), warmup="0s")
     [outcome] = read_outcomes(run_dir)
     assert "k6-operator is not installed" in outcome.reason and "k6Operator.enabled true" in outcome.reason
     assert cluster.empty
@@ -276,9 +311,9 @@ def test_a_stack_without_the_operator_crd_says_how_to_enable_it(tmp_path):
 ])
 def test_preflight_refuses_what_cannot_run(tmp_path, kw, message):
     cluster, prom, clock = setup(two_runners())
-    engine = engine_for(cluster, prom, clock, parallelism=2)
+    engine = engine_for(cluster, prom, clock, outputs(**kw), parallelism=2)
     with pytest.raises(CloudError, match=message):
-        run_plan(tmp_path, engine, outputs(**kw))
+        run_plan(tmp_path, engine)
     assert cluster.created == []
 
 

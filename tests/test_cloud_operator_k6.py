@@ -19,10 +19,11 @@ from typing import ClassVar
 import pytest
 
 from aigw_bench.cloud import operator as op
-from aigw_bench.cloud.operator_stage import PLACEMENT
-from aigw_bench.results import k6_binary
+from aigw_bench.cloud.operator_driver import PLACEMENT
+from aigw_bench.run.environment import k6_binary
 from k6_scripts.render import RenderTarget, render_script
-from k6_scripts.scenarios import load_scenario
+from schema.k6 import COMPLETE_EXIT_CODES
+from schema.scenarios import load_scenario
 
 ANSWER = json.dumps({"id": "x", "object": "chat.completion", "model": "m", "created": 0,
                      "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"},
@@ -85,7 +86,7 @@ def test_a_runner_writes_its_summary_to_the_log_and_streams_to_prometheus(tmp_pa
     out = subprocess.run(command, cwd=tmp_path, env={**env, "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
                          capture_output=True, text=True, timeout=60)
     log = out.stdout + out.stderr  # a pod log carries both
-    assert out.returncode in op.K6_OK_EXIT_CODES, log[-2000:]
+    assert out.returncode in COMPLETE_EXIT_CODES, log[-2000:]
     summary = op.summary_from_log(log)
     assert summary is not None, log[-2000:]
     assert summary["metrics"]["http_reqs"]["values"]["count"] > 0

@@ -46,11 +46,11 @@ def deployed(monkeypatch):
     monkeypatch.setattr("aigw_bench.cloud.outputs.read_stack_outputs",
                         lambda stack: stack_outputs(stack, "wiremock", "http://gw:9021", ["i-0"], None))
 
-    def fake_run(plan, operator=None, report_interrupted=False):
-        started.append((plan, operator))
+    def fake_run(plan, engine, standalone=True):
+        started.append((plan, engine))
         raise SystemExit(7)  # stop before the report: the test is about the start
 
-    monkeypatch.setattr(cli_module, "_run_cloud", fake_run)
+    monkeypatch.setattr(cli_module, "_run_and_report", fake_run)
     return started
 
 
@@ -72,19 +72,23 @@ def test_yes_starts_the_plan_with_the_chosen_engine(deployed):
     result = CliRunner().invoke(cli_module.main, ["cloud", "run", "--stack", "wiremock", "--yes", "-s", "seed",
                                                   "--engine", "operator", "--parallelism", "2"])
     assert result.exit_code == 7, result.output
-    [(plan, operator)] = deployed
-    assert plan.engine == "operator" and operator.options.parallelism == 2
+    [(plan, engine)] = deployed
+    assert engine.name == "operator" and engine.options.parallelism == 2
+    assert plan.measurement.scenario.name == "seed" and plan.measurement.suite is None
     assert "port-forward svc/kps-grafana" in result.output
 
 
-def test_the_operator_engine_runs_scenarios_not_suites(deployed):
+def test_the_operator_engine_runs_suites_like_every_engine(deployed):
     result = CliRunner().invoke(cli_module.main, ["cloud", "run", "--stack", "wiremock", "--yes",
-                                                  "--engine", "operator"])
-    assert result.exit_code == 2 and "--engine operator runs a scenario" in result.output and deployed == []
+                                                  "--engine", "operator", "--suite", "default"])
+    assert result.exit_code == 7, result.output
+    [(plan, engine)] = deployed
+    assert engine.name == "operator" and plan.measurement.suite.name == "default"
+    assert plan.measurement.sizes == plan.measurement.suite.sizes("cloud")
 
 
 def test_a_suite_is_planned_with_its_longest_session(deployed):
-    from k6_scripts.suites import load_suite
+    from schema.suites import load_suite
 
     result = CliRunner().invoke(cli_module.main, ["cloud", "run", "--stack", "wiremock"])
     sizes = load_suite("default").sizes("cloud")

@@ -17,26 +17,28 @@ import pandas as pd
 import pytest
 from rich.console import Console
 
-from aigw_bench.catalog import load_catalog
 from aigw_bench.cloud import ssm as ssm_cmd
 from aigw_bench.cloud.outputs import StackOutputs, check_aws_credentials, read_stack_outputs
 from aigw_bench.cloud.remote import segment_args
-from aigw_bench.cloud.stage import CloudRunner, CloudTarget, plan_cloud_run
-from aigw_bench.errors import CloudError
 from aigw_bench.local.ports import free_port
 from aigw_bench.local.processes import Supervisor
 from aigw_bench.progress import ProgressPrinter
-from aigw_bench.results import read_outcomes
+from aigw_bench.run.loop import Runner
 from analysis.report import build_report
+from schema.errors import CloudError
+from schema.results import read_outcomes
 from tests.cloud_fakes import (
     BUCKET,
     REGION,
+    CloudCase,
     FakePrometheus,
     FakeSsm,
     KeyCheckingGateway,
     ModelViolation,
     SsmAgent,
     busy_command,
+    cloud_case,
+    ec2_runner,
     stack_outputs,
 )
 from tests.helpers import start_mock
@@ -63,23 +65,21 @@ def prometheus():
 SHORT_RIG = {"ceiling": {"vus": 5, "duration": 1.0, "warmup": 0.0}, "floor": {"duration": 1.0, "warmup": 0.0}}
 
 
-def plan_for(tmp_path, outputs: list[StackOutputs], repeats: int = 1, duration: str = "3s", warmup: str = "1s"):
-    plan = plan_cloud_run(targets=[CloudTarget(o, load_catalog().get(o.gateway_name)) for o in outputs],
-                          scenario="seed", suite=None, mock_profile=None,
-                          knobs={"vus": 5, "duration": duration, "warmup": warmup}, repeats=repeats,
-                          results_root=tmp_path / "results")
-    plan.rig = plan.rig.model_validate(SHORT_RIG)
-    return plan
+def plan_for(tmp_path, outputs: list[StackOutputs], repeats: int = 1, duration: str = "3s",
+             warmup: str = "1s") -> CloudCase:
+    case = cloud_case(tmp_path, outputs, knobs={"vus": 5, "duration": duration, "warmup": warmup}, repeats=repeats)
+    case.plan.rig = case.plan.rig.model_validate(SHORT_RIG)
+    return case
 
 
 def agent_for(aws, behave=None) -> SsmAgent:
     return SsmAgent(aws["shim_dir"], aws["endpoint"], behave)
 
 
-def runner_for(plan, ssm, aws, **kw) -> CloudRunner:
+def runner_for(case: CloudCase, ssm, aws, **kw) -> Runner:
     """The stage with fast polling against the fakes (real sleeps: the agent runs scripts for real)."""
     kw.setdefault("poll_interval", 0.1)
-    return CloudRunner(plan, lambda region: (ssm, aws["s3"]), prometheus_lag_s=1, **kw)
+    return ec2_runner(case, ssm, aws["s3"], prometheus_lag_s=1, **kw)
 
 
 def only(label: str, mode: str):
@@ -341,7 +341,7 @@ def test_the_cloud_stage_sends_the_stacks_key_and_writes_it_nowhere(tmp_path, aw
     events: list[str] = []
     try:
         run_dir = runner_for(plan_for(tmp_path, [outputs], warmup="0s"), agent.client, aws,
-                             on_event=lambda event, **data: events.append(repr(data))).run()
+                             on_event=lambda event: events.append(repr(event))).run()
     finally:
         gateway.close()
     (outcome,) = read_outcomes(run_dir)

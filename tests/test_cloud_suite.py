@@ -22,26 +22,28 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from aigw_bench.catalog import load_catalog
 from aigw_bench.cli import main as cli_main
-from aigw_bench.cloud.mock_control import api_client
+from aigw_bench.cloud.engine import Ec2Engine
+from aigw_bench.cloud.kube import kube_access
 from aigw_bench.cloud.outputs import StackOutputs
-from aigw_bench.cloud.stage import CloudRunner, CloudTarget, plan_cloud_run
-from aigw_bench.errors import CloudError
 from aigw_bench.local.ports import free_port, require_free
-from aigw_bench.local.processes import Interrupted, Supervisor
-from aigw_bench.mock import load_mock, load_profile
-from aigw_bench.results import read_outcomes
+from aigw_bench.local.processes import Supervisor
+from aigw_bench.run.engine import RunContext
+from aigw_bench.run.interrupts import Interrupted
 from analysis.report import write_report
 from analysis.suite import SUITE_COLUMNS
-from components.config import mock_cloud_spec
 from components.fast_mock import config_files
-from k6_scripts.suites import RigSizes, load_rig_sizes, load_suite
+from schema.errors import CloudError, ConfigError
+from schema.mock import load_mock, load_profile
+from schema.results import read_outcomes
+from schema.suites import RigSizes, load_rig_sizes, load_suite
 from tests.cloud_fakes import (
     FakeKubernetes,
     FakePrometheus,
     KeyCheckingProxy,
     SsmAgent,
+    cloud_case,
+    ec2_runner,
     run_pod_files_locally,
     stack_outputs,
 )
@@ -72,7 +74,7 @@ class Pod:
     @staticmethod
     def files(profile: str) -> dict[str, str]:
         mock = load_mock("fast")
-        return config_files(mock, mock_cloud_spec(mock), load_profile(profile), cpu=1)
+        return config_files(mock, mock.deployment, load_profile(profile), cpu=1)
 
     def restart(self, files: dict[str, str]) -> None:
         self.sup.stop(self.proc)
@@ -110,14 +112,16 @@ def gateway_outputs(cluster, **extra) -> StackOutputs:
                        gateway_secret_headers={"Authorization": f"Bearer {cluster['key']}"}, **extra)
 
 
+# For the fault tests: what they test comes after the capacity search, which two probes cover.
+SHORT_CAPACITY = {"capacity": {**TINY_SUITE["profiles"]["local"]["capacity"], "max_steps": 2}}
+
+
 def run_suite(tmp_path, aws, outputs: list[StackOutputs], behave=None, suite_changes=None, **kw):
-    plan = plan_cloud_run(targets=[CloudTarget(o, load_catalog().get(o.gateway_name)) for o in outputs],
-                          scenario=None, suite=str(tiny_cloud_suite(tmp_path, **(suite_changes or {}))),
-                          mock_profile=None, knobs={}, repeats=None, results_root=tmp_path / "results")
-    plan.rig = plan.rig.model_validate(RIG)
+    changes = {**SHORT_CAPACITY, **(suite_changes or {})}
+    case = cloud_case(tmp_path, outputs, scenario=None, suite=str(tiny_cloud_suite(tmp_path, **changes)), repeats=None)
+    case.plan.rig = case.plan.rig.model_validate(RIG)
     agent = SsmAgent(aws["shim_dir"], aws["endpoint"], behave)
-    runner = CloudRunner(plan, lambda region: (agent.client, aws["s3"]), poll_interval=0.1, prometheus_lag_s=1,
-                         **kw)
+    runner = ec2_runner(case, agent.client, aws["s3"], poll_interval=0.1, prometheus_lag_s=1, **kw)
     return runner.run(), agent
 
 
@@ -131,8 +135,33 @@ def assert_local_layout(run_dir, outcome):
         assert (session / name).is_file(), name
 
 
-def test_the_suite_runs_through_the_cloud_stage_and_reports_like_a_local_run(tmp_path, aws, cluster):
-    run_dir, agent = run_suite(tmp_path, aws, [outputs_for(cluster, "wiremock", "wiremock"), gateway_outputs(cluster)])
+def cloud_cli(monkeypatch, aws, outputs: list[StackOutputs], suite, results, sleep=None):
+    """`aigw-bench cloud run --stack ... --suite ...` in this process: the stack outputs, the AWS clients
+    and the rig's sizes are the fakes'; everything from the options to the report is the command's own
+    (its kubeconfig goes to the fake API server through the real kubernetes client)."""
+    agent = SsmAgent(aws["shim_dir"], aws["endpoint"])
+    by_stack = {o.stack: o for o in outputs}
+    monkeypatch.setattr("aigw_bench.cloud.outputs.read_stack_outputs", lambda stack: by_stack[stack])
+    monkeypatch.setattr("aigw_bench.cli._aws_clients", lambda: lambda region: (agent.client, aws["s3"]))
+    monkeypatch.setattr("aigw_bench.run.plan.load_rig_sizes", lambda where: RigSizes.model_validate(RIG))
+    fast = {"poll_interval": 0.1, "prometheus_lag_s": 1, **({"sleep": sleep(agent)} if sleep else {})}
+    monkeypatch.setattr("aigw_bench.cloud.engine.Ec2Engine", partial(Ec2Engine, **fast))
+    result = CliRunner().invoke(cli_main, ["cloud", "run", "--yes", "--stack", ",".join(by_stack),
+                                           "--suite", str(suite),
+                                           "--results", str(results)])
+    (run_dir,) = [d for d in results.iterdir() if d.is_dir()]
+    return result, run_dir, agent
+
+
+def test_the_suite_runs_through_the_cloud_stage_and_reports_like_a_local_run(tmp_path, aws, cluster, monkeypatch):
+    """`aigw-bench cloud run --stack wiremock,litellm --suite ...`, from the options to the report."""
+    result, run_dir, agent = cloud_cli(monkeypatch, aws, [outputs_for(cluster, "wiremock", "wiremock"),
+                                                          gateway_outputs(cluster)], tiny_cloud_suite(tmp_path),
+                                       tmp_path / "results")
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "suite tiny on AWS, cloud sizes" in text and "wiremock (stack wiremock, fast mock)" in text
+    assert (run_dir / "report.html").exists() and (run_dir / "comparison.csv").exists()
     outcomes = {o.target: o for o in read_outcomes(run_dir)}
     manifest = json.loads((run_dir / "manifest.json").read_text())
     gw, base = outcomes["litellm"], outcomes["wiremock"]
@@ -233,8 +262,7 @@ def test_a_failing_probe_command_fails_the_streaming_step_clearly_and_keeps_the_
 
 def test_prometheus_unreachable_fails_only_efficiency_with_a_clear_reason(tmp_path, aws, cluster):
     closed = f"http://127.0.0.1:{free_port()}"
-    run_dir, _ = run_suite(tmp_path, aws, [gateway_outputs(cluster, prometheus_url=closed)],
-                           suite_changes={"capacity": {**TINY_SUITE["profiles"]["local"]["capacity"], "max_steps": 2}})
+    run_dir, _ = run_suite(tmp_path, aws, [gateway_outputs(cluster, prometheus_url=closed)])
     (outcome,) = read_outcomes(run_dir)
     assert outcome.status == "ok", outcome.reason
     efficiency = outcome.steps["efficiency"]
@@ -255,17 +283,18 @@ def test_without_the_aws_cli_the_kubeconfig_of_a_stack_is_refused_with_how_to_in
                                                        "command": "aws", "args": ["eks", "get-token"]}}}],
            "contexts": [{"name": "aws", "context": {"cluster": "kubernetes", "user": "aws"}}],
            "current-context": "aws"}
+    out = stack_outputs("kong", "kong", "http://10.0.1.5", [RUNNER], None, kubeconfig=json.dumps(eks))
     with pytest.raises(CloudError, match=r"authenticates with `aws`, which is not installed: install it from"):
-        api_client(json.dumps(eks))
+        kube_access(out)
 
 
 def test_a_stack_whose_mock_cannot_pace_is_refused_before_anything_runs(tmp_path):
     plain = stack_outputs("kong", "kong", "http://10.0.1.5", [RUNNER], None)  # WireMock: instant only
-    with pytest.raises(Exception, match=r"stack 'kong' deploys the wiremock mock, which serves the pacing "
-                                        r"profile\(s\) instant, not llm .*pulumi config set -s kong mock fast"):
-        plan_cloud_run(targets=[CloudTarget(plain, load_catalog().get("kong"))], scenario=None,
-                       suite=str(tiny_cloud_suite(tmp_path)), mock_profile=None, knobs={}, repeats=None,
-                       results_root=tmp_path / "results")
+    case = cloud_case(tmp_path, [plain], scenario=None, suite=str(tiny_cloud_suite(tmp_path)), repeats=None)
+    with pytest.raises(ConfigError, match=r"stack 'kong' deploys the wiremock mock, which serves the pacing "
+                                          r"profile\(s\) instant, not llm .*pulumi config set -s kong mock fast"):
+        ec2_runner(case, None, None).run()
+    assert not (tmp_path / "results").exists()
 
 
 def test_a_restore_interrupted_by_ctrl_c_is_recorded_and_ends_quietly(tmp_path):
@@ -273,8 +302,7 @@ def test_a_restore_interrupted_by_ctrl_c_is_recorded_and_ends_quietly(tmp_path):
     manifest."""
     out = stack_outputs("wiremock", "wiremock", "http://10.0.1.5", [RUNNER], None, mock_name="fast",
                         mock_profiles=["instant", "llm"], mock_control=CONTROL)
-    plan = plan_cloud_run(targets=[CloudTarget(out, load_catalog().get("wiremock"))], scenario="seed", suite=None,
-                          mock_profile=None, knobs={}, repeats=None, results_root=tmp_path / "results")
+    case = cloud_case(tmp_path, [out], repeats=None)
 
     class Stuck:
         def serves(self, profile):
@@ -283,53 +311,22 @@ def test_a_restore_interrupted_by_ctrl_c_is_recorded_and_ends_quietly(tmp_path):
         def switch(self, profile, timeout_s):
             raise Interrupted("SIGTERM")
 
-    runner = CloudRunner(plan, lambda region: (None, None))
-    runner._profiles = {"wiremock": Stuck()}
-    assert runner._restore_profiles() == {
+    engine = Ec2Engine(case.outputs, lambda region: (None, None))
+    engine.begin(RunContext(plan=case.plan, run_dir=tmp_path, run_id="x"))
+    engine._profiles = {"wiremock": Stuck()}
+    assert engine._restore_profiles() == {
         "wiremock": "not restored (interrupted); the next `cloud run` sets the profile it needs"}
 
 
 def test_without_a_suite_or_scenario_cloud_run_plans_the_default_suite_with_its_cloud_sizes(tmp_path):
     out = stack_outputs("wiremock", "wiremock", "http://10.0.1.5", [RUNNER], None, mock_name="fast",
                         mock_profiles=["instant", "llm"], mock_control=CONTROL)
-    plan = plan_cloud_run(targets=[CloudTarget(out, load_catalog().get("wiremock"))], scenario=None, suite=None,
-                          mock_profile=None, knobs={}, repeats=None, results_root=tmp_path / "results")
+    plan = cloud_case(tmp_path, [out], scenario=None, repeats=None).plan
+    m = plan.measurement
     cloud = load_suite("default").sizes("cloud")
-    assert plan.suite.name == "default" and plan.sizes == cloud and plan.repeats == cloud.repeats
-    assert plan.params.vus == cloud.seed.vus and plan.rig == load_rig_sizes("cloud")
-    assert (plan.profile.name, plan.streaming_profile.name) == ("instant", cloud.streaming.profile)
-
-
-def cloud_cli(monkeypatch, aws, outputs: list[StackOutputs], suite, results, sleep=None):
-    """`aigw-bench cloud run --stack ... --suite ...` in this process: the stack outputs, the AWS clients
-    and the rig's sizes are the fakes'; everything from the options to the report is the command's own
-    (its kubeconfig goes to the fake API server through the real kubernetes client)."""
-    agent = SsmAgent(aws["shim_dir"], aws["endpoint"])
-    by_stack = {o.stack: o for o in outputs}
-    monkeypatch.setattr("aigw_bench.cloud.outputs.read_stack_outputs", lambda stack: by_stack[stack])
-    monkeypatch.setattr("aigw_bench.cli._aws_clients", lambda: lambda region: (agent.client, aws["s3"]))
-    monkeypatch.setattr("aigw_bench.cloud.stage.load_rig_sizes", lambda where: RigSizes.model_validate(RIG))
-    fast = {"poll_interval": 0.1, "prometheus_lag_s": 1, **({"sleep": sleep(agent)} if sleep else {})}
-    monkeypatch.setattr("aigw_bench.cloud.stage.CloudRunner", partial(CloudRunner, **fast))
-    result = CliRunner().invoke(cli_main, ["cloud", "run", "--yes", "--stack", ",".join(by_stack),
-                                           "--suite", str(suite),
-                                           "--results", str(results)])
-    (run_dir,) = [d for d in results.iterdir() if d.is_dir()]
-    return result, run_dir, agent
-
-
-def test_cloud_run_with_a_suite_from_the_command_line_to_the_report(tmp_path, aws, cluster, monkeypatch):
-    result, run_dir, _ = cloud_cli(monkeypatch, aws, [outputs_for(cluster, "wiremock", "wiremock")],
-                                   tiny_cloud_suite(tmp_path), tmp_path / "results")
-    assert result.exit_code == 0, result.output
-    text = " ".join(result.output.split())
-    assert "suite tiny on AWS, cloud sizes" in text and "wiremock (stack wiremock, fast mock)" in text
-    (outcome,) = read_outcomes(run_dir)
-    assert outcome.status == "ok", outcome.reason
-    assert list(outcome.steps) == ["overhead", "seed", "capacity", "efficiency", "streaming"]
-    assert_local_layout(run_dir, outcome)
-    assert (run_dir / "report.html").exists() and (run_dir / "comparison.csv").exists()
-    assert json.loads((run_dir / "manifest.json").read_text())["suite"]["profile"] == "cloud"
+    assert m.suite.name == "default" and m.sizes == cloud and m.repeats == cloud.repeats
+    assert m.params.vus == cloud.seed.vus and plan.rig == load_rig_sizes("cloud")
+    assert (m.profile.name, m.streaming_profile.name) == ("instant", cloud.streaming.profile)
 
 
 def test_ctrl_c_in_a_suite_cancels_the_command_keeps_the_steps_and_reports_them(tmp_path, aws, cluster, monkeypatch):
@@ -342,7 +339,8 @@ def test_ctrl_c_in_a_suite_cancels_the_command_keeps_the_steps_and_reports_them(
         return sleep
 
     result, run_dir, agent = cloud_cli(monkeypatch, aws, [outputs_for(cluster, "wiremock", "wiremock")],
-                                       tiny_cloud_suite(tmp_path), tmp_path / "results", sleep=interrupt_the_probe)
+                                       tiny_cloud_suite(tmp_path, **SHORT_CAPACITY), tmp_path / "results",
+                                       sleep=interrupt_the_probe)
     assert result.exit_code == 130, result.output
     assert "interrupted; what was measured is in" in " ".join(result.output.split())
     assert [c["status"] for c in agent.commands.values() if "runner job (probe)" in c["script"]] == ["Cancelled"]

@@ -11,11 +11,11 @@ from typing import ClassVar
 
 import pandas as pd
 
-from aigw_bench.results import read_outcomes, target_dir, write_outcome
 from analysis import derive
 from analysis.derive import ensure_derived
 from analysis.report import build_report
 from analysis.timeseries import SERIES_FILES, write_timeseries
+from schema.results import read_outcomes, target_dir, write_outcome
 from tests.crafted import Target, k6_csv, make_run
 
 

@@ -11,9 +11,8 @@ import httpx
 
 from aigw_bench.local.ports import free_port
 from aigw_bench.local.processes import Supervisor
-from aigw_bench.mock import load_contract, load_mock, load_profile
-from components.config import mock_cloud_spec
 from components.fast_mock import config_files
+from schema.mock import load_contract, load_mock, load_profile
 from tests.cloud_fakes import run_pod_files_locally
 
 BODY = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]})
@@ -21,7 +20,7 @@ BODY = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "conten
 
 def eks_files(profile):
     mock = load_mock("fast")
-    return config_files(mock, mock_cloud_spec(mock), profile, cpu=1)
+    return config_files(mock, mock.deployment, profile, cpu=1)
 
 
 def test_eks_files_answer_the_contract_bytes_and_refuse_bad_input(tmp_path, no_leftovers):

@@ -17,11 +17,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from aigw_bench.errors import ConfigError, PortInUseError
 from aigw_bench.local.processes import Supervisor
-from aigw_bench.mock import load_mock
-from aigw_bench.results import read_outcomes
+from aigw_bench.measure.events import Tick
 from analysis.report import write_report
+from schema.errors import ConfigError, PortInUseError
+from schema.mock import load_mock, load_profile
+from schema.results import read_outcomes
 from tests.helpers import build_catalog, fake_gateway, make_runner, tool_processes
 
 pytestmark = pytest.mark.slow
@@ -54,9 +55,9 @@ def faulty_run(tmp_path_factory, tools_ready):
 
     killed = {}
 
-    def on_event(event, **data):
+    def on_event(event):
         # Kill nginx's whole process group one second into its measurement.
-        if event == "tick" and data["target"] == "nginx" and not data["warmup"] and data["elapsed"] >= 1 \
+        if isinstance(event, Tick) and event.target == "nginx" and not event.warmup and event.elapsed >= 1 \
                 and not killed:
             run_dir = runner.run_dir
             pid = int((run_dir / "targets" / "nginx" / "r1" / "nginx.pid").read_text())
@@ -163,7 +164,7 @@ def test_port_conflict_is_a_clear_error_before_anything_starts(tmp_path, tools_r
         holder.listen()
         runner = make_runner(None, ["wiremock"], tmp_path / "alone")
         with Supervisor() as sup, pytest.raises(PortInUseError, match=rf"{port} \(needed by mock\)"):
-            runner.start_mock(sup, tmp_path)
+            runner.engine.start_mock(sup, tmp_path, load_profile("instant"))
 
 
 def test_ctrl_c_stops_everything_and_keeps_what_was_measured(tmp_path, tools_ready, no_leftovers):

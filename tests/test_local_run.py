@@ -7,14 +7,18 @@ k6's own summary, the report, and that no process is left behind.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from aigw_bench.results import read_manifest, read_outcomes
+from aigw_bench.measure.events import TargetStarted, Tick
 from analysis.load import SUMMARY_FIELDS
 from analysis.report import write_report
-from tests.helpers import make_runner, tool_processes
+from schema.results import read_manifest_data, read_outcomes
+from tests.helpers import SHORT, make_runner, tool_processes
 
 pytestmark = pytest.mark.slow
 
@@ -26,7 +30,7 @@ def full_run(tmp_path_factory, tools_ready):
     before = tool_processes()
     events = []
     runner = make_runner(None, ALL, tmp_path_factory.mktemp("results"),
-                         on_event=lambda event, **data: events.append((event, data)))
+                         on_event=events.append)
     run_dir = runner.run()
     left = tool_processes() - before
     paths = write_report(run_dir)
@@ -95,7 +99,7 @@ def test_per_second_series_adds_up_to_the_request_count(full_run):
 
 
 def test_manifest_records_versions_pinning_scenario_and_commit(full_run):
-    m = read_manifest(full_run["run_dir"])
+    m = read_manifest_data(full_run["run_dir"])
     assert m["scenario"]["name"] == "seed" and m["scenario"]["params"]["vus"] == 10
     assert m["tools"]["k6"].startswith("k6 v1.1.0")
     assert m["mock"]["name"] == "fast" and m["mock"]["version_check"]["installed"] == "1.22.1"
@@ -108,14 +112,14 @@ def test_manifest_records_versions_pinning_scenario_and_commit(full_run):
 
 
 def test_the_rig_measured_itself_first(full_run):
-    rig = read_manifest(full_run["run_dir"])["rig"]
+    rig = read_manifest_data(full_run["run_dir"])["rig"]
     assert rig["mock"] == "fast" and rig["profile"] == "instant"
     assert rig["ceiling_rps"] > 500 and 0 < rig["floor_ms"]["p50"] <= rig["floor_ms"]["p99"]
     assert rig["reach_rps"] == pytest.approx(0.8 * rig["ceiling_rps"])
     for kind in ("ceiling", "floor"):
         assert (full_run["run_dir"] / "rig" / kind / "summary.json").is_file()
     # Before any target: its k6 runs came first.
-    starts = [d["target"] for e, d in full_run["events"] if e == "target_start"]
+    starts = [e.target for e in full_run["events"] if isinstance(e, TargetStarted)]
     assert starts[0] == "rig"
 
 
@@ -129,9 +133,9 @@ def test_report_shows_every_target(full_run):
 
 
 def test_progress_events_tell_target_and_time(full_run):
-    ticks = [d for e, d in full_run["events"] if e == "tick" and not d["warmup"] and d["label"] == "seed"]
-    assert ticks and all(t["duration"] == 3 for t in ticks)
-    assert {d["target"] for e, d in full_run["events"] if e == "target_start"} == {"rig", *ALL}
+    ticks = [e for e in full_run["events"] if isinstance(e, Tick) and not e.warmup and e.label == "seed"]
+    assert ticks and all(t.duration == 3 for t in ticks)
+    assert {e.target for e in full_run["events"] if isinstance(e, TargetStarted)} == {"rig", *ALL}
 
 
 def test_html_report_renders_in_a_real_browser(full_run, tmp_path):
@@ -147,3 +151,14 @@ def test_html_report_renders_in_a_real_browser(full_run, tmp_path):
         assert f'id="chart-{chart}"><svg' in dom, chart
     png = screenshot(html, full_run["run_dir"] / "report.png", tmp_path / "profile")
     assert png.stat().st_size > 50_000  # a rendered page, not a blank one
+
+
+@pytest.mark.parametrize("name", ["wiremock", "nginx", "litellm", "portkey"])
+def test_render_prints_byte_for_byte_the_script_the_run_sent(full_run, name):
+    """`aigw-bench render` builds the run's own template context: what it prints is what k6 got."""
+    cli = Path(sys.executable).parent / "aigw-bench"
+    knobs = [f"--{k.replace('_', '-')}={v}" for k, v in SHORT.items()]
+    out = subprocess.run([str(cli), "render", "-t", name, "-s", "seed", *knobs], capture_output=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    sent = (full_run["run_dir"] / "targets" / name / "r1" / "seed" / "script.js").read_bytes()
+    assert out.stdout == sent

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from aigw_bench.local.processes import Supervisor
-from aigw_bench.mock import Faults, load_contract, load_profile
+from schema.mock import Faults, load_contract, load_profile
 from tests.helpers import start_mock
 
 pytestmark = pytest.mark.slow

@@ -12,14 +12,8 @@ import time
 
 import pytest
 
-from aigw_bench.local.processes import (
-    Interrupted,
-    Supervisor,
-    group_members,
-    reap_stale_groups,
-    signals_as_exceptions,
-    state_file_for,
-)
+from aigw_bench.local.processes import Supervisor, group_members, reap_stale_groups, state_file_for
+from aigw_bench.run.interrupts import Interrupted, signals_as_exceptions
 
 # A parent that forks a grandchild which ignores SIGTERM: the worst case for cleanup.
 FORKING = textwrap.dedent("""
@@ -124,7 +118,8 @@ def test_reaping_ignores_a_live_runners_groups(tmp_path):
 SCRIPT_WITH_A_CHILD = """
 import sys, time
 from pathlib import Path
-from aigw_bench.local.processes import Supervisor, exit_with
+from aigw_bench.local.processes import Supervisor
+from aigw_bench.run.interrupts import exit_with
 
 def main():
     with Supervisor() as sup:

@@ -8,10 +8,10 @@ import json
 import pandas as pd
 import pytest
 
-from aigw_bench.results import read_outcomes
 from analysis.buckets import BUCKET_WIDTH, QUANTILE_ERROR, histogram_quantile
 from analysis.report import write_report
 from analysis.timeseries import read_second_histograms
+from schema.results import read_outcomes
 from tests.helpers import make_runner
 
 pytestmark = pytest.mark.slow

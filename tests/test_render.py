@@ -8,9 +8,9 @@ import subprocess
 
 import pytest
 
-from aigw_bench.results import k6_binary
+from aigw_bench.run.environment import k6_binary
 from k6_scripts.render import RenderTarget, build_body, render_script
-from k6_scripts.scenarios import load_scenario, parse_duration
+from schema.scenarios import load_scenario, parse_duration
 
 TARGETS = [
     RenderTarget("wiremock", "http://127.0.0.1:18080/v1/chat/completions", "gpt-4o-mini"),

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from aigw_bench.measure.driver import Endpoint, K6Job, K6Run
 from aigw_bench.measure.steps import measure_rig
-from aigw_bench.mock import load_profile
-from k6_scripts.scenarios import load_scenario
-from k6_scripts.suites import load_rig_sizes
+from schema.mock import load_profile
+from schema.scenarios import load_scenario
+from schema.suites import load_rig_sizes
 
 
 class PacedMock:

@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from aigw_bench.results import read_outcomes, target_dir, write_outcome
 from analysis.buckets import bucket_index
 from analysis.drift import latency_drift, rss_drift
 from analysis.report import build_report
 from analysis.stages import assign_stages, schedule
+from schema.results import read_outcomes, target_dir, write_outcome
 from tests.crafted import Target, add_raw, make_run
 
 # ------------------------------------------------------------------------------------ the ramp
@@ -235,17 +235,17 @@ def test_hey_summary_in_its_own_terms(tmp_path):
 ])
 def test_the_run_announces_the_scenarios_load_as_the_report_words_it(name, text):
     from io import StringIO
-    from types import SimpleNamespace
+    from pathlib import Path
 
     from rich.console import Console
 
+    from aigw_bench.measure.events import RunStarted
+    from aigw_bench.measure.plan import Knobs, measurement
     from aigw_bench.progress import ProgressPrinter
-    from k6_scripts.scenarios import load_scenario
 
-    scenario = load_scenario(name)
-    plan = SimpleNamespace(scenario=scenario, params=scenario.params("local"), suite=None,
-                           mock=SimpleNamespace(name="fast"), profile=SimpleNamespace(name="llm"),
-                           cpu_plan=SimpleNamespace(note="2 CPUs"))
+    m = measurement("local", scenario=name, suite=None, mock_profile=None, knobs=Knobs(), repeats=None)
     out = StringIO()
-    ProgressPrinter(Console(file=out, width=400), plain=True).on_run_start("results/x", 3, plan)
+    ProgressPrinter(Console(file=out, width=400), plain=True)(
+        RunStarted(run_dir=Path("results/x"), total=3, measurement=m, where="",
+                   setting=[("mock", "fast (llm pacing)"), ("CPU pinning", "2 CPUs")]))
     assert f"scenario {name}: {text} (+5 s warm-up) per target, 3 target run(s)" in out.getvalue()

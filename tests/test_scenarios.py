@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from aigw_bench.errors import ConfigError
-from k6_scripts.scenarios import format_duration, list_scenarios, load_scenario, parse_duration
+from schema.errors import ConfigError
+from schema.scenarios import format_duration, list_scenarios, load_scenario, parse_duration
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("20s", 20), ("3m", 180), ("1m30s", 90), ("500ms", 0.5),
@@ -81,7 +81,7 @@ def test_unknown_scenario_lists_the_known_ones():
 
 
 def test_shipped_suites_load_with_local_and_cloud_sizes():
-    from k6_scripts.suites import list_suites, load_rig_sizes, load_suite
+    from schema.suites import list_suites, load_rig_sizes, load_suite
 
     assert {"default", "thorough"} <= set(list_suites())
     for name in list_suites():
@@ -93,7 +93,7 @@ def test_shipped_suites_load_with_local_and_cloud_sizes():
 
 
 def test_bad_suite_values_name_the_file_and_field(tmp_path):
-    from k6_scripts.suites import load_suite
+    from schema.suites import load_suite
     from tests.helpers import write_suite
 
     path = write_suite(tmp_path, overhead={"duration": "500ms", "warmup": "1s"})

@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 
 from aigw_bench.measure.search import CapacitySearch, Probe
-from aigw_bench.mock import load_contract
-from aigw_bench.results import read_outcomes
 from analysis.report import build_report
-from k6_scripts.suites import CapacitySizes
+from schema.mock import load_contract
+from schema.results import read_outcomes
+from schema.suites import CapacitySizes
 from tests.helpers import build_catalog, fake_gateway, make_runner, write_suite
 
 SIZES = CapacitySizes(bounds_ms=[10, 50, 250], default_bound_ms=50, step=2, warmup=1, max_steps=20, min_rate=10,

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from aigw_bench.results import read_manifest, read_outcomes
 from analysis.report import build_report
+from schema.results import read_manifest_data, read_outcomes
 from tests.helpers import make_runner, tool_processes, write_suite
 
 pytestmark = pytest.mark.slow
@@ -33,7 +33,7 @@ def test_nothing_left_running(suite_run):
 
 
 def test_the_rig_measured_ceiling_floor_and_its_own_frontier_first(suite_run):
-    rig = read_manifest(suite_run["run_dir"])["rig"]
+    rig = read_manifest_data(suite_run["run_dir"])["rig"]
     assert rig["ceiling_rps"] > 0 and rig["floor_ms"]["p50"] > 0
     bounds = rig["frontier"]["bounds"]
     assert [b["bound_ms"] for b in bounds] == [10, 50, 250]

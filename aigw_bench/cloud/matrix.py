@@ -19,9 +19,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from aigw_bench.cloud.engine import conservative_rig
 from aigw_bench.cloud.outputs import StackOutputs, read_stack_outputs, require_tool
-from aigw_bench.cloud.stage import conservative_rig
-from aigw_bench.results import MANIFEST, read_manifest, write_json
+from schema.manifest import RigRecord
+from schema.results import read_manifest, write_json, write_manifest
 
 STATE = "matrix.json"
 
@@ -132,7 +133,7 @@ def run_matrix(
     """Deploy, benchmark and destroy ``stacks`` in parallel; combine what was measured.
 
     ``benchmark(outputs, results_root)`` runs the post-deploy stage for one stack and returns its run
-    directory (the CLI passes :class:`aigw_bench.cloud.stage.CloudRunner`).
+    directory (the CLI runs the stack's plan on its engine through :class:`aigw_bench.run.loop.Runner`).
     """
     emit = on_event or (lambda *a, **k: None)
     directory.mkdir(parents=True, exist_ok=True)
@@ -178,29 +179,29 @@ def combine_runs(run_dirs: list[Path], out: Path) -> Path | None:
         shutil.rmtree(out)  # derived entirely from the stack run directories, which are kept
     (out / "targets").mkdir(parents=True)
     manifests = [read_manifest(d) for d in run_dirs]
-    merged = dict(manifests[0])
-    merged["run_id"] = out.parent.name
-    merged["targets"], merged["order"], merged["cloud"] = {}, [], {}
+    merged = manifests[0].model_copy(deep=True, update={"run_id": out.parent.name, "targets": {}, "order": [],
+                                                        "cloud": {}})
     per_target_cost: dict[str, float] = {}
     run_usd = 0.0
     for d, m in zip(run_dirs, manifests, strict=True):
-        merged["targets"].update(m.get("targets", {}))
-        merged["order"] += m.get("order", [])
-        merged["cloud"].update(m.get("cloud", {}))
-        cost = m.get("cost") or {}
+        merged.targets.update(m.targets)
+        merged.order += m.order
+        merged.cloud.update(m.cloud or {})  # type: ignore[union-attr]
+        cost = m.cost or {}
         per_target_cost.update(cost.get("per_target_hourly_usd", {}))
         run_usd += float(cost.get("run_usd") or 0)
         for target in (d / "targets").iterdir():
             shutil.copytree(target, out / "targets" / target.name)
     if per_target_cost:
-        merged["cost"] = {"hourly_usd": round(sum(per_target_cost.values()), 4),
-                          "per_target_hourly_usd": per_target_cost, "run_usd": round(run_usd, 4),
-                          "price_table": (manifests[0].get("cost") or {}).get("price_table", "pinned price table")}
+        merged.cost = {"hourly_usd": round(sum(per_target_cost.values()), 4),
+                       "per_target_hourly_usd": per_target_cost, "run_usd": round(run_usd, 4),
+                       "price_table": (manifests[0].cost or {}).get("price_table", "pinned price table")}
     # Each stack measured its own rig (its mock, its runners): the combined run is judged against the
     # weakest of them, as a multi-stack `cloud run` is; each one stays under cloud.<stack>.rig.
-    rigs = {stack: info["rig"] for stack, info in merged["cloud"].items() if isinstance(info, dict) and info.get("rig")}
+    rigs = {stack: RigRecord.model_validate(info["rig"]) for stack, info in (merged.cloud or {}).items()
+            if isinstance(info, dict) and info.get("rig")}
     if rigs:
-        merged["rig"] = conservative_rig(rigs)
-    merged["combined_from"] = [str(d) for d in run_dirs]
-    write_json(out / MANIFEST, merged)
+        merged.rig = conservative_rig(rigs)
+    merged.combined_from = [str(d) for d in run_dirs]  # type: ignore[attr-defined]
+    write_manifest(out, merged)
     return out

@@ -8,23 +8,24 @@ The switch is done when the Deployment has rolled out: its new pod is ready (and
 balancer controller's readiness gate, healthy behind the NLB). Bounded in time; every failure says
 what to look at.
 
-The client is the official ``kubernetes`` package, configured from the stack's ``kubeconfig`` output,
-which authenticates with ``aws eks get-token`` (the AWS CLI must be installed for this step).
+The clients are the official ``kubernetes`` package's (aigw_bench/cloud/kube.py), configured from the
+stack's ``kubeconfig`` output, which authenticates with ``aws eks get-token`` (the AWS CLI must be
+installed for this step).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from aigw_bench.cloud.outputs import INSTALL_AWS_CLI, MockControl
-from aigw_bench.errors import CloudError
-from aigw_bench.mock import PacingProfile, settings_json
+from aigw_bench.cloud.kube import KubeAccess
+from aigw_bench.cloud.outputs import MockControl
+from schema.errors import CloudError
+from schema.mock import PacingProfile, settings_json
 
 # (connect, read) seconds for every API call.
 REQUEST_TIMEOUT = (10, 30)
@@ -37,24 +38,6 @@ class ProfileNotReady(Exception):
         super().__init__(reason)
         self.reason = reason
         self.status = status
-
-
-def api_client(kubeconfig: str | dict[str, Any]) -> Any:
-    """A kubernetes ApiClient for the stack's cluster; checks the exec plugin (``aws``) is installed,
-    since the client would otherwise carry on without credentials and be refused with 401."""
-    from kubernetes import config
-
-    doc = json.loads(kubeconfig) if isinstance(kubeconfig, str) else kubeconfig
-    for user in doc.get("users", []):
-        command = ((user.get("user") or {}).get("exec") or {}).get("command")
-        if command and shutil.which(command) is None:
-            how = INSTALL_AWS_CLI if command == "aws" else "install it, or use a kubeconfig without it"
-            raise CloudError(f"switching the mock's pacing profile uses the Kubernetes API, whose kubeconfig (stack "
-                             f"output `kubeconfig`) authenticates with `{command}`, which is not installed: {how}")
-    try:
-        return config.new_client_from_config_dict(doc)
-    except (config.ConfigException, KeyError, TypeError) as exc:
-        raise CloudError(f"the stack's kubeconfig output is not usable: {exc}") from None
 
 
 def settings_sha256(text: str) -> str:
@@ -94,13 +77,11 @@ def _describe(exc: Exception, what: str, cluster: str) -> CloudError:
 class MockProfiles:
     """Reads and switches the profile of one stack's fast mock."""
 
-    def __init__(self, client: Any, control: MockControl, cluster: str,
+    def __init__(self, access: KubeAccess, control: MockControl, cluster: str,
                  sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
                  interval: float = 2.0):
-        from kubernetes import client as k8s
-
-        self.core = k8s.CoreV1Api(client)
-        self.apps = k8s.AppsV1Api(client)
+        self.core = access.core
+        self.apps = access.apps
         self.control = control
         self.cluster = cluster
         self.sleep, self.clock, self.interval = sleep, clock, interval

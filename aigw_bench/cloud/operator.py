@@ -30,7 +30,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aigw_bench.errors import CloudError
+from schema.errors import CloudError
+from schema.k6 import COMPLETE_EXIT_CODES
 
 GROUP, VERSION, PLURAL = "k6.io", "v1alpha1", "testruns"
 OPERATOR_NAMESPACE = "k6-operator"
@@ -42,7 +43,6 @@ STARTER_IMAGE = "ghcr.io/grafana/k6-operator:starter-v1.6.0"
 SCRIPT_KEY = "script.js"
 SUMMARY_TO_STDOUT = "/dev/stdout"
 FINAL_STAGES = ("finished", "error")
-K6_OK_EXIT_CODES = (0, 99)  # 99: thresholds crossed, the run itself is complete
 PENDING_DEADLINE_S = 300.0  # a runner not scheduled by then will not be (pool too small, taint)
 CLEANUP_WAIT_S = 120.0
 
@@ -93,6 +93,7 @@ class RunnerResult:
     node: str | None
     log: str
     summary: dict[str, Any] | None
+    finished_at: float | None = None  # when k6's container ended (epoch seconds): the end of its test
 
 
 @dataclass
@@ -169,11 +170,22 @@ def summary_from_log(log: str) -> dict[str, Any] | None:
     return None
 
 
-def _terminated_exit_code(pod: Any) -> int | None:
+def _terminated(pod: Any) -> Any:
     for status in (pod.status.container_statuses or []) if pod.status else []:
         if status.name == "k6" and status.state and status.state.terminated:
-            return status.state.terminated.exit_code
+            return status.state.terminated
     return None
+
+
+def _terminated_exit_code(pod: Any) -> int | None:
+    terminated = _terminated(pod)
+    return terminated.exit_code if terminated is not None else None
+
+
+def _finished_at(pod: Any) -> float | None:
+    terminated = _terminated(pod)
+    when = terminated.finished_at if terminated is not None else None
+    return when.timestamp() if when is not None else None
 
 
 def _unschedulable_message(pod: Any) -> str | None:
@@ -297,7 +309,7 @@ class TestRunner:
                 f"its log: kubectl -n {spec.namespace} logs {name}", result)
         if phase == "Failed" and result.stage != "finished":
             code = _terminated_exit_code(pod)
-            if code not in K6_OK_EXIT_CODES:
+            if code not in COMPLETE_EXIT_CODES:
                 raise TestRunError(
                     f"runner pod {spec.namespace}/{name} failed (k6 exit code {code}) while the test ran; its log "
                     "is kept in the results (and: kubectl logs while the pod exists)", result)
@@ -324,7 +336,8 @@ class TestRunner:
             log = self.core.read_namespaced_pod_log(pod.metadata.name, spec.namespace, container="k6")
             node = pod.spec.node_name if pod.spec else None
             runners.append(RunnerResult(pod=pod.metadata.name, index=index, phase=pod.status.phase, node=node,
-                                        exit_code=_terminated_exit_code(pod), log=log, summary=summary_from_log(log)))
+                                        exit_code=_terminated_exit_code(pod), log=log, summary=summary_from_log(log),
+                                        finished_at=_finished_at(pod)))
         result.runners = sorted(runners, key=lambda r: r.index)
 
     def _collect_quietly(self, spec: TestRunSpec, result: TestRunResult) -> None:
@@ -338,7 +351,7 @@ class TestRunner:
         if len(result.runners) != spec.parallelism:
             raise TestRunError(f"TestRun {spec.name} finished with {len(result.runners)} runner pod(s), "
                                f"{spec.parallelism} expected", result)
-        bad = [r for r in result.runners if r.exit_code not in K6_OK_EXIT_CODES]
+        bad = [r for r in result.runners if r.exit_code not in COMPLETE_EXIT_CODES]
         if bad:
             r = bad[0]
             raise TestRunError(f"runner {r.index} ({r.pod}) ended {r.phase} with k6 exit code {r.exit_code}; "

@@ -14,8 +14,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from aigw_bench.catalog import REPO_DIR
-from aigw_bench.errors import CloudError
+from schema.catalog import REPO_DIR
+from schema.errors import CloudError
 
 INSTALL_PULUMI = "install it from https://www.pulumi.com/docs/iac/download-install/ and run `pulumi login`"
 INSTALL_AWS_CLI = ("install it from https://docs.aws.amazon.com/cli/latest/userguide/getting-started-install.html: "
@@ -76,7 +76,7 @@ class StackOutputs(BaseModel):
     price_table: str | None = None
     instance_types: dict[str, str] = Field(default_factory=dict)
     chart_versions: dict[str, str] = Field(default_factory=dict)
-    # The k6-operator engine (aigw_bench/cloud/operator_stage.py): in-cluster names.
+    # The k6-operator engine (aigw_bench/cloud/operator_engine.py): in-cluster names.
     k6_operator: dict[str, Any] = Field(default_factory=dict)
     prometheus_service: dict[str, Any] = Field(default_factory=dict)
     grafana_service: dict[str, Any] = Field(default_factory=dict)

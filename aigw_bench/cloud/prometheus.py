@@ -23,8 +23,8 @@ from typing import Any
 import httpx
 import pandas as pd
 
-from aigw_bench.errors import CloudError
 from analysis.native_histogram import HistogramError, NativeHistogram, merge
+from schema.errors import CloudError
 
 DURATION = "k6_http_req_duration_seconds"
 REQUESTS = "k6_http_reqs_total"
@@ -59,6 +59,10 @@ class Prometheus:
         self.client, self.where = client, where
 
     def _get(self, path: str, params: dict[str, Any]) -> Any:
+        return self.document(path, params)["data"]
+
+    def document(self, path: str, params: dict[str, Any]) -> dict[str, Any]:
+        """Prometheus's whole answer to one API call (``{"status": "success", "data": ...}``)."""
         try:
             response = self.client.get(path, params=params)
         except httpx.HTTPError as exc:
@@ -74,7 +78,7 @@ class Prometheus:
                                   f"{response.text.strip()[:200]}") from None
         if body.get("status") != "success":
             raise PrometheusError(f"Prometheus refused the query ({self.where}): {body.get('error', body)}")
-        return body["data"]
+        return body
 
     def query_range(self, expr: str, start: float, end: float, step: float) -> list[dict[str, Any]]:
         data = self._get("/api/v1/query_range", {"query": expr, "start": f"{start:.3f}", "end": f"{end:.3f}",

@@ -19,7 +19,7 @@ from typing import Any
 import jinja2
 
 from aigw_bench.cloud import ssm as ssm_cmd
-from aigw_bench.local.processes import Interrupted
+from aigw_bench.run.interrupts import STOP
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 COMPLETION_MARKER = "exit-code"
@@ -106,7 +106,7 @@ class Remote:
                 g.result = ssm_cmd.wait(self.ssm, g.command_id, g.instance, limit_s,
                                         on_tick=on_tick,
                                         interval=self.poll_interval, sleep=self.sleep, clock=self.clock)
-        except (KeyboardInterrupt, Interrupted):
+        except STOP:
             for g in started:
                 if g.result is None and g.command_id is not None:
                     ssm_cmd.cancel(self.ssm, g.command_id, g.instance)

@@ -20,9 +20,14 @@ import pandas as pd
 ROLES = ("gateway", "mock")
 
 
-def _selector(namespace: str) -> str:
-    # Every container of the namespace; not the pod-level cgroup (container="") nor the pause container.
-    return f'namespace="{namespace}",container!="",container!="POD"'
+def namespace_selectors(namespaces: dict[str, str]) -> dict[str, str]:
+    """role -> namespace as role -> the selector of every pod in it."""
+    return {role: f'namespace="{ns}"' for role, ns in namespaces.items()}
+
+
+def _containers(selector: str) -> str:
+    # Every container the selector matches; not the pod-level cgroup (container="") nor the pause container.
+    return f'{selector},container!="",container!="POD"'
 
 
 @dataclass(frozen=True)
@@ -31,13 +36,14 @@ class Queries:
     counters: dict[str, str]  # name -> series selector of a CPU counter (raw samples)
 
 
-def prometheus_queries(namespaces: dict[str, str]) -> Queries:
-    """PromQL for each role's namespace (role -> namespace): CPU in cores, working-set memory in bytes."""
+def prometheus_queries(selectors: dict[str, str]) -> Queries:
+    """PromQL for each role's pods (role -> label selector): CPU in cores, working-set memory in bytes."""
     series, counters = {}, {}
-    for role, ns in namespaces.items():
-        series[f"{role}-cpu"] = f"sum(rate(container_cpu_usage_seconds_total{{{_selector(ns)}}}[1m]))"
-        series[f"{role}-mem"] = f"sum(container_memory_working_set_bytes{{{_selector(ns)}}})"
-        counters[f"{role}-cpu"] = f"container_cpu_usage_seconds_total{{{_selector(ns)}}}"
+    for role, selector in selectors.items():
+        containers = _containers(selector)
+        series[f"{role}-cpu"] = f"sum(rate(container_cpu_usage_seconds_total{{{containers}}}[1m]))"
+        series[f"{role}-mem"] = f"sum(container_memory_working_set_bytes{{{containers}}})"
+        counters[f"{role}-cpu"] = f"container_cpu_usage_seconds_total{{{containers}}}"
     return Queries(series, counters)
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from aigw_bench.errors import CloudError
+from schema.errors import CloudError
 
 COMMENT_PREFIX = "aigw-bench"
 TERMINAL = {"Success", "Cancelled", "TimedOut", "Failed", "Undeliverable", "Terminated"}

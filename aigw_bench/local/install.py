@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aigw_bench.catalog import REPO_DIR, InstallSpec
-from aigw_bench.errors import SetupError
-from aigw_bench.templating import render_list
+from schema.catalog import REPO_DIR, InstallSpec
+from schema.errors import SetupError
+from schema.templating import render_list
 
 STAMP = ".aigw-installed"
 

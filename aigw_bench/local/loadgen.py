@@ -8,11 +8,8 @@ from pathlib import Path
 import httpx
 
 from aigw_bench.local.processes import ManagedProcess, Supervisor
-from aigw_bench.results import k6_binary
-from k6_scripts.scenarios import format_duration
-
-# k6 exit codes (go.k6.io/k6/errext/exitcodes): 0 fine, 99 thresholds crossed; the rest are failures.
-EXIT_THRESHOLDS_FAILED = 99
+from aigw_bench.run.environment import k6_binary
+from schema.scenarios import format_duration
 
 
 @dataclass(frozen=True)

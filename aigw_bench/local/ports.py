@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import time
 
-from aigw_bench.errors import PortInUseError
+from schema.errors import PortInUseError
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:

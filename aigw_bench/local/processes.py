@@ -20,18 +20,12 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NoReturn
 
 _PR_SET_PDEATHSIG = 1
-
-
-class Interrupted(BaseException):
-    """SIGTERM or SIGHUP arrived; treated like Ctrl-C (KeyboardInterrupt)."""
 
 
 def _child_setup(cpus: Sequence[int] | None) -> None:
@@ -255,29 +249,3 @@ def _reap_file(state_file: Path) -> list[str]:
     with contextlib.suppress(FileNotFoundError):
         state_file.unlink()
     return stopped
-
-
-@contextlib.contextmanager
-def signals_as_exceptions() -> Iterator[None]:
-    """SIGTERM and SIGHUP raise :class:`Interrupted` (SIGINT already raises KeyboardInterrupt)."""
-
-    def _raise(signum: int, _frame: object) -> None:
-        raise Interrupted(signal.Signals(signum).name)
-
-    previous = {sig: signal.signal(sig, _raise) for sig in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-
-def exit_with(main: Callable[[], int]) -> NoReturn:
-    """Run a script's ``main`` and exit with its code; SIGTERM/SIGHUP unwind like Ctrl-C, so every process
-    it started is stopped by its process group, and an interruption exits with one line, not a traceback."""
-    try:
-        with signals_as_exceptions():
-            sys.exit(main())
-    except (KeyboardInterrupt, Interrupted) as exc:
-        sys.exit(f"interrupted ({exc or 'SIGINT'}): every process this started was stopped")

@@ -15,12 +15,16 @@ from pathlib import Path
 from typing import Any
 
 from aigw_bench.local.cpus import CpuPlan
-from aigw_bench.local.loadgen import EXIT_THRESHOLDS_FAILED, K6Files, live_stats, start_k6
+from aigw_bench.local.loadgen import K6Files, live_stats, start_k6
 from aigw_bench.local.ports import free_port
-from aigw_bench.local.processes import Interrupted, ManagedProcess, Supervisor
+from aigw_bench.local.processes import ManagedProcess, Supervisor
 from aigw_bench.local.resources import ResourceSampler
-from aigw_bench.measure.driver import Endpoint, K6Job, K6Run, SessionLost, StreamJob
-from aigw_bench.mock import PacingProfile
+from aigw_bench.measure.driver import Endpoint, K6Job, K6Run, ReportsProgress, SessionLost, StreamJob
+from aigw_bench.measure.events import EventSink
+from aigw_bench.run.interrupts import STOP
+from schema.k6 import COMPLETE_EXIT_CODES, read_summary_file
+from schema.mock import PacingProfile
+from schema.results import Status
 
 # Time k6 gets beyond its duration (start-up, graceful stop, summary) before it is stopped.
 K6_GRACE_SECONDS = 60.0
@@ -47,22 +51,9 @@ def _stop_gracefully(proc: ManagedProcess) -> None:
         proc.wait(timeout=30)
 
 
-def read_summary_file(path: Path) -> tuple[dict[str, Any] | None, str | None]:
-    """k6's summary.json parsed, or the reason it is not usable."""
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        return None, f"k6 wrote no summary ({path.name}); see k6.log"
-    except json.JSONDecodeError as exc:
-        return None, f"k6 summary {path.name} is cut short or corrupt ({exc})"
-    if not isinstance(data, dict) or "http_reqs" not in data.get("metrics", {}):
-        return None, f"k6 summary {path.name} has no requests (http_reqs missing)"
-    return data, None
-
-
 @dataclass
-class LocalSession:
-    """The Driver for one target: processes already started and ready (see LocalRunner)."""
+class LocalSession(ReportsProgress):
+    """The Driver for one target: processes already started and ready (aigw_bench/local/engine.py)."""
 
     sup: Supervisor
     cpu_plan: CpuPlan
@@ -70,12 +61,10 @@ class LocalSession:
     target: Endpoint
     processes: dict[str, ManagedProcess]  # role ("mock", "gateway") -> process
     restart_mock: Callable[[PacingProfile], ManagedProcess]
-    on_event: Callable[..., None]
+    on_event: EventSink
     environment: str = "local"
     k6_runs: list[K6Run] = field(default_factory=list)
 
-    def emit(self, event: str, **data: Any) -> None:
-        self.on_event(event, target=self.target.name, **data)
 
     # ----------------------------------------------------------------------------- watching
     def _dead(self) -> tuple[str, ManagedProcess, int | None] | None:
@@ -87,7 +76,7 @@ class LocalSession:
     def _lost(self, dead: tuple[str, ManagedProcess, int | None], what: str, elapsed: float) -> SessionLost:
         role, proc, code = dead
         who = "the mock" if role == "mock" else self.target.name
-        status = "mock_failed" if role == "mock" else "died"
+        status = Status.MOCK_FAILED if role == "mock" else Status.DIED
         return SessionLost(status, f"{who} exited during the {what} after {elapsed:.1f} s (exit code {code}); "
                                    "data up to that point kept", **process_evidence(proc, code))
 
@@ -100,10 +89,10 @@ class LocalSession:
         script = job.dir / "script.js"
         script.write_text(job.source)
         if job.warmup > 0:
-            self.emit("phase", phase=f"{job.label}: warming up")
+            self.phase(f"{job.label}: warming up")
             self._k6(job, K6Files(job.dir / "warmup-summary.json", job.dir / "warmup-k6.log", None), job.warmup,
                      warmup=True)
-        self.emit("phase", phase=job.label)
+        self.phase(job.label)
         raw = job.dir / "raw.csv.gz" if job.raw else None
         run = self._k6(job, K6Files(job.dir / "summary.json", job.dir / "k6.log", raw), job.duration, warmup=False)
         self.k6_runs.append(run)
@@ -127,9 +116,8 @@ class LocalSession:
                     next_tick = now + SAMPLE_INTERVAL
                     sampler.sample()
                     stats = live_stats(api_port)
-                    self.emit("tick", warmup=warmup, label=job.label, elapsed=now - start, duration=duration,
-                              requests=stats.requests if stats else None, rps=stats.rps if stats else None,
-                              ok_rate=stats.ok_rate if stats else None)
+                    self.tick(job.label, now - start, duration, warmup, requests=stats.requests if stats else None,
+                              rps=stats.rps if stats else None, ok_rate=stats.ok_rate if stats else None)
                 dead = self._dead()
                 if dead is not None:
                     _stop_gracefully(k6)  # keeps what was measured: k6 still writes its summary
@@ -139,7 +127,7 @@ class LocalSession:
                     _stop_gracefully(k6)
                     break
                 time.sleep(0.05)
-        except (KeyboardInterrupt, Interrupted):
+        except STOP:
             _stop_gracefully(k6)  # keeps what was measured: k6 still writes its summary
             if not warmup:
                 self.k6_runs.append(self._collect(job, files, k6.poll(), time.monotonic() - start, sampler))
@@ -152,10 +140,11 @@ class LocalSession:
                 self.k6_runs.append(run)
             raise self._lost(dead, "warm-up" if warmup else job.label, run.seconds)
         if timed_out:
-            raise SessionLost("k6_failed", f"k6 did not finish {job.label} within {limit:.0f} s and was stopped",
+            raise SessionLost(Status.K6_FAILED, f"k6 did not finish {job.label} within {limit:.0f} s and was stopped",
                               k6_log_tail=k6.log_tail(LOG_TAIL_LINES))
-        if code not in (0, EXIT_THRESHOLDS_FAILED):
-            raise SessionLost("k6_failed", f"k6 exited with code {code} ({job.label}{', warm-up' if warmup else ''})",
+        if code not in COMPLETE_EXIT_CODES:
+            what = f"{job.label}, warm-up" if warmup else job.label
+            raise SessionLost(Status.K6_FAILED, f"k6 exited with code {code} ({what})",
                               k6_log_tail=k6.log_tail(LOG_TAIL_LINES))
         return run
 
@@ -186,12 +175,12 @@ class LocalSession:
         return list(sampler.rows)
 
     def use_profile(self, profile: PacingProfile) -> None:
-        self.emit("phase", phase=f"restarting the mock with the '{profile.name}' pacing profile")
+        self.phase(f"restarting the mock with the '{profile.name}' pacing profile")
         self.processes["mock"] = self.restart_mock(profile)
 
     def run_stream_probe(self, job: StreamJob) -> Path:
         job.dir.mkdir(parents=True, exist_ok=True)
-        self.emit("phase", phase=job.label)
+        self.phase(job.label)
         argv = [sys.executable, "-m", "aigw_bench.measure.stream_probe",
                 "--direct-url", self.direct.url, "--target-url", self.target.url,
                 "--target-headers", json.dumps(self.target.headers), "--body-file", str(job.dir / "body.json"),
@@ -207,14 +196,13 @@ class LocalSession:
                 raise self._lost(dead, job.label, elapsed)
             if elapsed > limit:
                 self.sup.stop(probe)
-                raise SessionLost("k6_failed", f"the streaming probe did not finish within {limit:.0f} s",
+                raise SessionLost(Status.K6_FAILED, f"the streaming probe did not finish within {limit:.0f} s",
                                   probe_log_tail=probe.log_tail(LOG_TAIL_LINES))
-            self.emit("tick", warmup=False, label=job.label, elapsed=elapsed, duration=job.duration, requests=None,
-                      rps=None, ok_rate=None)
+            self.tick(job.label, elapsed, job.duration)
             time.sleep(0.2)
         code = self.sup.stop(probe)
         out = job.dir / "streams.csv"
         if code != 0 or not out.exists():
-            raise SessionLost("k6_failed", f"the streaming probe exited with code {code}",
+            raise SessionLost(Status.K6_FAILED, f"the streaming probe exited with code {code}",
                               probe_log_tail=probe.log_tail(LOG_TAIL_LINES))
         return out

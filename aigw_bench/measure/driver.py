@@ -8,16 +8,13 @@ pacing profile, and how to run the streaming probe. The same step code thus runs
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from aigw_bench.mock import PacingProfile
+from aigw_bench.measure.events import Event, EventSink, Phase, Tick
 from k6_scripts.render import RenderTarget
-
-EventSink = Callable[..., None]
-
+from schema.mock import PacingProfile
 
 # Where requests go: the chat route's full URL, the headers and the model name of the body.
 Endpoint = RenderTarget
@@ -37,6 +34,8 @@ class K6Job:
     # Hints for drivers with several load generators or remote metrics (the local one ignores them):
     split: bool = True  # the load may be split across load generators (not at concurrency 1)
     exact_resources: bool = False  # the step reads the run's CPU seconds: measure them over exactly its window
+    max_vus: int | None = None  # the most VUs the script uses: no more load generators than that
+    warmup_vus: int | None = None  # the same for its warm-up (default: max_vus)
 
 
 @dataclass
@@ -57,6 +56,23 @@ class K6Run:
         if self.exit_code is None:
             return None
         return self.exit_code == 0
+
+
+class ReportsProgress:
+    """What a Driver tells the terminal, always in the name of its ``target``."""
+
+    target: Endpoint
+    on_event: EventSink
+
+    def emit(self, event: Event) -> None:
+        self.on_event(event)
+
+    def phase(self, text: str) -> None:
+        self.emit(Phase(target=self.target.name, phase=text))
+
+    def tick(self, label: str, elapsed: float, duration: float, warmup: bool = False, **live: Any) -> None:
+        self.emit(Tick(target=self.target.name, label=label, warmup=warmup, elapsed=elapsed, duration=duration,
+                       **live))
 
 
 class SessionLost(Exception):
@@ -97,6 +113,7 @@ class Driver(Protocol):
     environment: str  # "local" or "cloud"
     direct: Endpoint  # the mock itself
     target: Endpoint  # the mock through the target (the same as direct for the baseline)
+    k6_runs: list[K6Run]  # every measured k6 run of the session so far (what is kept when it is cut short)
 
     def run_k6(self, job: K6Job) -> K6Run:
         """Run k6 to the end (warm-up first, if any). Raises SessionLost if the target or mock died."""
@@ -115,4 +132,6 @@ class Driver(Protocol):
         """Run the streaming probe against ``direct`` and ``target`` at once; returns its CSV."""
         ...
 
-    def emit(self, event: str, **data: Any) -> None: ...
+    def emit(self, event: Event) -> None:
+        """Progress for the terminal (phases, ticks, probes)."""
+        ...

@@ -11,8 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from aigw_bench.measure.driver import K6Run
-from aigw_bench.results import Outcome, StepRecord
-from analysis.timeseries import TimeseriesError, write_timeseries
+from analysis.derive import ensure_derived
+from schema.results import Outcome, Status, StepRecord
 
 
 def adopt_main_step(outcome: Outcome, record: StepRecord) -> None:
@@ -23,7 +23,7 @@ def adopt_main_step(outcome: Outcome, record: StepRecord) -> None:
     outcome.thresholds_passed = record.data.get("thresholds_passed")
     outcome.measure_seconds = record.data.get("seconds")
     if record.status != "ok" and outcome.status == "ok":
-        outcome.status, outcome.reason = "invalid_output", record.reason  # type: ignore[assignment]
+        outcome.status, outcome.reason = Status.INVALID_OUTPUT, record.reason
 
 
 def recorder(outcome: Outcome, main_step: str, save: Callable[[Outcome], None]) -> Callable[[StepRecord], None]:
@@ -50,20 +50,12 @@ def adopt_partial(outcome: Outcome, k6_runs: list[K6Run], session_dir: Path, mai
             outcome.measure_seconds = round(run.seconds, 2)
 
 
-def main_step_series(session_dir: Path, outcome: Outcome) -> None:
-    """The main step's per-second series, histogram and statuses, from its per-request samples (unless
-    they exist already: several cloud generators' are merged with their summary)."""
-    raw = outcome.files.get("raw")
-    if raw is None or "timeseries" in outcome.files or not (session_dir / raw).exists():
-        return
-    out = (session_dir / raw).with_name("timeseries.csv")
-    prefix = str(out.parent.relative_to(session_dir))
-    try:
-        truncated = write_timeseries(session_dir / raw, out)
-        for key, name in (("timeseries", "timeseries.csv"), ("histogram", "histogram.csv"),
-                          ("statuses", "statuses.csv")):
-            outcome.files[key] = f"{prefix}/{name}"
-        if truncated:
-            outcome.evidence["raw_truncated"] = truncated
-    except TimeseriesError as exc:
-        outcome.evidence["timeseries_error"] = str(exc)
+def finish_outcome(run_dir: Path, work: Path, outcome: Outcome) -> None:
+    """A session's last word on its main step: no summary is invalid output; otherwise its per-second
+    series, histograms and the raw-vs-summary check, derived from the per-request samples now (as
+    ``aigw-bench report`` would), unless the engine's merge already wrote them."""
+    if outcome.status == Status.OK and "summary" not in outcome.files:
+        outcome.status = Status.INVALID_OUTPUT
+        outcome.reason = outcome.reason or "k6 wrote no summary; see the main step's k6.log"
+    if outcome.measured:
+        ensure_derived(run_dir, [outcome])

@@ -20,12 +20,13 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
-from k6_scripts.suites import CapacitySizes
+from schema.manifest import RIG_BOUND_FRACTION
+from schema.suites import CapacitySizes
 
-# A target whose throughput reaches this share of the rig's measured ceiling is rig-bound: the load
-# generator and the mock, not the target, may have set the figure; it is reported as "at least".
-# The capacity search never probes above it.
-RIG_BOUND_FRACTION = 0.8
+# RIG_BOUND_FRACTION: a target whose throughput reaches this share of the rig's measured ceiling is
+# rig-bound (the load generator and the mock, not the target, may have set the figure; it is reported
+# as "at least"). The capacity search never probes above it.
+__all__ = ["RIG_BOUND_FRACTION", "BoundResult", "CapacitySearch", "Probe"]
 # A probe with more failed requests than this does not pass, whatever its latency.
 MAX_ERROR_RATE = 0.001
 # A probe must deliver this share of the offered rate (k6 short of VUs, or requests stuck in a queue

@@ -14,12 +14,16 @@ from pathlib import Path
 from typing import Any
 
 from aigw_bench.measure.driver import Driver, K6Job, K6Run, ResourcesUnavailable, SessionLost, StreamJob
-from aigw_bench.measure.search import RIG_BOUND_FRACTION, CapacitySearch, Probe
-from aigw_bench.mock import DEFAULT_PROFILE, PacingProfile, load_profile
-from aigw_bench.results import StepRecord, now_iso
+from aigw_bench.measure.events import ProbeDone
+from aigw_bench.measure.plan import Measurement
+from aigw_bench.measure.search import CapacitySearch, Probe
 from k6_scripts.render import build_body, render_paired, render_script
-from k6_scripts.scenarios import Scenario, ScenarioParams
-from k6_scripts.suites import (
+from schema.k6 import metric
+from schema.manifest import RigRecord
+from schema.mock import DEFAULT_PROFILE, PacingProfile, load_profile
+from schema.results import StepRecord, now_iso
+from schema.scenarios import Scenario, ScenarioParams
+from schema.suites import (
     CapacitySizes,
     EfficiencySizes,
     OverheadSizes,
@@ -28,21 +32,13 @@ from k6_scripts.suites import (
     SuiteSizes,
 )
 
-__all__ = ["RIG_BOUND_FRACTION", "capacity_step", "efficiency_step", "measure_rig", "overhead_step", "scenario_step",
-           "session_steps", "streaming_step", "suite_session"]
+__all__ = ["capacity_step", "efficiency_step", "measure_rig", "overhead_step", "scenario_step", "session_steps",
+           "streaming_step", "suite_session"]
 
 _ARRIVAL = Scenario(name="arrival", executor="constant-arrival-rate", profiles={},
                     description="a fixed arrival rate (capacity probes, efficiency)")
 _CLOSED = Scenario(name="closed", executor="constant-vus", profiles={},
                    description="a closed loop of virtual users (the rig's ceiling and floor)")
-
-
-def metric(summary: dict[str, Any] | None, name: str, stat: str) -> float | None:
-    """One value of a k6 summary, or None."""
-    if not summary:
-        return None
-    value = summary.get("metrics", {}).get(name, {}).get("values", {}).get(stat)
-    return float(value) if value is not None else None
 
 
 def _record(name: str, kind: str, step_dir: Path, session_dir: Path, **fields: Any) -> StepRecord:
@@ -71,7 +67,8 @@ def scenario_step(d: Driver, name: str, scenario: Scenario, params: ScenarioPara
     step_dir = session_dir / name
     rendered = render_script(scenario, params, d.target)
     run = d.run_k6(K6Job(label=name, dir=step_dir, source=rendered.source, duration=params.duration,
-                         warmup=params.warmup, raw=raw, request_timeout=params.request_timeout))
+                         warmup=params.warmup, raw=raw, request_timeout=params.request_timeout,
+                         max_vus=scenario.max_vus(params), warmup_vus=scenario.warmup_max_vus(params)))
     status, reason = _run_status(run)
     return _record(name, "scenario", step_dir, session_dir, status=status, reason=reason, files=run.files,
                    started_at=started, data={**_k6_facts(run), "body_sha256": rendered.body_sha256,
@@ -86,7 +83,7 @@ def overhead_step(d: Driver, sizes: OverheadSizes, base: ScenarioParams, session
     rendered = render_paired(params, d.target, d.direct)
     run = d.run_k6(K6Job(label="overhead (concurrency 1)", dir=step_dir, source=rendered.source,
                          duration=sizes.duration, warmup=sizes.warmup, raw=True,
-                         request_timeout=params.request_timeout, split=False))
+                         request_timeout=params.request_timeout, split=False, max_vus=1))
     status, reason = _run_status(run)
     facts = _k6_facts(run)
     facts["pairs"] = metric(run.summary, "aigw_target_ms", "count")
@@ -130,14 +127,15 @@ def capacity_step(d: Driver, sizes: CapacitySizes, base: ScenarioParams, session
         source = render_script(_ARRIVAL, params, d.target).source
         try:
             run = d.run_k6(K6Job(label=f"capacity: {rate} req/s", dir=probe_dir, source=source,
-                                 duration=params.duration, warmup=sizes.warmup, request_timeout=params.request_timeout))
+                                 duration=params.duration, warmup=sizes.warmup, request_timeout=params.request_timeout,
+                                 max_vus=params.max_vus))
         except SessionLost as exc:
             search.add(Probe(rate, None, None, 1.0, 0, 0.0, 0, problem=exc.reason))
             lost = exc
             break
         probe = probe_from_run(rate, run)
         search.add(probe)
-        d.emit("probe", rate=rate, probe=probe, bound_ms=sizes.default_bound_ms)
+        d.emit(ProbeDone(target=d.target.name, rate=rate, probe=probe, bound_ms=sizes.default_bound_ms))
     record = _record("capacity", "capacity", step_dir, session_dir, started_at=started, data=search.record(),
                      status="failed" if lost else "ok", reason=lost.reason if lost else None)
     if lost:
@@ -166,7 +164,7 @@ def efficiency_step(d: Driver, sizes: EfficiencySizes, base: ScenarioParams, ses
     source = render_script(_ARRIVAL, params, d.target).source
     run = d.run_k6(K6Job(label=f"efficiency: {sizes.rate:g} req/s", dir=step_dir, source=source,
                          duration=sizes.duration, warmup=params.warmup, request_timeout=params.request_timeout,
-                         exact_resources=True))
+                         exact_resources=True, max_vus=params.max_vus))
     problem = None
     try:
         after = d.idle_resources(sizes.after)
@@ -252,7 +250,7 @@ def measure_rig(d: Driver, sizes: RigSizes, base: ScenarioParams, rig_dir: Path,
         source = render_script(_CLOSED, params, d.direct).source
         run = d.run_k6(K6Job(label=f"rig {kind}", dir=rig_dir / kind, source=source, duration=params.duration,
                              warmup=params.warmup, request_timeout=params.request_timeout,
-                             split=kind == "ceiling", exact_resources=kind == "ceiling"))
+                             split=kind == "ceiling", exact_resources=kind == "ceiling", max_vus=params.vus))
         if run.summary is None:
             raise SessionLost("k6_failed", f"the rig's {kind} measurement gave no summary: "
                                            f"{run.summary_problem or 'see ' + str(run.dir / 'k6.log')}")
@@ -280,34 +278,27 @@ def measure_rig(d: Driver, sizes: RigSizes, base: ScenarioParams, rig_dir: Path,
         "loadgen_cpu_seconds": loadgen,
         "mock_cpu_seconds": ceiling.cpu_seconds.get("mock"),
         "ceiling_seconds": round(ceiling.seconds, 2),
-        "reach_rps": None,  # filled by the caller: RIG_BOUND_FRACTION x ceiling
         "sizes": json.loads(sizes.model_dump_json()),
     }
 
 
 # ------------------------------------------------------------------------------ a whole session
-def rig_reach_by_bound(rig: dict[str, Any]) -> dict[float, float]:
-    """Per p99 bound, RIG_BOUND_FRACTION x what the rig alone sustained under it (its own frontier)."""
-    bounds = ((rig.get("frontier") or {}).get("bounds")) or []
-    return {float(b["bound_ms"]): RIG_BOUND_FRACTION * b["capacity_rps"] for b in bounds if b.get("capacity_rps")}
-
-
 def skipped(name: str, reason: str, session_dir: Path) -> StepRecord:
     return _record(name, name, session_dir / name, session_dir, status="skipped", reason=reason)
 
 
-def session_steps(d: Driver, plan: Any, session_dir: Path, rig: dict[str, Any],
-                  on_step: Callable[[StepRecord], None], baseline: bool) -> None:
-    """What a session of ``plan`` measures (local or cloud plan): the suite's steps, or its scenario."""
-    if plan.suite and plan.sizes and plan.streaming_profile:
-        suite_session(d, plan.sizes, plan.params, plan.scenario, plan.streaming_profile, session_dir, rig, on_step,
-                      keep_raw=plan.keep_raw, baseline=baseline)
+def session_steps(d: Driver, m: Measurement, session_dir: Path, rig: RigRecord,
+                  on_step: Callable[[StepRecord], None], baseline: bool, keep_raw: bool = True) -> None:
+    """What a session measures: the suite's steps, or its scenario."""
+    if m.suite and m.sizes and m.streaming_profile:
+        suite_session(d, m.sizes, m.params, m.scenario, m.streaming_profile, session_dir, rig, on_step,
+                      keep_raw=keep_raw, baseline=baseline)
     else:
-        on_step(scenario_step(d, plan.scenario.name, plan.scenario, plan.params, session_dir, raw=plan.keep_raw))
+        on_step(scenario_step(d, m.scenario.name, m.scenario, m.params, session_dir, raw=keep_raw))
 
 
 def suite_session(d: Driver, sizes: SuiteSizes, base: ScenarioParams, seed: Scenario, streaming_profile: PacingProfile,
-                  session_dir: Path, rig: dict[str, Any], on_step: Callable[[StepRecord], None],
+                  session_dir: Path, rig: RigRecord, on_step: Callable[[StepRecord], None],
                   keep_raw: bool = True, baseline: bool = False) -> None:
     """overhead -> seed (published shape) -> capacity -> efficiency -> streaming, recording each step as it ends.
 
@@ -327,10 +318,10 @@ def suite_session(d: Driver, sizes: SuiteSizes, base: ScenarioParams, seed: Scen
         on_step(streaming_step(d, sizes.streaming, streaming_profile, base, session_dir))
         return
     # Without a measured ceiling (the rig failed) nothing caps the search but its step budget.
-    reach = rig.get("reach_rps") or 1e9
+    reach = rig.reach_rps or 1e9
     try:
         capacity = capacity_step(d, sizes.capacity, base, session_dir, reach, seed_record.data.get("rps"),
-                                 rig_reach_by_bound(rig))
+                                 rig.reach_by_bound())
     except SessionLost as exc:
         on_step(exc.evidence.pop("partial_step"))
         raise

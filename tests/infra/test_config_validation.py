@@ -6,9 +6,9 @@ import ipaddress
 
 import pytest
 
-from aigw_bench.catalog import load_catalog
 from components.config import ConfigValidationError, parse
 from components.subnets import subnet_layout
+from schema.catalog import load_catalog
 from tests.infra.conftest import run_stack
 
 

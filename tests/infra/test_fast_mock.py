@@ -14,9 +14,9 @@ import re
 import pytest
 
 from aigw_bench.cloud.outputs import MockControl, StackOutputs
-from aigw_bench.mock import CONTRACT_FILE, load_mock, load_profile, settings_json
 from components.fast_mock import SETTINGS_ANNOTATION, sha256
 from components.prices import allocatable_cpu
+from schema.mock import CONTRACT_FILE, load_mock, load_profile, settings_json
 from tests.infra.conftest import SHIPPED, Program, run_stack
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment::mock-deployment"
@@ -38,9 +38,9 @@ def test_every_shipped_stack_deploys_the_fast_mock_by_default(programs, stack):
 
 def test_image_is_the_pinned_openresty_full_tag(programs):
     p = programs["kong"]
-    cloud = load_mock("fast").cloud
+    cloud = load_mock("fast").deployment
     (container,) = pod_spec(p)["containers"]
-    pinned = f"{cloud['image']['repository']}:{cloud['image']['tag']}"
+    pinned = cloud.image.ref
     assert container["image"] == pinned == p.exports["mock_image"]
     # <openresty version>-<image revision>-<flavor>: the revision makes it immutable (the short
     # "1.27.1.2-bookworm" alias moves, and lagged behind revisions 10-12).

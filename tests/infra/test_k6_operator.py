@@ -31,7 +31,7 @@ def test_the_shipped_operator_stack_has_the_pool_and_the_release(operator):
     assert LOADGEN in operator.by_key and OPERATOR in operator.by_key
     assert operator.exports["k6_operator"] == {
         "enabled": True, "namespace": "loadgen", "load_generator_nodes": 2,
-        "load_generator_instance_type": "c6i.4xlarge", "load_generator_hourly_usd": 0.68}
+        "load_generator_instance_type": "c6i.4xlarge", "load_generator_vcpus": 16, "load_generator_hourly_usd": 0.68}
 
 
 def test_load_generator_pool_tainted_labelled_and_sized_by_config(operator):
@@ -149,8 +149,8 @@ def test_dashboard_queries_what_k6_and_the_cluster_export():
 @pytest.mark.parametrize("stack", ["kong", "kong-operator", "dev", "litellm"])
 def test_cost_from_the_stack_file_is_what_the_deployed_stack_reports(programs, stack):
     """`cloud matrix` plans with this before deploying; the program exports the same figure."""
-    from aigw_bench.catalog import load_catalog
     from components.config import stack_file_hourly_cost
+    from schema.catalog import load_catalog
     from tests.infra.test_stacks import REPO
 
     assert stack_file_hourly_cost(REPO / f"Pulumi.{stack}.yaml", load_catalog()) == \

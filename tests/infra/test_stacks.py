@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from aigw_bench.catalog import load_catalog
-from aigw_bench.mock import load_contract, load_mock
 from components.cluster_dns import COREDNS_VERSION
 from components.prices import allocatable_cpu, price_table
+from schema.catalog import load_catalog
+from schema.mock import load_contract, load_mock
 from tests.infra.conftest import SHIPPED, USER_CIDR
 
 REPO = Path(__file__).resolve().parents[2]
@@ -161,7 +161,7 @@ def test_workloads_are_scheduled_only_on_their_pool(programs, stack):
     p = programs[stack]
     for role in ("gateway", "mock", "tools"):
         blocks = workloads(p, role)
-        if role == "gateway" and load_catalog().get(p.exports["gateway_name"]).cloud["kind"] == "none":
+        if role == "gateway" and load_catalog().get(p.exports["gateway_name"]).deployment.kind == "none":
             assert blocks == []
             continue
         assert blocks, role
@@ -496,9 +496,9 @@ def pod_annotation_sets(p) -> list[dict]:
 @pytest.mark.parametrize("stack", SHIPPED)
 def test_the_catalogs_metrics_endpoint_reaches_the_scrape_job(programs, stack):
     p = programs[stack]
-    metrics = (load_catalog().get(p.exports["gateway_name"]).cloud or {}).get("metrics")
-    expected = ({"prometheus.io/scrape": "true", "prometheus.io/port": str(metrics["port"]),
-                 "prometheus.io/path": metrics.get("path", "/metrics")} if metrics else {})
+    metrics = load_catalog().get(p.exports["gateway_name"]).deployment.metrics
+    expected = ({"prometheus.io/scrape": "true", "prometheus.io/port": str(metrics.port),
+                 "prometheus.io/path": metrics.path} if metrics else {})
     for pod_annotations in pod_annotation_sets(p):
         assert {k: v for k, v in pod_annotations.items() if k.startswith("prometheus.io/")} == expected
     # The "gateway-pods" job keeps pods by exactly these annotations, in the gateway's namespace.
@@ -523,7 +523,7 @@ def test_runner_installs_the_probes_python_and_httpx_pinned_from_the_lock(progra
     from packaging.requirements import Requirement
 
     from aigw_bench.cloud.remote import RUNNER_PYTHON
-    from components.k6_runner import PROBE_PACKAGES, pin
+    from schema.pins import PROBE_PACKAGES, pin
 
     needed: set[str] = set()
 

@@ -1,5 +1,5 @@
-"""The measurement steps' Driver for one stack on AWS: what the local session does with processes,
-done with the stack's k6 runner(s) (SSM + S3), its Prometheus and its Kubernetes API.
+"""The EC2 engine's Driver for one stack on AWS: what the local session does with processes, done
+with the stack's k6 runner(s) (SSM + S3), its Prometheus and its Kubernetes API.
 
 - ``run_k6``: one SSM command per runner and job; the load split with k6 execution segments when
   there are several runners (not at concurrency 1), their results merged from the per-request
@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from aigw_bench.cloud.endpoints import without_headers
 from aigw_bench.cloud.merge import merge_generators
-from aigw_bench.cloud.mock_control import MockProfiles, ProfileNotReady
-from aigw_bench.cloud.outputs import StackOutputs
 from aigw_bench.cloud.remote import (
     ENDPOINT_UNREACHABLE,
     RESOURCES_UNAVAILABLE,
@@ -33,55 +32,40 @@ from aigw_bench.cloud.remote import (
     render_script,
     segment_args,
 )
-from aigw_bench.cloud.resources import Usage, loadgen_usage, pod_usage, prometheus_queries, window, write_rows
-from aigw_bench.errors import CloudError
-from aigw_bench.local.session import read_summary_file
+from aigw_bench.cloud.resources import (
+    Usage,
+    loadgen_usage,
+    namespace_selectors,
+    pod_usage,
+    prometheus_queries,
+    window,
+    write_rows,
+)
+from aigw_bench.cloud.stack_driver import PROMETHEUS_LAG_SECONDS, PROMETHEUS_STEP_SECONDS, StackDriver, tail
 from aigw_bench.measure import stream_probe
 from aigw_bench.measure.driver import Endpoint, K6Job, K6Run, ResourcesUnavailable, SessionLost, StreamJob
-from aigw_bench.mock import PacingProfile
-from k6_scripts.scenarios import format_duration
+from schema.errors import CloudError
+from schema.k6 import COMPLETE_EXIT_CODES, read_summary_file
+from schema.results import Status
+from schema.scenarios import format_duration
 
 # SSM time beyond what a job should take: k6 start and graceful stop, uploads, Prometheus queries.
 COMMAND_GRACE_SECONDS = 300
 # How long the runner waits for an endpoint (a fresh NLB, a restarted mock) before giving up.
 ENDPOINT_WAIT_SECONDS = 600
-# How long a profile switch may take (pod replaced, image cached on the node, NLB health checks).
-PROFILE_SWITCH_SECONDS = 600
-# Seconds after a window before its last samples are in Prometheus (kubelet stats every ~10 s,
-# scraped every 5 s: components/observability.py).
-PROMETHEUS_LAG_SECONDS = 20
-PROMETHEUS_STEP_SECONDS = 5
-K6_EXIT_OK = (0, 99)  # 99: thresholds crossed, the run itself is fine
-LOG_TAIL_LINES = 25
 
 
-def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> list[str]:
-    return path.read_text(errors="replace").splitlines()[-lines:] if path.exists() else []
+@dataclass(kw_only=True)
+class Ec2Driver(StackDriver):
+    """The Driver for one target session (or the rig) on one stack's EC2 runner(s)."""
 
-
-@dataclass
-class CloudDriver:
-    """The Driver for one target session (or the rig) on one stack."""
-
-    outputs: StackOutputs
     remote: Remote
     run_id: str
     run_dir: Path
-    work: Path  # the session's directory (targets/<t>/r<N>, or rig/<stack>)
-    direct: Endpoint
-    target: Endpoint
-    on_event: Callable[..., None]
-    mock_profiles: MockProfiles | None = None  # None: the stack's mock has one profile only
     headers_key: str | None = None  # S3 key of the secret headers, for this session's commands
     endpoint_wait_s: int = ENDPOINT_WAIT_SECONDS
-    profile_switch_s: float = PROFILE_SWITCH_SECONDS
     prometheus_lag_s: int = PROMETHEUS_LAG_SECONDS
-    environment: str = "cloud"
-    k6_runs: list[K6Run] = field(default_factory=list)
     _idle_count: int = 0
-
-    def emit(self, event: str, **data: Any) -> None:
-        self.on_event(event, target=self.target.name, **data)
 
     # ------------------------------------------------------------------------------ helpers
     def _prefix(self, directory: Path) -> str:
@@ -101,8 +85,8 @@ class CloudDriver:
                 "generator": generator + 1, "generators": generators, "headers_key": self.headers_key,
                 "wait_seconds": self.endpoint_wait_s, "prometheus_lag": self.prometheus_lag_s,
                 "prometheus_step": PROMETHEUS_STEP_SECONDS,
-                "queries": prometheus_queries({"gateway": self.outputs.gateway_namespace,
-                                               "mock": self.outputs.mock_namespace})}
+                "queries": prometheus_queries(namespace_selectors({"gateway": self.outputs.gateway_namespace,
+                                                                   "mock": self.outputs.mock_namespace}))}
 
     def _wait_urls(self, *endpoints: Endpoint) -> list[str]:
         return list(dict.fromkeys(e.url for e in endpoints))
@@ -113,21 +97,17 @@ class CloudDriver:
         for g in gens:
             r = g.result
             if r is not None and not r.ok:
-                raise SessionLost("k6_failed", f"{what}: the runner's SSM command {r.command_id} ended {r.status} "
+                raise SessionLost(Status.K6_FAILED, f"{what}: the runner's SSM command {r.command_id} ended {r.status} "
                                                f"({r.status_details}); whatever it uploaded is kept", **evidence)
             if g.code == ENDPOINT_UNREACHABLE:
                 waited = (g.dir / "endpoint-wait.txt").read_text().split() if (g.dir / "endpoint-wait.txt").exists() \
                     else ["?", "?"]
                 url = waited[1] if len(waited) > 1 else "an endpoint"
-                raise SessionLost("not_ready", f"{url} did not answer the runner within {self.endpoint_wait_s} s "
+                raise SessionLost(Status.NOT_READY, f"{url} did not answer the runner within {self.endpoint_wait_s} s "
                                                f"({what}): its NLB's DNS name or targets are not ready (a fresh "
                                                "`pulumi up` needs a few minutes; run again), or its pods are not "
                                                "running (kubectl -n <namespace> get pods)",
                                   endpoint_wait_s=float(waited[0]) if waited[0] != "?" else None, **evidence)
-
-    def _ticker(self, label: str, elapsed: float, expected: float) -> None:
-        self.emit("tick", warmup=False, label=label, elapsed=elapsed, duration=expected, requests=None, rps=None,
-                  ok_rate=None)
 
     # ---------------------------------------------------------------------------------- k6
     def run_k6(self, job: K6Job) -> K6Run:
@@ -148,18 +128,18 @@ class CloudDriver:
         gens = self._generators(job.dir, count, script)
         expected = job.warmup + job.duration
         limit = self.endpoint_wait_s + expected + job.request_timeout + COMMAND_GRACE_SECONDS
-        self.emit("phase", phase=f"{job.label} (on {count} runner{'s' if count > 1 else ''})")
+        self.phase(f"{job.label} (on {count} runner{'s' if count > 1 else ''})")
         try:
             self.remote.run(job.label, gens, {"script.js": job.source.encode()}, limit,
-                            lambda elapsed: self._ticker(job.label, elapsed, expected))
+                            lambda elapsed: self.tick(job.label, elapsed, expected))
         except CloudError as exc:
-            raise SessionLost("k6_failed", f"{job.label}: {exc}") from None
+            raise SessionLost(Status.K6_FAILED, f"{job.label}: {exc}") from None
         run = self._collect(job, gens)
         self.k6_runs.append(run)
         self._check_commands(job.label, gens)
-        if run.exit_code is not None and run.exit_code not in K6_EXIT_OK:
-            raise SessionLost("k6_failed", f"k6 exited with code {run.exit_code} on the runner ({job.label})",
-                              k6_log_tail=_tail(gens[0].dir / "k6.log"), ssm=[g.evidence() for g in gens])
+        if run.exit_code is not None and run.exit_code not in COMPLETE_EXIT_CODES:
+            raise SessionLost(Status.K6_FAILED, f"k6 exited with code {run.exit_code} on the runner ({job.label})",
+                              k6_log_tail=tail(gens[0].dir / "k6.log"), ssm=[g.evidence() for g in gens])
         return run
 
     def _collect(self, job: K6Job, gens: list[Generator]) -> K6Run:
@@ -185,7 +165,7 @@ class CloudDriver:
                 problem = f"merging the generators' results failed: {exc}"
         if summary is not None:
             files["summary"] = "summary.json"
-        failing = [c for c in codes if c is not None and c not in K6_EXIT_OK]
+        failing = [c for c in codes if c is not None and c not in COMPLETE_EXIT_CODES]
         exit_code = failing[0] if failing else (None if None in codes else max(codes))
         usage = pod_usage(gens[0].dir)
         load = loadgen_usage([g.dir for g in gens])
@@ -211,11 +191,11 @@ class CloudDriver:
                                  seconds=seconds, prometheus_url=self.outputs.prometheus_url)
 
         gens = self._generators(directory, 1, script)
-        self.emit("phase", phase=f"CPU and memory at rest ({seconds} s, from Prometheus)")
+        self.phase(f"CPU and memory at rest ({seconds} s, from Prometheus)")
         limit = seconds + self.prometheus_lag_s + COMMAND_GRACE_SECONDS
         try:
             self.remote.run(f"idle {seconds} s", gens, {}, limit,
-                            lambda elapsed: self._ticker("at rest", elapsed, seconds + self.prometheus_lag_s))
+                            lambda elapsed: self.tick("at rest", elapsed, seconds + self.prometheus_lag_s))
         except CloudError as exc:
             raise ResourcesUnavailable(str(exc)) from None
         g = gens[0]
@@ -229,30 +209,8 @@ class CloudDriver:
                 code=g.code if g.code != RESOURCES_UNAVAILABLE else "no Prometheus answer")
         return usage.rows
 
-    def use_profile(self, profile: PacingProfile) -> None:
-        if self.mock_profiles is None:
-            if profile.name == self.outputs.mock_profile:
-                return  # a mock with one profile serves the one it was deployed with
-            raise SessionLost("mock_failed", f"stack {self.outputs.stack} deploys the {self.outputs.mock_name} mock, "
-                                             f"which serves only the '{self.outputs.mock_profile}' pacing profile, not "
-                                             f"'{profile.name}': deploy the fast mock (`pulumi config set mock fast`)")
-        if self.mock_profiles.serves(profile):
-            return
-        self.emit("phase", phase=f"restarting the mock with the '{profile.name}' pacing profile (Kubernetes API, "
-                                 f"at most {self.profile_switch_s:.0f} s)")
-        try:
-            seconds = self.mock_profiles.switch(
-                profile, self.profile_switch_s,
-                on_wait=lambda waited: self._ticker(f"mock restart ({profile.name})", waited, self.profile_switch_s))
-        except ProfileNotReady as exc:
-            raise SessionLost("mock_failed", exc.reason, deployment=exc.status) from None
-        except CloudError as exc:
-            raise SessionLost("mock_failed", f"switching the mock to the '{profile.name}' profile: {exc}") from None
-        self.emit("phase", phase=f"the mock serves the '{profile.name}' profile (restarted in {seconds:.0f} s)")
-
     def run_stream_probe(self, job: StreamJob) -> Path:
-        secret = {n.lower() for n in self.outputs.gateway_secret_headers}
-        headers = {k: v for k, v in self.target.headers.items() if k.lower() not in secret}
+        headers = without_headers(self.target.headers, self.outputs.gateway_secret_headers)
 
         def script(i: int, prefix: str) -> str:
             return render_script("probe", **self._common(prefix, job.label, i, 1),
@@ -265,27 +223,22 @@ class CloudDriver:
         gens = self._generators(job.dir, 1, script)
         inputs = {"stream_probe.py": Path(stream_probe.__file__).read_bytes(), "body.json": job.body.encode()}
         limit = self.endpoint_wait_s + job.duration + job.request_timeout + COMMAND_GRACE_SECONDS
-        self.emit("phase", phase=job.label)
+        self.phase(job.label)
         try:
             self.remote.run(job.label, gens, inputs, limit,
-                            lambda elapsed: self._ticker(job.label, elapsed, job.duration))
+                            lambda elapsed: self.tick(job.label, elapsed, job.duration))
         except CloudError as exc:
-            raise SessionLost("k6_failed", f"{job.label}: {exc}") from None
+            raise SessionLost(Status.K6_FAILED, f"{job.label}: {exc}") from None
         self._check_commands(job.label, gens)
         g = gens[0]
         out = job.dir / "streams.csv"
         if g.code != 0 or not out.exists():
-            raise SessionLost("k6_failed", f"the streaming probe exited with code {g.code} on the runner "
-                                           f"(streams.csv {'written' if out.exists() else 'missing'})",
-                              probe_log_tail=_tail(job.dir / "probe.log"), ssm=[g.evidence()])
+            raise SessionLost(Status.K6_FAILED, f"the streaming probe exited with code {g.code} on the runner "
+                                                f"(streams.csv {'written' if out.exists() else 'missing'})",
+                              probe_log_tail=tail(job.dir / "probe.log"), ssm=[g.evidence()])
         return out
 
     def describe(self) -> dict[str, Any]:
         """What the session ran on (for the outcome's evidence)."""
         return {"runners": self.outputs.k6_runner_instance_ids, "bucket": self.outputs.results_bucket,
                 "prefix": self._prefix(self.work), "target_url": self.target.url, "direct_url": self.direct.url}
-
-
-def endpoint(name: str, base_url: str, path: str, model: str, headers: dict[str, str] | None = None) -> Endpoint:
-    return Endpoint(name, base_url.rstrip("/") + path, model, headers or {})
-

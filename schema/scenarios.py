@@ -11,14 +11,15 @@ from __future__ import annotations
 import contextlib
 import re
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from aigw_bench.catalog import load_yaml
-from aigw_bench.errors import ConfigError
+from schema.base import REPO_DIR, load_yaml
+from schema.errors import ConfigError
+from schema.manifest import ScenarioRecord
 
-SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
+SCENARIO_DIR = REPO_DIR / "k6_scripts" / "scenarios"
 
 Executor = Literal["constant-vus", "constant-arrival-rate", "per-vu-iterations", "shared-iterations", "ramping-vus"]
 Profile = Literal["local", "cloud"]
@@ -181,6 +182,21 @@ class Scenario(BaseModel):
                               "stages; leave duration (--duration) out and change the stages instead")
         return merged
 
+    def max_vus(self, params: ScenarioParams) -> int:
+        """The most VUs the measured run may use (how far several load generators may split it)."""
+        if self.executor == "constant-arrival-rate":
+            return max(params.vus, params.max_vus or params.vus)
+        if self.executor == "ramping-vus":
+            return max([params.vus, *(s.target for s in params.stages or ())])
+        return params.vus
+
+    def warmup_max_vus(self, params: ScenarioParams) -> int:
+        """The most VUs of the warm-up: a closed loop of ``warmup_vus`` for the executors that switch
+        (AIGW_WARMUP=1), else a shorter run of the scenario's own load."""
+        if self.executor in WARMUP_SWITCH_EXECUTORS:
+            return params.warmup_vus or params.vus
+        return self.max_vus(params)
+
     def params(self, profile: Profile, overrides: dict[str, Any] | None = None) -> ScenarioParams:
         """Defaults, then the profile's values, then ``overrides`` (None values are ignored)."""
         if profile not in self.profiles:
@@ -248,20 +264,8 @@ def load_scenario(name: str, directory: Path = SCENARIO_DIR) -> Scenario:
     return scenario
 
 
-T = TypeVar("T")
-
-
-def interleaved_order(targets: list[T], repeats: int) -> list[tuple[int, T]]:
-    """(repeat, target) pairs: each repeat runs every target once, starting one further along the list,
-    so slow drifts of the machine (heat, caches, noisy neighbours) do not always hit the same target."""
-    if repeats < 1:
-        raise ConfigError(f"repeats must be at least 1 (got {repeats})")
-    n = len(targets)
-    return [(r, targets[(i + r - 1) % n]) for r in range(1, repeats + 1) for i in range(n)]
-
-
-def scenario_record(scenario: Scenario, params: ScenarioParams) -> dict[str, Any]:
+def scenario_record(scenario: Scenario, params: ScenarioParams) -> ScenarioRecord:
     """The scenario as the manifest records it."""
-    return {"name": scenario.name, "executor": scenario.executor, "description": scenario.description,
-            "source": scenario.source, "mock_profile": scenario.mock_profile, "report": list(scenario.report),
-            "params": params.model_dump(mode="json")}
+    return ScenarioRecord(name=scenario.name, executor=scenario.executor, description=scenario.description,
+                          source=scenario.source, mock_profile=scenario.mock_profile, report=list(scenario.report),
+                          params=params.model_dump(mode="json"))

@@ -11,7 +11,7 @@ from typing import Any
 
 import jinja2
 
-from aigw_bench.errors import ConfigError
+from schema.errors import ConfigError
 
 _ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
 

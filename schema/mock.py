@@ -20,10 +20,12 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
-from aigw_bench.catalog import REPO_DIR, LocalSpec, format_validation_error, load_yaml
-from aigw_bench.errors import ConfigError
+from schema.base import REPO_DIR, Strict, format_validation_error, load_yaml, parse_file
+from schema.catalog import LocalSpec
+from schema.cloud import MockCloudSpec
+from schema.errors import ConfigError
 
 MOCKS_DIR = REPO_DIR / "mock_llm"
 CONTRACT_FILE = MOCKS_DIR / "contract.json"
@@ -36,11 +38,7 @@ DEFAULT_PROFILE = "instant"
 _SAFE_TEXT = re.compile(r'^[^"\\/\x00-\x1f]*$')
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Faults(_Strict):
+class Faults(Strict):
     """Fractions of requests the mock answers badly (for scenarios that test a gateway's retries)."""
 
     http_429: float = Field(0.0, ge=0, le=1)
@@ -52,7 +50,7 @@ class Faults(_Strict):
         return self.http_429 > 0 or self.http_500 > 0 or self.disconnect > 0
 
 
-class PacingProfile(_Strict):
+class PacingProfile(Strict):
     """How long the mock takes to answer; fixed when the mock starts."""
 
     name: str
@@ -73,7 +71,7 @@ class PacingProfile(_Strict):
         return (self.ttft_ms + tokens * self.per_token_ms) / 1000.0
 
 
-class MockDefinition(_Strict):
+class MockDefinition(Strict):
     """One mock implementation (``mock_llm/<name>/mock.yaml``)."""
 
     name: str
@@ -84,8 +82,16 @@ class MockDefinition(_Strict):
     profiles: list[str] = Field(default_factory=lambda: [DEFAULT_PROFILE],
                                 description="the pacing profiles this implementation can serve")
     local: LocalSpec
-    cloud: dict[str, Any] | None = None
+    cloud: MockCloudSpec | None = Field(None, description="the deployment on EKS; none: local only")
     entry_dir: Path = Field(exclude=True)
+
+    @property
+    def deployment(self) -> MockCloudSpec:
+        """The cloud section, or an error naming the file when the mock has none."""
+        if self.cloud is None:
+            raise ConfigError(f"{self.entry_dir / ENTRY_FILE}: no cloud section: the {self.name} mock cannot be "
+                              "deployed to AWS")
+        return self.cloud
 
     def require_profile(self, profile: PacingProfile) -> None:
         if profile.name not in self.profiles:
@@ -93,7 +99,7 @@ class MockDefinition(_Strict):
                               f"{', '.join(self.profiles)}); choose another with --mock or --mock-profile")
 
 
-class StreamPieces(_Strict):
+class StreamPieces(Strict):
     role: str
     token: str
     final: str
@@ -101,12 +107,12 @@ class StreamPieces(_Strict):
     tokens: list[str] = Field(min_length=1)
 
 
-class ErrorAnswer(_Strict):
+class ErrorAnswer(Strict):
     status: int
     body: str
 
 
-class Contract(_Strict):
+class Contract(Strict):
     """The exact bytes of every answer (``mock_llm/contract.json``); ``$NAME`` marks a substitution."""
 
     about: str = ""
@@ -164,13 +170,7 @@ def _validated(model: type[BaseModel], data: dict[str, Any], path: Path) -> Any:
 
 @cache
 def load_contract(path: Path = CONTRACT_FILE) -> Contract:
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found") from None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path}: not valid JSON ({exc})") from None
-    return _validated(Contract, data, path)
+    return _validated(Contract, parse_file(path, json.loads, "JSON"), path)
 
 
 def load_profiles(path: Path = PROFILES_FILE) -> dict[str, PacingProfile]:

@@ -1,32 +1,29 @@
-"""The ``cloud:`` section of a catalog entry: how the gateway is deployed on EKS.
+"""The ``cloud:`` sections of the data folders: how a gateway (``stacks/<name>/gateway.yaml``) or a
+mock (``mock_llm/<name>/mock.yaml``) is deployed on EKS. Validated when the entry is loaded, so a bad
+chart version or a missing template fails with the file and the field before anything starts.
 
-Generic over gateways: a pinned Helm chart with a Jinja values template, or Kubernetes manifests
-from a template, or nothing (the baseline, where k6 calls the mock directly). The program puts its
-own internal NLB Service in front of the pods the ``selector`` names, so no chart needs to know
-about AWS load balancers.
+A gateway is a pinned Helm chart with a Jinja values template, or Kubernetes manifests from a
+template, or nothing (the baseline, where k6 calls the mock directly). The program puts its own
+internal NLB Service in front of the pods the ``selector`` names, so no chart needs to know about
+AWS load balancers.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
-from aigw_bench.catalog import Gateway
-from aigw_bench.errors import ConfigError
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+from schema.base import Strict
 
 
-class Chart(_Strict):
+class Chart(Strict):
     repo: str = Field(description="https chart repository, or oci://registry/path")
     name: str
     version: str
 
 
-class Image(_Strict):
+class Image(Strict):
     repository: str
     tag: str
 
@@ -35,22 +32,22 @@ class Image(_Strict):
         return f"{self.repository}:{self.tag}"
 
 
-class Metrics(_Strict):
+class Metrics(Strict):
     port: int
     path: str = "/metrics"
 
 
-class SecretSpec(_Strict):
+class SecretSpec(Strict):
     type: str = "Opaque"
     data: dict[str, str] = Field(description="key in the Kubernetes Secret -> secret stack config key")
 
 
-class SecretHeader(_Strict):
+class SecretHeader(Strict):
     config: str = Field(description="secret stack config key holding the value")
     format: str = Field("{value}", description="the header's value; {value} stands for the secret")
 
 
-class CloudSpec(_Strict):
+class CloudSpec(Strict):
     kind: Literal["helm", "manifests", "none"]
     namespace: str = "gateway"
     chart: Chart | None = None
@@ -91,18 +88,18 @@ class CloudSpec(_Strict):
             raise ValueError(f"kind {self.kind} needs {', '.join(missing)}")
         return self
 
+    def templates(self) -> list[str]:
+        """The template files the section names, relative to the entry's folder."""
+        return [rel for rel in [self.values, self.manifests, *self.files.values()] if rel]
 
-def cloud_spec(entry: Gateway) -> CloudSpec:
-    """Validate an entry's cloud section, naming the file and the field on error."""
-    where = entry.entry_dir / "gateway.yaml"
-    if entry.cloud is None:
-        raise ConfigError(f"{where}: no cloud section: {entry.name} cannot be deployed to AWS")
-    try:
-        spec = CloudSpec.model_validate(entry.cloud)
-    except ValidationError as err:
-        problems = "; ".join(f"cloud.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors())
-        raise ConfigError(f"{where}: {problems}") from None
-    for rel in [spec.values, spec.manifests, *spec.files.values()]:
-        if rel and not (entry.entry_dir / rel).is_file():
-            raise ConfigError(f"{where}: cloud template {rel} not found")
-    return spec
+
+class MockCloudSpec(Strict):
+    """The ``cloud:`` section of ``mock_llm/<name>/mock.yaml``."""
+
+    image: Image
+    version: str | None = Field(None, description="what runs on EKS, when it differs from the local version")
+    port: int = Field(ge=1, le=65535)
+    namespace: str = "mock"
+    chart: Chart | None = Field(None, description="a Helm chart (WireMock); none: the program's own Deployment")
+    command: list[str] = Field(default_factory=list, description="the container's command (no chart)")
+    vars: dict[str, Any] = Field(default_factory=dict, description="template variables of the config files")

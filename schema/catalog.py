@@ -10,12 +10,12 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
-from aigw_bench.errors import ConfigError
+from schema.base import REPO_DIR, Strict, format_validation_error, load_yaml
+from schema.cloud import CloudSpec
+from schema.errors import ConfigError
 
-REPO_DIR = Path(__file__).resolve().parents[1]
 DEFAULT_CATALOG_DIR = REPO_DIR / "stacks"
 ENTRY_FILE = "gateway.yaml"
 
@@ -31,13 +31,7 @@ KNOWN_BAD_RELEASES: dict[str, dict[str, str]] = {
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
 
-class _Strict(BaseModel):
-    """Unknown keys are errors: a typo in a catalog file must not silently change a benchmark."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class InstallSpec(_Strict):
+class InstallSpec(Strict):
     """How the harness installs what a local process needs. Exactly one source is set.
 
     - ``npm``: a folder (relative to the entry) holding ``package.json`` and ``package-lock.json``;
@@ -72,7 +66,7 @@ class InstallSpec(_Strict):
         return "npm" if self.npm else "pip" if self.pip else "apt"
 
 
-class ReadySpec(_Strict):
+class ReadySpec(Strict):
     """An HTTP probe that says the process accepts traffic."""
 
     path: str = "/"
@@ -81,7 +75,7 @@ class ReadySpec(_Strict):
     timeout_s: float = Field(60.0, gt=0, le=900)
 
 
-class VersionProbe(_Strict):
+class VersionProbe(Strict):
     """A command whose output carries the installed version (first regex group)."""
 
     command: list[str]
@@ -95,7 +89,7 @@ class VersionProbe(_Strict):
         return value
 
 
-class LocalSpec(_Strict):
+class LocalSpec(Strict):
     """How the target runs as a process on this machine (the local target).
 
     Strings in ``command``, ``env``, ``base_url``, ``vars`` and the config templates are Jinja
@@ -133,7 +127,7 @@ class LocalSpec(_Strict):
         return self
 
 
-class RequestSpec(_Strict):
+class RequestSpec(Strict):
     """How the load generator addresses this target. The body is the same for every target."""
 
     path: str = "/v1/chat/completions"
@@ -149,7 +143,7 @@ class RequestSpec(_Strict):
         return value
 
 
-class Gateway(_Strict):
+class Gateway(Strict):
     """One catalog entry: a benchmark target."""
 
     name: str
@@ -162,8 +156,8 @@ class Gateway(_Strict):
     description: str = ""
     request: RequestSpec = Field(default_factory=RequestSpec)
     local: LocalSpec
-    # The cloud deployment (Helm chart or manifests on EKS); validated by the Pulumi program.
-    cloud: dict[str, Any] | None = None
+    cloud: CloudSpec | None = Field(None, description="the deployment on EKS (Helm chart or manifests); none: "
+                                                      "the target cannot be deployed to AWS")
     entry_dir: Path = Field(exclude=True)
 
     @field_validator("name")
@@ -172,6 +166,13 @@ class Gateway(_Strict):
         if not _NAME.match(value):
             raise ValueError("use lower-case letters, digits and '-' (it names folders and stacks)")
         return value
+
+    @property
+    def deployment(self) -> CloudSpec:
+        """The cloud section, or an error naming the file when the entry has none."""
+        if self.cloud is None:
+            raise ConfigError(f"{self.entry_dir / ENTRY_FILE}: no cloud section: {self.name} cannot be deployed to AWS")
+        return self.cloud
 
     @model_validator(mode="after")
     def _not_known_bad(self) -> Gateway:
@@ -228,27 +229,6 @@ class Catalog:
         return next((g for g in self if g.role == "baseline"), None)
 
 
-def format_validation_error(path: Path, err: ValidationError, what: str = "catalog entry") -> str:
-    lines = [f"{path}: invalid {what}"]
-    for e in err.errors():
-        where = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        lines.append(f"  - {where}: {e['msg'].removeprefix('Value error, ')}")
-    return "\n".join(lines)
-
-
-def load_yaml(path: Path) -> dict[str, Any]:
-    """Read a YAML mapping, with errors that name the file."""
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
-    return data
-
-
 def load_entry(entry_dir: Path) -> Gateway:
     path = entry_dir / ENTRY_FILE
     data = load_yaml(path)
@@ -261,6 +241,9 @@ def load_entry(entry_dir: Path) -> Gateway:
     for out_name, template in entry.local.config_files.items():
         if not (entry_dir / template).is_file():
             raise ConfigError(f"{path}: local.config_files.{out_name}: template {template} not found")
+    for template in entry.cloud.templates() if entry.cloud else []:
+        if not (entry_dir / template).is_file():
+            raise ConfigError(f"{path}: cloud template {template} not found")
     return entry
 
 

@@ -1,0 +1,69 @@
+"""The template variables of a local entry (its command, env, config files, base URL, headers), the
+same for a run and for ``aigw-bench render``, so what render prints is what a run sends.
+
+Every entry's templates see: ``port``, ``mock_url``, ``mock_host``, ``mock_port``, ``install_dir``,
+``entry_dir``, ``work_dir``, ``cpus`` (CPUs given to the process), ``cpu_list``, ``model`` and the
+entry's own ``vars``; the mock's templates also see ``contract``, ``profile`` and ``settings_json``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from aigw_bench.local import install
+from aigw_bench.local.cpus import CpuPlan
+from aigw_bench.measure.driver import Endpoint
+from schema.catalog import Gateway, LocalSpec
+from schema.mock import MockDefinition, PacingProfile, load_contract, settings_json
+from schema.templating import render_map, render_str, render_vars
+
+MOCK_HOST = "127.0.0.1"
+# A work directory that does not exist: templates rendered only to check them (preflight, render).
+NO_WORK_DIR = Path("/nonexistent-work-dir")
+
+
+def entry_context(spec: LocalSpec, name: str, entry_dir: Path, work_dir: Path, cpus: list[int] | None,
+                  cpu_count: int, model: str, mock: MockDefinition) -> dict[str, Any]:
+    mock_port = mock.local.port
+    context = {
+        "port": spec.port,
+        "mock_url": f"http://{MOCK_HOST}:{mock_port}",
+        "mock_host": MOCK_HOST,
+        "mock_port": mock_port,
+        "install_dir": str(install.install_dir_for(name)),
+        "entry_dir": str(entry_dir),
+        "work_dir": str(work_dir),
+        "cpus": cpu_count,
+        "cpu_list": ",".join(str(c) for c in cpus) if cpus else "",
+        "model": model,
+    }
+    return {**context, **render_vars(spec.vars, context, f"{name}: local.vars")}
+
+
+def mock_context(mock: MockDefinition, cpu_plan: CpuPlan, work_dir: Path, profile: PacingProfile) -> dict[str, Any]:
+    """The mock works in a folder of its own (its rendered config) next to the target's files."""
+    context = entry_context(mock.local, mock.name, mock.entry_dir, work_dir / "mock", cpu_plan.mock,
+                            cpu_plan.mock_cpus, "", mock)
+    return {**context, "contract": load_contract(), "profile": profile, "settings_json": settings_json(profile)}
+
+
+def target_context(target: Gateway, mock: MockDefinition, cpu_plan: CpuPlan, work_dir: Path) -> dict[str, Any]:
+    return entry_context(target.local, target.name, target.entry_dir, work_dir, cpu_plan.gateway,
+                         cpu_plan.gateway_cpus, target.request.model, mock)
+
+
+def base_url(spec: LocalSpec, name: str, context: dict[str, Any]) -> str:
+    return render_str(spec.base_url, context, f"{name}: local.base_url").rstrip("/")
+
+
+def target_endpoint(target: Gateway, context: dict[str, Any], base: str | None = None) -> Endpoint:
+    """Where the load goes for ``target``: its chat route at ``base`` (default: its local base URL)."""
+    base = (base or base_url(target.local, target.name, context)).rstrip("/")
+    return Endpoint(target.name, base + target.request.path, target.request.model,
+                    render_map(target.request.headers, context, f"{target.name}: request.headers"))
+
+
+def mock_endpoint(mock: MockDefinition, model: str) -> Endpoint:
+    """The mock itself (the direct side, and the rig's target)."""
+    return Endpoint("direct", f"http://{MOCK_HOST}:{mock.local.port}/v1/chat/completions", model)

@@ -1,0 +1,57 @@
+"""What every data model of the project shares: where the repository is, the strict pydantic base,
+YAML files read with errors that name the file, and validation errors worded for the terminal."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from schema.errors import ConfigError
+
+REPO_DIR = Path(__file__).resolve().parents[1]
+
+
+class Strict(BaseModel):
+    """Unknown keys are errors and values are frozen: a typo in a data file must not silently change a
+    benchmark, and a loaded definition must not change while a run uses it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def present(value: Any) -> bool:
+    """A value that was measured: not None, not NaN, not pandas' NA (compared by identity, so that
+    this module needs no pandas)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return False
+    return type(value).__name__ != "NAType"
+
+
+def format_validation_error(path: Path, err: ValidationError, what: str = "catalog entry") -> str:
+    lines = [f"{path}: invalid {what}"]
+    for e in err.errors():
+        where = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        lines.append(f"  - {where}: {e['msg'].removeprefix('Value error, ')}")
+    return "\n".join(lines)
+
+
+def parse_file(path: Path, parse: Callable[[str], Any], kind: str) -> Any:
+    """A data file parsed (``kind``: "YAML", "JSON"), with errors that name the file."""
+    try:
+        return parse(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except (yaml.YAMLError, ValueError) as exc:
+        raise ConfigError(f"{path}: not valid {kind}: {exc}") from None
+
+
+def load_yaml(path: Path) -> dict[str, Any]:
+    """Read a YAML mapping, with errors that name the file."""
+    data = parse_file(path, yaml.safe_load, "YAML")
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return data
