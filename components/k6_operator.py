@@ -4,13 +4,14 @@ It watches ``TestRun`` objects (k6.io/v1alpha1) and starts their initializer, ru
 pods; the post-deploy stage (aigw_bench/cloud/operator.py) creates one TestRun per target and puts
 the runners on the load-generator pool with the placement from components/scheduling.py.
 
-Checked against charts/k6-operator at chart 4.6.0 / app v1.6.0 (grafana/k6-operator, published to
-https://grafana.github.io/helm-charts): ``nodeSelector``/``tolerations`` apply to the controller
-Deployment; ``installCRDs`` (default true) ships the TestRun and PrivateLoadZone CRDs with the
-release; ``namespace.create`` (default true) would template the release namespace itself, which
-clashes with the Namespace made here; ``metrics.serviceMonitor.enabled`` (default true) needs the
-ServiceMonitor CRD of kube-prometheus-stack, a dependency not worth having for the controller's own
-metrics.
+Checked against charts/k6-operator at chart 4.6.0 / app v1.6.0 (grafana/k6-operator tag
+helm-k6-operator-4.6.0 = v1.6.0, cf0ae21f; published to https://grafana.github.io/helm-charts):
+``nodeSelector``/``tolerations`` apply to the controller Deployment; ``installCRDs`` (default true,
+values.yaml:100) ships the TestRun and PrivateLoadZone CRDs with the release; ``namespace.create``
+(default true, values.yaml:126) would template the release namespace itself, which clashes with the
+Namespace made here; ``metrics.serviceMonitor.enabled`` (default false, values.yaml:144) stays false,
+said explicitly: a ServiceMonitor needs kube-prometheus-stack's CRD, a dependency not worth having for
+the controller's own metrics.
 """
 
 from __future__ import annotations

@@ -5,6 +5,10 @@
   plus a k6-operator stand-in that advances a TestRun one stage per status read, the way
   grafana/k6-operator v1.6.0 does (initializer, runner jobs ``<name>-<i>``, starter; labels
   ``app=k6``, ``k6_cr``, ``runner``, ``job-name``); owner-referenced pods go with their TestRun.
+- The operator's own work on a TestRun that matters to the engine, done for real: its initializer's
+  ``k6 inspect --execution-requirements`` of the TestRun's script with the runner's environment, and the
+  ``error`` stage when the script has fewer VUs than ``parallelism`` (``initializer_check``); the argv it
+  gives each runner's k6 (``runner_argv``), for the fakes whose runners are real k6 processes.
 - ``FakePrometheus``: Prometheus's HTTP API (``/api/v1/query``, ``/api/v1/query_range``) behind
   httpx.MockTransport, serving the k6 series the runners would have written: cumulative counters and
   native histograms per runner (``instance_id``), in the API's JSON form.
@@ -15,8 +19,12 @@ from __future__ import annotations
 import json
 import math
 import random
+import shlex
+import subprocess
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -35,9 +43,66 @@ from kubernetes.client import (
 )
 from kubernetes.client.exceptions import ApiException
 
+from aigw_bench.run.environment import k6_binary
 from analysis.native_histogram import NativeHistogram, bucket_bounds
 
 STAGES = ["initialization", "initialized", "created", "started", "finished"]
+
+
+# ---------------------------------------------------------------------------------- the operator's k6 work
+def runner_env(testrun: dict, secrets: dict[str, dict]) -> dict[str, str]:
+    """A runner's (and, with no spec.initializer, the initializer's) environment: literal values, and
+    Secret references resolved as the kubelet would."""
+    namespace = testrun["metadata"]["namespace"]
+    env = {}
+    for e in testrun["spec"]["runner"].get("env", []):
+        if "value" in e:
+            env[e["name"]] = e["value"]
+        else:
+            ref = e["valueFrom"]["secretKeyRef"]
+            env[e["name"]] = secrets[f"{namespace}/{ref['name']}"]["stringData"][ref["key"]]
+    return env
+
+
+def runner_argv(testrun: dict, index: int, script: str, outputs: list[str]) -> list[str]:
+    """k6's argv in runner ``index`` as grafana/k6-operator v1.6.0 builds it (pkg/resources/jobs/runner.go:
+    ``k6 run --quiet``, the execution segment of a parallel run, spec.arguments split on whitespace, the
+    script, ``--address``, ``--paused``, ``--tag instance_id=<i>``, ``--tag testrun_name=<name>``), with the
+    remote-write output replaced by ``outputs`` (nothing receives it here), the REST API on an ephemeral
+    loopback port and no ``--paused`` (no starter resumes it here)."""
+    from aigw_bench.cloud.remote import segment_args
+
+    spec = testrun["spec"]
+    arguments = spec.get("arguments", "").split()
+    while "--out" in arguments and arguments[arguments.index("--out") + 1] == "experimental-prometheus-rw":
+        del arguments[arguments.index("--out"):arguments.index("--out") + 2]
+    outs = [arg for out in outputs for arg in ("--out", out)]
+    return [k6_binary(), "run", "--quiet", *shlex.split(segment_args(index - 1, spec["parallelism"])), *arguments,
+            *outs, script, "--address=127.0.0.1:0", "--tag", f"instance_id={index}",
+            "--tag", f"testrun_name={testrun['metadata']['name']}"]
+
+
+def initializer_check(testrun: dict, script: str, secrets: dict[str, dict]) -> dict:
+    """What the k6-operator's initializer and RunValidations make of a TestRun (v1.6.0
+    pkg/resources/jobs/initializer.go:68-72,182,210-217: ``k6 archive`` with ``-e NAME="${NAME}"`` for each
+    runner env var, then ``k6 inspect --execution-requirements``; internal/controller/k6_initialize.go:87-104:
+    stage ``error`` if ``maxVUs < parallelism``), asked of the real k6. Returns k6's requirements plus
+    ``error``: None, or why the operator puts the TestRun in stage error."""
+    env = runner_env(testrun, secrets)
+    with tempfile.TemporaryDirectory(prefix="aigw-initializer-") as tmp:
+        path = f"{tmp}/script.js"
+        with open(path, "w") as fh:
+            fh.write(script)
+        argv = [k6_binary(), "inspect", "--execution-requirements",
+                *(arg for name, value in env.items() for arg in ("-e", f"{name}={value}")), path]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=tmp)
+    if done.returncode != 0:
+        return {"error": f"k6 inspect failed: {done.stderr.strip()[-300:]}"}
+    requirements = json.loads(done.stdout)
+    requirements["error"] = None
+    if requirements["maxVUs"] < testrun["spec"]["parallelism"]:
+        requirements["error"] = "number of instances > number of VUs"
+    return requirements
 
 
 def api_error(status: int, reason: str) -> ApiException:
@@ -54,6 +119,8 @@ class RunnerScript:
     exit_code: int = 0
     unschedulable: bool = False
     failed_status: int = 0  # share of requests answered with an error status (per mille)
+    # Requests of the run's end that never reach Prometheus (negative: more there than k6 counted).
+    lost_in_prometheus: int = 0
 
     @property
     def all(self) -> list[float]:
@@ -193,30 +260,62 @@ class FakeCluster(FakeApi):
     on_started: Callable[[dict], None] | None = None  # e.g. write the runners' series to FakePrometheus
     # Which TestRuns the faults above (and the runners' exit codes) apply to; default: all of them.
     faulty: Callable[[dict], bool] = lambda obj: True
+    inspected: dict[str, dict] = field(default_factory=dict)  # TestRun -> the initializer's k6 inspect
+    # With the engine's wall clock, runners take real (fake) time: k6 starts k6_delay_s after the TestRun is
+    # created (initializer, image pulls, starter) and runs `seconds`; runner containers end with finishedAt.
+    wall: Callable[[], float] | None = None
+    k6_delay_s: float = 0.0
+    created_at: dict[str, float] = field(default_factory=dict)
+    k6_start: dict[str, float] = field(default_factory=dict)
 
     def _log(self, name: str, container: str | None) -> str:
         assert container == "k6", "the runner's container is named k6"
         return self.logs.get(name, "")
+
+    def _not_yet(self, name: str, nxt: str) -> bool:
+        """With a wall clock: k6 cannot start before its delay, nor finish before its seconds are up."""
+        if self.wall is None:
+            return False
+        if nxt == "started":
+            return self.wall() < self.created_at[name] + self.k6_delay_s
+        if nxt == "finished":
+            return self.wall() < self.k6_start[name] + self.seconds
+        return False
 
     def create_namespaced_custom_object(self, group: str, version: str, namespace: str, plural: str, body: dict,
                                         **kw: Any) -> dict:
         if not self.testrun_crd:
             self.calls.append("create testrun")
             raise api_error(404, "Not Found")
+        if self.wall is not None:
+            self.created_at[body["metadata"]["name"]] = self.wall()
         return super().create_namespaced_custom_object(group, version, namespace, plural, body, **kw)
 
     def _collect_garbage(self, testrun: str) -> None:
         if not self.sticky_pods:
             super()._collect_garbage(testrun)
 
+    def _initializer_refuses(self, obj: dict) -> bool:
+        """The initializer's real ``k6 inspect`` of the TestRun; stage ``error`` as the operator sets it."""
+        cm = obj["spec"]["script"]["configMap"]
+        script = self.config_maps[f"{obj['metadata']['namespace']}/{cm['name']}"]["data"][cm["file"]]
+        check = initializer_check(obj, script, self.secrets)
+        self.inspected[obj["metadata"]["name"]] = check
+        if check["error"] is None:
+            return False
+        obj["status"]["stage"] = "error"
+        return True
+
     # ---------------------------------------------------------------- the operator stand-in
     def _pod(self, obj: dict, job: str, phase: str, runner: bool, exit_code: int | None = None,
-             unschedulable: bool = False) -> None:
+             unschedulable: bool = False, finished_at: float | None = None) -> None:
         name = obj["metadata"]["name"]
         labels = {"app": "k6", "k6_cr": name, "job-name": job, **({"runner": "true"} if runner else {})}
         state = None
         if exit_code is not None:
-            state = V1ContainerState(terminated=V1ContainerStateTerminated(exit_code=exit_code))
+            # metav1.Time is serialised as RFC 3339 in whole seconds: the API gives finishedAt truncated.
+            ended = datetime.fromtimestamp(int(finished_at), UTC) if finished_at is not None else None
+            state = V1ContainerState(terminated=V1ContainerStateTerminated(exit_code=exit_code, finished_at=ended))
         elif phase == "Pending":
             state = V1ContainerState(waiting=V1ContainerStateWaiting(reason="ContainerCreating"))
         conditions = [V1PodCondition(type="PodScheduled", status="False", reason="Unschedulable",
@@ -243,8 +342,12 @@ class FakeCluster(FakeApi):
             return
         name = obj["metadata"]["name"]
         parallelism = obj["spec"]["parallelism"]
+        if self._not_yet(name, nxt):
+            return
         if nxt == "initialization":
             self._pod(obj, f"{name}-initializer", "Succeeded", False, exit_code=0)
+            if self._initializer_refuses(obj):
+                return
         if nxt == "created":
             for i in range(1, parallelism + 1):
                 script = self.runners[i - 1]
@@ -260,6 +363,8 @@ class FakeCluster(FakeApi):
             self._pod(obj, f"{name}-starter", "Succeeded", False, exit_code=0)
             for i in range(1, parallelism + 1):
                 self._pod(obj, f"{name}-{i}", "Running", True)
+            if self.wall is not None:
+                self.k6_start[name] = self.wall()
             if self.on_started:
                 self.on_started(obj)
         if nxt == "finished":
@@ -267,7 +372,8 @@ class FakeCluster(FakeApi):
                 script = self.runners[i - 1]
                 code = script.exit_code if faulty else 0
                 phase = "Succeeded" if code == 0 else "Failed"
-                self._pod(obj, f"{name}-{i}", phase, True, exit_code=code)
+                end = self.k6_start[name] + self.seconds if name in self.k6_start else None
+                self._pod(obj, f"{name}-{i}", phase, True, exit_code=code, finished_at=end)
                 self.logs[f"{name}-{i}-abcde"] = runner_log(k6_summary(script, self.seconds))
         status["stage"] = nxt
         if self.interrupt_at == nxt and faulty:
@@ -298,11 +404,13 @@ class FakePrometheus:
     RESOURCE_CORES: dict[str, float] = field(default_factory=lambda: {"gateway": 1.5, "mock": 0.25, "loadgen": 2.0})
     queries: list[dict[str, str]] = field(default_factory=list)
 
-    def record(self, testrun: dict) -> None:
-        """The series of the runners a TestRun starts (``self.runners``, as many as its parallelism)."""
-        self.record_scripts(testrun["metadata"]["name"], self.runners[: testrun["spec"]["parallelism"]])
+    def record(self, testrun: dict, start: float | None = None) -> None:
+        """The series of the runners a TestRun starts (``self.runners``, as many as its parallelism), from
+        ``start`` (epoch seconds; default ``self.start``), one state a second."""
+        self.record_scripts(testrun["metadata"]["name"], self.runners[: testrun["spec"]["parallelism"]], start)
 
-    def record_scripts(self, name: str, scripts: list[RunnerScript]) -> None:
+    def record_scripts(self, name: str, scripts: list[RunnerScript], start: float | None = None) -> None:
+        start = self.start if start is None else start
         hist, reqs = [], []
         for index, script in enumerate(scripts, start=1):
             labels = {"testrun_name": name, "instance_id": str(index), "target": "t", "status": "200",
@@ -310,9 +418,13 @@ class FakePrometheus:
             states, counts, seen = [], [], []
             for second, samples in enumerate(script.samples, start=1):
                 seen += samples
-                ts = self.start + second
-                states.append([ts, histogram_json(NativeHistogram.of_samples(seen))])
-                counts.append([ts, str(len(seen))])
+                ts = math.floor(start) + second  # Prometheus steps are whole seconds
+                sent = seen
+                if second == len(script.samples) and script.lost_in_prometheus:  # the run's last write
+                    lost = script.lost_in_prometheus
+                    sent = seen[:-lost] if lost > 0 else seen + seen[lost:]
+                states.append([ts, histogram_json(NativeHistogram.of_samples(sent))])
+                counts.append([ts, str(len(sent))])
             hist.append({"metric": {"__name__": "k6_http_req_duration_seconds", **labels}, "histograms": states})
             reqs.append({"metric": {"__name__": "k6_http_reqs_total", **labels}, "values": counts})
         self.series[name] = {"k6_http_req_duration_seconds": hist, "k6_http_reqs_total": reqs}

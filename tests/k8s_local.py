@@ -5,7 +5,8 @@ real signatures, model objects and ApiException errors (like tests/k8s_fakes.Fak
 - a k6-operator stand-in whose runner pods are real k6 processes on this machine: the TestRun's
   script (its ConfigMap), its runner environment (Secret references resolved), the operator's own
   flags (execution segments, ``--tag instance_id``/``testrun_name``), stdout and stderr as the pod
-  log. Remote write has no receiver here: each runner also writes k6's CSV, from which the fake
+  log; its initializer's validation (the real ``k6 inspect``, stage ``error`` above the script's
+  VUs). Remote write has no receiver here: each runner also writes k6's CSV, from which the fake
   Prometheus serves the series the runners would have written (tests/k8s_fakes.FakePrometheus);
 - a kubelet for the probe pod that runs the pod's own shell command (its ConfigMap mounted, the pip
   install left out: the probe's packages are this interpreter's);
@@ -48,9 +49,7 @@ from kubernetes.client import (
     V1PodTemplateSpec,
 )
 
-from aigw_bench.cloud.remote import segment_args
-from aigw_bench.run.environment import k6_binary
-from tests.k8s_fakes import FakeApi, FakePrometheus, RunnerScript, api_error
+from tests.k8s_fakes import FakeApi, FakePrometheus, RunnerScript, api_error, initializer_check, runner_argv, runner_env
 
 
 @dataclass
@@ -99,6 +98,7 @@ class LocalCluster(FakeApi):
     mock: tuple[str, str] = ("mock", "fast-mock")  # its namespace and name (ConfigMap and Deployment)
     processes: dict[str, Process] = field(default_factory=dict)
     probe_pods: list[dict] = field(default_factory=list)
+    inspected: dict[str, dict] = field(default_factory=dict)  # TestRun -> the initializer's k6 inspect
     restarts: int = 0
 
     def __post_init__(self) -> None:
@@ -208,32 +208,23 @@ class LocalCluster(FakeApi):
 
     # ---------------------------------------------------------------- the k6-operator stand-in
     def _runner_env(self, obj: dict) -> dict[str, str]:
-        namespace = obj["metadata"]["namespace"]
-        env = {"PATH": os.environ["PATH"], "HOME": str(self.work), "K6_CSV_TIME_FORMAT": "unix_milli"}
-        for e in obj["spec"]["runner"]["env"]:
-            if "value" in e:
-                env[e["name"]] = e["value"]
-            else:
-                ref = e["valueFrom"]["secretKeyRef"]
-                env[e["name"]] = self.secrets[f"{namespace}/{ref['name']}"]["stringData"][ref["key"]]
-        return env
+        return {"PATH": os.environ["PATH"], "HOME": str(self.work), "K6_CSV_TIME_FORMAT": "unix_milli",
+                **runner_env(obj, self.secrets)}
+
+    def _script(self, obj: dict) -> str:
+        cm = obj["spec"]["script"]["configMap"]
+        return self.config_maps[f"{obj['metadata']['namespace']}/{cm['name']}"]["data"][cm["file"]]
 
     def _start_runners(self, obj: dict) -> None:
         name, namespace = obj["metadata"]["name"], obj["metadata"]["namespace"]
-        spec = obj["spec"]
-        cm = spec["script"]["configMap"]
         folder = self.work / "testruns" / name
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "script.js").write_text(self.config_maps[f"{namespace}/{cm['name']}"]["data"][cm["file"]])
-        n = spec["parallelism"]
-        # The remote-write output has no receiver here: k6's CSV stands in for what it would have sent.
-        arguments = [a for a in shlex.split(spec["arguments"]) if a not in ("--out", "experimental-prometheus-rw")]
-        for i in range(1, n + 1):
+        (folder / "script.js").write_text(self._script(obj))
+        for i in range(1, obj["spec"]["parallelism"] + 1):
             labels = {"app": "k6", "k6_cr": name, "job-name": f"{name}-{i}", "runner": "true"}
             pod = f"{name}-{i}-abcde"
-            argv = [k6_binary(), "run", "--quiet", *shlex.split(segment_args(i - 1, n)), *arguments,
-                    "--out", f"csv={folder / f'raw-{i}.csv'}", "script.js",
-                    "--tag", f"instance_id={i}", "--tag", f"testrun_name={name}"]
+            # The remote-write output has no receiver here: k6's CSV stands in for what it would have sent.
+            argv = runner_argv(obj, i, "script.js", [f"csv={folder / f'raw-{i}.csv'}"])
             self.processes[pod] = Process.start(argv, self._runner_env(obj), folder)
             self._pod(pod, namespace, labels, "k6", "Running")
 
@@ -258,7 +249,9 @@ class LocalCluster(FakeApi):
         if stage is None:
             labels = {"app": "k6", "k6_cr": name, "job-name": f"{name}-initializer"}
             self._pod(f"{name}-initializer-abcde", obj["metadata"]["namespace"], labels, "k6", "Succeeded", 0)
-            status["stage"] = "initialization"
+            check = initializer_check(obj, self._script(obj), self.secrets)
+            self.inspected[name] = check
+            status["stage"] = "initialization" if check["error"] is None else "error"
         elif stage == "initialization":
             status["stage"] = "created"
         elif stage == "created":

@@ -5,11 +5,21 @@ through the run loop every engine shares; and their faults."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pandas as pd
 import pytest
+from kubernetes.client import (
+    V1ConfigMap,
+    V1Deployment,
+    V1DeploymentSpec,
+    V1DeploymentStatus,
+    V1LabelSelector,
+    V1ObjectMeta,
+    V1PodTemplateSpec,
+)
 
 from aigw_bench.cloud import operator as op
 from aigw_bench.cloud.kube import KubeAccess
@@ -20,6 +30,7 @@ from aigw_bench.run.loop import Runner
 from analysis.native_histogram import NativeHistogram, relative_error_bound
 from schema.errors import CloudError
 from schema.results import read_outcomes, target_dir
+from schema.scenarios import parse_duration
 from tests.cloud_fakes import cloud_case, stack_outputs
 from tests.k8s_fakes import FakeCluster, FakePrometheus, latency_script
 
@@ -59,7 +70,7 @@ def outputs(stack: str = "kong-operator", *, enabled: bool = True, nodes: int = 
 
 
 def engine_for(cluster: FakeCluster, prom: FakePrometheus, clock: Clock, out, **options) -> OperatorEngine:
-    access = KubeAccess(core=cluster, custom=cluster, apps=None, configuration=None)
+    access = KubeAccess(core=cluster, custom=cluster, apps=cluster, configuration=None)
     return OperatorEngine(
         [out], OperatorOptions(poll_interval=1.0, **options),
         kube=lambda o: access,
@@ -125,7 +136,9 @@ def test_a_testrun_from_creation_to_collected_results(tmp_path):
     spec = measure["spec"]
     assert spec["parallelism"] == 2 and spec["separate"] is True
     assert spec["script"]["configMap"] == {"name": measure["metadata"]["name"], "file": "script.js"}
-    assert spec["arguments"] == "--out experimental-prometheus-rw"
+    # k6's run tag `target` on every sample (VUs and dropped iterations have no scenario tags).
+    assert spec["arguments"] == "--out experimental-prometheus-rw --tag target=wiremock"
+    assert ceiling["spec"]["arguments"] == "--out experimental-prometheus-rw --tag target=rig"
     for pod in (spec["runner"], spec["starter"]):
         assert pod["nodeSelector"] == {"aigw-bench/pool": "loadgen"}
         assert pod["tolerations"] == [{"key": "aigw-bench/pool", "operator": "Equal", "value": "loadgen",
@@ -207,6 +220,150 @@ def test_never_more_runners_than_the_scripts_vus(tmp_path):
     [outcome] = read_outcomes(run_dir)
     assert outcome.status == "ok", outcome.reason
     assert [t["spec"]["parallelism"] for t in target_testruns(cluster)] == [1, 1]
+
+
+def test_the_warmup_is_a_closed_loop_of_warmup_vus_as_the_operators_initializer_sees_it(tmp_path):
+    """inferxgate-throughput's cloud ramp takes 5.5 min up to 50 VUs; its warm-up TestRun runs k6 with
+    AIGW_WARMUP=1, so the real `k6 inspect --execution-requirements` that the operator's initializer runs
+    with the runner's env (tests/k8s_fakes.initializer_check) finds a closed loop of warmup_vus (5) for
+    the warm-up's 30 s, not the scenario's own schedule."""
+    cluster, prom, clock = setup(two_runners())
+    case = cloud_case(tmp_path, [outputs()], scenario="inferxgate-throughput", mock_profile="instant")
+    case.plan.rig = case.plan.rig.model_validate(RIG)
+    Runner(case.plan, engine_for(cluster, prom, clock, outputs())).run()
+    warm, measure = target_testruns(cluster)
+    w, m = cluster.inspected[warm["metadata"]["name"]], cluster.inspected[measure["metadata"]["name"]]
+    assert (w["maxVUs"], parse_duration(w["totalDuration"])) == (5, 30 + 5)  # + gracefulStop
+    assert (m["maxVUs"], parse_duration(m["totalDuration"])) == (50, 330 + 5)
+    assert warm["spec"]["parallelism"] == measure["spec"]["parallelism"] == 2
+
+
+def test_a_one_vu_scenario_gets_one_runner_by_default_and_an_explicit_parallelism_above_it_is_refused(tmp_path):
+    """inferxgate-baseline has 1 VU: on a two-node pool the default gives every TestRun one runner (the
+    operator's initializer would put two in `error`); asking for two is refused before anything starts."""
+    cluster, prom, clock = setup(two_runners())
+    case = cloud_case(tmp_path, [outputs()], scenario="inferxgate-baseline", mock_profile="instant")
+    case.plan.rig = case.plan.rig.model_validate(RIG)
+    run_dir = Runner(case.plan, engine_for(cluster, prom, clock, outputs())).run()
+    [outcome] = read_outcomes(run_dir)
+    assert outcome.status == "ok", outcome.reason
+    assert [t["spec"]["parallelism"] for t in target_testruns(cluster)] == [1, 1]
+    assert all(c["error"] is None and c["maxVUs"] == 1 for c in cluster.inspected.values() if c["maxVUs"] == 1)
+    assert json.loads((run_dir / "manifest.json").read_text())["machine"]["load_generators"] == {"wiremock": 1}
+
+    cluster, prom, clock = setup(two_runners())
+    with pytest.raises(CloudError, match=r"--parallelism 2, but scenario inferxgate-baseline runs at most 1 VU"):
+        Runner(case.plan, engine_for(cluster, prom, clock, outputs(), parallelism=2)).run()
+    assert cluster.created == []
+
+
+def test_runner_pods_get_a_liveness_probe_a_saturated_k6_survives(tmp_path):
+    """k6-operator v1.6.0's default (GET /v1/status, 1 s timeout, 3 failures, no restart) can kill a k6 at
+    100% CPU: the runners get a TCP probe on k6's port instead, failing only after a minute of nothing
+    listening. Checked as a core/v1 Probe by the Kubernetes client's own model."""
+    from kubernetes.client import ApiClient
+
+    cluster, prom, clock = setup(two_runners())
+    run_plan(tmp_path, engine_for(cluster, prom, clock, outputs()), warmup="0s")
+    for testrun in cluster.created:
+        probe = testrun["spec"]["runner"]["livenessProbe"]
+        client = ApiClient()
+        model = client._ApiClient__deserialize(probe, "V1Probe")
+        assert client.sanitize_for_serialization(model) == probe  # every field is a Probe field
+        assert model.tcp_socket.port == op.K6_API_PORT == 6565 and model.http_get is None and model._exec is None
+        assert model.period_seconds * model.failure_threshold >= 60 and model.timeout_seconds >= 5
+        assert "livenessProbe" not in testrun["spec"]["starter"]
+
+
+@dataclass
+class StuckMockCluster(FakeCluster):
+    """A cluster whose fast mock (ConfigMap fast-mock, Deployment fast-mock in namespace mock) takes new
+    settings but never rolls out: its new pod is never ready."""
+
+    settings: str = json.dumps({"contract": "/etc/mock/contract.json", "profile": {"name": "instant"}})
+
+    def read_namespaced_config_map(self, name, namespace, **_):
+        return V1ConfigMap(data={"settings.json": self.settings})
+
+    def patch_namespaced_config_map(self, name, namespace, body, **_):
+        self.settings = body["data"]["settings.json"]
+
+    def patch_namespaced_deployment(self, name, namespace, body, **_):
+        return self.read_namespaced_deployment_status(name, namespace)
+
+    def read_namespaced_deployment_status(self, name, namespace, **_):
+        return V1Deployment(metadata=V1ObjectMeta(generation=2), spec=V1DeploymentSpec(
+            replicas=1, selector=V1LabelSelector(), template=V1PodTemplateSpec()), status=V1DeploymentStatus(
+            observed_generation=2, replicas=1, updated_replicas=0, ready_replicas=0, available_replicas=0))
+
+
+def test_a_mock_switch_that_fails_in_the_rig_is_recorded_and_the_run_goes_on(tmp_path):
+    """The operator engine's rig switches the fast mock's pacing like the EC2 engine's: a switch that never
+    becomes ready is the rig's recorded error (mock_failed, with the Deployment's status), not a traceback.
+    The target's session does not take the ConfigMap's new settings for a mock that serves them: it waits
+    for the rollout too, and records the same failure."""
+    from aigw_bench.cloud.outputs import MockControl
+
+    runners = two_runners()
+    prom = FakePrometheus(runners)
+    cluster = StuckMockCluster(runners=runners, seconds=SECONDS, on_started=prom.record)
+    out = outputs().model_copy(update={"mock_profiles": ["instant", "llm"], "mock_control": MockControl(
+        namespace="mock", configmap="fast-mock", settings_key="settings.json", deployment="fast-mock",
+        settings_annotation="aigw-bench/settings-sha256")})
+    case = cloud_case(tmp_path, [out], knobs={"vus": 4, "duration": f"{SECONDS}s", "warmup": "0s"},
+                      mock_profile="llm")
+    case.plan.rig = case.plan.rig.model_validate(RIG)
+    run_dir = Runner(case.plan, engine_for(cluster, prom, Clock(), out)).run()
+    rig = json.loads((run_dir / "manifest.json").read_text())["rig"]
+    assert rig["status"] == "mock_failed" and "did not become ready with the 'llm' pacing profile" in rig["error"]
+    assert rig["evidence"]["deployment"]["ready"] == 0
+    [outcome] = read_outcomes(run_dir)
+    assert outcome.status == "mock_failed" and "kubectl -n mock describe deployment fast-mock" in outcome.reason
+    assert cluster.created == [] and cluster.empty
+
+
+@pytest.mark.parametrize(("lost", "agrees"), [(0, True), (1, True), (2, True), (3, False), (-1, False)])
+def test_prometheus_may_lack_a_runners_last_millisecond_and_never_has_more(tmp_path, lost, agrees):
+    """Prometheus can refuse a runner's last remote write (the stale markers re-send a changed histogram
+    at a timestamp it has), so its count is at most k6's, short by at most one millisecond of requests per
+    series: here 40 req/s, one series, at least 2. More missing, or more than k6 counted, disagrees."""
+    runners = [latency_script(1, SECONDS, 40, 0.010), latency_script(2, SECONDS, 40, 0.030, lost_in_prometheus=lost)]
+    cluster, prom, clock = setup(runners)
+    run_dir = run_plan(tmp_path, engine_for(cluster, prom, clock, outputs()), warmup="0s")
+    [outcome] = read_outcomes(run_dir)
+    assert outcome.status == "ok", outcome.reason
+    check = json.loads((target_dir(run_dir, "wiremock", 1) / "seed" / "prometheus.json").read_text())
+    second = check["per_runner_check"][1]
+    assert (second["requests_k6"], second["requests_prometheus"]) == (400, 400 - lost)
+    assert second["requests_missing"] == lost and second["requests_missing_allowed"] == 2
+    assert second["agrees"] is agrees and check["agrees"] is agrees and check["requests_missing"] == lost
+    assert check["per_runner_check"][0]["agrees"] is True
+
+
+def test_the_series_and_the_resource_window_start_when_k6_does_not_when_the_testrun_is_created(tmp_path):
+    """k6 starts 30 s after its TestRun is created (initializer, image pulls, starter): second 0 of the
+    per-second series, the CPU window and the run's seconds are k6's own (a runner's end minus its
+    testRunDurationMs), within the second that the API's whole-second finishedAt allows."""
+    runners = two_runners()
+    clock = Clock()
+    prom = FakePrometheus(runners)
+    cluster = FakeCluster(runners=runners, seconds=SECONDS, wall=clock.wall, k6_delay_s=30.0,
+                          on_started=lambda obj: prom.record(obj, start=cluster.k6_start[obj["metadata"]["name"]]))
+    run_dir = run_plan(tmp_path, engine_for(cluster, prom, clock, outputs()), warmup="0s")
+    [outcome] = read_outcomes(run_dir)
+    assert outcome.status == "ok", outcome.reason
+    work = target_dir(run_dir, "wiremock", 1) / "seed"
+    testrun = json.loads((work / "testrun.json").read_text())
+    k6_start, created = cluster.k6_start[testrun["testrun"]], cluster.created_at[testrun["testrun"]]
+    assert k6_start - created >= 30
+    start, end = testrun["k6_window"]
+    assert abs(start - k6_start) <= 1 and abs(end - (k6_start + SECONDS)) <= 1
+    assert all(abs(r["k6_start"] - k6_start) <= 1 for r in testrun["runners"])
+    series = pd.read_csv(work / "prometheus-timeseries.csv")
+    assert len(series) == SECONDS and 0 < series["second"].iloc[0] <= 2
+    window = [float(x) for x in (work / "window.txt").read_text().split()]
+    assert abs(window[0] - k6_start) <= 1 and abs(window[1] - (k6_start + SECONDS)) <= 2
+    assert outcome.steps["seed"].data["seconds"] == pytest.approx(SECONDS, abs=1)
 
 
 def test_summary_is_found_in_a_runner_log_between_k6_log_lines():

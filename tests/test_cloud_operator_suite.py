@@ -96,6 +96,10 @@ def test_a_suite_with_its_rig_runs_through_the_operator_engine_to_a_report(opera
         env = {e["name"]: e.get("value") for e in t["spec"]["runner"]["env"]}
         assert t["spec"]["parallelism"] in (1, 2)
         assert (env.get("AIGW_WARMUP") == "1") == t["metadata"]["name"].endswith("-w")
+    # The operator's initializer (the real `k6 inspect --execution-requirements` with each TestRun's env)
+    # accepted every one: no TestRun has more runners than its script's VUs.
+    assert set(cluster.inspected) == {t["metadata"]["name"] for t in cluster.created}
+    assert all(c["error"] is None for c in cluster.inspected.values()), cluster.inspected
     overhead_run = json.loads((run_dir / "targets/litellm/r1/overhead/testrun.json").read_text())["testrun"]
     (paired,) = [t for t in cluster.created if t["metadata"]["name"] == overhead_run]
     assert paired["spec"]["parallelism"] == 1

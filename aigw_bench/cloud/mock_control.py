@@ -105,8 +105,13 @@ class MockProfiles:
         return MockSettings(text)
 
     def serves(self, profile: PacingProfile) -> bool:
-        """True if the mock's settings already carry ``profile`` (nothing to switch)."""
-        return self.current().profile == json.loads(settings_json(profile))["profile"]
+        """True if the mock's settings carry ``profile`` and its Deployment has rolled them out (nothing to
+        switch). Settings written by a switch whose pod never became ready are not served: the next
+        session's switch waits for that rollout (bounded) instead of measuring against a broken mock."""
+        if self.current().profile != json.loads(settings_json(profile))["profile"]:
+            return False
+        status = self._status()
+        return self._rolled_out(status, status["generation"] or 0)
 
     def switch(self, profile: PacingProfile, timeout_s: float, on_wait: Callable[[float], None] | None = None) -> float:
         """Write the settings, restart the pod, wait for the rollout; returns the seconds it took."""

@@ -5,7 +5,8 @@ and everything it made deleted -- on success, on error and on Ctrl-C.
 Checked against grafana/k6-operator v1.6.0 (api/v1alpha1/testrun_types.go, pkg/resources/jobs,
 internal/controller): ``spec.parallelism``, ``spec.script.configMap.{name,file}``, ``spec.arguments``
 (space-separated k6 flags), ``spec.separate`` (one runner per node), ``spec.runner``/``spec.starter``
-pod settings (``image``, ``nodeSelector``, ``tolerations``, ``env`` as core/v1 EnvVar, ``metadata``);
+pod settings (``image``, ``nodeSelector``, ``tolerations``, ``env`` as core/v1 EnvVar, ``metadata``,
+``livenessProbe`` as a core/v1 Probe);
 the initializer copies the runner's settings when not given. ``status.stage``: initialization,
 initialized, created, started, stopped, finished, error. Every pod carries ``app=k6`` and
 ``k6_cr=<name>``, runners also ``runner=true``; jobs are ``<name>-initializer``, ``<name>-starter``,
@@ -43,6 +44,18 @@ STARTER_IMAGE = "ghcr.io/grafana/k6-operator:starter-v1.6.0"
 SCRIPT_KEY = "script.js"
 SUMMARY_TO_STDOUT = "/dev/stdout"
 FINAL_STAGES = ("finished", "error")
+# k6's REST API in a runner pod: the operator starts k6 with `--address=0.0.0.0:6565` (v1.6.0
+# pkg/resources/jobs/runner.go:53-56).
+K6_API_PORT = 6565
+# The operator's default liveness probe for runners is GET /v1/status on that port with Kubernetes'
+# defaults: 1 s timeout, every 10 s, restart after 3 failures (runner.go:294-306 generateProbe;
+# kubernetes/api v0.35.7 core/v1/types.go:2721-2735), and a runner is never restarted (RestartPolicy
+# Never, BackoffLimit 0: runner.go:174,184). A k6 at 100% CPU that answers its REST API late three
+# times in a row is killed and its measurement lost. A TCP connect is completed by the kernel from the
+# listen backlog, however busy k6 is: this probe fails only once nothing has listened on k6's port for
+# a minute (k6 itself gone), and the run's own timeout bounds a k6 that hangs.
+RUNNER_LIVENESS_PROBE = {"tcpSocket": {"port": K6_API_PORT}, "periodSeconds": 10, "timeoutSeconds": 5,
+                         "failureThreshold": 6}
 PENDING_DEADLINE_S = 300.0  # a runner not scheduled by then will not be (pool too small, taint)
 CLEANUP_WAIT_S = 120.0
 
@@ -133,7 +146,7 @@ def testrun_manifest(spec: TestRunSpec) -> dict[str, Any]:
             "separate": True,  # one runner per load-generator node: runners never share a CPU
             "script": {"configMap": {"name": spec.name, "file": SCRIPT_KEY}},
             "arguments": spec.arguments,
-            "runner": {**pod, "image": K6_IMAGE, "env": _env(spec),
+            "runner": {**pod, "image": K6_IMAGE, "env": _env(spec), "livenessProbe": RUNNER_LIVENESS_PROBE,
                        "metadata": {"labels": spec.labels}},
             "starter": {**pod, "image": STARTER_IMAGE},
         },

@@ -87,10 +87,33 @@ class OperatorEngine(CloudEngine):
         return self._prometheus[out.stack]
 
     def parallelism(self, out: StackOutputs) -> int:
+        """Runners for a job whose load may be split: --parallelism, else one per load-generator node. Each
+        job then gets at most as many as its script has VUs (OperatorDriver.generators)."""
         return self.options.parallelism or int(out.k6_operator.get("load_generator_nodes") or 0)
+
+    @staticmethod
+    def _main_vus(plan: RunPlan) -> int:
+        """The most VUs of the run's main step: the scenario's, or the suite's published shape."""
+        return plan.measurement.scenario.max_vus(plan.measurement.params)
+
+    def _check_parallelism(self, plan: RunPlan) -> None:
+        """An explicit --parallelism the scenario cannot use is refused now: the k6-operator's initializer
+        puts a TestRun with more runners than the script's VUs in stage `error` (v1.6.0
+        internal/controller/k6_initialize.go:87-104), and quietly running fewer runners than asked would
+        not be what was asked. Left out, parallelism fits every job (one runner per node, at most its VUs)."""
+        wanted, vus = self.options.parallelism, self._main_vus(plan)
+        if wanted is not None and wanted > vus:
+            what = f"suite {plan.measurement.suite.name}'s published shape" if plan.measurement.suite \
+                else f"scenario {plan.measurement.scenario.name}"
+            raise CloudError(
+                f"--parallelism {wanted}, but {what} runs at most {vus} VU(s): the k6-operator refuses a TestRun with "
+                f"more runners than the script's VUs (its initializer's check: 'number of instances > number of VUs'). "
+                f"Ask for at most {vus}, or leave --parallelism out: one runner per load-generator node, never more "
+                "than a job's VUs")
 
     # ------------------------------------------------------------------ before anything starts
     def _preflight_load_generators(self, plan: RunPlan) -> None:
+        self._check_parallelism(plan)
         for out in self.stacks.values():
             info = out.k6_operator
             if not info.get("enabled"):
@@ -110,7 +133,9 @@ class OperatorEngine(CloudEngine):
 
     def _machine(self, plan: RunPlan, first: StackOutputs) -> tuple[dict[str, Any], str]:
         return ({"load_generator_instance_type": first.k6_operator.get("load_generator_instance_type"),
-                 "load_generators": {t.name: self.parallelism(self.outputs(t)) for t in plan.targets},
+                 # runners of the main step's TestRuns (fewer at concurrency 1, and for jobs with fewer VUs)
+                 "load_generators": {t.name: min(self.parallelism(self.outputs(t)), self._main_vus(plan))
+                                     for t in plan.targets},
                  "k6_image": op.K6_IMAGE, "region": first.region},
                 "separate machines: k6 runner pods one per load-generator node, gateway and mock on their own nodes")
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -43,6 +43,7 @@ class RunMetrics:
     requests: float
     failed: float
     requests_per_runner: dict[str, float]
+    series_per_runner: dict[str, int] = field(default_factory=dict)  # instance_id -> its k6_http_reqs_total series
 
     def quantiles_ms(self, histogram: NativeHistogram | None = None) -> dict[str, float | None]:
         h = histogram or self.total
@@ -119,6 +120,15 @@ def histogram_steps(
     return steps, runners
 
 
+def series_per_runner(series: Iterable[dict[str, Any]]) -> dict[str, int]:
+    """How many series each runner (instance_id) wrote (one per combination of its other labels)."""
+    counts: dict[str, int] = {}
+    for s in series:
+        runner = s["metric"].get("instance_id", "?")
+        counts[runner] = counts.get(runner, 0) + 1
+    return counts
+
+
 def counter_steps(series: Iterable[dict[str, Any]]) -> tuple[dict[float, float], float, dict[str, float]]:
     """Per step the increase of all series; the run's total; the total per runner."""
     per_step: dict[float, float] = {}
@@ -137,9 +147,12 @@ def counter_steps(series: Iterable[dict[str, Any]]) -> tuple[dict[float, float],
     return per_step, total, per_runner
 
 
-def read_run(prom: Prometheus, testrun: str, start: float, end: float, step: float = 1.0) -> RunMetrics:
-    """Throughput, per-second percentiles and totals of one TestRun (all its runners)."""
+def read_run(prom: Prometheus, testrun: str, start: float, end: float, step: float = 1.0,
+             origin: float | None = None) -> RunMetrics:
+    """Throughput, per-second percentiles and totals of one TestRun (all its runners), asked over
+    ``start``..``end``; each row's ``second`` counts from ``origin`` (k6's own start; default ``start``)."""
     selector = f'{{testrun_name="{testrun}"}}'
+    origin = start if origin is None else origin
     start, end = math.floor(start), math.ceil(end)
     hist_series = prom.query_range(DURATION + selector, start, end, step)
     req_series = prom.query_range(REQUESTS + selector, start, end, step)
@@ -156,7 +169,7 @@ def read_run(prom: Prometheus, testrun: str, start: float, end: float, step: flo
     rows = []
     for ts in sorted(set(steps) | set(req_steps)):
         h = steps.get(ts)
-        row: dict[str, Any] = {"second": ts - start, "requests": req_steps.get(ts, 0.0),
+        row: dict[str, Any] = {"second": round(ts - origin, 3), "requests": req_steps.get(ts, 0.0),
                                "failed": failed_steps.get(ts, 0.0), "rps": req_steps.get(ts, 0.0) / step,
                                "latency_samples": h.count if h else 0.0}
         for name, q in QUANTILES.items():
@@ -164,4 +177,5 @@ def read_run(prom: Prometheus, testrun: str, start: float, end: float, step: flo
         rows.append(row)
     total = merge(runners.values())
     return RunMetrics(per_second=pd.DataFrame(rows), total=total, per_runner=runners, requests=requests,
-                      failed=failed, requests_per_runner=req_per_runner)
+                      failed=failed, requests_per_runner=req_per_runner,
+                      series_per_runner=series_per_runner(req_series))

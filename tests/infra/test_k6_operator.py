@@ -141,9 +141,15 @@ def test_dashboard_queries_what_k6_and_the_cluster_export():
     assert "k6_http_reqs_total" in text and "k6_http_req_duration_seconds" in text
     assert "histogram_quantile(0.99, sum by (target) (rate(k6_http_req_duration_seconds" in text
     assert "_bucket" not in text  # native histograms have no _bucket series
-    for ns in ("$gateway_namespace", "$mock_namespace"):
+    # CPU and memory of the gateway's, the mock's and the load generators' pods (docs/cloud.md, Grafana).
+    for ns in ("$gateway_namespace", "$mock_namespace", "$loadgen_namespace"):
         assert f'container_cpu_usage_seconds_total{{namespace="{ns}"' in text
         assert f'container_memory_working_set_bytes{{namespace="{ns}"' in text
+    defaults = {v["name"]: v["query"] for v in dashboard["templating"]["list"] if v["type"] == "textbox"}
+    assert defaults == {"gateway_namespace": "gateway", "mock_namespace": "mock",
+                        "loadgen_namespace": k6_operator.TESTRUN_NAMESPACE}
+    # Every panel says what it shows (docs/cloud.md repeats them, panel by panel).
+    assert all(p.get("description") for p in dashboard["panels"] if p["type"] != "row")
 
 
 @pytest.mark.parametrize("stack", ["kong", "kong-operator", "dev", "litellm"])
