@@ -74,6 +74,16 @@ def write_aws_shim(directory: Path) -> Path:
     return shim
 
 
+CLOUD_INIT_SHIM = """#!/bin/sh
+# Stand-in for `cloud-init status` on the runner: prints the first state of $AIGW_FAKE_CLOUD_INIT
+# (one per line) and drops it, until only the last one is left.
+first=$(head -n 1 "$AIGW_FAKE_CLOUD_INIT")
+echo "status: $first"
+[ "$(wc -l < "$AIGW_FAKE_CLOUD_INIT")" -gt 1 ] && sed -i 1d "$AIGW_FAKE_CLOUD_INIT"
+exit 0
+"""
+
+
 def stack_outputs(stack: str, gateway: str, gateway_url: str, runners: list[str], prometheus_url: str | None,
                   **extra) -> StackOutputs:
     return StackOutputs.from_outputs(stack, {
@@ -381,14 +391,24 @@ class SsmAgent:
     Requests go through botocore's own parameter validation and validate_against_model; responses
     are validated against the operations' output shapes. ``behave(script)`` can replace running a
     script: "fail" (Failed, nothing ran), "hang" (InProgress until cancelled), "empty" (Success,
-    nothing uploaded), "partial" (Success, only a k6.log uploaded)."""
+    nothing uploaded), "partial" (Success, only a k6.log uploaded), or a dict: run it with these extra
+    environment variables (``_delay_s``: start it that late). ``cloud_init``: what the runner's
+    ``cloud-init status`` answers, call after call (its user data running, done, failed)."""
 
-    def __init__(self, shim_dir: Path, endpoint: str, behave=None):
+    def __init__(self, shim_dir: Path, endpoint: str, behave=None, cloud_init: tuple[str, ...] = ("done",)):
         from botocore.awsrequest import AWSResponse
         from botocore.validate import validate_parameters
 
         self.shim_dir, self.endpoint = shim_dir, endpoint
         self.behave = behave or (lambda script: "run")
+        # The runner's `cloud-init status`, one answer per call (the last one stays): its user data.
+        (shim_dir / "cloud-init").write_text(CLOUD_INIT_SHIM)
+        (shim_dir / "cloud-init").chmod(0o755)
+        self.cloud_init = shim_dir / f"cloud-init-{uuid.uuid4().hex}"
+        self.cloud_init.write_text("\n".join(cloud_init) + "\n")
+        # TMPDIR stands for AL2023's /tmp, a tmpfs in the runner's memory: the scripts must not use it.
+        self.tmpfs = shim_dir / "tmpfs"
+        self.tmpfs.mkdir(exist_ok=True)
         self.client = boto3.client("ssm", region_name=REGION)
         validate_against_model(self.client)
         self.commands: dict[str, dict] = {}
@@ -438,9 +458,13 @@ class SsmAgent:
         return {"Command": {"CommandId": command_id, "Status": "Pending"}}
 
     def _run(self, entry, extra):
+        extra = dict(extra)
+        delay = extra.pop("_delay_s", 0)  # the agent got to this command late (SSM delivers each on its own)
         env = {**os.environ, "AIGW_AWS_CLI": str(self.shim_dir / "aws"), "AIGW_K6": k6_binary(),
                "AIGW_PYTHON": sys.executable, "AWS_ENDPOINT_URL": self.endpoint,
+               "AIGW_FAKE_CLOUD_INIT": str(self.cloud_init), "TMPDIR": str(self.tmpfs),
                "PATH": f"{self.shim_dir}:{os.environ['PATH']}", **extra}
+        time.sleep(delay)
         with self._lock:  # a command cancelled before the agent started it never runs (as with SSM)
             if entry["status"] == "Cancelled":
                 return
@@ -471,6 +495,10 @@ class SsmAgent:
     def scripts(self, kind: str | None = None) -> list[str]:
         return [c["script"] for c in self.commands.values()
                 if kind is None or f"runner job ({kind})" in c["script"]]
+
+    def outputs(self) -> list[str]:
+        """What every command printed (the runner scripts' trace)."""
+        return [c["stdout"] for c in self.commands.values()]
 
     def busy(self) -> bool:
         return any(c["status"] == "InProgress" for c in self.commands.values())

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import os
 import time
 import uuid
 
@@ -122,6 +123,11 @@ def test_whole_stage_with_one_runner(tmp_path, aws, mock_llm, prometheus, no_lef
     assert (run_dir / "rig/wiremock/ceiling/summary.json").exists()
     rig_scripts = agent.scripts("k6")[:2]
     assert all(mock_llm + "/v1/chat/completions" in s for s in rig_scripts)
+    # Every job worked on the root volume (/var/tmp), never in $TMPDIR or /tmp: on AL2023 /tmp is a tmpfs
+    # in the runner's memory, and the raw samples would live there.
+    traces = [o for o in agent.outputs() if "aigw-bench: working in" in o]
+    assert len(traces) == len(agent.scripts()) - 1  # every runner job (not the user-data check)
+    assert all("aigw-bench: working in /var/tmp/aigw-bench." in o for o in traces), traces[0][:300]
     assert manifest["mock"]["profile"]["name"] == "instant" and manifest["format"] == 2
     report = build_report(run_dir)
     assert manifest["environment"] == "cloud" and manifest["cloud"]["wiremock"]["stack"] == "wiremock"
@@ -153,6 +159,127 @@ def test_two_runners_split_the_load_and_merge_from_raw_data(tmp_path, aws, mock_
     rig = run_dir / "rig/wiremock"
     assert (rig / "floor/summary.json").exists() and not (rig / "floor/gen2").exists()
     assert (rig / "ceiling/gen2/summary.json").exists()
+
+
+def test_two_runners_meet_and_start_the_measurement_together(tmp_path, aws, mock_llm):
+    """Each runner's command starts on its own (SSM delivers it, the runner waits for the endpoints, warms
+    up): here the second starts 3 s late. They meet before the measurement and start k6 at one instant;
+    the merged summary records how close (start_skew_s)."""
+    outputs = stack_outputs("wiremock", "wiremock", mock_llm, [RUNNER, RUNNER_2], None)
+    agent = agent_for(aws, lambda script: {"_delay_s": 3} if ": seed, generator 2/2" in script else "run")
+    run_dir = runner_for(plan_for(tmp_path, [outputs], warmup="0s"), agent.client, aws).run()
+    (outcome,) = read_outcomes(run_dir)
+    assert outcome.status == "ok", outcome.reason
+    work = run_dir / "targets/wiremock/r1/seed"
+    starts = [float((work / f"gen{i}/start.txt").read_text()) for i in (1, 2)]
+    assert abs(starts[0] - starts[1]) < 0.5, starts
+    barriers = [(work / f"gen{i}/barrier.txt").read_text().split() for i in (1, 2)]
+    assert barriers[0][0] == barriers[1][0] == "met" and barriers[0][1] == barriers[1][1]  # one common instant
+    assert int(barriers[0][barriers[0].index("waited") + 1]) >= 2  # the first one waited for the other
+    common = float(barriers[0][1])
+    assert all(common - 0.05 <= start <= common + 0.5 for start in starts), (common, starts)  # k6 started then
+    merged = json.loads((work / "summary.json").read_text())["aigw_bench_merged"]
+    assert merged["start_skew_s"] < 0.5 and set(merged["generator_starts"]) == {"gen1", "gen2"}
+
+
+def test_a_runner_that_never_gets_to_the_measurement_ends_the_session_clearly(tmp_path, aws, mock_llm):
+    """The second runner's command never runs: the first waits at most its endpoint wait plus the grace,
+    measures nothing alone, and the session says why; the next job runs again."""
+    outputs = stack_outputs("wiremock", "wiremock", mock_llm, [RUNNER, RUNNER_2], None)
+    agent = agent_for(aws, lambda script: "fail" if ": seed, generator 2/2" in script else "run")
+    started = time.monotonic()
+    run_dir = runner_for(plan_for(tmp_path, [outputs], warmup="0s"), agent.client, aws, endpoint_wait_s=2,
+                         barrier_grace_s=2).run()
+    assert time.monotonic() - started < 90
+    (outcome,) = read_outcomes(run_dir)
+    assert outcome.status == "k6_failed"
+    first = run_dir / "targets/wiremock/r1/seed/gen1"
+    assert not (first / "summary.json").exists() and not (first / "k6.log").exists()  # never measured alone
+    assert (first / "exit-code").read_text().strip() == "94"
+    assert "waited" in (first / "barrier.txt").read_text()
+
+
+def test_a_runner_that_ended_early_stops_the_others_at_once(tmp_path, aws, mock_llm):
+    """The second runner cannot reach the endpoints (its curl fails) and ends: the first one sees its exit
+    code while waiting and gives up at once; the reason is the unreachable endpoint."""
+    broken = tmp_path / "broken-bin"
+    broken.mkdir()
+    (broken / "curl").write_text("#!/bin/sh\nexit 7\n")
+    (broken / "curl").chmod(0o755)
+    outputs = stack_outputs("wiremock", "wiremock", mock_llm, [RUNNER, RUNNER_2], None)
+    path = f"{broken}:{aws['shim_dir']}:{os.environ['PATH']}"
+    agent = agent_for(aws, lambda script: {"PATH": path} if ": seed, generator 2/2" in script else "run")
+    run_dir = runner_for(plan_for(tmp_path, [outputs], warmup="0s"), agent.client, aws, endpoint_wait_s=2).run()
+    (outcome,) = read_outcomes(run_dir)
+    assert outcome.status == "not_ready" and "did not answer the runner within 2 s" in outcome.reason
+    barrier = (run_dir / "targets/wiremock/r1/seed/gen1/barrier.txt").read_text().split()
+    assert barrier[:3] == ["apart", "generator", "2"] and int(barrier[-1]) < 30  # not the whole barrier wait
+
+
+def test_runs_wait_for_the_runners_user_data_before_the_first_command(tmp_path, aws, mock_llm):
+    """A runner just (re)placed: its SSM agent is online, cloud-init still installs k6. The stage asks
+    until the user data is done, then starts; nothing ran before. A check lost to the agent's restart
+    (the user data's last step) is asked again."""
+    outputs = stack_outputs("wiremock", "wiremock", mock_llm, [RUNNER], None)
+    lost = []
+
+    def behave(script):
+        if "user data finished" in script and not lost:
+            lost.append(script)
+            return "fail"  # the agent restarting: the command never ran
+        return "run"
+
+    agent = SsmAgent(aws["shim_dir"], aws["endpoint"], behave, cloud_init=("running", "running", "done"))
+    events = []
+    run_dir = runner_for(plan_for(tmp_path, [outputs], warmup="0s"), agent.client, aws, on_event=events.append).run()
+    (outcome,) = read_outcomes(run_dir)
+    assert outcome.status == "ok", outcome.reason
+    scripts = agent.scripts()
+    checks = [i for i, script in enumerate(scripts) if "has the k6 runner's user data finished" in script]
+    assert checks == [0, 1, 2, 3]  # one unanswered, two while running, then done: all before any job
+    assert "aigw-bench user-data: ready" in agent.outputs()[3]
+    assert any("still running its user data" in getattr(e, "phase", "") for e in events)
+
+
+@pytest.mark.parametrize(("cloud_init", "behave", "options", "message"), [
+    (("error",), None, {}, r"user data failed \(cloud-init: error\).*cloud-init-output.log.*pulumi up --replace"),
+    (("running",), None, {"user_data_wait_s": 0.5}, r"has not finished its user data within 0 s.*running"),
+    (("done",), {"AIGW_K6": "/nonexistent/k6"}, {}, r"finished its user data but is missing k6"),
+])
+def test_user_data_that_failed_or_never_ends_stops_the_run_before_any_load(tmp_path, aws, cloud_init, behave,
+                                                                           options, message):
+    outputs = stack_outputs("kong", "kong", "http://10.0.1.5", [RUNNER], None)
+    agent = SsmAgent(aws["shim_dir"], aws["endpoint"], (lambda script: behave) if behave else None, cloud_init)
+    options = {"user_data_wait_s": 5, **options}
+    with pytest.raises(CloudError, match=message):
+        runner_for(plan_for(tmp_path, [outputs]), agent.client, aws, **options).run()
+    assert not agent.scripts("k6") and not (tmp_path / "results").exists()
+
+
+def test_the_user_data_wait_is_bounded_and_asks_again_after_an_unanswered_check(monkeypatch):
+    """The user data ends by restarting the SSM agent: a check that goes unanswered is asked again; a
+    runner that stays busy is given up on after the limit, in the engine's (here fake) time."""
+    from aigw_bench.cloud import user_data
+
+    now = [0.0]
+    answers = iter([("unanswered", "SSM command ended Failed"), ("ready", "")])
+    monkeypatch.setattr(user_data, "check", lambda *a, **k: next(answers))
+    user_data.wait_user_data(None, RUNNER, 60, interval=10, sleep=lambda s: now.__setitem__(0, now[0] + s),
+                             clock=lambda: now[0])
+    assert now[0] == 10  # one retry
+
+    calls = []
+
+    def busy(*a, **k):
+        calls.append(now[0])
+        assert len(calls) < 100, "never gave up"
+        return "running", "(cloud-init: running)"
+
+    monkeypatch.setattr(user_data, "check", busy)
+    with pytest.raises(CloudError, match=r"not finished its user data within 60 s \(last answer: running"):
+        user_data.wait_user_data(None, RUNNER, 60, interval=10, sleep=lambda s: now.__setitem__(0, now[0] + s),
+                                 clock=lambda: now[0])
+    assert len(calls) == 8  # 0, 10, ... 70 s: the first answer past the limit ends it
 
 
 def test_segments_cover_the_whole_load():

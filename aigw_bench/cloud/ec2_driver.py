@@ -27,6 +27,7 @@ from aigw_bench.cloud.merge import merge_generators
 from aigw_bench.cloud.remote import (
     ENDPOINT_UNREACHABLE,
     RESOURCES_UNAVAILABLE,
+    RUNNERS_APART,
     Generator,
     Remote,
     render_script,
@@ -53,6 +54,11 @@ from schema.scenarios import format_duration
 COMMAND_GRACE_SECONDS = 300
 # How long the runner waits for an endpoint (a fresh NLB, a restarted mock) before giving up.
 ENDPOINT_WAIT_SECONDS = 600
+# Several runners of one job meet before the measurement (templates/k6.sh.j2): each waits for the
+# others at most their endpoint wait plus this (their commands' start, S3), then they all start
+# BARRIER_MARGIN_SECONDS after the last one arrived (time for every runner to see it: polls every second).
+BARRIER_GRACE_SECONDS = 120
+BARRIER_MARGIN_SECONDS = 3
 
 
 @dataclass(kw_only=True)
@@ -64,6 +70,7 @@ class Ec2Driver(StackDriver):
     run_dir: Path
     headers_key: str | None = None  # S3 key of the secret headers, for this session's commands
     endpoint_wait_s: int = ENDPOINT_WAIT_SECONDS
+    barrier_grace_s: int = BARRIER_GRACE_SECONDS
     prometheus_lag_s: int = PROMETHEUS_LAG_SECONDS
     _idle_count: int = 0
 
@@ -99,6 +106,13 @@ class Ec2Driver(StackDriver):
             if r is not None and not r.ok:
                 raise SessionLost(Status.K6_FAILED, f"{what}: the runner's SSM command {r.command_id} ended {r.status} "
                                                f"({r.status_details}); whatever it uploaded is kept", **evidence)
+        # An endpoint that never answered one runner says more than the others' giving up on it.
+        for g in sorted(gens, key=lambda g: g.code != ENDPOINT_UNREACHABLE):
+            if g.code == RUNNERS_APART:
+                why = (g.dir / "barrier.txt").read_text().strip() if (g.dir / "barrier.txt").exists() else ""
+                raise SessionLost(Status.K6_FAILED, f"{what}: the runners never all got to the measurement's common "
+                                               f"start (runner {g.instance}: {why or 'no barrier record'}); each "
+                                               "runner's own files say why", **evidence)
             if g.code == ENDPOINT_UNREACHABLE:
                 waited = (g.dir / "endpoint-wait.txt").read_text().split() if (g.dir / "endpoint-wait.txt").exists() \
                     else ["?", "?"]
@@ -116,18 +130,23 @@ class Ec2Driver(StackDriver):
         wait_urls = self._wait_urls(self.target, self.direct) if self.target is not self.direct \
             else self._wait_urls(self.target)
 
+        barrier_s = self.endpoint_wait_s + self.barrier_grace_s
+
         def script(i: int, prefix: str) -> str:
             return render_script(
                 "k6", **self._common(prefix, job.label, i, count), inputs=["script.js"], wait_urls=wait_urls,
                 warmup=job.warmup, warmup_duration=format_duration(job.warmup),
                 duration=format_duration(job.duration), segment_args=segment_args(i, count), raw=raw,
-                prometheus_url=self.outputs.prometheus_url if i == 0 else None, exact=job.exact_resources)
+                prometheus_url=self.outputs.prometheus_url if i == 0 else None, exact=job.exact_resources,
+                job_prefix=self._prefix(job.dir), barrier_seconds=barrier_s, barrier_margin=BARRIER_MARGIN_SECONDS)
 
         job.dir.mkdir(parents=True, exist_ok=True)
         (job.dir / "script.js").write_text(job.source)
         gens = self._generators(job.dir, count, script)
         expected = job.warmup + job.duration
         limit = self.endpoint_wait_s + expected + job.request_timeout + COMMAND_GRACE_SECONDS
+        if count > 1:
+            limit += barrier_s + BARRIER_MARGIN_SECONDS
         self.phase(f"{job.label} (on {count} runner{'s' if count > 1 else ''})")
         try:
             self.remote.run(job.label, gens, {"script.js": job.source.encode()}, limit,

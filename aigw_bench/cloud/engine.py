@@ -25,15 +25,16 @@ from pathlib import Path
 from typing import Any
 
 from aigw_bench.cloud import ssm as ssm_cmd
-from aigw_bench.cloud.ec2_driver import ENDPOINT_WAIT_SECONDS, Ec2Driver
+from aigw_bench.cloud.ec2_driver import BARRIER_GRACE_SECONDS, ENDPOINT_WAIT_SECONDS, Ec2Driver
 from aigw_bench.cloud.endpoints import rig_endpoint, stack_endpoints
 from aigw_bench.cloud.kube import KubeAccess, kube_access
 from aigw_bench.cloud.mock_control import MockProfiles
 from aigw_bench.cloud.outputs import StackOutputs
 from aigw_bench.cloud.remote import Remote
 from aigw_bench.cloud.stack_driver import PROFILE_SWITCH_SECONDS, StackDriver
+from aigw_bench.cloud.user_data import USER_DATA_WAIT_SECONDS, wait_user_data
 from aigw_bench.measure.driver import Endpoint, SessionLost
-from aigw_bench.measure.events import Phase
+from aigw_bench.measure.events import EventSink, Phase, ignore
 from aigw_bench.run.engine import Description, Engine
 from aigw_bench.run.interrupts import STOP
 from aigw_bench.run.plan import RunPlan
@@ -268,20 +269,32 @@ class Ec2Engine(CloudEngine):
     interrupt_note = "; remote commands cancelled"
 
     def __init__(self, stacks: list[StackOutputs], clients: Callable[[str], tuple[Any, Any]], *,
-                 endpoint_wait_s: int = ENDPOINT_WAIT_SECONDS, prometheus_lag_s: int | None = None, **common: Any):
+                 endpoint_wait_s: int = ENDPOINT_WAIT_SECONDS, prometheus_lag_s: int | None = None,
+                 barrier_grace_s: int = BARRIER_GRACE_SECONDS, user_data_wait_s: float = USER_DATA_WAIT_SECONDS,
+                 **common: Any):
         super().__init__(stacks, **common)
         self.clients = clients
         self.endpoint_wait_s = endpoint_wait_s
+        self.barrier_grace_s = barrier_grace_s
+        self.user_data_wait_s = user_data_wait_s
         self.prometheus_lag_s = prometheus_lag_s
         self._remotes: dict[str, Remote] = {}
+        self._emit: EventSink = ignore
+
+    def prepare(self, emit: EventSink) -> None:
+        self._emit = emit
 
     def _preflight_load_generators(self, plan: RunPlan) -> None:
-        """Every runner online and idle."""
+        """Every runner online, idle, and done with its user data (k6 installed)."""
         for out in self.stacks.values():
             ssm, _ = self.clients(out.region)
             for instance in out.k6_runner_instance_ids:
                 ssm_cmd.ensure_registered(ssm, instance)
                 ssm_cmd.ensure_idle(ssm, instance)
+                wait_user_data(ssm, instance, self.user_data_wait_s, interval=self.poll_interval, sleep=self.sleep,
+                               clock=self.clock, on_wait=lambda waited, detail, i=instance, s=out.stack: self._emit(
+                                   Phase(target=s, phase=f"runner {i} is still running its user data ({detail}; "
+                                                         f"{waited:.0f} s of at most {self.user_data_wait_s:.0f} s)")))
 
     def _machine(self, plan: RunPlan, first: StackOutputs) -> tuple[dict[str, Any], str]:
         return ({"k6_runner_instance_type": first.instance_types.get("k6_runner"),
@@ -309,7 +322,8 @@ class Ec2Engine(CloudEngine):
             yield Ec2Driver(outputs=out, remote=remote, run_id=self.ctx.run_id, run_dir=self.ctx.run_dir, work=work,
                             direct=direct, target=target, on_event=self.ctx.emit, mock_profiles=self._profiles.get(
                                 out.stack), endpoint_wait_s=self.endpoint_wait_s,
-                            profile_switch_s=self.profile_switch_s, headers_key=headers_key, **extra)
+                            profile_switch_s=self.profile_switch_s, headers_key=headers_key,
+                            barrier_grace_s=self.barrier_grace_s, **extra)
 
     def _session_evidence(self, driver: StackDriver) -> dict[str, Any]:
         assert isinstance(driver, Ec2Driver)

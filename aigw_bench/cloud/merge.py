@@ -78,6 +78,20 @@ def merge_summaries(summaries: list[dict], duration_hist: pd.DataFrame, waiting_
     }
 
 
+def start_skew(gen_dirs: list[Path]) -> dict[str, Any]:
+    """When each generator started k6 (its ``start.txt``, epoch seconds to the millisecond) and the spread:
+    the runners meet before the measurement (aigw_bench/cloud/templates/k6.sh.j2), this says how closely."""
+    starts = {}
+    for d in gen_dirs:
+        path = d / "start.txt"
+        text = path.read_text().strip() if path.exists() else ""
+        if text.replace(".", "", 1).isdigit():
+            starts[d.name] = float(text)
+    if len(starts) < 2:
+        return {}
+    return {"generator_starts": starts, "start_skew_s": round(max(starts.values()) - min(starts.values()), 3)}
+
+
 def merge_generators(gen_dirs: list[Path], out_dir: Path) -> dict[str, str]:
     """Merge ``gen*/summary.json`` + ``gen*/raw.csv.gz`` into ``out_dir``; returns the files written."""
     summaries = [json.loads((d / "summary.json").read_text()) for d in gen_dirs]
@@ -90,6 +104,7 @@ def merge_generators(gen_dirs: list[Path], out_dir: Path) -> dict[str, str]:
     truncated = [f"{d.name}: {p.stats.truncated}" for d, p in zip(gen_dirs, parts, strict=True) if p.stats.truncated]
     if truncated:
         summary["aigw_bench_merged"]["truncated_raw"] = truncated
+    summary["aigw_bench_merged"].update(start_skew(gen_dirs))
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=1))
     stats = ReadStats(rows=sum(p.stats.rows for p in parts), rows_used=sum(p.stats.rows_used for p in parts),
                       malformed_rows=sum(p.stats.malformed_rows for p in parts),

@@ -26,6 +26,7 @@ COMPLETION_MARKER = "exit-code"
 # Exit codes the runner scripts write into their marker besides the tool's own.
 ENDPOINT_UNREACHABLE = 92  # an endpoint did not answer within the wait
 RESOURCES_UNAVAILABLE = 93  # the idle sampling got nothing from Prometheus
+RUNNERS_APART = 94  # several runners of one job never all got to the measurement's common start
 # The streaming probe's Python on the runner: a virtualenv the instance's user data makes
 # (components/k6_runner.py: Python 3.11 and httpx from requirements.txt, hash-checked).
 RUNNER_PYTHON = "/opt/aigw-probe/bin/python"
@@ -39,7 +40,7 @@ def render_script(kind: str, **context: Any) -> str:
     """A runner script from ``templates/<kind>.sh.j2`` (every value shell-quoted by the template)."""
     return _ENV.get_template(f"{kind}.sh.j2").render(
         kind=kind, ENDPOINT_UNREACHABLE=ENDPOINT_UNREACHABLE, RESOURCES_UNAVAILABLE=RESOURCES_UNAVAILABLE,
-        RUNNER_PYTHON=RUNNER_PYTHON, **context)
+        RUNNERS_APART=RUNNERS_APART, RUNNER_PYTHON=RUNNER_PYTHON, **context)
 
 
 def segment_args(index: int, count: int) -> str:
