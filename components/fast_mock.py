@@ -9,7 +9,9 @@
 - One pod, requests equal to limits (Guaranteed QoS), on the mock pool, unprivileged with a
   read-only root filesystem. ``Recreate``: the pod takes the node's allocatable CPU, so a surge pod
   could never be scheduled. Its namespace carries the load balancer controller's readiness-gate
-  label, so a restarted pod is Ready only once the NLB's health checks pass.
+  label, so a restarted pod is Ready only once the NLB's health checks pass. ``pulumi up`` does not
+  wait for the Deployment (a switch from WireMock: components/mock_args.py), only for the NLB's
+  endpoints on a fresh stack.
 - A ClusterIP Service for the gateway, and the internal NLB (source ranges: the VPC) for the runner.
 """
 
@@ -23,7 +25,7 @@ import pulumi_kubernetes as k8s
 
 from components import scheduling
 from components.load_balancer import internal_nlb_service, service_url
-from components.mock_args import READINESS_GATE_LABEL, MockArgs, memory_mib
+from components.mock_args import FAST_MOCK_TYPE, SKIP_AWAIT, MockArgs, memory_mib, mock_namespace, switchable
 from schema.cloud import MockCloudSpec
 from schema.mock import CONTRACT_FILE, MockDefinition, PacingProfile, settings_json
 from schema.templating import render_file, render_vars
@@ -87,11 +89,10 @@ class FastMock(pulumi.ComponentResource):
     control: dict[str, str]
 
     def __init__(self, name: str, args: MockArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("aigw-bench:index:FastMock", name, None, opts)
+        super().__init__(FAST_MOCK_TYPE, name, None, switchable(FAST_MOCK_TYPE, opts))
         spec = args.spec
         labels = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/part-of": "aigw-bench"}
-        ns = k8s.core.v1.Namespace(f"{name}-ns", metadata={"name": spec.namespace, "labels": READINESS_GATE_LABEL},
-                                   opts=pulumi.ResourceOptions(parent=self, provider=args.provider))
+        ns = mock_namespace(name, spec.namespace, self, args.provider)
         files = config_files(args.mock, spec, args.profile, args.cpu)
         after_ns = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[ns])
         self.configmap = k8s.core.v1.ConfigMap(
@@ -101,7 +102,7 @@ class FastMock(pulumi.ComponentResource):
         static = "".join(files[k] for k in sorted(files) if k != SETTINGS_KEY)
         self.deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
-            metadata={"name": NAME, "namespace": spec.namespace, "labels": labels},
+            metadata={"name": NAME, "namespace": spec.namespace, "labels": labels, "annotations": SKIP_AWAIT},
             spec={
                 "replicas": 1,
                 "strategy": {"type": "Recreate"},

@@ -15,7 +15,8 @@ from schema.cloud import Chart
 
 
 def pinned_release(resource_name: str, *, release: str, chart: Chart, namespace: pulumi.Input[str],
-                   values: dict[str, Any], opts: pulumi.ResourceOptions, timeout: int = 600) -> k8s.helm.v3.Release:
+                   values: dict[str, Any], opts: pulumi.ResourceOptions, timeout: int = 600,
+                   skip_await: bool = False) -> k8s.helm.v3.Release:
     oci = chart.repo.startswith("oci://")
     return k8s.helm.v3.Release(
         resource_name,
@@ -26,5 +27,6 @@ def pinned_release(resource_name: str, *, release: str, chart: Chart, namespace:
         namespace=namespace,
         values=values,
         timeout=timeout,
+        skip_await=skip_await or None,
         opts=opts,
     )

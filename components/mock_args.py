@@ -22,6 +22,39 @@ from schema.mock import MockDefinition, PacingProfile
 # group (kubernetes-sigs/aws-load-balancer-controller v3.5.0, docs/deploy/pod_readiness_gate.md).
 READINESS_GATE_LABEL = {"elbv2.k8s.aws/pod-readiness-gate-inject": "enabled"}
 
+# The mock components' type tokens (WireMock's predates the fast mock). Switching a deployed stack's
+# `mock` replaces one component by the other, and both make the same Namespace and NLB Service: each
+# component is aliased to the other types, so that Pulumi's engine finds the old component under the
+# alias and, through it, its children of the same name and type (pulumi/pulumi
+# pkg/resource/deploy/step_generator.go: generateAliases, inheritedChildAlias). The Namespace and the
+# NLB are then updated in place. Without it the engine creates the new ones while the old still exist
+# (deletes come after the program's last registration) and pulumi-kubernetes >= 4.29 refuses to
+# create an existing object (AlreadyExists), or, with upsertExistingObjects, the old Namespace's
+# delete takes the new mock with it. tests/infra/test_mock_switch.py previews both switches.
+FAST_MOCK_TYPE = "aigw-bench:index:FastMock"
+WIREMOCK_TYPE = "aigw-bench:index:MockLlm"
+MOCK_TYPES = (FAST_MOCK_TYPE, WIREMOCK_TYPE)
+# On the mock pool the mock takes the node's allocatable CPU, so during a switch the new mock's pod
+# cannot start until the old one is deleted, after the update's last registration: pulumi up must not
+# wait for the new workload. Readiness is still awaited on a fresh stack: creating the NLB Service waits
+# for ready endpoints (pulumi-kubernetes provider/pkg/await/service.go); an updated Service is not
+# awaited (awaiters.go: no update awaiter for v1/Service), and `cloud run` waits for the mock itself.
+SKIP_AWAIT = {"pulumi.com/skipAwait": "true"}
+
+
+def switchable(own_type: str, opts: pulumi.ResourceOptions | None) -> pulumi.ResourceOptions:
+    """``opts`` plus aliases to the other mock components' types (same name, same parent)."""
+    aliases = [pulumi.Alias(type_=t) for t in MOCK_TYPES if t != own_type]
+    return pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(aliases=aliases))
+
+
+def mock_namespace(name: str, namespace: str, parent: pulumi.Resource,
+                   provider: pulumi.ProviderResource) -> k8s.core.v1.Namespace:
+    """The mock's namespace, the same object whichever mock runs in it (``<name>-ns``): its pods get the
+    load balancer controller's readiness gate."""
+    return k8s.core.v1.Namespace(f"{name}-ns", metadata={"name": namespace, "labels": READINESS_GATE_LABEL},
+                                 opts=pulumi.ResourceOptions(parent=parent, provider=provider))
+
 
 @dataclass(frozen=True)
 class MockArgs:

@@ -14,7 +14,7 @@ import pulumi_kubernetes as k8s
 from components import scheduling
 from components.helm import pinned_release
 from components.load_balancer import internal_nlb_service, service_url
-from components.mock_args import MockArgs, memory_mib
+from components.mock_args import WIREMOCK_TYPE, MockArgs, memory_mib, mock_namespace, switchable
 from schema.mock import MockDefinition, load_contract, load_profile
 from schema.templating import render_file
 
@@ -54,12 +54,11 @@ class WireMock(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: MockArgs, opts: pulumi.ResourceOptions | None = None):
         # The type token predates the fast mock; kept so that deployed stacks keep their resources.
-        super().__init__("aigw-bench:index:MockLlm", name, None, opts)
+        super().__init__(WIREMOCK_TYPE, name, None, switchable(WIREMOCK_TYPE, opts))
         spec = args.spec
         assert spec.chart is not None, "mock_llm/wiremock/mock.yaml: cloud.chart is required"
         image, port, namespace = spec.image, spec.port, spec.namespace
-        k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.provider)
-        ns = k8s.core.v1.Namespace(f"{name}-ns", metadata={"name": namespace}, opts=k8s_opts)
+        ns = mock_namespace(name, namespace, self, args.provider)
         # Our mappings only, mounted from a ConfigMap of our own: the chart's mappingsFromConfigmap
         # also copies the chart's bundled sample (mappings/mapping_1.json, POST /v1/hello, and its
         # responses/ file; wiremock/helm-charts wiremock-1.8.0), with an unpinned bash init image.
@@ -92,6 +91,7 @@ class WireMock(pulumi.ComponentResource):
             },
             opts=pulumi.ResourceOptions(parent=self, provider=args.provider,
                                         depends_on=[*args.cluster_ready, mappings]),
+            skip_await=True,  # a switch from the fast mock (components/mock_args.py: SKIP_AWAIT)
         )
         self.cluster_url = f"http://{RELEASE}.{namespace}.svc.cluster.local:{port}"
         self.service = internal_nlb_service(

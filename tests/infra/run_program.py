@@ -2,7 +2,10 @@
 
 One process per stack (the Pulumi runtime is process-global). Output: every registered resource
 (type, name, inputs as the engine received them, parent, explicit dependencies, ignored changes), the stack's
-exports (and which are secret), warnings, or the error that stopped the program.
+exports (and which are secret), warnings, or the error that stopped the program; and the registrations in
+the order the engine received them, with the URN the engine gives each (the mock monitor's own URNs leave
+out grandparents' types), its parent's URN and its aliases as sent (tests/infra/preview.py plans an
+update from one program's graph to another's with them).
 
     python tests/infra/run_program.py Pulumi.kong.yaml [--set key=value] [--secret key=value]
 """
@@ -27,6 +30,7 @@ os.chdir(REPO)
 import pulumi  # noqa: E402
 
 RESOURCES: dict[str, dict] = {}
+REGISTRATIONS: list[dict] = []
 WARNINGS: list[str] = []
 EXPORTS: dict[str, pulumi.Output] = {}
 
@@ -90,6 +94,43 @@ def _without_resource_references() -> None:
     mocks.MockMonitor.GetDeploymentInfo = info
 
 
+def _recording_registrations() -> None:
+    """Record each RegisterResource request as the engine would see it: URNs as pulumi/pulumi's
+    resource.CreateURN makes them (the parent's whole qualified type, none for the root stack), the
+    parent's URN, and the aliases (specs or URNs) the SDK sends when the monitor supports alias specs."""
+    from pulumi.runtime import mocks
+
+    original = mocks.MockMonitor.RegisterResource
+    engine_urns: dict[str, str] = {}  # the mock monitor's URN -> the engine's
+
+    def qualified(urn: str) -> str:
+        return urn.split("::")[2]
+
+    def register(self, request):
+        response = original(self, request)
+        parent = engine_urns.get(request.parent) if request.parent else None
+        if parent is not None and qualified(parent) == "pulumi:pulumi:Stack":
+            parent = None
+        typ = request.type if parent is None else f"{qualified(parent)}${request.type}"
+        urn = f"urn:pulumi:{pulumi.get_stack()}::{pulumi.get_project()}::{typ}::{request.name}"
+        engine_urns[response.urn] = urn
+        aliases = []
+        for alias in request.aliases:
+            if alias.HasField("spec"):
+                spec = alias.spec
+                aliases.append({"name": spec.name, "type": spec.type, "stack": spec.stack, "project": spec.project,
+                                "parent": engine_urns.get(spec.parentUrn, spec.parentUrn) or None,
+                                "no_parent": spec.noParent})
+            else:
+                aliases.append({"urn": engine_urns.get(alias.urn, alias.urn)})
+        if request.type != "pulumi:pulumi:Stack":
+            REGISTRATIONS.append({"urn": urn, "type": request.type, "name": request.name, "parent": parent,
+                                  "aliases": aliases, "custom": request.custom})
+        return response
+
+    mocks.MockMonitor.RegisterResource = register
+
+
 class Mocks(pulumi.runtime.Mocks):
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         # Remote components' outputs are typed differently from their inputs: return only theirs.
@@ -145,6 +186,7 @@ def main() -> None:
     flat = {k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
     flat.setdefault("aws:region", "us-east-1")
     _without_resource_references()
+    _recording_registrations()
     pulumi.runtime.set_mocks(Mocks(), project="aigw-bench", stack=stack, preview=False)
     pulumi.runtime.set_all_config(flat, secrets)
     pulumi.export = _export
@@ -175,6 +217,8 @@ def main() -> None:
         result["error"] = f"{type(exc).__name__}: {exc}"
         result["traceback"] = traceback.format_exc()
     result["resources"] = list(RESOURCES.values())
+    result["registrations"] = [{**r, "inputs": RESOURCES.get(f"{r['type']}::{r['name']}", {}).get("inputs")}
+                               for r in REGISTRATIONS]
     result["warnings"] = WARNINGS
     print(json.dumps(result, default=str))
 
