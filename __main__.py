@@ -66,7 +66,8 @@ cluster = Cluster("cluster", ClusterArgs(
 pools = NodePools("pools", NodePoolsArgs(
     cluster=cluster.eks, node_role=cluster.node_role, subnet_ids=network.private_subnet_ids,
     pools={role: PoolSpec(p.instance_type, p.count, p.disk_gib)
-           for role, p in (("gateway", cfg.nodes.gateway), ("mock", cfg.nodes.mock), ("tools", cfg.nodes.tools))}))
+           for role, p in (("gateway", cfg.nodes.gateway), ("mock", cfg.nodes.mock), ("tools", cfg.nodes.tools))},
+    registry_mirrors=cfg.registry_mirrors))
 # CoreDNS as its own add-on once the tools pool exists (components/cluster_dns.py); every
 # workload waits for nodes and for cluster DNS.
 dns = ClusterDns("cluster-dns", ClusterDnsArgs(cluster_name=name, tools_pool=pools.groups["tools"]))
@@ -104,7 +105,8 @@ loadgen = cfg.nodes.loadgen
 if cfg.k6_operator.enabled:
     generators = NodePools("generators", NodePoolsArgs(
         cluster=cluster.eks, node_role=cluster.node_role, subnet_ids=network.private_subnet_ids,
-        pools={"loadgen": PoolSpec(loadgen.instance_type, settings.loadgen_nodes, loadgen.disk_gib)}))
+        pools={"loadgen": PoolSpec(loadgen.instance_type, settings.loadgen_nodes, loadgen.disk_gib)},
+        registry_mirrors=cfg.registry_mirrors))
     operator = K6Operator("k6-operator", K6OperatorArgs(
         provider=cluster.provider, loadgen_pool=generators.groups["loadgen"], cluster_ready=cluster_ready))
 

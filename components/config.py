@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from pydantic.alias_generators import to_camel
 
 from components.prices import CostLine, allocatable_cpu, estimate, price_table, total
+from components.registry_mirrors import check_mirror
 from components.subnets import PRIVATE_MASK, subnet_layout
 from schema.catalog import Catalog, Gateway
 from schema.cloud import CloudSpec, MockCloudSpec
@@ -35,6 +36,7 @@ NAMESPACE = "aigw-bench"
 DEFAULT_LOADGEN_NODES = 2
 SECRET_CONFIG_NAMES = frozenset({"litellmMasterKey", "konnectCert", "konnectKey"})
 _INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*[0-9][a-z0-9-]*\.(nano|micro|small|medium|large|[0-9]*xlarge|metal)$")
+_REGISTRY = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+(:[0-9]{1,5})?$")
 
 
 class ConfigValidationError(Exception):
@@ -115,6 +117,9 @@ class StackConfig(_Model):
     runner: Runner = Runner()
     k6_operator: K6Operator = K6Operator()
     results_retention_days: int = Field(14, ge=1, le=3650)
+    # Registry host -> mirror URL for every node's image pulls (components/registry_mirrors.py), e.g.
+    # {docker.io: https://mirror.example.com}: Docker Hub limits anonymous pulls per NAT address.
+    registry_mirrors: dict[str, str] = Field(default_factory=dict)
     # Plain values a catalog entry asks for (required_config), e.g. Konnect endpoints.
     konnect_control_plane: str | None = None
     konnect_telemetry: str | None = None
@@ -153,6 +158,14 @@ class StackConfig(_Model):
             raise ValueError(f"the {mock} mock cannot serve {value!r}; allowed with it: "
                              f"{', '.join(load_mock(mock).profiles)}")
         return value
+
+    @field_validator("registry_mirrors")
+    @classmethod
+    def _mirrors(cls, values: dict[str, str]) -> dict[str, str]:
+        for registry in values:
+            if not _REGISTRY.match(registry):
+                raise ValueError(f"{registry!r} is not a registry host (docker.io, quay.io, ghcr.io, host:port)")
+        return {registry: check_mirror(url) for registry, url in values.items()}
 
     @field_validator("public_access_cidrs")
     @classmethod

@@ -1,15 +1,17 @@
 """One managed node group per role (gateway, mock, tools, and loadgen on operator stacks), labelled
-and tainted so that nothing else schedules there, on Amazon Linux 2023, in the private subnets."""
+and tainted so that nothing else schedules there, on Amazon Linux 2023, in the private subnets; with
+registry mirrors configured, every node's containerd pulls through them (components/registry_mirrors.py)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
 import pulumi_eks as eks
 
 from components import scheduling
+from components.registry_mirrors import SCRIPT_CONTENT_TYPE, node_script
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,7 @@ class NodePoolsArgs:
     node_role: aws.iam.Role
     subnet_ids: pulumi.Input[list[str]]
     pools: dict[scheduling.Role, PoolSpec]
+    registry_mirrors: dict[str, str] = field(default_factory=dict)  # registry host -> mirror URL
 
 
 class NodePools(pulumi.ComponentResource):
@@ -41,6 +44,10 @@ class NodePools(pulumi.ComponentResource):
     def __init__(self, name: str, args: NodePoolsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("aigw-bench:index:NodePools", name, None, opts)
         self.groups = {}
+        # Only when asked: extra user data gives the group a launch template of pulumi-eks's making, which
+        # replaces the nodes of a deployed stack (a rolling update).
+        extra = [eks.NodeadmOptionsArgs(content=node_script(args.registry_mirrors), content_type=SCRIPT_CONTENT_TYPE)] \
+            if args.registry_mirrors else None
         for role, spec in args.pools.items():
             self.groups[role] = eks.ManagedNodeGroup(
                 f"{name}-{role}",
@@ -54,6 +61,7 @@ class NodePools(pulumi.ComponentResource):
                 labels=scheduling.labels(role),
                 taints=[aws.eks.NodeGroupTaintArgs(**scheduling.taint(role))],
                 tags={"aigw-bench/pool": role},
+                nodeadm_extra_options=extra,
                 opts=pulumi.ResourceOptions(parent=self),
             )
         self.register_outputs({"groups": list(self.groups)})
