@@ -320,7 +320,8 @@ def _engine_options(f):
                      help="ec2: k6 on the stack's EC2 runner(s) over SSM (the published setup); operator: a "
                           "k6-operator TestRun on the load-generator pool, metrics streamed to Prometheus."),
         click.option("--parallelism", type=click.IntRange(1, 100),
-                     help="operator engine: runner pods (default: one per load-generator node of the stack)."),
+                     help="operator engine: runner pods of a job whose load may be split (default: one per "
+                          "load-generator node; never more than a job's VUs; refused above the scenario's)."),
         click.option("--prometheus-url", help="operator engine: read Prometheus here (e.g. a kubectl port-forward) "
                                               "instead of through the Kubernetes API server."),
         click.option("--yes", "-y", is_flag=True, help="Start without asking to confirm the plan's time and cost."),

@@ -56,7 +56,8 @@ class Clock:
 def outputs(stack: str = "kong-operator", *, enabled: bool = True, nodes: int = 2, secret: bool = False):
     extra = {
         "k6_operator": {"enabled": enabled, "namespace": "loadgen" if enabled else None,
-                        "load_generator_nodes": nodes, "load_generator_instance_type": "c6i.4xlarge"},
+                        "load_generator_nodes": nodes, "load_generator_instance_type": "c6i.4xlarge",
+                        "load_generator_vcpus": 16},
         "prometheus_service": {"namespace": "monitoring", "name": "kps-prometheus", "port": 9090,
                                "cluster_url": "http://kps-prometheus.monitoring.svc.cluster.local:9090"},
         "grafana_service": {"namespace": "monitoring", "name": "kps-grafana", "port": 80,
@@ -226,16 +227,21 @@ def test_the_warmup_is_a_closed_loop_of_warmup_vus_as_the_operators_initializer_
     """inferxgate-throughput's cloud ramp takes 5.5 min up to 50 VUs; its warm-up TestRun runs k6 with
     AIGW_WARMUP=1, so the real `k6 inspect --execution-requirements` that the operator's initializer runs
     with the runner's env (tests/k8s_fakes.initializer_check) finds a closed loop of warmup_vus (5) for
-    the warm-up's 30 s, not the scenario's own schedule."""
-    cluster, prom, clock = setup(two_runners())
-    case = cloud_case(tmp_path, [outputs()], scenario="inferxgate-throughput", mock_profile="instant")
+    the warm-up's 30 s, not the scenario's own schedule. On an 8-node pool the warm-up gets 5 runners
+    (its own VUs: 8 would be put in `error`), the 50-VU ramp all 8."""
+    runners = [latency_script(i, SECONDS, 10, 0.02) for i in range(8)]
+    cluster, prom, clock = setup(runners)
+    out = outputs(nodes=8)
+    case = cloud_case(tmp_path, [out], scenario="inferxgate-throughput", mock_profile="instant")
     case.plan.rig = case.plan.rig.model_validate(RIG)
-    Runner(case.plan, engine_for(cluster, prom, clock, outputs())).run()
+    run_dir = Runner(case.plan, engine_for(cluster, prom, clock, out)).run()
+    [outcome] = read_outcomes(run_dir)
+    assert outcome.status == "ok", outcome.reason
     warm, measure = target_testruns(cluster)
     w, m = cluster.inspected[warm["metadata"]["name"]], cluster.inspected[measure["metadata"]["name"]]
     assert (w["maxVUs"], parse_duration(w["totalDuration"])) == (5, 30 + 5)  # + gracefulStop
     assert (m["maxVUs"], parse_duration(m["totalDuration"])) == (50, 330 + 5)
-    assert warm["spec"]["parallelism"] == measure["spec"]["parallelism"] == 2
+    assert (warm["spec"]["parallelism"], measure["spec"]["parallelism"]) == (5, 8)
 
 
 def test_a_one_vu_scenario_gets_one_runner_by_default_and_an_explicit_parallelism_above_it_is_refused(tmp_path):
@@ -250,6 +256,9 @@ def test_a_one_vu_scenario_gets_one_runner_by_default_and_an_explicit_parallelis
     assert [t["spec"]["parallelism"] for t in target_testruns(cluster)] == [1, 1]
     assert all(c["error"] is None and c["maxVUs"] == 1 for c in cluster.inspected.values() if c["maxVUs"] == 1)
     assert json.loads((run_dir / "manifest.json").read_text())["machine"]["load_generators"] == {"wiremock": 1}
+    # The load generators' CPUs are those of the runners the TestRun had (one 16-vCPU node), not the pool's.
+    usage = pd.read_csv(target_dir(run_dir, "wiremock", 1) / "inferxgate-baseline" / "resources.csv")
+    assert set(usage.loc[usage["role"] == "loadgen", "cpus"]) == {16.0}
 
     cluster, prom, clock = setup(two_runners())
     with pytest.raises(CloudError, match=r"--parallelism 2, but scenario inferxgate-baseline runs at most 1 VU"):

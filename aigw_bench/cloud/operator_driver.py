@@ -259,7 +259,7 @@ class OperatorDriver(StackDriver):
             if count:
                 files["pairs"] = "pairs.csv.gz"
         usage = self._usage(job.dir, span or (result.started or 0.0, result.finished or 0.0), result.name,
-                            exact=job.exact_resources)
+                            exact=job.exact_resources, runners=len(result.runners))
         if usage.rows:
             write_rows(usage.rows, job.dir / "resources.csv")
             files["resources"] = "resources.csv"
@@ -303,7 +303,8 @@ class OperatorDriver(StackDriver):
             selectors["loadgen"] = f'namespace="{self.namespace}",pod=~"{testrun}-[0-9]+-.*"'
         return prometheus_queries(selectors)
 
-    def _usage(self, directory: Path, span: tuple[float, float], testrun: str | None, exact: bool) -> Usage:
+    def _usage(self, directory: Path, span: tuple[float, float], testrun: str | None, exact: bool,
+               runners: int = 0) -> Usage:
         """The pods' CPU and memory over ``span`` from Prometheus, as the EC2 runner's files would hold them."""
         start, end = math.floor(span[0]), math.ceil(span[1])
         (directory / "window.txt").write_text(f"{start} {end}\n")
@@ -325,7 +326,7 @@ class OperatorDriver(StackDriver):
         cpus = self.outputs.k6_operator.get("load_generator_vcpus")
         for row in usage.rows:
             if row["role"] == "loadgen" and cpus:
-                row["cpus"] = float(cpus) * self.parallelism  # every runner on a node of its own
+                row["cpus"] = float(cpus) * runners  # this TestRun's runners, each on a node of its own
         return usage
 
     def _fetch(self, path: Path, errors: list[str], api: str, params: dict[str, Any]) -> None:
