@@ -375,6 +375,14 @@ def test_the_series_and_the_resource_window_start_when_k6_does_not_when_the_test
     assert outcome.steps["seed"].data["seconds"] == pytest.approx(SECONDS, abs=1)
 
 
+def test_the_run_tag_target_is_one_argument_or_a_clear_error():
+    from aigw_bench.cloud.operator_driver import target_tag
+
+    assert target_tag("kong-konnect") == "--tag target=kong-konnect"
+    with pytest.raises(CloudError, match="no spaces"):  # the operator splits spec.arguments on whitespace
+        target_tag("my gateway")
+
+
 def test_summary_is_found_in_a_runner_log_between_k6_log_lines():
     from tests.k8s_fakes import k6_summary, runner_log
 

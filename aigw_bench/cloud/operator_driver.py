@@ -39,6 +39,7 @@ from aigw_bench.cloud.stack_driver import PROMETHEUS_LAG_SECONDS, PROMETHEUS_STE
 from aigw_bench.measure import stream_probe
 from aigw_bench.measure.driver import K6Job, K6Run, ResourcesUnavailable, SessionLost, StreamJob
 from analysis.native_histogram import K6_SCHEMA, relative_error_bound
+from schema.errors import CloudError
 from schema.k6 import COMPLETE_EXIT_CODES, read_summary_file
 from schema.pins import probe_requirements
 from schema.results import Status
@@ -94,7 +95,8 @@ def target_tag(name: str) -> str:
     replace the script's run tags wholesale (lib/options.go:490-491)."""
     if not name or any(c.isspace() for c in name):
         # The operator splits spec.arguments on whitespace (api/v1alpha1/testrun_types.go:259).
-        raise ValueError(f"target name {name!r} cannot be a k6 tag in a TestRun's arguments")
+        raise CloudError(f"target name {name!r} cannot be a k6 tag in a TestRun's arguments (no spaces): rename "
+                         "its catalog folder")
     return f"--tag target={name}"
 
 
