@@ -6,6 +6,7 @@ definitions and never special-cases a gateway by name, so adding a gateway means
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -15,17 +16,25 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from schema.base import REPO_DIR, Strict, format_validation_error, load_yaml
 from schema.cloud import CloudSpec
 from schema.errors import ConfigError
+from schema.locks import Lock, read_lock
 
 DEFAULT_CATALOG_DIR = REPO_DIR / "stacks"
+CATALOG_ENV = "AIGW_BENCH_CATALOG"  # another catalog directory for every command (and the test suite)
 ENTRY_FILE = "gateway.yaml"
 
-# Releases that must never be installed, whatever a catalog entry says (supply-chain incidents).
-KNOWN_BAD_RELEASES: dict[str, dict[str, str]] = {
-    "litellm": {
-        "1.82.7": "malicious PyPI upload (credential stealer), BerriAI/litellm#24518",
-        "1.82.8": "malicious PyPI upload (credential stealer, .pth payload), BerriAI/litellm#24518",
-        "1.107.0": "reported compromised",
+# Releases that must never be installed (supply-chain incidents), per ecosystem and package. Checked
+# against every package an entry's lock file pins and against the entry's ``version`` for the
+# packages its lock installs (or, without a lock, a package of the entry's own name), whatever the
+# entry is called.
+KNOWN_BAD_RELEASES: dict[str, dict[str, dict[str, str]]] = {
+    "pypi": {
+        "litellm": {
+            "1.82.7": "malicious PyPI upload (credential stealer), BerriAI/litellm#24518",
+            "1.82.8": "malicious PyPI upload (credential stealer, .pth payload), BerriAI/litellm#24518",
+            "1.107.0": "reported compromised",
+        },
     },
+    "npm": {},
 }
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -64,6 +73,14 @@ class InstallSpec(Strict):
     @property
     def kind(self) -> str:
         return "npm" if self.npm else "pip" if self.pip else "apt"
+
+    def lock(self, entry_dir: Path, who: str) -> Lock | None:
+        """What the lock files (npm, pip) pin; None for apt (Debian's packages are the distribution's)."""
+        if self.pip:
+            return read_lock("pip", self.pip, entry_dir, who)
+        if self.npm:
+            return read_lock("npm", self.npm, entry_dir, who)
+        return None
 
 
 class ReadySpec(Strict):
@@ -174,12 +191,6 @@ class Gateway(Strict):
             raise ConfigError(f"{self.entry_dir / ENTRY_FILE}: no cloud section: {self.name} cannot be deployed to AWS")
         return self.cloud
 
-    @model_validator(mode="after")
-    def _not_known_bad(self) -> Gateway:
-        bad = KNOWN_BAD_RELEASES.get(self.name, {}).get(self.version)
-        if bad:
-            raise ValueError(f"version {self.version} of {self.name} must not be installed: {bad}")
-        return self
 
 
 class Catalog:
@@ -229,6 +240,28 @@ class Catalog:
         return next((g for g in self if g.role == "baseline"), None)
 
 
+def refuse_known_bad(path: Path, name: str, version: str, install: InstallSpec | None, entry_dir: Path) -> None:
+    """A known-bad release in the lock file, or named by the entry's ``version``, is refused (with the
+    file, the field and the reason), whatever the entry is called."""
+    lock = install.lock(entry_dir, str(path)) if install else None
+    field = f"local.install.{install.kind}" if install else ""
+    for pkg in lock.packages if lock else []:
+        bad = KNOWN_BAD_RELEASES.get(pkg.ecosystem, {}).get(pkg.name, {}).get(pkg.version)
+        if bad:
+            raise ConfigError(f"{path}: {field}: {lock.files[-1].relative_to(entry_dir)} installs {pkg}, which "
+                              f"must not be installed: {bad}")
+    # The packages the version may name: those the lock installs; without a lock, the entry's own name.
+    if lock:
+        candidates = [(p.ecosystem, p.name, f" (installed by {lock.files[-1].relative_to(entry_dir)})")
+                      for p in lock.packages]
+    else:
+        candidates = [(eco, name, "") for eco in KNOWN_BAD_RELEASES]
+    for ecosystem, package, via in candidates:
+        bad = KNOWN_BAD_RELEASES.get(ecosystem, {}).get(package, {}).get(version)
+        if bad:
+            raise ConfigError(f"{path}: version: {package} {version}{via} must not be installed: {bad}")
+
+
 def load_entry(entry_dir: Path) -> Gateway:
     path = entry_dir / ENTRY_FILE
     data = load_yaml(path)
@@ -238,6 +271,7 @@ def load_entry(entry_dir: Path) -> Gateway:
         raise ConfigError(format_validation_error(path, err)) from None
     if entry.name != entry_dir.name:
         raise ConfigError(f"{path}: name '{entry.name}' must equal its folder name '{entry_dir.name}'")
+    refuse_known_bad(path, entry.name, entry.version, entry.local.install, entry_dir)
     for out_name, template in entry.local.config_files.items():
         if not (entry_dir / template).is_file():
             raise ConfigError(f"{path}: local.config_files.{out_name}: template {template} not found")
@@ -247,9 +281,14 @@ def load_entry(entry_dir: Path) -> Gateway:
     return entry
 
 
+def catalog_dir(root: Path | None = None) -> Path:
+    """``root``, else $AIGW_BENCH_CATALOG, else this repository's ``stacks/``."""
+    return (root or Path(os.environ.get(CATALOG_ENV) or DEFAULT_CATALOG_DIR)).resolve()
+
+
 def load_catalog(root: Path | None = None) -> Catalog:
-    """Load every ``<root>/<name>/gateway.yaml``."""
-    root = (root or DEFAULT_CATALOG_DIR).resolve()
+    """Load every ``<root>/<name>/gateway.yaml`` (default: :func:`catalog_dir`)."""
+    root = catalog_dir(root)
     if not root.is_dir():
         raise ConfigError(f"catalog directory {root} does not exist")
     entries = {d.name: load_entry(d) for d in sorted(root.iterdir()) if (d / ENTRY_FILE).is_file()}
