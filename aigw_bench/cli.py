@@ -173,9 +173,12 @@ def setup(targets: tuple[str, ...], with_browser: bool, catalog: Path | None) ->
               help=f"Mock implementation in mock_llm/ ({', '.join(list_mocks())}).")
 @click.option("--work", type=click.Path(file_okay=False, path_type=Path),
               help="Keep the rendered configs and the logs here (default: a temporary directory, removed).")
+@click.option("--mock-profile", help="The mock's pacing profile (default: instant); 'llm' paces the stream like a "
+                                     "hosted model, to see when the target relays the first token.")
 @click.option("--no-pin", is_flag=True, help="Do not pin the mock and the target to separate CPUs.")
 @_catalog_option
-def check(target: str, mock_name: str, work: Path | None, no_pin: bool, catalog: Path | None) -> None:
+def check(target: str, mock_name: str, work: Path | None, mock_profile: str | None, no_pin: bool,
+          catalog: Path | None) -> None:
     """Try one catalog entry in seconds: validate it, start it against the mock as a run does, send one
     request and one stream through it, print what it answered and how long start-up took, stop
     everything. No rig, no k6, no report. Exit status 1 if it cannot serve."""
@@ -190,7 +193,7 @@ def check(target: str, mock_name: str, work: Path | None, no_pin: bool, catalog:
     entry = load_entry(root / target) if (root / target / ENTRY_FILE).is_file() else load_catalog(root).get(target)
     mock = load_mock(mock_name)
     with tempfile.TemporaryDirectory(prefix=f"aigw-check-{entry.name}-") as tmp:
-        result = check_target(entry, mock, plan_cpus(pin=not no_pin), (work or Path(tmp)).resolve())
+        result = check_target(entry, mock, plan_cpus(pin=not no_pin), (work or Path(tmp)).resolve(), mock_profile)
     lines = _check_lines(entry, mock, result)
     if work:
         lines.insert(-1, f"  configs and logs: {work / 'session'}")

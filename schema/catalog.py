@@ -41,20 +41,17 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
 
 class InstallSpec(Strict):
-    """How the harness installs what a local process needs. Exactly one source is set.
-
-    - ``npm``: a folder (relative to the entry) holding ``package.json`` and ``package-lock.json``;
-      installed with ``npm ci --ignore-scripts`` into the entry's tool directory.
-    - ``pip``: a hashed requirements file (relative to the entry); installed with
-      ``--require-hashes`` into a virtualenv of its own at ``{{ install_dir }}/venv``.
-    - ``apt``: Debian packages; ``provides`` names what proves they are installed: binaries on PATH
-      or absolute paths of files (a module a package adds to an already installed program).
+    """What the harness installs for a local process (``aigw-bench setup``). Exactly one of npm, pip, apt.
+    npm and pip installs are keyed by their lock files (shared by every entry with the same lock);
+    apt installs are the system's.
     """
 
-    npm: str | None = None
-    pip: str | None = None
-    apt: list[str] | None = None
-    provides: list[str] | None = None
+    npm: str | None = Field(None, description="folder (relative to the entry) with package.json and package-lock.json")
+    pip: str | None = Field(None, description="hashed requirements file (relative to the entry), as pip-compile "
+                                              "--generate-hashes writes it")
+    apt: list[str] | None = Field(None, description="Debian packages, installed with apt-get (as root or with sudo)")
+    provides: list[str] | None = Field(None, description="apt only: binaries on PATH or absolute paths of files that "
+                                                         "prove the packages are there (a string or a list)")
 
     @field_validator("provides", mode="before")
     @classmethod
@@ -86,17 +83,17 @@ class InstallSpec(Strict):
 class ReadySpec(Strict):
     """An HTTP probe that says the process accepts traffic."""
 
-    path: str = "/"
+    path: str = Field("/", description="polled on the entry's base URL until it answers")
     method: Literal["GET", "HEAD"] = "GET"
-    status: int = 200
-    timeout_s: float = Field(60.0, gt=0, le=900)
+    status: int = Field(200, description="the status that means ready")
+    timeout_s: float = Field(60.0, gt=0, le=900, description="seconds to wait before the target is 'not ready'")
 
 
 class VersionProbe(Strict):
     """A command whose output carries the installed version (first regex group)."""
 
-    command: list[str]
-    regex: str
+    command: list[str] = Field(description="argv (templates) printing the installed version")
+    regex: str = Field(description="searched in stdout + stderr; its first group is the version")
 
     @field_validator("regex")
     @classmethod
@@ -107,29 +104,32 @@ class VersionProbe(Strict):
 
 
 class LocalSpec(Strict):
-    """How the target runs as a process on this machine (the local target).
-
-    Strings in ``command``, ``env``, ``base_url``, ``vars`` and the config templates are Jinja
-    templates. They see: ``port``, ``mock_url``, ``install_dir``, ``work_dir``, ``entry_dir``,
-    ``cpus`` (CPUs given to this process), ``cpu_list``, ``model`` and the entry's own ``vars``; the
-    mock's templates also see ``settings_json`` (its contract and pacing profile).
+    """How the target runs as a process on this machine (the local target). Strings in ``command``,
+    ``env``, ``base_url``, ``vars``, request headers and the config templates are Jinja templates (their
+    variables: docs/catalog.md, "Template variables"; built in aigw_bench/local/context.py).
     """
 
-    runnable: bool = True
+    runnable: bool = Field(True, description="false: the target runs in the cloud only (local runs record it as "
+                                             "not runnable, with the reason)")
     reason: str | None = Field(None, description="why the target cannot run here (required if not runnable)")
-    install: InstallSpec | None = None
-    port: int | None = Field(None, ge=1024, le=65535)
-    command: list[str] | None = Field(None, description="no command: the target is the mock itself")
-    env: dict[str, str] = Field(default_factory=dict)
+    install: InstallSpec | None = Field(None, description="what to install first (aigw-bench setup); none: "
+                                                          "nothing, or only what the machine already has")
+    port: int | None = Field(None, ge=1024, le=65535, description="where the process listens on 127.0.0.1 "
+                                                                 "(required with a command)")
+    command: list[str] | None = Field(None, description="argv of the process (templates); no command: the target "
+                                                        "is the mock itself (the baseline)")
+    env: dict[str, str] = Field(default_factory=dict, description="extra environment of the process (templates)")
     config_files: dict[str, str] = Field(
         default_factory=dict, description="file name in the work dir -> Jinja template relative to the entry"
     )
-    ready: ReadySpec = Field(default_factory=ReadySpec)
-    base_url: str = "http://127.0.0.1:{{ port }}"
+    ready: ReadySpec = Field(default_factory=ReadySpec, description="the readiness probe")
+    base_url: str = Field("http://127.0.0.1:{{ port }}", description="where the request path is appended "
+                                                                     "(a template)")
     vars: dict[str, Any] = Field(
         default_factory=dict, description="extra template variables (strings in them are templates too)")
-    version_probe: VersionProbe | None = None
-    stop_timeout_s: float = Field(10.0, gt=0, le=120)
+    version_probe: VersionProbe | None = Field(None, description="how to read the installed version; recorded "
+                                                                "beside the pinned one in every result")
+    stop_timeout_s: float = Field(10.0, gt=0, le=120, description="SIGTERM, then SIGKILL after this many seconds")
 
     @model_validator(mode="after")
     def _consistent(self) -> LocalSpec:
@@ -147,9 +147,10 @@ class LocalSpec(Strict):
 class RequestSpec(Strict):
     """How the load generator addresses this target. The body is the same for every target."""
 
-    path: str = "/v1/chat/completions"
-    model: str = "gpt-4o-mini"
-    headers: dict[str, str] = Field(default_factory=dict)
+    path: str = Field("/v1/chat/completions", description="the OpenAI chat route, possibly under a prefix")
+    model: str = Field("gpt-4o-mini", description="the body's model (the mock answers any)")
+    headers: dict[str, str] = Field(default_factory=dict, description="sent with every request (templates: e.g. a "
+                                                                      "key, a routing header with {{ mock_url }})")
 
     @field_validator("path")
     @classmethod
@@ -163,16 +164,17 @@ class RequestSpec(Strict):
 class Gateway(Strict):
     """One catalog entry: a benchmark target."""
 
-    name: str
-    title: str
+    name: str = Field(description="the folder's name: lower-case letters, digits, '-'; names the target "
+                                  "everywhere (CLI, results, report)")
+    title: str = Field(description="one line for people (list, report)")
     role: Literal["baseline", "floor", "gateway"] = Field(
         description="baseline: k6 straight to the mock; floor: a plain proxy; gateway: an AI gateway"
     )
     version: str = Field(description="the pinned version under test, written into every result")
     source: str = Field(description="where the pinned artefact comes from (package, image, repository)")
-    description: str = ""
-    request: RequestSpec = Field(default_factory=RequestSpec)
-    local: LocalSpec
+    description: str = Field("", description="what it does with a request, in a sentence or two")
+    request: RequestSpec = Field(default_factory=RequestSpec, description="how k6 addresses it")
+    local: LocalSpec = Field(description="how it runs on this machine")
     cloud: CloudSpec | None = Field(None, description="the deployment on EKS (Helm chart or manifests); none: "
                                                       "the target cannot be deployed to AWS")
     entry_dir: Path = Field(exclude=True)

@@ -64,3 +64,17 @@ def test_check_shows_the_exit_code_and_log_of_a_target_that_dies(tmp_path, tools
     assert out.returncode == 1, out.stdout + out.stderr
     assert "failed_to_start: exits exited with code 3 before it became ready" in out.stdout
     assert "| fatal: invalid configuration" in out.stdout
+
+
+def test_check_with_a_paced_mock_shows_when_the_first_token_arrives(tools_ready, no_leftovers):
+    entry = next(g for g in load_catalog() if g.local.runnable and g.local.command)
+    out = check(entry.name, "--mock-profile", "llm")
+    assert out.returncode == 0, out.stdout + out.stderr
+    first = re.search(r"content chunks, the first after (\d+) ms", out.stdout)
+    assert first and int(first.group(1)) >= 390, out.stdout  # the llm profile's time to first token
+
+
+def test_check_refuses_a_profile_the_mock_cannot_serve(tools_ready):
+    out = check(load_catalog().names[0], "--mock", "wiremock", "--mock-profile", "llm")
+    assert out.returncode == 2
+    assert "the wiremock mock cannot serve the 'llm' pacing profile" in out.stderr

@@ -130,15 +130,16 @@ def send_stream(endpoint: Endpoint, body: str) -> Answer:
 
 
 def check_target(target: Gateway, mock: MockDefinition, cpu_plan: CpuPlan, work: Path,
-                 emit: EventSink = ignore) -> CheckResult:
+                 mock_profile: str | None = None, emit: EventSink = ignore) -> CheckResult:
     """Start ``target`` against ``mock`` as a run does, send one request and one stream, stop everything.
     Problems found before anything starts (not installed, a template error, a port in use) raise."""
     if not target.local.runnable:
         raise ConfigError(f"{target.entry_dir / 'gateway.yaml'}: local.runnable is false: {target.name} does not "
                           f"run on this machine ({' '.join((target.local.reason or '').split())})")
-    plan = plan_run("local", targets=[target], scenario="seed", suite=None, mock_profile=None, knobs=Knobs(),
+    plan = plan_run("local", targets=[target], scenario="seed", suite=None, mock_profile=mock_profile, knobs=Knobs(),
                     repeats=1, results_root=work)
     engine = LocalEngine(mock, cpu_plan)
+    engine.validate(plan)
     engine.prepare(emit)
     engine.preflight(plan)
     engine.begin(RunContext(plan=plan, run_dir=work, run_id=work.name, emit=emit))

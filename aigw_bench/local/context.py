@@ -1,9 +1,11 @@
 """The template variables of a local entry (its command, env, config files, base URL, headers), the
 same for a run and for ``aigw-bench render``, so what render prints is what a run sends.
 
-Every entry's templates see: ``port``, ``mock_url``, ``mock_host``, ``mock_port``, ``install_dir``,
-``entry_dir``, ``work_dir``, ``cpus`` (CPUs given to the process), ``cpu_list``, ``model`` and the
-entry's own ``vars``; the mock's templates also see ``contract``, ``profile`` and ``settings_json``.
+Every entry's templates see: ``port``, ``mock_url``, ``mock_host``, ``mock_port``, ``install_dir``
+(npm and pip installs only), ``entry_dir``, ``work_dir``, ``cpus`` (CPUs given to the process),
+``cpu_list``, ``model`` and the entry's own ``vars``; the mock's templates also see ``contract``,
+``profile`` and ``settings_json``. docs/catalog.md documents them with examples
+(tests/test_catalog_doc.py keeps the two in step).
 """
 
 from __future__ import annotations
