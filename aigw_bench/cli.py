@@ -218,9 +218,11 @@ def _check_lines(entry, mock, result) -> list[str]:
         probe = f"; installed {found}, " + ("matches the pin" if result.version.get("matches_pin")
                                             else "DOES NOT match the pin")
     lines = [f"{entry.name} ({entry.role}: {entry.title}, version {entry.version}{probe})",
-             f"  started: mock {mock.name} ready in {_seconds(result.mock_seconds)}"
-             + (f", {entry.name} ready in {_seconds(result.ready_seconds)}" if result.ready_seconds is not None
-                else f", {entry.name} has no process of its own")
+             f"  started: mock {mock.name} " + (f"ready in {_seconds(result.mock_seconds)}"
+                                                    if result.mock_seconds is not None else "not ready")
+             + (f", {entry.name} has no process of its own" if not entry.local.command
+                else f", {entry.name} ready in {_seconds(result.ready_seconds)}" if result.ready_seconds is not None
+                else f", {entry.name} not ready")
              + (f", first request answered in {_seconds(result.first_request_seconds)}"
                 if result.first_request_seconds is not None else "")]
     if result.url:

@@ -62,6 +62,7 @@ def test_check_shows_the_exit_code_and_log_of_a_target_that_dies(tmp_path, tools
     root = build_catalog(tmp_path, copies=[], fakes=[fake_gateway("exits", 18995, EXITS)])
     out = check("exits", "--catalog", str(root))
     assert out.returncode == 1, out.stdout + out.stderr
+    assert re.search(r"started: mock \S+ ready in \d+ ms, exits not ready\n", out.stdout), out.stdout
     assert "failed_to_start: exits exited with code 3 before it became ready" in out.stdout
     assert "| fatal: invalid configuration" in out.stdout
 

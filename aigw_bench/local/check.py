@@ -158,6 +158,7 @@ def check_target(target: Gateway, mock: MockDefinition, cpu_plan: CpuPlan, work:
             stream_body = build_body(params.model_copy(update={"stream": True}), target.request.model)
             result.answers.append(send_stream(session.target, stream_body))
     except SessionLost as lost:
+        result.mock_seconds = engine.mock_ready_seconds
         result.status, result.reason = lost.status, lost.reason
         result.evidence = {**outcome.evidence, **lost.evidence}
         result.url = result.url or outcome.url or ""
