@@ -194,7 +194,6 @@ class Gateway(Strict):
         return self.cloud
 
 
-
 class Catalog:
     """All entries of a catalog directory, in a stable order (baseline, floor, gateways)."""
 

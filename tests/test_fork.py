@@ -1,7 +1,9 @@
-"""A fork adds folders to the catalog and `make test` must still pass: the catalog's and the command
-line's tests run here against a copy of the catalog under test with throwaway entries added (a floor
-that sorts first, a config-only variant of an entry with an install, a cloud-only entry without a
-cloud template), through $AIGW_BENCH_CATALOG, as a separate pytest process."""
+"""A fork adds folders to the catalog (and stack files) and `make test` must still pass: the catalog's,
+the command line's and the Pulumi program's tests run here against a copy of the catalog under test
+with entries added (a floor that sorts first, a config-only variant of an entry with an install, a
+cloud-only entry without a cloud template, and docs/catalog.md's worked examples as written: HAProxy
+with its Helm chart, the LiteLLM router variant with its stack), through $AIGW_BENCH_CATALOG and
+$AIGW_BENCH_STACK_FILES, each as a separate pytest process."""
 
 from __future__ import annotations
 
@@ -11,9 +13,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from schema.catalog import load_catalog
+from tests.doc_examples import follow_haproxy, follow_litellm
 from tests.helpers import fake_gateway
 
 REPO = Path(__file__).resolve().parents[1]
@@ -45,21 +49,59 @@ def _fork(root: Path) -> list[str]:
     (root / "zz-cloud-only").mkdir()
     (root / "zz-cloud-only" / ENTRY_FILE).write_text(yaml.safe_dump(cloud_only, sort_keys=False))
     added.append("zz-cloud-only")
+    # The documented examples, followed as written (when the catalog under test can take them).
+    for p in Path(os.environ.get("AIGW_BENCH_STACK_FILES") or REPO).glob("Pulumi.*.yaml"):
+        shutil.copy(p, root.parent / p.name)
+    if "haproxy" not in cat and "nginx" in cat:
+        follow_haproxy(root.parent)
+        added.append("haproxy")
+    if "litellm-router" not in cat and "litellm" in cat:
+        follow_litellm(root.parent)
+        added.append("litellm-router")
     return added
 
 
-def test_the_catalog_and_cli_tests_pass_for_a_fork_with_added_entries(tmp_path):
-    root = tmp_path / "stacks"
+@pytest.fixture(scope="module")
+def fork(tmp_path_factory) -> tuple[Path, list[str]]:
+    root = tmp_path_factory.mktemp("fork") / "stacks"
     added = _fork(root)
     assert set(added) <= set(load_catalog(root).names)
-    env = {**os.environ, "AIGW_BENCH_CATALOG": str(root)}
-    out = subprocess.run([sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider", "-o", "addopts=",
-                          "tests/test_catalog.py", "tests/test_cli.py"],
-                         cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    return root, added
+
+
+def pytest_in(root: Path, *args: str) -> subprocess.CompletedProcess:
+    """pytest in a process of its own, with the fork's catalog and stack files."""
+    env = {**os.environ, "AIGW_BENCH_CATALOG": str(root), "AIGW_BENCH_STACK_FILES": str(root.parent)}
+    return subprocess.run([sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider", "-o", "addopts=", *args],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+
+
+def passed(out: subprocess.CompletedProcess) -> None:
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
+    summary = out.stdout.strip().splitlines()[-1]
+    assert " passed" in summary and "failed" not in summary and "error" not in summary
+
+
+def test_the_catalog_and_cli_tests_pass_for_a_fork_with_added_entries(fork):
+    root, added = fork
+    out = pytest_in(root, "tests/test_catalog.py", "tests/test_cli.py")
+    passed(out)
     # The added entries were tested as data, not only loaded.
     for name in added:
         assert f"test_entry_runs_somewhere_or_says_why_not[{name}] PASSED" in out.stdout, name
     assert f"test_entry_templates_render_with_the_local_context[{added[0]}] PASSED" in out.stdout
-    summary = out.stdout.strip().splitlines()[-1]
-    assert " passed" in summary and "failed" not in summary and "error" not in summary
+
+
+def test_the_pulumi_program_tests_pass_for_a_fork_with_added_stacks(fork):
+    root, added = fork
+    stacks = [name for name in ("haproxy", "litellm-router") if name in added]
+    if not stacks:
+        pytest.skip("the catalog under test cannot take the documented examples")
+    out = pytest_in(root, "tests/infra/test_stacks.py")
+    passed(out)
+    for stack in stacks:  # the fork's stacks went through the generic properties
+        for test in ("test_every_load_balancer_is_internal_and_admits_only_the_vpc",
+                     "test_gateway_cpu_limits_sum_to_the_cap_and_requests_equal_limits",
+                     "test_workloads_are_scheduled_only_on_their_pool",
+                     "test_teardown_order_every_load_balancer_depends_on_the_controller"):
+            assert f"{test}[{stack}] PASSED" in out.stdout, (test, stack)

@@ -6,6 +6,7 @@ tests/infra/run_program.py does the running; these fixtures hand its JSON to the
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +17,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 RUNNER = Path(__file__).with_name("run_program.py")
+# Where the stack files are: the repository, or (tests/test_fork.py) a fork's copy with stacks added.
+STACKS_DIR = Path(os.environ.get("AIGW_BENCH_STACK_FILES") or REPO).resolve()
 
 # Values a user adds with `pulumi config set [--secret]` before `pulumi up`: on every stack their
 # own address range for the API endpoint (documentation range here), and per stack its secrets.
@@ -28,7 +31,7 @@ STACK_EXTRAS: dict[str, tuple[str, ...]] = {
                      "--secret", "konnectCert=-----BEGIN CERTIFICATE-----test",
                      "--secret", "konnectKey=-----BEGIN PRIVATE KEY-----test"),
 }
-SHIPPED = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in REPO.glob("Pulumi.*.yaml"))
+SHIPPED = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in STACKS_DIR.glob("Pulumi.*.yaml"))
 
 
 @cache
@@ -58,7 +61,7 @@ def _entry_extras(stack_file: Path) -> tuple[str, ...]:
 def run_stack(stack: str, *args: str, base: str | None = None) -> dict:
     """The program for ``Pulumi.<base or stack>.yaml`` plus extra ``--set/--secret/--unset`` arguments."""
     name = base or stack
-    path = REPO / f"Pulumi.{name}.yaml"
+    path = STACKS_DIR / f"Pulumi.{name}.yaml"
     extras = STACK_EXTRAS[name] if name in STACK_EXTRAS else _entry_extras(path)
     return _run(str(path), EVERY_STACK + extras + args)
 
