@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import fields
 from pathlib import Path
@@ -29,7 +30,8 @@ def _split(value: str | None) -> list[str] | None:
 
 def _catalog_option(f):
     return click.option("--catalog", type=click.Path(file_okay=False, path_type=Path), default=None,
-                        help="Catalog directory (default: stacks/ of this repository).")(f)
+                        help="Catalog directory (default: $AIGW_BENCH_CATALOG, else stacks/ of this "
+                             "repository).")(f)
 
 
 @click.group(context_settings=CONTEXT)
@@ -38,32 +40,76 @@ def main() -> None:
     """Benchmark AI gateways with the same load and the same mock LLM, and compare them."""
 
 
+def _table(rows: list[list[str]], indent: str = "  ") -> list[str]:
+    """Rows as aligned columns, each as wide as its widest cell (the last column is not padded)."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    return [indent + "  ".join([*(c.ljust(w) for c, w in zip(r, widths, strict=False)), r[-1]]).rstrip() for r in rows]
+
+
+def _where(g) -> str:
+    local, cloud = g.local.runnable, g.cloud is not None
+    return {(True, True): "local + cloud", (True, False): "local only", (False, True): "cloud only"}.get(
+        (local, cloud), "nowhere")
+
+
+def _installed(g, users: dict[Path, list[str]]) -> str:
+    """Whether a target's local install is there (and with whom it shares it)."""
+    from aigw_bench.local.install import InstallTarget, is_installed
+
+    if not g.local.runnable:
+        return "-"
+    if g.local.install is None:
+        return "nothing to install"
+    item = InstallTarget(g.name, g.local.install, g.entry_dir)
+    state = "installed" if is_installed(item) else "not installed"
+    others = [n for n in users.get(item.install_dir, []) if n != g.name] if item.install_dir else []
+    return state + (f" (shared with {', '.join(others)})" if others else "")
+
+
 @main.command("list")
 @_catalog_option
 def list_targets(catalog: Path | None) -> None:
-    """Show the catalog (every target, its pinned version, whether it runs here), the mocks with their
-    pacing profiles, the suites and the scenarios."""
+    """Show the catalog (every target, its role and pinned version, where it runs, whether it is
+    installed here), the mocks with their pacing profiles, the suites and the scenarios."""
+    from aigw_bench.local.install import InstallTarget
     from schema.mock import load_profiles
     from schema.scenarios import list_scenarios
     from schema.suites import list_suites
 
     cat = load_catalog(catalog)
-    click.echo("targets:")
+    users: dict[Path, list[str]] = {}
     for g in cat:
-        where = "local + cloud" if g.local.runnable else "cloud only"
-        click.echo(f"  {g.name:<12} {g.role:<9} {g.version:<10} {where:<14} {g.title}")
+        if g.local.runnable and g.local.install:
+            where = InstallTarget(g.name, g.local.install, g.entry_dir).install_dir
+            if where is not None:
+                users.setdefault(where, []).append(g.name)
+    click.echo(f"targets ({cat.root}):")
+    rows = [["name", "role", "version", "runs", "installed here", "title"]]
+    notes: list[str] = []
+    for g in cat:
+        rows.append([g.name, g.role, g.version, _where(g), _installed(g, users), g.title])
         if not g.local.runnable:
-            click.echo(f"  {'':<12} not runnable here: {' '.join((g.local.reason or '').split())}")
+            notes.append(f"  {g.name}: not runnable here: {' '.join((g.local.reason or '').split())}")
+    for line in _table(rows):
+        click.echo(line)
+    for line in notes:
+        click.echo(line)
     click.echo("mocks:")
+    mock_rows = []
     for name in list_mocks():
         m = load_mock(name)
         default = " (default)" if name == DEFAULT_MOCK else ""
-        click.echo(f"  {name:<12} {m.version:<10} {m.title}{default}; pacing profiles: {', '.join(m.profiles)}")
+        mock_rows.append([name, m.version, f"{m.title}{default}; pacing profiles: {', '.join(m.profiles)}"])
+    for line in _table(mock_rows):
+        click.echo(line)
     click.echo("pacing profiles:")
+    profile_rows = []
     for name, p in load_profiles().items():
         pace = (f"TTFT {p.ttft_ms:g} ms, {p.per_token_ms:g} ms/token, {p.output_tokens or 24} tokens"
                 if p.paced else "no delay")
-        click.echo(f"  {name:<12} {pace}" + (f" ({p.source})" if p.source else ""))
+        profile_rows.append([name, pace + (f" ({p.source})" if p.source else "")])
+    for line in _table(profile_rows):
+        click.echo(line)
     click.echo(f"suites: {', '.join(list_suites())}  (aigw-bench run --suite NAME)")
     click.echo(f"scenarios: {', '.join(list_scenarios())}  (aigw-bench run -s NAME)")
 
@@ -75,22 +121,143 @@ def list_targets(catalog: Path | None) -> None:
 def setup(targets: tuple[str, ...], with_browser: bool, catalog: Path | None) -> None:
     """Install the mocks and the local tools of TARGETS (default: every runnable target).
 
-    Pinned lock files with hashes: npm ci for npm packages, pip --require-hashes into a virtualenv per
-    target, apt-get for Debian packages (as root or with sudo). Idempotent: up-to-date tools are kept.
+    Pinned lock files with hashes: npm ci for npm packages, pip --require-hashes into a virtualenv of
+    its own, apt-get for Debian packages (as root or with sudo). Installs are keyed by their lock
+    files, not by the entry: entries with the same lock share one install (setup says which).
+    Idempotent: up-to-date tools are kept.
     """
-    from aigw_bench.local.install import InstallTarget, install
+    from aigw_bench.local.install import InstallTarget, disk_usage, install, tools_dir, unused_tool_dirs
     from schema.catalog import InstallSpec
 
     cat = load_catalog(catalog)
     mocks = [load_mock(name) for name in list_mocks()]
-    chosen = [g for g in cat.select(list(targets) or None) if g.local.runnable and g.local.install]
-    items = [InstallTarget(m.name, m.local.install, m.entry_dir) for m in mocks if m.local.install]
-    items += [InstallTarget(g.name, g.local.install, g.entry_dir) for g in chosen if g.local.install]
+    every = [InstallTarget(m.name, m.local.install, m.entry_dir) for m in mocks if m.local.install]
+    every += [InstallTarget(g.name, g.local.install, g.entry_dir) for g in cat
+              if g.local.runnable and g.local.install]
+    chosen = {g.name for g in cat.select(list(targets) or None)}
+    items = [t for t in every if t.name in chosen or t.name in {m.name for m in mocks}]
     if with_browser:
         items.append(InstallTarget("chromium", InstallSpec(apt=["chromium"], provides="chromium"), mocks[0].entry_dir))
+    users: dict[Path, list[str]] = {}
+    for t in every:
+        if t.install_dir is not None:
+            users.setdefault(t.install_dir, []).append(t.name)
+
+    def shown(path: Path) -> str:
+        return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
+
+    done: dict[Path, str] = {}
     for item in items:
+        where = item.install_dir
+        if where is not None and where in done:
+            click.echo(f"{item.name}: shares the install of {done[where]} ({shown(where)}): nothing to do", err=True)
+            continue
         click.echo(f"{item.name}: {item.spec.kind} ...", err=True)
-        click.echo(f"{item.name}: {install(item, log=lambda m: click.echo(m, err=True))}", err=True)
+        result = install(item, log=lambda m: click.echo(m, err=True))
+        others = [n for n in users.get(where, []) if n != item.name] if where else []
+        place = f" in {shown(where)}" if where else ""
+        click.echo(f"{item.name}: {result}{place}" + (f", shared with {', '.join(others)}" if others else ""), err=True)
+        if where is not None:
+            done[where] = item.name
+    if not targets:
+        unused = unused_tool_dirs(list(users))
+        if unused:
+            sizes = ", ".join(f"{shown(d)} ({disk_usage(d) / 2**20:,.0f} MiB)" for d in unused)
+            click.echo(f"not used by this catalog under {shown(tools_dir())}: {sizes}; remove with: rm -rf "
+                       + " ".join(shown(d) for d in unused), err=True)
+
+
+@main.command()
+@click.argument("target")
+@click.option("--mock", "mock_name", default=DEFAULT_MOCK, show_default=True,
+              help=f"Mock implementation in mock_llm/ ({', '.join(list_mocks())}).")
+@click.option("--work", type=click.Path(file_okay=False, path_type=Path),
+              help="Keep the rendered configs and the logs here (default: a temporary directory, removed).")
+@click.option("--mock-profile", help="The mock's pacing profile (default: instant); 'llm' paces the stream like a "
+                                     "hosted model, to see when the target relays the first token.")
+@click.option("--no-pin", is_flag=True, help="Do not pin the mock and the target to separate CPUs.")
+@_catalog_option
+def check(target: str, mock_name: str, work: Path | None, mock_profile: str | None, no_pin: bool,
+          catalog: Path | None) -> None:
+    """Try one catalog entry in seconds: validate it, start it against the mock as a run does, send one
+    request and one stream through it, print what it answered and how long start-up took, stop
+    everything. No rig, no k6, no report. Exit status 1 if it cannot serve."""
+    import tempfile
+
+    from aigw_bench.local.check import check_target
+    from aigw_bench.local.cpus import plan_cpus
+    from schema.catalog import ENTRY_FILE, catalog_dir, load_entry
+
+    root = catalog_dir(catalog)
+    # Only this entry is loaded when its folder exists: a broken sibling does not hide its own messages.
+    entry = load_entry(root / target) if (root / target / ENTRY_FILE).is_file() else load_catalog(root).get(target)
+    mock = load_mock(mock_name)
+    with tempfile.TemporaryDirectory(prefix=f"aigw-check-{entry.name}-") as tmp:
+        result = check_target(entry, mock, plan_cpus(pin=not no_pin), (work or Path(tmp)).resolve(), mock_profile)
+    lines = _check_lines(entry, mock, result)
+    if work:
+        lines.insert(-1, f"  configs and logs: {work / 'session'}")
+    for line in lines:
+        click.echo(line)
+    if not result.ok:
+        sys.exit(1)
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
+
+
+def _check_lines(entry, mock, result) -> list[str]:
+    """What `check` prints: the entry, start-up times, each answer, the verdict."""
+    found = (result.version or {}).get("installed")
+    if entry.local.version_probe is None:
+        probe = ""
+    elif found is None:
+        probe = "; its version probe found no version"
+    else:
+        probe = f"; installed {found}, " + ("matches the pin" if result.version.get("matches_pin")
+                                            else "DOES NOT match the pin")
+    lines = [f"{entry.name} ({entry.role}: {entry.title}, version {entry.version}{probe})",
+             f"  started: mock {mock.name} " + (f"ready in {_seconds(result.mock_seconds)}"
+                                                    if result.mock_seconds is not None else "not ready")
+             + (f", {entry.name} has no process of its own" if not entry.local.command
+                else f", {entry.name} ready in {_seconds(result.ready_seconds)}" if result.ready_seconds is not None
+                else f", {entry.name} not ready")
+             + (f", first request answered in {_seconds(result.first_request_seconds)}"
+                if result.first_request_seconds is not None else "")]
+    if result.url:
+        lines.append(f"  url: {result.url}")
+    for a in result.answers:
+        if a.error:
+            what = a.error
+        elif a.ok and a.label == "stream":
+            what = (f"HTTP {a.status} in {_seconds(a.seconds)}, {a.chunks} content chunks, the first after "
+                    f"{_seconds(a.first_chunk_seconds)}, " + ("usage, " if a.usage else "no usage, ")
+                    + ("[DONE]" if a.done else "no [DONE]"))
+        elif a.ok:
+            what = f"HTTP {a.status} in {_seconds(a.seconds)}, a chat completion"
+        else:
+            what = f"HTTP {a.status} in {_seconds(a.seconds)}, not a well-formed OpenAI chat completion"
+        lines.append(f"  {a.label + ':':<9}{what}")
+        if a.usage:
+            lines.append(f"  {'':<9}usage: {json.dumps(a.usage, separators=(', ', ': '))}")
+        if a.content:
+            lines.append(f"  {'':<9}answer: {a.content[:160]!r}")
+        elif a.snippet:
+            lines.append(f"  {'':<9}body: {a.snippet[:300]!r}")
+    if result.reason:
+        lines.append(f"  {result.status}: {result.reason}")
+        ev = result.evidence
+        smoke = ev.get("smoke") or {}
+        if smoke.get("body_snippet"):
+            lines.append(f"  first answer: {smoke['body_snippet'][:300]!r}")
+        if ev.get("last_probe"):
+            lines.append(f"  last readiness probe: {ev['last_probe']}")
+        for tail in ev.get("log_tail") or []:
+            lines.append(f"  | {tail}")
+    lines.append(f"ok: {entry.name} answered the benchmark's request and streamed" if result.ok
+                 else f"not ok: {entry.name} cannot be measured as it is")
+    return lines
 
 
 KNOBS = tuple(k.name for k in fields(Knobs))

@@ -1,11 +1,16 @@
 """Charts as inline SVG (matplotlib), one colour per target, the same colour in every chart.
 
-Colours follow a neutral property: the baseline and the floor are greys, gateways take the
-Okabe-Ito palette (readable for colour-blind people) in alphabetical order, never by rank.
+Colours follow neutral properties, never rank or brand: the role picks the palette (the baseline a
+light grey; floors neutral tones; gateways the Okabe-Ito colours, readable for colour-blind people,
+then Paul Tol's muted set) and a hash of the target's name its place in it, so a target keeps its
+colour from run to run. Targets of one run that would share a colour are told apart: in name order,
+a later one moves to the next colour not taken (:func:`target_colours`).
 """
 
 from __future__ import annotations
 
+import colorsys
+import hashlib
 import io
 import re
 
@@ -19,8 +24,13 @@ from matplotlib.patches import Patch
 
 from analysis.buckets import histogram_quantile
 
-_GATEWAY_COLOURS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#F0E442", "#000000"]
-_ROLE_COLOURS = {"baseline": "#9E9E9E", "floor": "#5F5F5F"}
+_BASELINE_COLOUR = "#9E9E9E"
+# Floors: neutral tones (greys, a warm grey, a slate), none of them the baseline's.
+_FLOOR_COLOURS = ["#5F5F5F", "#8C7A66", "#3D3D3D", "#6E7F8D", "#A89F91", "#2F4F4F"]
+# Gateways: Okabe-Ito (without black, kept for text), then Paul Tol's muted palette.
+_GATEWAY_COLOURS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#F0E442",
+                    "#332288", "#117733", "#44AA99", "#88CCEE", "#DDCC77", "#CC6677", "#AA4499", "#882255"]
+_FIRST_CHOICE = {True: 4, False: 7}  # neutral palette: 4 distinct tones; gateways: the 7 Okabe-Ito colours
 
 plt.rcParams.update({
     "svg.fonttype": "none",  # text stays text: smaller files, selectable labels
@@ -32,15 +42,39 @@ plt.rcParams.update({
 })
 
 
+def _name_slot(name: str, size: int) -> int:
+    """A place in a palette from the name alone (not Python's salted hash: the same in every process)."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big") % size
+
+
+def _extra_colour(i: int) -> str:
+    """Beyond every palette (a run with more targets than colours): evenly spread hues, darker."""
+    r, g, b = colorsys.hls_to_rgb((i * 0.618034) % 1.0, 0.35, 0.6)
+    return f"#{int(r * 255):02X}{int(g * 255):02X}{int(b * 255):02X}"
+
+
 def target_colours(roles: dict[str, str]) -> dict[str, str]:
-    """Target -> colour, from each target's role and name only."""
-    colours = {}
-    gateways = sorted(t for t, r in roles.items() if r not in _ROLE_COLOURS)
-    for t, role in roles.items():
-        if role in _ROLE_COLOURS:
-            colours[t] = _ROLE_COLOURS[role]
-    for i, t in enumerate(gateways):
-        colours[t] = _GATEWAY_COLOURS[i % len(_GATEWAY_COLOURS)]
+    """Target -> colour, from each target's role and name only: stable across runs (a target keeps the
+    colour its name picks unless a target earlier in name order of the same run took it), and distinct
+    within a run."""
+    colours: dict[str, str] = {}
+    taken: set[str] = set()
+    for name in sorted(roles):
+        role = roles[name]
+        if role == "baseline" and _BASELINE_COLOUR not in taken:
+            colour = _BASELINE_COLOUR
+        else:
+            # The name picks among the palette's first colours (the most distinct); the rest are overflow.
+            neutral = role in ("baseline", "floor")
+            palette = _FLOOR_COLOURS if neutral else _GATEWAY_COLOURS
+            first = palette[:_FIRST_CHOICE[neutral]]
+            start = _name_slot(name, len(first))
+            ordered = first[start:] + first[:start] + palette[len(first):] + (
+                _GATEWAY_COLOURS if neutral else _FLOOR_COLOURS)
+            colour = next((c for c in ordered if c not in taken), None) or next(
+                c for c in (_extra_colour(i) for i in range(len(taken) + 1)) if c not in taken)
+        colours[name] = colour
+        taken.add(colour)
     return colours
 
 

@@ -195,7 +195,8 @@ def version_rows(m: Manifest) -> list[list[str]]:
         installed = vc.get("installed") or "–"
         if vc.get("matches_pin") is False:
             installed += " (differs from pin!)"
-        rows.append([name, t.version, installed, t.source])
+        # The title tells apart targets of one package (a config variant beside the original).
+        rows.append([f"{name} ({t.title})" if t.title else name, t.version, installed, t.source])
     return rows
 
 

@@ -35,7 +35,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from aigw_bench.local import install  # noqa: E402
+from aigw_bench.local.context import install_vars  # noqa: E402
 from aigw_bench.local.cpus import plan_cpus  # noqa: E402
 from aigw_bench.local.probes import wait_ready  # noqa: E402
 from aigw_bench.local.processes import Supervisor  # noqa: E402
@@ -172,7 +172,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, Supervisor() as sup:
         work = Path(tmp)
         spec = mock.local
-        ctx = {"port": spec.port, "install_dir": str(install.install_dir_for(mock.name)),
+        ctx = {"port": spec.port, **install_vars(spec, mock.name, mock.entry_dir),
                "entry_dir": str(mock.entry_dir), "work_dir": str(work), "cpus": len(mock_cpus),
                "cpu_list": ",".join(map(str, mock_cpus)), "model": "", "mock_url": "", "mock_host": "127.0.0.1",
                "mock_port": spec.port}

@@ -6,6 +6,7 @@ definitions and never special-cases a gateway by name, so adding a gateway means
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -15,37 +16,42 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from schema.base import REPO_DIR, Strict, format_validation_error, load_yaml
 from schema.cloud import CloudSpec
 from schema.errors import ConfigError
+from schema.locks import Lock, read_lock
 
 DEFAULT_CATALOG_DIR = REPO_DIR / "stacks"
+CATALOG_ENV = "AIGW_BENCH_CATALOG"  # another catalog directory for every command (and the test suite)
 ENTRY_FILE = "gateway.yaml"
 
-# Releases that must never be installed, whatever a catalog entry says (supply-chain incidents).
-KNOWN_BAD_RELEASES: dict[str, dict[str, str]] = {
-    "litellm": {
-        "1.82.7": "malicious PyPI upload (credential stealer), BerriAI/litellm#24518",
-        "1.82.8": "malicious PyPI upload (credential stealer, .pth payload), BerriAI/litellm#24518",
-        "1.107.0": "reported compromised",
+# Releases that must never be installed (supply-chain incidents), per ecosystem and package. Checked
+# against every package an entry's lock file pins and against the entry's ``version`` for the
+# packages its lock installs (or, without a lock, a package of the entry's own name), whatever the
+# entry is called.
+KNOWN_BAD_RELEASES: dict[str, dict[str, dict[str, str]]] = {
+    "pypi": {
+        "litellm": {
+            "1.82.7": "malicious PyPI upload (credential stealer), BerriAI/litellm#24518",
+            "1.82.8": "malicious PyPI upload (credential stealer, .pth payload), BerriAI/litellm#24518",
+            "1.107.0": "reported compromised",
+        },
     },
+    "npm": {},
 }
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
 
 class InstallSpec(Strict):
-    """How the harness installs what a local process needs. Exactly one source is set.
-
-    - ``npm``: a folder (relative to the entry) holding ``package.json`` and ``package-lock.json``;
-      installed with ``npm ci --ignore-scripts`` into the entry's tool directory.
-    - ``pip``: a hashed requirements file (relative to the entry); installed with
-      ``--require-hashes`` into a virtualenv of its own at ``{{ install_dir }}/venv``.
-    - ``apt``: Debian packages; ``provides`` names what proves they are installed: binaries on PATH
-      or absolute paths of files (a module a package adds to an already installed program).
+    """What the harness installs for a local process (``aigw-bench setup``). Exactly one of npm, pip, apt.
+    npm and pip installs are keyed by their lock files (shared by every entry with the same lock);
+    apt installs are the system's.
     """
 
-    npm: str | None = None
-    pip: str | None = None
-    apt: list[str] | None = None
-    provides: list[str] | None = None
+    npm: str | None = Field(None, description="folder (relative to the entry) with package.json and package-lock.json")
+    pip: str | None = Field(None, description="hashed requirements file (relative to the entry), as pip-compile "
+                                              "--generate-hashes writes it")
+    apt: list[str] | None = Field(None, description="Debian packages, installed with apt-get (as root or with sudo)")
+    provides: list[str] | None = Field(None, description="apt only: binaries on PATH or absolute paths of files that "
+                                                         "prove the packages are there (a string or a list)")
 
     @field_validator("provides", mode="before")
     @classmethod
@@ -65,21 +71,29 @@ class InstallSpec(Strict):
     def kind(self) -> str:
         return "npm" if self.npm else "pip" if self.pip else "apt"
 
+    def lock(self, entry_dir: Path, who: str) -> Lock | None:
+        """What the lock files (npm, pip) pin; None for apt (Debian's packages are the distribution's)."""
+        if self.pip:
+            return read_lock("pip", self.pip, entry_dir, who)
+        if self.npm:
+            return read_lock("npm", self.npm, entry_dir, who)
+        return None
+
 
 class ReadySpec(Strict):
     """An HTTP probe that says the process accepts traffic."""
 
-    path: str = "/"
+    path: str = Field("/", description="polled on the entry's base URL until it answers")
     method: Literal["GET", "HEAD"] = "GET"
-    status: int = 200
-    timeout_s: float = Field(60.0, gt=0, le=900)
+    status: int = Field(200, description="the status that means ready")
+    timeout_s: float = Field(60.0, gt=0, le=900, description="seconds to wait before the target is 'not ready'")
 
 
 class VersionProbe(Strict):
     """A command whose output carries the installed version (first regex group)."""
 
-    command: list[str]
-    regex: str
+    command: list[str] = Field(description="argv (templates) printing the installed version")
+    regex: str = Field(description="searched in stdout + stderr; its first group is the version")
 
     @field_validator("regex")
     @classmethod
@@ -90,29 +104,32 @@ class VersionProbe(Strict):
 
 
 class LocalSpec(Strict):
-    """How the target runs as a process on this machine (the local target).
-
-    Strings in ``command``, ``env``, ``base_url``, ``vars`` and the config templates are Jinja
-    templates. They see: ``port``, ``mock_url``, ``install_dir``, ``work_dir``, ``entry_dir``,
-    ``cpus`` (CPUs given to this process), ``cpu_list``, ``model`` and the entry's own ``vars``; the
-    mock's templates also see ``settings_json`` (its contract and pacing profile).
+    """How the target runs as a process on this machine (the local target). Strings in ``command``,
+    ``env``, ``base_url``, ``vars``, request headers and the config templates are Jinja templates (their
+    variables: docs/catalog.md, "Template variables"; built in aigw_bench/local/context.py).
     """
 
-    runnable: bool = True
+    runnable: bool = Field(True, description="false: the target runs in the cloud only (local runs record it as "
+                                             "not runnable, with the reason)")
     reason: str | None = Field(None, description="why the target cannot run here (required if not runnable)")
-    install: InstallSpec | None = None
-    port: int | None = Field(None, ge=1024, le=65535)
-    command: list[str] | None = Field(None, description="no command: the target is the mock itself")
-    env: dict[str, str] = Field(default_factory=dict)
+    install: InstallSpec | None = Field(None, description="what to install first (aigw-bench setup); none: "
+                                                          "nothing, or only what the machine already has")
+    port: int | None = Field(None, ge=1024, le=65535, description="where the process listens on 127.0.0.1 "
+                                                                 "(required with a command)")
+    command: list[str] | None = Field(None, description="argv of the process (templates); no command: the target "
+                                                        "is the mock itself (the baseline)")
+    env: dict[str, str] = Field(default_factory=dict, description="extra environment of the process (templates)")
     config_files: dict[str, str] = Field(
         default_factory=dict, description="file name in the work dir -> Jinja template relative to the entry"
     )
-    ready: ReadySpec = Field(default_factory=ReadySpec)
-    base_url: str = "http://127.0.0.1:{{ port }}"
+    ready: ReadySpec = Field(default_factory=ReadySpec, description="the readiness probe")
+    base_url: str = Field("http://127.0.0.1:{{ port }}", description="where the request path is appended "
+                                                                     "(a template)")
     vars: dict[str, Any] = Field(
         default_factory=dict, description="extra template variables (strings in them are templates too)")
-    version_probe: VersionProbe | None = None
-    stop_timeout_s: float = Field(10.0, gt=0, le=120)
+    version_probe: VersionProbe | None = Field(None, description="how to read the installed version; recorded "
+                                                                "beside the pinned one in every result")
+    stop_timeout_s: float = Field(10.0, gt=0, le=120, description="SIGTERM, then SIGKILL after this many seconds")
 
     @model_validator(mode="after")
     def _consistent(self) -> LocalSpec:
@@ -130,9 +147,10 @@ class LocalSpec(Strict):
 class RequestSpec(Strict):
     """How the load generator addresses this target. The body is the same for every target."""
 
-    path: str = "/v1/chat/completions"
-    model: str = "gpt-4o-mini"
-    headers: dict[str, str] = Field(default_factory=dict)
+    path: str = Field("/v1/chat/completions", description="the OpenAI chat route, possibly under a prefix")
+    model: str = Field("gpt-4o-mini", description="the body's model (the mock answers any)")
+    headers: dict[str, str] = Field(default_factory=dict, description="sent with every request (templates: e.g. a "
+                                                                      "key, a routing header with {{ mock_url }})")
 
     @field_validator("path")
     @classmethod
@@ -146,16 +164,17 @@ class RequestSpec(Strict):
 class Gateway(Strict):
     """One catalog entry: a benchmark target."""
 
-    name: str
-    title: str
+    name: str = Field(description="the folder's name: lower-case letters, digits, '-'; names the target "
+                                  "everywhere (CLI, results, report)")
+    title: str = Field(description="one line for people (list, report)")
     role: Literal["baseline", "floor", "gateway"] = Field(
         description="baseline: k6 straight to the mock; floor: a plain proxy; gateway: an AI gateway"
     )
     version: str = Field(description="the pinned version under test, written into every result")
     source: str = Field(description="where the pinned artefact comes from (package, image, repository)")
-    description: str = ""
-    request: RequestSpec = Field(default_factory=RequestSpec)
-    local: LocalSpec
+    description: str = Field("", description="what it does with a request, in a sentence or two")
+    request: RequestSpec = Field(default_factory=RequestSpec, description="how k6 addresses it")
+    local: LocalSpec = Field(description="how it runs on this machine")
     cloud: CloudSpec | None = Field(None, description="the deployment on EKS (Helm chart or manifests); none: "
                                                       "the target cannot be deployed to AWS")
     entry_dir: Path = Field(exclude=True)
@@ -173,13 +192,6 @@ class Gateway(Strict):
         if self.cloud is None:
             raise ConfigError(f"{self.entry_dir / ENTRY_FILE}: no cloud section: {self.name} cannot be deployed to AWS")
         return self.cloud
-
-    @model_validator(mode="after")
-    def _not_known_bad(self) -> Gateway:
-        bad = KNOWN_BAD_RELEASES.get(self.name, {}).get(self.version)
-        if bad:
-            raise ValueError(f"version {self.version} of {self.name} must not be installed: {bad}")
-        return self
 
 
 class Catalog:
@@ -229,6 +241,28 @@ class Catalog:
         return next((g for g in self if g.role == "baseline"), None)
 
 
+def refuse_known_bad(path: Path, name: str, version: str, install: InstallSpec | None, entry_dir: Path) -> None:
+    """A known-bad release in the lock file, or named by the entry's ``version``, is refused (with the
+    file, the field and the reason), whatever the entry is called."""
+    lock = install.lock(entry_dir, str(path)) if install else None
+    field = f"local.install.{install.kind}" if install else ""
+    for pkg in lock.packages if lock else []:
+        bad = KNOWN_BAD_RELEASES.get(pkg.ecosystem, {}).get(pkg.name, {}).get(pkg.version)
+        if bad:
+            raise ConfigError(f"{path}: {field}: {lock.files[-1].relative_to(entry_dir)} installs {pkg}, which "
+                              f"must not be installed: {bad}")
+    # The packages the version may name: those the lock installs; without a lock, the entry's own name.
+    if lock:
+        candidates = [(p.ecosystem, p.name, f" (installed by {lock.files[-1].relative_to(entry_dir)})")
+                      for p in lock.packages]
+    else:
+        candidates = [(eco, name, "") for eco in KNOWN_BAD_RELEASES]
+    for ecosystem, package, via in candidates:
+        bad = KNOWN_BAD_RELEASES.get(ecosystem, {}).get(package, {}).get(version)
+        if bad:
+            raise ConfigError(f"{path}: version: {package} {version}{via} must not be installed: {bad}")
+
+
 def load_entry(entry_dir: Path) -> Gateway:
     path = entry_dir / ENTRY_FILE
     data = load_yaml(path)
@@ -238,6 +272,7 @@ def load_entry(entry_dir: Path) -> Gateway:
         raise ConfigError(format_validation_error(path, err)) from None
     if entry.name != entry_dir.name:
         raise ConfigError(f"{path}: name '{entry.name}' must equal its folder name '{entry_dir.name}'")
+    refuse_known_bad(path, entry.name, entry.version, entry.local.install, entry_dir)
     for out_name, template in entry.local.config_files.items():
         if not (entry_dir / template).is_file():
             raise ConfigError(f"{path}: local.config_files.{out_name}: template {template} not found")
@@ -247,9 +282,14 @@ def load_entry(entry_dir: Path) -> Gateway:
     return entry
 
 
+def catalog_dir(root: Path | None = None) -> Path:
+    """``root``, else $AIGW_BENCH_CATALOG, else this repository's ``stacks/``."""
+    return (root or Path(os.environ.get(CATALOG_ENV) or DEFAULT_CATALOG_DIR)).resolve()
+
+
 def load_catalog(root: Path | None = None) -> Catalog:
-    """Load every ``<root>/<name>/gateway.yaml``."""
-    root = (root or DEFAULT_CATALOG_DIR).resolve()
+    """Load every ``<root>/<name>/gateway.yaml`` (default: :func:`catalog_dir`)."""
+    root = catalog_dir(root)
     if not root.is_dir():
         raise ConfigError(f"catalog directory {root} does not exist")
     entries = {d.name: load_entry(d) for d in sorted(root.iterdir()) if (d / ENTRY_FILE).is_file()}

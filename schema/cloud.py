@@ -19,13 +19,13 @@ from schema.base import Strict
 
 class Chart(Strict):
     repo: str = Field(description="https chart repository, or oci://registry/path")
-    name: str
-    version: str
+    name: str = Field(description="the chart's name in the repository")
+    version: str = Field(description="the chart's exact version")
 
 
 class Image(Strict):
-    repository: str
-    tag: str
+    repository: str = Field(description="e.g. ghcr.io/berriai/litellm")
+    tag: str = Field(description="an exact tag (never latest)")
 
     @property
     def ref(self) -> str:
@@ -33,12 +33,12 @@ class Image(Strict):
 
 
 class Metrics(Strict):
-    port: int
+    port: int = Field(description="container port of the Prometheus endpoint")
     path: str = "/metrics"
 
 
 class SecretSpec(Strict):
-    type: str = "Opaque"
+    type: str = Field("Opaque", description="the Kubernetes Secret's type (e.g. kubernetes.io/tls)")
     data: dict[str, str] = Field(description="key in the Kubernetes Secret -> secret stack config key")
 
 
@@ -48,21 +48,27 @@ class SecretHeader(Strict):
 
 
 class CloudSpec(Strict):
-    kind: Literal["helm", "manifests", "none"]
-    namespace: str = "gateway"
-    chart: Chart | None = None
-    image: Image | None = None
+    """How the gateway is deployed on EKS: a Helm chart, manifests, or nothing (the baseline)."""
+
+    kind: Literal["helm", "manifests", "none"] = Field(description="helm: a chart and a values template; "
+                                                                   "manifests: a template of Kubernetes objects; "
+                                                                   "none: nothing deployed (the baseline)")
+    namespace: str = Field("gateway", description="the gateway's Kubernetes namespace")
+    chart: Chart | None = Field(None, description="helm: the pinned chart")
+    image: Image | None = Field(None, description="the pinned image (helm and manifests)")
     port: int | None = Field(None, description="container port serving the OpenAI route")
     selector: dict[str, str] = Field(default_factory=dict, description="labels of the gateway pods")
-    replicas: int = Field(1, ge=1)
-    memory_per_replica: str = "4Gi"
+    replicas: int = Field(1, ge=1, description="pods; the stack's CPU cap is spread over them")
+    memory_per_replica: str = Field("4Gi", description="memory request = limit of each pod")
     values: str | None = Field(None, description="Helm values template, relative to the entry folder")
     manifests: str | None = Field(None, description="manifests template (multi-document YAML)")
     files: dict[str, str] = Field(default_factory=dict, description="name -> template, rendered for the others")
     vars: dict[str, str] = Field(default_factory=dict, description="extra template variables")
-    metrics: Metrics | None = None
-    required_config: list[str] = Field(default_factory=list)
-    secrets: dict[str, SecretSpec] = Field(default_factory=dict)
+    metrics: Metrics | None = Field(None, description="scraped by the stack's Prometheus when set")
+    required_config: list[str] = Field(default_factory=list, description="plain stack config keys the entry needs "
+                                                                         "(pulumi config set KEY VALUE)")
+    secrets: dict[str, SecretSpec] = Field(default_factory=dict, description="Kubernetes Secrets made from secret "
+                                                                             "stack config (name -> spec)")
     secret_headers: dict[str, SecretHeader] = Field(
         default_factory=dict, description="headers k6 sends in the cloud with a secret value (e.g. the gateway's "
                                           "key), replacing request.headers of the same name; never written to results")

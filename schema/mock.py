@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from schema.base import REPO_DIR, Strict, format_validation_error, load_yaml, parse_file
-from schema.catalog import LocalSpec
+from schema.catalog import LocalSpec, refuse_known_bad
 from schema.cloud import MockCloudSpec
 from schema.errors import ConfigError
 
@@ -205,6 +205,7 @@ def load_mock(name: str = DEFAULT_MOCK, root: Path = MOCKS_DIR) -> MockDefinitio
     mock = _validated(MockDefinition, {**load_yaml(path), "entry_dir": entry_dir}, path)
     if mock.name != name:
         raise ConfigError(f"{path}: name '{mock.name}' must equal its folder name '{name}'")
+    refuse_known_bad(path, mock.name, mock.version, mock.local.install, entry_dir)
     known = load_profiles()
     if unknown := [p for p in mock.profiles if p not in known]:
         raise ConfigError(f"{path}: profiles: unknown {', '.join(unknown)}; known: {', '.join(known)}")

@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 
 from aigw_bench.local import install
+from aigw_bench.local.context import install_vars
 from aigw_bench.local.cpus import plan_cpus
 from aigw_bench.local.engine import LocalEngine
 from aigw_bench.measure.plan import Knobs
@@ -53,6 +54,25 @@ def tool_processes() -> set[int]:
         if tools in cmd or "/bin/k6 " in cmd or "nginx: " in cmd or "aigw-bench-fake" in cmd or "stream_probe" in cmd:
             found.add(int(entry))
     return found
+
+
+def answering(status: int, body: bytes) -> str:
+    """A fake gateway's program (for :func:`fake_gateway`): ready on GET, answers every POST with ``status``
+    and ``body``."""
+    return f"""
+import sys
+from http.server import BaseHTTPRequestHandler, HTTPServer
+class H(BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200); self.end_headers(); self.wfile.write(b'ok')
+    def do_POST(self):
+        self.rfile.read(int(self.headers['Content-Length']))
+        body = {body!r}
+        self.send_response({status}); self.send_header('Content-Length', str(len(body))); self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a): pass
+HTTPServer(('127.0.0.1', int(sys.argv[2])), H).serve_forever()
+"""
 
 
 def fake_gateway(name: str, port: int, script: str, ready_timeout: float = 20.0) -> dict:
@@ -118,7 +138,7 @@ def start_mock(sup, work: Path, name: str = DEFAULT_MOCK, profile=None, port: in
     spec = mock.local
     profile = profile or load_profile("instant")
     port = port or spec.port
-    ctx = {"port": port, "install_dir": str(install.install_dir_for(mock.name)), "entry_dir": str(mock.entry_dir),
+    ctx = {"port": port, **install_vars(spec, mock.name, mock.entry_dir), "entry_dir": str(mock.entry_dir),
            "work_dir": str(work), "cpus": 1, "cpu_list": "", "model": "", "mock_url": "", "mock_host": "127.0.0.1",
            "mock_port": port}
     ctx = {**ctx, **render_vars(spec.vars, ctx, "mock"), "contract": load_contract(), "profile": profile,

@@ -1,13 +1,22 @@
-"""The catalog is data: every shipped entry loads, and bad entries fail with the file and field named."""
+"""The catalog is data. Every entry of the catalog under test (``stacks/``, or ``$AIGW_BENCH_CATALOG``)
+is checked against the rules, whatever it is called and however many entries there are; bad entries
+fail with the file and the field named. tests/test_fork.py runs this file against a catalog with
+throwaway entries added, as a fork would have."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 import yaml
 
-from schema.catalog import DEFAULT_CATALOG_DIR, KNOWN_BAD_RELEASES, load_catalog
+from aigw_bench.local.context import NO_WORK_DIR, base_url, target_context, target_endpoint
+from aigw_bench.local.cpus import plan_cpus
+from schema import catalog as catalog_module
+from schema.catalog import load_catalog
 from schema.errors import ConfigError
 from schema.mock import load_mock
+from schema.templating import render_file, render_list, render_map
 
 GOOD = {
     "name": "demo",
@@ -17,49 +26,154 @@ GOOD = {
     "source": "tests",
     "local": {"port": 19999, "command": ["true"]},
 }
+CATALOG = load_catalog()
+ENTRIES = list(CATALOG)
+RUNNABLE = [g for g in ENTRIES if g.local.runnable]
+FAKE_HASH = "--hash=sha256:" + "0" * 64
 
 
-def write_entry(root, name, entry):
+def write_entry(root, name, entry, files: dict[str, str] | None = None):
     (root / name).mkdir(parents=True)
     (root / name / "gateway.yaml").write_text(yaml.safe_dump(entry))
+    for rel, text in (files or {}).items():
+        (root / name / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / name / rel).write_text(text)
 
 
-def test_shipped_catalog_has_the_issue_entries():
-    cat = load_catalog()
-    assert set(cat.names) >= {"wiremock", "nginx", "portkey", "litellm", "kong"}
-    assert cat.baseline is not None and cat.baseline.name == "wiremock"
-    # Order: baseline, floor, then gateways.
-    assert cat.names[:2] == ["wiremock", "nginx"]
+def pip_lock(*pins: tuple[str, str, str]) -> str:
+    """A pip-compile style lock: (name, version, via) per package."""
+    return "".join(f"{n}=={v} \\\n    {FAKE_HASH}\n    # via {via}\n" for n, v, via in pins)
 
 
-def test_kong_is_declared_but_not_runnable_here_with_a_reason():
-    kong = load_catalog().get("kong")
-    assert kong.local.runnable is False
-    assert "registries" in (kong.local.reason or "")
+# ------------------------------------------------------------------ every entry, as data
+@pytest.mark.parametrize("entry", ENTRIES, ids=lambda g: g.name)
+def test_entry_uses_the_openai_chat_route(entry):
+    assert entry.request.path.endswith("/chat/completions")
 
 
-def test_every_target_uses_the_openai_chat_route():
-    for g in load_catalog():
-        assert g.request.path.endswith("/chat/completions"), g.name
+@pytest.mark.parametrize("entry", ENTRIES, ids=lambda g: g.name)
+def test_entry_runs_somewhere_or_says_why_not(entry):
+    assert entry.local.runnable or entry.cloud is not None, f"{entry.name} runs neither locally nor in the cloud"
+    if not entry.local.runnable:
+        assert entry.local.reason and len(entry.local.reason.split()) >= 5, "say why it cannot run here"
 
 
-def test_baseline_version_is_the_mocks_version():
-    assert load_catalog().get("wiremock").version == load_mock("wiremock").version
+@pytest.mark.parametrize("entry", [g for g in ENTRIES if g.local.install and g.local.install.kind != "apt"],
+                         ids=lambda g: g.name)
+def test_entry_installs_from_a_hashed_lock_that_pins_its_version(entry):
+    lock = entry.local.install.lock(entry.entry_dir, entry.name)
+    assert lock.packages, "the lock pins nothing"
+    if lock.kind == "pip":
+        text = lock.files[0].read_text()
+        pins = [line for line in text.splitlines() if line and not line.startswith((" ", "#", "-"))]
+        # Every requirement carries a hash (pip --require-hashes refuses otherwise).
+        assert pins and all(line.endswith("\\") for line in pins)
+    else:
+        packages = json.loads(lock.files[1].read_text())["packages"]
+        assert all(info.get("integrity") for where, info in packages.items() if where and not info.get("link"))
+    if len(lock.requested) == 1:
+        # The version written into every result is the one the lock installs.
+        assert entry.version == lock.requested[0].version, (entry.version, str(lock.requested[0]))
 
 
-def test_litellm_is_pinned_exactly_and_not_a_known_bad_release():
-    litellm = load_catalog().get("litellm")
-    assert litellm.version not in KNOWN_BAD_RELEASES["litellm"]
-    lock = (DEFAULT_CATALOG_DIR / "litellm" / litellm.local.install.pip).read_text()
-    assert f"litellm=={litellm.version} \\" in lock
-    # Every requirement in the lock carries a hash (pip --require-hashes refuses otherwise).
-    pins = [line for line in lock.splitlines() if line and not line.startswith((" ", "#"))]
-    assert pins and all(line.endswith("\\") for line in pins)
+@pytest.mark.parametrize("entry", RUNNABLE, ids=lambda g: g.name)
+def test_entry_templates_render_with_the_local_context(entry):
+    """Command, env, config files, base URL and headers render (a typo in a template fails here)."""
+    ctx = target_context(entry, load_mock(), plan_cpus(), NO_WORK_DIR)
+    spec = entry.local
+    if spec.command:
+        assert render_list(spec.command, ctx, "command")
+    render_map(spec.env, ctx, "env")
+    for template in spec.config_files.values():
+        render_file(entry.entry_dir / template, ctx)
+    assert base_url(spec, entry.name, ctx).startswith("http://127.0.0.1:")
+    assert target_endpoint(entry, ctx).url.endswith(entry.request.path)
 
 
-def test_known_bad_release_is_refused(tmp_path):
-    write_entry(tmp_path, "litellm", {**GOOD, "name": "litellm", "version": "1.82.8"})
-    with pytest.raises(ConfigError, match=r"1\.82\.8 .*must not be installed"):
+def test_order_is_baseline_then_floors_then_gateways_by_name():
+    order = {"baseline": 0, "floor": 1, "gateway": 2}
+    keys = [(order[CATALOG.get(n).role], n) for n in CATALOG.names]
+    assert keys == sorted(keys)
+
+
+def test_the_baseline_is_the_mock_itself():
+    baseline = CATALOG.baseline
+    if baseline is None:
+        pytest.skip("this catalog has no baseline")
+    assert baseline.local.command is None and baseline.local.install is None
+    ctx = target_context(baseline, load_mock(), plan_cpus(), NO_WORK_DIR)
+    assert base_url(baseline.local, baseline.name, ctx) == ctx["mock_url"]
+
+
+def test_unknown_target_lists_the_known_ones():
+    first = CATALOG.names[0]
+    with pytest.raises(ConfigError, match=rf"unknown target 'nope'.*Known targets: {', '.join(CATALOG.names)}"):
+        CATALOG.select([first, "nope"])
+
+
+# ---------------------------------------------------------------- bad entries, by name
+def test_a_known_bad_version_is_refused_whatever_the_entry_is_called(tmp_path):
+    lock = pip_lock(("litellm", "1.82.6", "-r requirements.in"), ("httpx", "0.28.1", "litellm"))
+    write_entry(tmp_path, "my-router", {**GOOD, "name": "my-router", "version": "1.82.7",
+                                        "local": {**GOOD["local"], "install": {"pip": "local/requirements.lock"}}},
+                {"local/requirements.lock": lock})
+    with pytest.raises(ConfigError) as err:
+        load_catalog(tmp_path)
+    message = str(err.value)
+    assert str(tmp_path / "my-router" / "gateway.yaml") in message
+    assert "version: litellm 1.82.7 (installed by local/requirements.lock) must not be installed" in message
+    assert "malicious PyPI upload" in message
+
+
+def test_a_known_bad_release_in_the_lock_is_refused_even_as_a_dependency(tmp_path):
+    lock = pip_lock(("my-gateway", "2.0.0", "-r requirements.in"), ("litellm", "1.82.8", "my-gateway"))
+    write_entry(tmp_path, "mine", {**GOOD, "name": "mine", "version": "2.0.0",
+                                   "local": {**GOOD["local"], "install": {"pip": "requirements.lock"}}},
+                {"requirements.lock": lock})
+    with pytest.raises(ConfigError, match=r"mine/gateway.yaml: local.install.pip: requirements.lock installs "
+                                          r"litellm==1\.82\.8, which must not be installed: malicious"):
+        load_catalog(tmp_path)
+
+
+def test_a_known_bad_npm_release_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setitem(catalog_module.KNOWN_BAD_RELEASES, "npm", {"@acme/gw": {"3.1.4": "hijacked maintainer"}})
+    package = {"name": "x", "dependencies": {"@acme/gw": "3.1.4"}}
+    lock = {"name": "x", "lockfileVersion": 3, "packages": {
+        "": package, "node_modules/@acme/gw": {"version": "3.1.4", "integrity": "sha512-x"}}}
+    write_entry(tmp_path, "acme", {**GOOD, "name": "acme", "version": "3.1.4",
+                                   "local": {**GOOD["local"], "install": {"npm": "local"}}},
+                {"local/package.json": json.dumps(package), "local/package-lock.json": json.dumps(lock)})
+    with pytest.raises(ConfigError, match=r"package-lock.json installs @acme/gw@3\.1\.4, which must not be installed: "
+                                          r"hijacked maintainer"):
+        load_catalog(tmp_path)
+
+
+def test_without_a_lock_the_entry_name_is_the_package(tmp_path):
+    write_entry(tmp_path, "litellm", {**GOOD, "name": "litellm", "version": "1.107.0",
+                                      "local": {"runnable": False, "reason": "cloud only"},
+                                      "cloud": {"kind": "none"}})
+    with pytest.raises(ConfigError, match=r"version: litellm 1\.107\.0 must not be installed: reported compromised"):
+        load_catalog(tmp_path)
+
+
+def test_a_good_release_of_the_same_package_loads(tmp_path):
+    lock = pip_lock(("litellm", "1.82.6", "-r requirements.in"))
+    write_entry(tmp_path, "my-router", {**GOOD, "name": "my-router", "version": "1.82.6",
+                                        "local": {**GOOD["local"], "install": {"pip": "requirements.lock"}}},
+                {"requirements.lock": lock})
+    assert load_catalog(tmp_path).get("my-router").version == "1.82.6"
+
+
+def test_an_unpinned_lock_is_refused(tmp_path):
+    write_entry(tmp_path, "demo", {**GOOD, "local": {**GOOD["local"], "install": {"pip": "requirements.lock"}}},
+                {"requirements.lock": "litellm>=1.0\n"})
+    with pytest.raises(ConfigError, match=r"requirements.lock: litellm is not pinned to one version"):
+        load_catalog(tmp_path)
+
+
+def test_a_missing_lock_is_named(tmp_path):
+    write_entry(tmp_path, "demo", {**GOOD, "local": {**GOOD["local"], "install": {"pip": "requirements.lock"}}})
+    with pytest.raises(ConfigError, match=r"demo/gateway.yaml: install source .*demo/requirements.lock is missing"):
         load_catalog(tmp_path)
 
 
@@ -95,15 +209,17 @@ def test_missing_config_template_is_reported(tmp_path):
         load_catalog(tmp_path)
 
 
-def test_unknown_target_lists_the_known_ones():
-    with pytest.raises(ConfigError, match=r"unknown target 'nope'.*Known targets: wiremock, nginx"):
-        load_catalog().select(["wiremock", "nope"])
-
-
 def test_broken_yaml_names_the_file(tmp_path):
     (tmp_path / "demo").mkdir()
     (tmp_path / "demo" / "gateway.yaml").write_text("name: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
+        load_catalog(tmp_path)
+
+
+def test_two_baselines_are_refused(tmp_path):
+    for name in ("a", "b"):
+        write_entry(tmp_path, name, {**GOOD, "name": name, "role": "baseline", "local": {}})
+    with pytest.raises(ConfigError, match=r"more than one baseline entry \(a, b\)"):
         load_catalog(tmp_path)
 
 
@@ -112,3 +228,9 @@ def test_adding_a_gateway_is_one_folder(tmp_path):
     cat = load_catalog(tmp_path)
     assert cat.names == ["demo"]
     assert cat.get("demo").local.port == 19999
+
+
+def test_the_catalog_directory_comes_from_the_environment(tmp_path, monkeypatch):
+    write_entry(tmp_path, "demo", GOOD)
+    monkeypatch.setenv("AIGW_BENCH_CATALOG", str(tmp_path))
+    assert load_catalog().names == ["demo"]

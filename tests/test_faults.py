@@ -23,26 +23,13 @@ from analysis.report import write_report
 from schema.errors import ConfigError, PortInUseError
 from schema.mock import load_mock, load_profile
 from schema.results import read_outcomes
-from tests.helpers import build_catalog, fake_gateway, make_runner, tool_processes
+from tests.helpers import answering, build_catalog, fake_gateway, make_runner, tool_processes
 
 pytestmark = pytest.mark.slow
 
 EXITS = "import sys; print('fatal: invalid configuration', file=sys.stderr); sys.exit(3)"
 HANGS = "import time; print('loading...', flush=True); time.sleep(300)"
-ERRORS = """
-import sys
-from http.server import BaseHTTPRequestHandler, HTTPServer
-class H(BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.send_response(200); self.end_headers(); self.wfile.write(b'ok')
-    def do_POST(self):
-        self.rfile.read(int(self.headers['Content-Length']))
-        body = b'{"error": {"message": "no upstream configured"}}'
-        self.send_response(502); self.send_header('Content-Length', str(len(body))); self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *a): pass
-HTTPServer(('127.0.0.1', int(sys.argv[2])), H).serve_forever()
-"""
+ERRORS = answering(502, b'{"error": {"message": "no upstream configured"}}')
 
 
 @pytest.fixture(scope="module")

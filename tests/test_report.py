@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -217,3 +218,18 @@ def test_compare_runs_uses_intervals_when_both_have_repeats(tmp_path):
 def test_table_is_one_row_per_target_in_role_order(tmp_path):
     table = comparison(load_run(make_run(tmp_path, CLEAN)))
     assert table["target"].tolist() == ["wiremock", "nginx", "fastgw", "slowgw"]
+
+
+def test_targets_of_one_role_are_told_apart_in_tables_and_charts(tmp_path):
+    """Two floors and a config variant of a gateway: a colour of its own each, the title beside each name."""
+    targets = {**CLEAN,
+               "haproxy": Target(role="floor", rps=[2900], p50=6, p95=12, p99=18, cpu={"loadgen": 0.3, "mock": 0.3}),
+               "fastgw-variant": Target(rps=[990], p50=20, p95=40, p99=60,
+                                        cpu={"loadgen": 0.2, "mock": 0.2, "gateway": 1.0})}
+    report = report_for(tmp_path, targets)
+    html = report.paths["html"].read_text()
+    swatches = dict((t, c) for c, t in re.findall(r'class="swatch" style="background: (#[0-9A-Fa-f]{6})"></span>'
+                                                  r'([\w-]+)', html))
+    assert set(swatches) == set(targets) and len(set(swatches.values())) == len(targets)
+    md = report.paths["markdown"].read_text()
+    assert "| haproxy (haproxy) |" in md and "| fastgw-variant (fastgw-variant) |" in md

@@ -1,9 +1,11 @@
 """The template variables of a local entry (its command, env, config files, base URL, headers), the
 same for a run and for ``aigw-bench render``, so what render prints is what a run sends.
 
-Every entry's templates see: ``port``, ``mock_url``, ``mock_host``, ``mock_port``, ``install_dir``,
-``entry_dir``, ``work_dir``, ``cpus`` (CPUs given to the process), ``cpu_list``, ``model`` and the
-entry's own ``vars``; the mock's templates also see ``contract``, ``profile`` and ``settings_json``.
+Every entry's templates see: ``port``, ``mock_url``, ``mock_host``, ``mock_port``, ``install_dir``
+(npm and pip installs only), ``entry_dir``, ``work_dir``, ``cpus`` (CPUs given to the process),
+``cpu_list``, ``model`` and the entry's own ``vars``; the mock's templates also see ``contract``,
+``profile`` and ``settings_json``. docs/catalog.md documents them with examples
+(tests/test_catalog_doc.py keeps the two in step).
 """
 
 from __future__ import annotations
@@ -23,6 +25,13 @@ MOCK_HOST = "127.0.0.1"
 NO_WORK_DIR = Path("/nonexistent-work-dir")
 
 
+def install_vars(spec: LocalSpec, name: str, entry_dir: Path) -> dict[str, str]:
+    """``install_dir``, only for entries with an npm or pip install (shared by every entry with the same
+    lock); a template that uses it in another entry fails with the variable named."""
+    install_dir = install.install_dir_of(spec.install, name, entry_dir)
+    return {"install_dir": str(install_dir)} if install_dir else {}
+
+
 def entry_context(spec: LocalSpec, name: str, entry_dir: Path, work_dir: Path, cpus: list[int] | None,
                   cpu_count: int, model: str, mock: MockDefinition) -> dict[str, Any]:
     mock_port = mock.local.port
@@ -31,7 +40,7 @@ def entry_context(spec: LocalSpec, name: str, entry_dir: Path, work_dir: Path, c
         "mock_url": f"http://{MOCK_HOST}:{mock_port}",
         "mock_host": MOCK_HOST,
         "mock_port": mock_port,
-        "install_dir": str(install.install_dir_for(name)),
+        **install_vars(spec, name, entry_dir),
         "entry_dir": str(entry_dir),
         "work_dir": str(work_dir),
         "cpus": cpu_count,

@@ -53,6 +53,7 @@ class LocalEngine(Engine):
         self.cpu_plan = cpu_plan
         self.state_dir = state_dir or install.tools_dir() / "state"
         self.versions: dict[str, dict[str, Any]] = {}
+        self.mock_ready_seconds: float | None = None  # the last start of the mock, from start to ready
 
     # ----------------------------------------------------------------- before anything starts
     def prepare(self, emit: EventSink) -> None:
@@ -146,7 +147,7 @@ class LocalEngine(Engine):
         require_free({"mock": mock.local.port})
         ctx = mock_context(mock, self.cpu_plan, work, profile)
         proc = self._start(sup, "mock", "mock", mock.local, ctx, mock.entry_dir, work, self.cpu_plan.mock)
-        self._wait_ready("mock", mock.local, ctx, proc, "mock")
+        self.mock_ready_seconds = round(self._wait_ready("mock", mock.local, ctx, proc, "mock"), 2)
         return proc
 
     def _restarter(self, sup: Supervisor, work: Path, current: dict[str, ManagedProcess]):

@@ -1,14 +1,17 @@
 """Installing and checking the tools each local process needs, from the catalog's install specs.
 
-Everything goes under ``.tools/<name>/`` (override with ``AIGW_BENCH_TOOLS``), pinned by lock files
-that carry hashes: npm ``package-lock.json`` (integrity) installed with ``npm ci --ignore-scripts``,
-pip lock files installed with ``--require-hashes`` into a virtualenv per entry. A stamp records the
-lock's digest, so a changed lock reinstalls and an unchanged one costs nothing.
+Installs go under ``.tools/installs/<key>/`` (override ``.tools`` with ``AIGW_BENCH_TOOLS``), keyed by
+what is installed, not by who asks: the key is the kind, the packages the lock asks for and the lock
+files' digest (:class:`schema.locks.Lock`), so two entries with the same lock share one install and a
+changed lock gets a new one. Pinned by lock files that carry hashes: npm ``package-lock.json``
+(integrity) installed with ``npm ci --ignore-scripts``, pip lock files installed with
+``--require-hashes`` into a virtualenv of their own. A stamp written last marks a finished install.
+Debian packages (apt) are the system's: nothing goes under ``.tools``.
 """
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import os
 import re
 import shutil
@@ -16,54 +19,69 @@ import subprocess
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from schema.catalog import REPO_DIR, InstallSpec
-from schema.errors import SetupError
+from schema.errors import ConfigError, SetupError
+from schema.locks import Lock
 from schema.templating import render_list
 
 STAMP = ".aigw-installed"
+INSTALLS = "installs"
+STATE = "state"
 
 
 def tools_dir() -> Path:
     return Path(os.environ.get("AIGW_BENCH_TOOLS", REPO_DIR / ".tools")).resolve()
 
 
-def install_dir_for(name: str) -> Path:
-    return tools_dir() / name
-
-
 @dataclass(frozen=True)
 class InstallTarget:
-    """Something to install: a catalog entry or the mock."""
+    """Something to install for a catalog entry or a mock (``name``, for messages)."""
 
     name: str
     spec: InstallSpec
     entry_dir: Path
 
+    @cached_property
+    def lock(self) -> Lock | None:
+        try:
+            return self.spec.lock(self.entry_dir, self.name)
+        except ConfigError as exc:
+            raise SetupError(str(exc)) from None
 
-def _digest(*files: Path) -> str:
-    h = hashlib.sha256()
-    for f in files:
-        h.update(f.name.encode())
-        h.update(f.read_bytes())
-    return h.hexdigest()
+    @property
+    def install_dir(self) -> Path | None:
+        """Where the install lives (npm, pip): the same for every entry with the same lock. None for apt."""
+        return tools_dir() / INSTALLS / self.lock.key if self.lock else None
 
 
-def _lock_files(target: InstallTarget) -> list[Path]:
-    spec = target.spec
-    if spec.npm:
-        src = target.entry_dir / spec.npm
-        files = [src / "package.json", src / "package-lock.json"]
-    elif spec.pip:
-        files = [target.entry_dir / spec.pip]
-    else:
+def install_dir_of(spec: InstallSpec | None, name: str, entry_dir: Path) -> Path | None:
+    """The install directory of an entry's ``local.install`` (None: nothing installed under .tools)."""
+    return InstallTarget(name, spec, entry_dir).install_dir if spec else None
+
+
+def unused_tool_dirs(in_use: list[Path]) -> list[Path]:
+    """Directories under .tools that no install of the catalog uses (earlier per-name installs, old locks)."""
+    root = tools_dir()
+    if not root.is_dir():
         return []
-    for f in files:
-        if not f.is_file():
-            raise SetupError(f"{target.name}: install source {f} is missing (catalog entry {target.entry_dir})")
-    return files
+    found = [d for d in root.iterdir() if d.is_dir() and d.name not in (INSTALLS, STATE)]
+    if (root / INSTALLS).is_dir():
+        found += [d for d in (root / INSTALLS).iterdir() if d.is_dir() and d not in in_use]
+    return sorted(found)
+
+
+def disk_usage(path: Path) -> int:
+    """Bytes used by the files under ``path`` (symlinks not followed)."""
+    total = 0
+    for base, _, files in os.walk(path):
+        for f in files:
+            with contextlib.suppress(OSError):  # a file removed meanwhile
+                total += os.lstat(os.path.join(base, f)).st_blocks * 512
+    return total
 
 
 def _missing_provides(spec: InstallSpec) -> list[str]:
@@ -73,11 +91,10 @@ def _missing_provides(spec: InstallSpec) -> list[str]:
 
 
 def is_installed(target: InstallTarget) -> bool:
-    spec = target.spec
-    if spec.apt:
-        return not _missing_provides(spec)
-    stamp = install_dir_for(target.name) / STAMP
-    return stamp.is_file() and stamp.read_text().strip() == _digest(*_lock_files(target))
+    if target.lock is None:
+        return not _missing_provides(target.spec)
+    stamp = target.install_dir / STAMP  # type: ignore[operator]
+    return stamp.is_file() and stamp.read_text().strip() == target.lock.digest
 
 
 def _run(argv: list[str], cwd: Path | None, what: str, log: Callable[[str], None]) -> None:
@@ -92,27 +109,26 @@ def install(target: InstallTarget, log: Callable[[str], None] = print) -> str:
     """Install if missing or stale; returns what was done."""
     if is_installed(target):
         return "up to date"
-    spec = target.spec
-    dest = install_dir_for(target.name)
+    spec, lock, dest = target.spec, target.lock, target.install_dir
+    if lock is None or dest is None:
+        _install_apt(target, log)
+        return "installed (apt)"
     if spec.npm:
         if not shutil.which("npm"):
             raise SetupError(f"{target.name}: npm is needed (Node.js 20): apt-get install -y nodejs npm")
         dest.mkdir(parents=True, exist_ok=True)
-        for f in _lock_files(target):
+        for f in lock.files:
             shutil.copy2(f, dest / f.name)
         _run(["npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"], dest,
              f"{target.name}: npm ci", log)
-    elif spec.pip:
+    else:
         venv = dest / "venv"
         if not (venv / "bin" / "python").exists():
             _run([sys.executable, "-m", "venv", str(venv)], None, f"{target.name}: python -m venv", log)
         _run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-              "--require-hashes", "--no-deps", "-r", str(_lock_files(target)[0])], None,
+              "--require-hashes", "--no-deps", "-r", str(lock.files[0])], None,
              f"{target.name}: pip install --require-hashes", log)
-    else:
-        _install_apt(target, log)
-        return "installed (apt)"
-    (dest / STAMP).write_text(_digest(*_lock_files(target)) + "\n")
+    (dest / STAMP).write_text(lock.digest + "\n")
     return f"installed ({spec.kind})"
 
 

@@ -6,6 +6,7 @@ tests/infra/run_program.py does the running; these fixtures hand its JSON to the
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +17,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 RUNNER = Path(__file__).with_name("run_program.py")
+# Where the stack files are: the repository, or (tests/test_fork.py) a fork's copy with stacks added.
+STACKS_DIR = Path(os.environ.get("AIGW_BENCH_STACK_FILES") or REPO).resolve()
 
 # Values a user adds with `pulumi config set [--secret]` before `pulumi up`: on every stack their
 # own address range for the API endpoint (documentation range here), and per stack its secrets.
@@ -28,7 +31,7 @@ STACK_EXTRAS: dict[str, tuple[str, ...]] = {
                      "--secret", "konnectCert=-----BEGIN CERTIFICATE-----test",
                      "--secret", "konnectKey=-----BEGIN PRIVATE KEY-----test"),
 }
-SHIPPED = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in REPO.glob("Pulumi.*.yaml"))
+SHIPPED = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in STACKS_DIR.glob("Pulumi.*.yaml"))
 
 
 @cache
@@ -39,10 +42,28 @@ def _run(stack_file: str, args: tuple[str, ...]) -> dict:
     return json.loads(out.stdout)
 
 
+def _entry_extras(stack_file: Path) -> tuple[str, ...]:
+    """For a stack without STACK_EXTRAS (a fork's): a test value for every plain and secret config key its
+    catalog entry asks for, so that any stack file of a fork runs here too."""
+    import yaml
+
+    from schema.catalog import load_catalog
+
+    gateway = (yaml.safe_load(stack_file.read_text()).get("config") or {}).get("aigw-bench:gateway")
+    cat = load_catalog()
+    cloud = cat.get(gateway).cloud if gateway in cat else None
+    if cloud is None:
+        return ()
+    plain = [a for key in cloud.required_config for a in ("--set", f"{key}=test-{key}")]
+    return (*plain, *(a for key in cloud.secret_config_keys for a in ("--secret", f"{key}=test-{key}")))
+
+
 def run_stack(stack: str, *args: str, base: str | None = None) -> dict:
     """The program for ``Pulumi.<base or stack>.yaml`` plus extra ``--set/--secret/--unset`` arguments."""
     name = base or stack
-    return _run(str(REPO / f"Pulumi.{name}.yaml"), EVERY_STACK + tuple(STACK_EXTRAS.get(name, ())) + args)
+    path = STACKS_DIR / f"Pulumi.{name}.yaml"
+    extras = STACK_EXTRAS[name] if name in STACK_EXTRAS else _entry_extras(path)
+    return _run(str(path), EVERY_STACK + extras + args)
 
 
 @pytest.fixture(scope="session")

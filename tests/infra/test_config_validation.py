@@ -22,8 +22,10 @@ def assert_fails_creating_nothing(result: dict, *fragments: str) -> None:
 
 
 def test_unknown_gateway():
+    # The allowed names are the catalog's (under test: a fork's has more), in its order.
+    allowed = ", ".join(g.name for g in load_catalog() if g.cloud is not None)
     assert_fails_creating_nothing(run_stack("kong", "--set", "gateway=traefik"),
-                                  "aigw-bench:gateway: unknown gateway 'traefik'", "allowed: wiremock, nginx, kong")
+                                  "aigw-bench:gateway: unknown gateway 'traefik'", f"allowed: {allowed}")
 
 
 def test_cpu_limit_larger_than_the_gateway_node_can_allocate():

@@ -12,7 +12,7 @@ from components.cluster_dns import COREDNS_VERSION
 from components.prices import allocatable_cpu, price_table
 from schema.catalog import load_catalog
 from schema.mock import load_contract, load_mock
-from tests.infra.conftest import SHIPPED, USER_CIDR
+from tests.infra.conftest import SHIPPED, STACKS_DIR, USER_CIDR
 
 REPO = Path(__file__).resolve().parents[2]
 RELEASE = "kubernetes:helm.sh/v3:Release"
@@ -115,7 +115,7 @@ def test_open_api_endpoint_only_on_explicit_opt_in_and_loudly():
 @pytest.mark.parametrize("stack", SHIPPED)
 def test_node_groups_one_per_role_labelled_tainted_al2023(programs, stack):
     p = programs[stack]
-    config = yaml.safe_load((REPO / f"Pulumi.{stack}.yaml").read_text())
+    config = yaml.safe_load((STACKS_DIR / f"Pulumi.{stack}.yaml").read_text())
     nodes = (config.get("config") or {}).get("aigw-bench:nodes") or {}
     defaults = {"gateway": "c5.4xlarge", "mock": "c5.4xlarge", "tools": "m5.xlarge", "loadgen": "c6i.4xlarge"}
     groups = {r["name"].split("-", 1)[1]: r["inputs"] for r in p.of_type("eks:index:ManagedNodeGroup")}
@@ -172,10 +172,20 @@ def test_workloads_are_scheduled_only_on_their_pool(programs, stack):
             assert {"key": POOL_KEY, "operator": "Equal", "value": role, "effect": "NoSchedule"} in tolerations
 
 
-@pytest.mark.parametrize("stack", [s for s in SHIPPED if s not in ("wiremock", "dev")])
+def stack_config(stack: str) -> dict:
+    return yaml.safe_load((STACKS_DIR / f"Pulumi.{stack}.yaml").read_text()).get("config") or {}
+
+
+def deploys_a_gateway(stack: str) -> bool:
+    """Whether the stack's catalog entry deploys something (not the baseline's kind: none)."""
+    return load_catalog().get(stack_config(stack)["aigw-bench:gateway"]).deployment.kind != "none"
+
+
+@pytest.mark.parametrize("stack", [s for s in SHIPPED if deploys_a_gateway(s)])
 def test_gateway_cpu_limits_sum_to_the_cap_and_requests_equal_limits(programs, stack):
     p = programs[stack]
     cap = p.exports["gateway_cpu_limit_total"]
+    assert cap == stack_config(stack).get("aigw-bench:gatewayCpuLimit", 12)
     total = 0.0
     if f"{RELEASE}::gateway-release" in p.by_key:
         values = p.inputs(RELEASE, "gateway-release")["values"]
@@ -188,14 +198,13 @@ def test_gateway_cpu_limits_sum_to_the_cap_and_requests_equal_limits(programs, s
                 assert c["resources"]["requests"] == c["resources"]["limits"]
                 total += float(c["resources"]["limits"]["cpu"]) * d["inputs"]["spec"]["replicas"]
     assert total == pytest.approx(cap)
-    assert cap == 12
 
 
 @pytest.mark.parametrize("stack", SHIPPED)
 def test_every_load_balancer_is_internal_and_admits_only_the_vpc(programs, stack):
     services = [r for r in programs[stack].resources if creates_load_balancer(r)]
     vpc_cidr = programs[stack].inputs("awsx:ec2:Vpc", "network-vpc")["cidrBlock"]
-    assert len(services) == (2 if programs[stack].exports["gateway_name"] == "wiremock" else 3)
+    assert len(services) == (3 if deploys_a_gateway(stack) else 2)  # gateway (if any), mock, Prometheus
     for s in services:
         assert s["type"] == SERVICE, f"{s['name']}: only our own Services may create load balancers"
         ann = s["inputs"]["metadata"]["annotations"]
@@ -343,7 +352,8 @@ def test_litellm_without_database_and_with_its_key_from_a_secret(programs):
     assert p.exports["gateway_secret_headers"] == {"Authorization": "Bearer sk-test-master-key"}
 
 
-@pytest.mark.parametrize("stack", [s for s in SHIPPED if s != "litellm"])
+@pytest.mark.parametrize("stack", [s for s in SHIPPED if not load_catalog().get(
+    stack_config(s)["aigw-bench:gateway"]).cloud.secret_headers])
 def test_gateways_without_a_key_export_no_secret_headers(programs, stack):
     assert programs[stack].exports["gateway_secret_headers"] == {}
 
