@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from analysis.logtext import plain_lines
 from schema.k6 import read_summary_file
 from schema.manifest import Manifest, RigRecord
 from schema.results import Outcome, StepRecord, read_manifest, read_outcomes, target_dir
@@ -138,7 +139,7 @@ def _outcome_row(o: Outcome) -> dict[str, Any]:
         "url": o.url,
         "body_sha256": o.body_sha256,
         "smoke_status": (ev.get("smoke") or {}).get("http_status"),
-        "log_tail": "\n".join(ev.get("log_tail") or ev.get("k6_log_tail") or []),
+        "log_tail": "\n".join(plain_lines(ev.get("log_tail") or ev.get("k6_log_tail") or [])),
         "raw_truncated": ev.get("raw_truncated"),
     }
 

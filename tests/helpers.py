@@ -55,6 +55,14 @@ def tool_processes() -> set[int]:
     return found
 
 
+def command_line(pid: int) -> str:
+    """A process's command line (for messages), or "" once it is gone."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
 def fake_gateway(name: str, port: int, script: str, ready_timeout: float = 20.0) -> dict:
     """A catalog entry for a Python program standing in for a gateway (to inject faults)."""
     return {
