@@ -105,7 +105,7 @@ class Runner:
             raise ConfigError("no target selected: name one or more with -t (`aigw-bench list` shows them)")
         reasons = {t.name: self.engine.not_runnable(t) for t in targets}
         if all(reason is not None for reason in reasons.values()):
-            why = "; ".join(f"{name}: {' '.join(str(reason).split())}" for name, reason in reasons.items())
+            why = "; ".join(f"{name}: {' '.join(str(reason).split()).rstrip('.')}" for name, reason in reasons.items())
             hint = f" {self.engine.not_runnable_hint}" if self.engine.not_runnable_hint else ""
             raise ConfigError(f"nothing to run: no selected target can run with the {self.engine.name} engine. "
                               f"{why}.{hint}")
