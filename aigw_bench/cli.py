@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import sys
 from dataclasses import fields
@@ -14,7 +15,7 @@ from rich.text import Text
 
 from aigw_bench.measure.plan import Knobs
 from schema.catalog import load_catalog
-from schema.errors import BenchError, ConfigError
+from schema.errors import BenchError, ConfigError, is_disk_error
 from schema.mock import DEFAULT_MOCK, list_mocks, load_mock
 from schema.results import DEFAULT_RESULTS_DIR
 
@@ -22,10 +23,16 @@ console = Console(stderr=True, highlight=False, soft_wrap=True)
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
-def _split(value: str | None) -> list[str] | None:
-    if not value:
+def _split(value: str | None, option: str) -> list[str] | None:
+    """A comma-separated option: None when it is not given; given, it must name something (``-t ","`` is
+    not "every target")."""
+    if value is None:
         return None
-    return [v.strip() for v in value.split(",") if v.strip()]
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    if not names:
+        raise click.UsageError(f"{option} {value!r} names nothing: give one or more names, comma-separated"
+                               + (", or leave it out for all" if option == "--targets" else ""))
+    return names
 
 
 def _catalog_option(f):
@@ -318,35 +325,68 @@ def run(targets: str | None, suite: str | None, scenario: str | None, repeats: i
     from aigw_bench.run.plan import plan_run
 
     engine = LocalEngine(load_mock(mock_name), plan_cpus(pin=not no_pin))
-    plan = plan_run("local", targets=load_catalog(catalog).select(_split(targets)), scenario=scenario, suite=suite,
-                    mock_profile=mock_profile, knobs=_knobs(options), repeats=repeats, results_root=results,
+    chosen = load_catalog(catalog).select(_split(targets, "--targets"))
+    plan = plan_run("local", targets=chosen, scenario=scenario, suite=suite, mock_profile=mock_profile,
+                    knobs=_knobs(options), repeats=repeats, results_root=results,
                     keep_raw=not no_raw, command_line=sys.argv)
     _run_and_report(plan, engine)
 
 
 def _run_and_report(plan, engine, standalone: bool = True) -> Path:
-    """Run with the progress display. ``standalone``: then write the report, and on Ctrl-C write the report
-    of what was measured and exit 130; otherwise (one stack of the cloud matrix) leave both to the caller."""
+    """Run with the progress display. ``standalone``: then write the report; a run stopped early (Ctrl-C,
+    SIGTERM, a full or read-only disk) gets the report of what was measured and exits non-zero. Otherwise
+    (one stack of the cloud matrix) leave both to the caller."""
     from aigw_bench.progress import ProgressPrinter
+    from aigw_bench.run.interrupts import STOP, DiskFault, signals_as_exceptions
     from aigw_bench.run.loop import Runner
-    from analysis.report import write_report
 
     printer = ProgressPrinter(console)
     runner = Runner(plan, engine, on_event=printer)
-    try:
-        run_dir = runner.run()
-    except KeyboardInterrupt:
-        printer.close()
-        if not standalone:
-            raise
-        _report_interrupted(runner.run_dir)
-    finally:
-        printer.close()
-    if standalone:
-        paths = write_report(run_dir)
-        _print_summary(paths["comparison"])
-        _print_paths(paths)
+    with signals_as_exceptions():  # one count of Ctrl-C for the run and the report after it
+        try:
+            run_dir = runner.run()
+        except (DiskFault, *STOP) as stop:
+            printer.close()
+            if not standalone:
+                raise
+            _report_stopped(runner, stop)
+        finally:
+            printer.close()
+        if standalone:
+            paths = _write_report(run_dir)
+            _print_summary(paths["comparison"])
+            _print_paths(paths)
     return run_dir
+
+
+def _shown(path: Path) -> str:
+    """A path as the person types it: relative to the working directory when under it."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _write_report(run_dir: Path, stopping: bool = False) -> dict[str, Path]:
+    """Every report file, or one line naming those not written and why, and the command that rebuilds them
+    (exit 130 when stopped by Ctrl-C, else 1). ``stopping``: the run was stopped early; then return what
+    was written and let the caller say the rest."""
+    from aigw_bench.run.interrupts import STOP
+    from analysis.report import ReportIncomplete, write_report
+
+    rebuild = f"rebuild it with `aigw-bench report {_shown(run_dir)}`"
+    try:
+        return write_report(run_dir)
+    except ReportIncomplete as exc:
+        problem, code = f"{exc}; {rebuild}", 130 if exc.interrupted else 1
+        written = exc.written
+    except STOP:
+        problem, code, written = f"report not written (stopped while it was being built); {rebuild}", 130, {}
+    if stopping:  # the caller's line says why the run stopped; this one, what became of the report
+        console.print(Text(problem, style="yellow"), soft_wrap=True)
+        return written
+    console.print(Text.assemble(("error: ", "bold red"), problem), soft_wrap=True)
+    sys.exit(code)
 
 
 def _print_paths(paths: dict[str, Path]) -> None:
@@ -368,9 +408,13 @@ def _print_summary(comparison_csv: Path) -> None:
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 def report(run_dir: Path) -> None:
     """Rebuild comparison.csv and report.md from the files of an existing RUN_DIR."""
-    from analysis.report import write_report
+    from aigw_bench.run.lock import live_holder, results_lock_path
 
-    paths = write_report(run_dir)
+    holder = live_holder(results_lock_path(run_dir.resolve().parent))
+    if holder is not None and holder.run_dir and Path(holder.run_dir).resolve() == run_dir.resolve():
+        console.print(f"[yellow]this run is still going[/] (pid {holder.pid}): the report shows what is on disk "
+                      "so far; the session being measured reads as 'no end recorded'", markup=True)
+    paths = _write_report(run_dir)
     _print_summary(paths["comparison"])
     _print_paths(paths)
 
@@ -419,6 +463,11 @@ def render(target: str, scenario: str, url: str | None, profile: str, output: Pa
     from k6_scripts.render import render_script
 
     entry = load_catalog(catalog).get(target)
+    if url is None and not entry.local.runnable:
+        raise click.UsageError(
+            f"{target} does not run on this machine, so it has no local address to render for: give its address "
+            f"with --url (e.g. the gateway endpoint of its stack, `pulumi stack output -s {target}`), and "
+            "--profile cloud for the cloud sizes")
     m = measurement(profile, scenario=scenario, suite=None, mock_profile=None,  # type: ignore[arg-type]
                     knobs=_knobs(options), repeats=None)
     context = target_context(entry, load_mock(), plan_cpus(), NO_WORK_DIR)
@@ -470,13 +519,22 @@ def _plan_sizes(plan) -> dict[str, float]:
     return {"warmup": m.params.warmup, "duration": m.params.duration, "repeats": m.repeats}
 
 
-def _report_interrupted(run_dir: Path | None) -> NoReturn:
-    """After Ctrl-C: the report of what was measured (if anything started), then exit 130."""
-    from analysis.report import write_report
+def _report_stopped(runner, stop: BaseException) -> NoReturn:
+    """A run stopped early: the report of what was measured (if anything started), one line, exit non-zero:
+    1 for a full or read-only disk (the line names the path), 130 for Ctrl-C or SIGTERM."""
+    from aigw_bench.run.interrupts import DiskFault
 
-    if run_dir is not None:
-        paths = write_report(run_dir)
-        console.print(f"[yellow]interrupted[/]; what was measured is in {paths['html']}")
+    run_dir: Path | None = runner.run_dir
+    if run_dir is None:
+        sys.exit(130)
+    paths = _write_report(run_dir, stopping=True)
+    where = f"what was measured is in {paths['html']}" if "html" in paths else f"what was measured is kept in {run_dir}"
+    unwritten = f"; not written: {', '.join(runner.unwritten)}" if runner.unwritten else ""
+    if isinstance(stop, DiskFault):
+        console.print(Text.assemble(("error: ", "bold red"), f"the run stopped: {stop}; {where}{unwritten}"),
+                      soft_wrap=True)
+        sys.exit(1)
+    console.print(Text.assemble(("interrupted", "yellow"), f"; {where}{unwritten}"), soft_wrap=True)
     sys.exit(130)
 
 
@@ -561,7 +619,7 @@ def cloud_run(stacks: str, suite: str | None, mock_profile: str | None, scenario
     planned = _cloud_plan([], cat, scenario=scenario, suite=suite, mock_profile=mock_profile, knobs=knobs,
                           repeats=repeats, results=results)  # bad options fail before any stack is read
     make_engine = _cloud_engine(engine, parallelism, prometheus_url)
-    outputs = [read_stack_outputs(s) for s in _split(stacks) or []]
+    outputs = [read_stack_outputs(s) for s in _split(stacks, "--stack") or []]
     _confirm_plan(estimate_run([StackCost(o.stack, o.hourly_cost_usd) for o in outputs], engine=engine,
                                **_plan_sizes(planned)), yes)
     if engine == "operator":
@@ -603,7 +661,7 @@ def cloud_matrix(stacks: str, suite: str | None, mock_profile: str | None, scena
     knobs = _knobs(options)
     planned = _cloud_plan([], cat, scenario=scenario, suite=suite, mock_profile=mock_profile, knobs=knobs,
                           repeats=repeats, results=results)  # bad options: before any deploy
-    names = _split(stacks) or []
+    names = _split(stacks, "--stacks") or []
     make_engine = _cloud_engine(engine, parallelism, prometheus_url)
     workspace = PulumiWorkspace(REPO_DIR)
     workspace.check_tools()  # before any stack is deployed
@@ -658,6 +716,12 @@ def entrypoint() -> None:
         # Unwrapped and without markup: messages carry paths and brackets, and people grep logs.
         console.print(Text.assemble(("error: ", "bold red"), str(exc)), soft_wrap=True)
         sys.exit(2)
+    except OSError as exc:
+        if not (is_disk_error(exc) or exc.errno == errno.EACCES):
+            raise
+        # A full, read-only or forbidden disk outside a run (a report, a render -o): one line, the path.
+        console.print(Text.assemble(("error: ", "bold red"), f"{exc.strerror}: {exc.filename}"), soft_wrap=True)
+        sys.exit(1)
 
 
 __all__ = ["ConfigError", "entrypoint", "main"]

@@ -10,6 +10,7 @@ from rich.markup import escape
 
 from aigw_bench.measure.events import (
     Event,
+    LockTakenOver,
     Phase,
     ProbeDone,
     Reaped,
@@ -48,6 +49,9 @@ class ProgressPrinter:
             case Reaped():
                 self.console.print(f"[yellow]stopped processes left by an earlier, killed run:[/] "
                                    f"{', '.join(event.groups)}")
+            case LockTakenOver():
+                self.console.print(f"[yellow]took over the run lock of {escape(event.what)}[/]: the run that "
+                                   f"held it ended without letting go of it (killed?): {escape(event.holder)}")
             case RunStarted():
                 self._run_started(event)
             case TargetStarted():

@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from analysis.logtext import plain_lines
 from schema.k6 import read_summary_file
 from schema.manifest import Manifest, RigRecord
 from schema.results import Outcome, StepRecord, read_manifest, read_outcomes, target_dir
@@ -138,9 +139,19 @@ def _outcome_row(o: Outcome) -> dict[str, Any]:
         "url": o.url,
         "body_sha256": o.body_sha256,
         "smoke_status": (ev.get("smoke") or {}).get("http_status"),
-        "log_tail": "\n".join(ev.get("log_tail") or ev.get("k6_log_tail") or []),
+        "log_tail": "\n".join(plain_lines(ev.get("log_tail") or ev.get("k6_log_tail") or [])),
         "raw_truncated": ev.get("raw_truncated"),
     }
+
+
+def _not_reached(m: Manifest) -> str:
+    """Why a session of the plan has no outcome: the run stopped (and why), or its runner died."""
+    if m.stopped:
+        return f"the run was stopped before this target: {m.stopped}"
+    if m.finished_at is None:
+        return ("the runner ended before this target without recording why (killed, or the machine stopped), "
+                "or the run is still going")
+    return "the run stopped before this target"
 
 
 def load_run(run_dir: Path) -> RunData:
@@ -165,13 +176,12 @@ def load_run(run_dir: Path) -> RunData:
             row["status"] = "invalid_output"
             row["reason"] = f"{o.target} (repeat {o.repeat}): no k6 summary recorded"
         rows.append(row)
-    # Targets in the manifest with no outcome at all (the run was interrupted before them).
+    # Targets in the manifest with no outcome at all (the run stopped before them).
     seen = {(r["target"], r["repeat"]) for r in rows}
     for entry in manifest.order:
         key = (entry.target, entry.repeat)
         if key not in seen:
-            rows.append({"target": key[0], "repeat": key[1], "status": "not_run",
-                         "reason": "the run stopped before this target"})
+            rows.append({"target": key[0], "repeat": key[1], "status": "not_run", "reason": _not_reached(manifest)})
     outcome_frame = pd.DataFrame(rows)
     metrics = pd.DataFrame(metric_rows, columns=["target", "repeat", "metric", "value"])
     measured = [o for o in outcomes if o.measured]

@@ -7,12 +7,18 @@ report a ramp's stages or a sustained run's drift), ``report.md`` (pull requests
 ``metrics.parquet`` (columnar copies for pandas). Always regenerated from the run's files, so
 ``aigw-bench report <dir>`` after a code change gives the same numbers: the per-second files are
 reused when they are up to date and derived again from the raw k6 output when they are missing,
-older than it or of an older format (:func:`analysis.derive.ensure_derived`).
+older than it or of an older format (:func:`analysis.derive.ensure_derived`). Each file is written
+whole or not at all, every one even when another cannot be (a full disk): :class:`ReportIncomplete`
+names those not written.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -26,6 +32,7 @@ from analysis.report_md import render_markdown
 from analysis.scenario_results import ScenarioResults, scenario_results
 from analysis.suite import SuiteResults, suite_results
 from analysis.validity import Finding, check
+from schema.errors import ResultsError, is_disk_error
 from schema.results import read_outcomes
 
 
@@ -40,16 +47,57 @@ class Report:
     paths: dict[str, Path]
 
 
-def _write_parquet(frame: pd.DataFrame, path: Path) -> Path | None:
-    if frame.empty:
-        return None
-    frame.to_parquet(path, index=False)
-    return path
+class ReportIncomplete(ResultsError):
+    """Some report files could not be written (a full or read-only disk, or a stop while writing them);
+    ``written`` holds those that were, ``missing`` says why each other one was not."""
+
+    def __init__(self, run_dir: Path, written: dict[str, Path], missing: dict[str, tuple[Path, str]],
+                 interrupted: bool = False):
+        self.run_dir, self.written, self.missing, self.interrupted = run_dir, written, missing, interrupted
+        names = ", ".join(f"{path.name} ({why})" for path, why in missing.values())
+        super().__init__(f"report not complete in {run_dir}: not written: {names}")
+
+
+Writer = Callable[[Path], object]
+
+
+def _write_files(run_dir: Path, planned: list[tuple[str, Path, Writer]],
+                 missing: dict[str, tuple[Path, str]]) -> dict[str, Path]:
+    """Write each planned file whole or not at all (a temporary name, then a rename), every one even when
+    another fails for want of space; raise :class:`ReportIncomplete` naming those not written (``missing``
+    holds what was not written before)."""
+    written: dict[str, Path] = {}
+    for number, (kind, path, write) in enumerate(planned):
+        tmp = path.with_name(f".{path.name}.tmp")
+        try:
+            write(tmp)
+            os.replace(tmp, path)
+            written[kind] = path
+        except BaseException as exc:
+            with contextlib.suppress(OSError):  # a read-only disk has no half file to remove
+                tmp.unlink(missing_ok=True)
+            if isinstance(exc, OSError):
+                missing[kind] = (path, exc.strerror or str(exc))
+                continue
+            if isinstance(exc, Exception):
+                raise
+            # Ctrl-C (or SIGTERM) while writing: name what is left, then stop
+            missing.update({k: (p, "interrupted") for k, p, _ in planned[number:]})
+            raise ReportIncomplete(run_dir, written, missing, interrupted=True) from exc
+    if missing:
+        raise ReportIncomplete(run_dir, written, missing)
+    return written
 
 
 def build_report(run_dir: Path) -> Report:
     run_dir = Path(run_dir)
-    ensure_derived(run_dir, read_outcomes(run_dir))
+    missing: dict[str, tuple[Path, str]] = {}
+    try:
+        ensure_derived(run_dir, read_outcomes(run_dir))
+    except OSError as exc:  # a full or read-only disk: report from the files there are, and say so
+        if not is_disk_error(exc):
+            raise
+        missing["derived"] = (Path(exc.filename or run_dir / "targets"), f"per-second files: {exc.strerror}")
     run = load_run(run_dir)
     suite = suite_results(run)
     own = scenario_results(run)
@@ -62,30 +110,34 @@ def build_report(run_dir: Path) -> Report:
         heads = scenario_headlines(table, findings, own) + headlines(
             table, findings, closed_loop=run.manifest.scenario.executor != "constant-arrival-rate",
             paced=own.paced)
-    paths = {
-        "comparison": run_dir / "comparison.csv",
-        "markdown": run_dir / "report.md",
-        "html": run_dir / "report.html",
-    }
-    table.to_csv(paths["comparison"], index=False)
-    if not suite.frontier.empty:
-        paths["frontier"] = run_dir / "frontier.csv"
-        suite.frontier.to_csv(paths["frontier"], index=False)
-        paths["probes"] = run_dir / "probes.csv"
-        suite.probes.to_csv(paths["probes"], index=False)
-    paths["markdown"].write_text(render_markdown(run, table, findings, heads, suite, own))
-    paths["html"].write_text(render_html(run, table, findings, heads, suite, own))
-    for name, frame in (("timeseries", run.timeseries), ("resources", run.resources), ("metrics", run.metrics)):
-        written = _write_parquet(frame, run_dir / f"{name}.parquet")
-        if written:
-            paths[name] = written
-    if not own.stages.empty:
-        paths["stages"] = run_dir / "stages.csv"
-        own.stages.to_csv(paths["stages"], index=False)
-    if not own.drift.empty:
-        paths["drift"] = run_dir / "drift.csv"
-        own.drift.to_csv(paths["drift"], index=False)
+    markdown = render_markdown(run, table, findings, heads, suite, own)
+    html = render_html(run, table, findings, heads, suite, own)
+    planned: list[tuple[str, Path, Writer]] = [
+        ("comparison", run_dir / "comparison.csv", partial(_to_csv, table)),
+        ("markdown", run_dir / "report.md", partial(_text, markdown)),
+        ("html", run_dir / "report.html", partial(_text, html)),
+    ]
+    for kind, frame in (("frontier", suite.frontier), ("probes", suite.probes), ("stages", own.stages),
+                        ("drift", own.drift)):
+        if not frame.empty:
+            planned.append((kind, run_dir / f"{kind}.csv", partial(_to_csv, frame)))
+    for kind, frame in (("timeseries", run.timeseries), ("resources", run.resources), ("metrics", run.metrics)):
+        if not frame.empty:
+            planned.append((kind, run_dir / f"{kind}.parquet", partial(_to_parquet, frame)))
+    paths = _write_files(run_dir, planned, missing)
     return Report(run, table, findings, heads, suite, own, paths)
+
+
+def _to_csv(frame: pd.DataFrame, path: Path) -> None:
+    frame.to_csv(path, index=False)
+
+
+def _to_parquet(frame: pd.DataFrame, path: Path) -> None:
+    frame.to_parquet(path, index=False)
+
+
+def _text(text: str, path: Path) -> None:
+    path.write_text(text)
 
 
 def write_report(run_dir: Path) -> dict[str, Path]:

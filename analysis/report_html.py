@@ -23,6 +23,7 @@ from analysis.report_md import (
     load_text,
     manifest_lines,
     problem_entries,
+    rebuild_command,
     repeat_rows,
     request_text,
     results_cells,
@@ -136,4 +137,5 @@ def render_html(run: RunData, table: pd.DataFrame, findings: list[Finding], head
         versions=version_rows(m),
         manifest_lines=manifest_lines(m),
         manifest_json=json.dumps(m.model_dump(mode="json"), indent=2, default=str),
+        rebuild_command=rebuild_command(run.run_dir),
     )

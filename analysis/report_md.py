@@ -6,7 +6,9 @@ judgements from :mod:`analysis.validity` and :mod:`analysis.headline`.
 
 from __future__ import annotations
 
+import contextlib
 import math
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -19,6 +21,7 @@ from analysis.report_tables import TextTable, closing_tables, rig_summary, suite
 from analysis.scenario_results import ScenarioResults
 from analysis.suite import SuiteResults
 from analysis.validity import RULE_TITLES, Finding
+from schema.base import REPO_DIR
 from schema.manifest import Manifest, ScenarioRecord
 from schema.results import STATUS_TEXT
 
@@ -179,7 +182,8 @@ def manifest_lines(m: Manifest) -> list[str]:
         f"{machine.get('memory_gib')} GiB, {machine.get('os')}, kernel {machine.get('kernel')}",
         "tools: " + ", ".join(f"{k} {v}" for k, v in m.tools.items() if v),
         f"git: {git.get('commit') or 'unknown'}{' (with uncommitted changes)' if git.get('dirty') else ''}",
-        f"run: {m.run_id} started {m.created_at}, finished {m.finished_at or '–'}",
+        f"run: {m.run_id} started {m.created_at}, finished {m.finished_at or '– (no end recorded)'}"
+        + (f", stopped early: {m.stopped}" if m.stopped else ""),
     ]
     for key, value in (m.cloud or {}).items():
         lines.append(f"cloud {key}: {value}")
@@ -265,6 +269,15 @@ def _section(t: TextTable) -> list[str]:
     return [f"## {t.title}", "", markdown_table(t.headers, t.rows), "", t.note, ""]
 
 
+def rebuild_command(run_dir: Path) -> str:
+    """The command that rebuilds this report, as typed from the repository's root (the run directory
+    relative to it when inside it, else its absolute path)."""
+    where = Path(run_dir).resolve()
+    with contextlib.suppress(ValueError):
+        where = where.relative_to(REPO_DIR)
+    return f"aigw-bench report {where}"
+
+
 def render_markdown(run: RunData, table: pd.DataFrame, findings: list[Finding], heads: list[Headline],
                     suite: SuiteResults | None = None, own: ScenarioResults | None = None) -> str:
     m = run.manifest
@@ -313,7 +326,9 @@ def render_markdown(run: RunData, table: pd.DataFrame, findings: list[Finding], 
         parts += [f"## {t.title}", "", markdown_table(t.headers, t.rows), "", t.note, ""]
     parts += ["## Versions", "",
               markdown_table(["component", "pinned", "installed (probed)", "source"], version_rows(m)), "",
-              "## How this was measured", "", *(f"- {line}" for line in manifest_lines(m)), ""]
+              "## How this was measured", "", *(f"- {line}" for line in manifest_lines(m)), "",
+              f"Rebuild this report from the run's files with `{rebuild_command(run.run_dir)}` (from the "
+              "repository's root).", ""]
     return "\n".join(parts)
 
 

@@ -1,5 +1,16 @@
 """Errors the command line turns into a clear message and a non-zero exit, without a traceback."""
 
+import errno
+
+# A write refused by the disk itself (full, over quota, read-only): the run and the report stop writing
+# and say where, rather than crash; every other OSError is a bug or a missing file and is raised.
+DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+
+
+def is_disk_error(exc: BaseException) -> bool:
+    """A write refused because the disk is full or read-only."""
+    return isinstance(exc, OSError) and exc.errno in DISK_ERRNOS
+
 
 class BenchError(Exception):
     """Base class: the message is written for the person at the terminal."""

@@ -132,6 +132,7 @@ class Manifest(Record):
     created_at: str | None = None
     finished_at: str | None = None
     interrupted: bool | None = None
+    stopped: str | None = None  # why the run stopped before its end (Ctrl-C, SIGTERM, a full or read-only disk)
     command_line: list[str] = Field(default_factory=list)
     scenario: ScenarioRecord
     suite: SuiteRecord | None = None

@@ -21,6 +21,7 @@ loses nothing already measured, and ``aigw-bench report <dir>`` rebuilds the rep
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from datetime import UTC, datetime
@@ -28,7 +29,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from schema.base import REPO_DIR
 from schema.errors import ResultsError
@@ -51,7 +52,11 @@ class Status(StrEnum):
     MOCK_FAILED = "mock_failed", "mock failed"  # the mock could not start: nothing about the target measured
     K6_FAILED = "k6_failed", "load generator failed"  # the load generator failed
     INVALID_OUTPUT = "invalid_output", "invalid k6 output"  # k6 ran but its output is missing or cut short
-    INTERRUPTED = "interrupted", "interrupted"  # Ctrl-C / SIGTERM; partial data kept
+    INTERRUPTED = "interrupted", "interrupted"  # Ctrl-C / SIGTERM / a full disk; partial data kept
+    # What outcome.json says while its session runs: read after the run, the runner died mid-session
+    # (SIGKILL, the machine stopped) without recording how it ended; what the steps wrote is kept.
+    UNFINISHED = "unfinished", "no end recorded"
+    UNREADABLE = "unreadable", "record unreadable"  # outcome.json cut short or damaged: the session is not reported
     NOT_RUN = "not_run", "not run"  # never written by a runner: the analysis's word for a target the run never reached
 
     def __new__(cls, value: str, text: str) -> Status:
@@ -132,10 +137,17 @@ def target_dir(run_dir: Path, target: str, repeat: int) -> Path:
 
 
 def write_json(path: Path, data: Any) -> None:
-    """Write atomically: a reader never sees half a file."""
+    """Write atomically: a reader never sees half a file (a full disk leaves the previous one, not a cut one)."""
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+        os.replace(tmp, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):  # a read-only disk has no half file to remove
+            tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):  # name the file meant, not its temporary name
+            raise type(exc)(exc.errno, exc.strerror, str(path)) from exc
+        raise
 
 
 def write_outcome(run_dir: Path, outcome: Outcome) -> Path:
@@ -158,13 +170,32 @@ def read_manifest_data(run_dir: Path) -> dict[str, Any]:
 
 
 def read_outcomes(run_dir: Path) -> list[Outcome]:
+    """Every session's outcome. One that cannot be read (cut short, damaged) becomes an outcome of status
+    ``unreadable`` naming the file and the error: the other sessions are still reported."""
     outcomes = []
     for path in sorted((run_dir / "targets").glob(f"*/r*/{OUTCOME}")):
         try:
-            outcomes.append(Outcome.model_validate_json(path.read_text()))
-        except ValueError as exc:
-            raise ResultsError(f"{path}: unreadable outcome ({exc})") from None
+            outcomes.append(Outcome.model_validate(json.loads(path.read_bytes())))
+        except (OSError, ValueError) as exc:
+            outcomes.append(_unreadable(run_dir, path, exc))
     return outcomes
+
+
+def _unreadable(run_dir: Path, path: Path, exc: Exception) -> Outcome:
+    if isinstance(exc, json.JSONDecodeError):
+        cut = not exc.doc.rstrip().endswith("}")  # an outcome is one JSON object: its text ends with its "}"
+        problem = (f"cut short (its {len(exc.doc):,} characters end inside the JSON)" if cut
+                   else f"not valid JSON ({exc.msg}: line {exc.lineno} column {exc.colno})")
+    elif isinstance(exc, ValidationError):
+        problem = "not an outcome: " + "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}" for e in exc.errors()[:3])
+    else:
+        problem = str(exc)
+    repeat = path.parent.name.removeprefix("r")
+    return Outcome(target=path.parent.parent.name, repeat=int(repeat) if repeat.isdigit() else 0,
+                   status=Status.UNREADABLE,
+                   reason=f"{path.relative_to(run_dir)} is {problem}; nothing of this session is reported "
+                          "(its other files are kept)")
 
 
 def read_manifest(run_dir: Path) -> Manifest:

@@ -15,7 +15,7 @@ from aigw_bench.local import install
 from aigw_bench.local.ports import free_port
 from schema.catalog import load_catalog
 from schema.mock import list_mocks, load_mock
-from tests.helpers import tool_processes
+from tests.helpers import command_line, tool_processes
 
 
 @pytest.fixture
@@ -24,7 +24,7 @@ def no_leftovers() -> Iterator[None]:
     before = tool_processes()
     yield
     left = tool_processes() - before
-    assert not left, f"processes left behind: {sorted(left)}"
+    assert not left, f"processes left behind: {[(pid, command_line(pid)) for pid in sorted(left)]}"
 
 
 @pytest.fixture(scope="session")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 
 from aigw_bench.local import install
@@ -17,6 +20,8 @@ from aigw_bench.run.loop import Runner
 from aigw_bench.run.plan import plan_run
 from schema.catalog import DEFAULT_CATALOG_DIR, load_catalog
 from schema.mock import DEFAULT_MOCK, load_mock
+
+SUDO = [] if os.geteuid() == 0 else ["sudo", "-n"]  # mount needs root: `make test` runs as root or with sudo
 
 # Short but real: long enough for k6 to collect a few thousand samples on this machine.
 SHORT = {"duration": "3s", "warmup": "1s", "vus": 10}
@@ -73,6 +78,68 @@ class H(BaseHTTPRequestHandler):
     def log_message(self, *a): pass
 HTTPServer(('127.0.0.1', int(sys.argv[2])), H).serve_forever()
 """
+
+
+@contextlib.contextmanager
+def tmpfs(path: Path, size: str, read_only: bool = False):
+    """A tmpfs of ``size`` mounted at ``path`` for the block; unmounted (and removed) whatever happens."""
+    path.mkdir(parents=True, exist_ok=True)
+    options = f"size={size}" + (",ro" if read_only else "")
+    mounted = subprocess.run([*SUDO, "mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.fail(f"these tests mount a tmpfs (root or passwordless sudo): {mounted.stderr.strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run([*SUDO, "umount", "--lazy", str(path)], check=True)
+        path.rmdir()
+
+
+@contextlib.contextmanager
+def failing_ext4(path: Path, size_mib: int = 64):
+    """An ext4 file system of ``size_mib`` in a loop file, mounted at ``path`` with ``errors=remount-ro``
+    as a server's disk is; yields a function that makes it fail the way a disk error does (ext4's own
+    ``trigger_fs_error``: from then on every write is refused with EROFS, while the mount still reads rw).
+    Skipped where the machine has no loop devices or no ext4 (a container without /dev/loop*)."""
+    image = path.with_suffix(".img")
+    with open(image, "wb") as fh:
+        fh.truncate(size_mib << 20)
+    path.mkdir(parents=True, exist_ok=True)
+    made = subprocess.run(["mkfs.ext4", "-q", "-F", str(image)], capture_output=True, text=True)
+    mounted = made.returncode == 0 and subprocess.run(
+        [*SUDO, "mount", "-o", "loop,errors=remount-ro", str(image), str(path)], capture_output=True).returncode == 0
+    if not mounted:
+        image.unlink()
+        pytest.skip(f"no loop-mounted ext4 on this machine: {made.stderr.strip() or 'mount -o loop failed'}")
+    device = Path(subprocess.run(["findmnt", "-n", "-o", "SOURCE", str(path)], capture_output=True, text=True,
+                                 check=True).stdout.strip()).name
+
+    def fail() -> None:
+        subprocess.run([*SUDO, "tee", f"/sys/fs/ext4/{device}/trigger_fs_error"], input=b"aigw-bench test\n",
+                       capture_output=True, check=True)
+
+    try:
+        yield fail
+    finally:
+        subprocess.run([*SUDO, "umount", "--lazy", str(path)], check=True)
+        path.rmdir()
+        image.unlink()
+
+
+def fill(directory: Path) -> None:
+    """Another program fills the disk (until it is refused)."""
+    with open(directory / "filler", "wb", buffering=0) as fh, contextlib.suppress(OSError):
+        while True:
+            fh.write(b"\0" * (1 << 20))
+
+
+def command_line(pid: int) -> str:
+    """A process's command line (for messages), or "" once it is gone."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""
 
 
 def fake_gateway(name: str, port: int, script: str, ready_timeout: float = 20.0) -> dict:

@@ -9,6 +9,7 @@ Everything stops at the end of the session, whatever ends it.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -43,10 +44,17 @@ from schema.templating import render_file, render_list, render_map
 PLACE = "local"
 
 
+# One local run at a time per machine, whatever its clone or results directory: the ports are the
+# machine's, and two runs would share the CPUs each pins its processes to (and measure each other).
+RIG_LOCK = Path(tempfile.gettempdir()) / "aigw-bench-local-rig.lock"
+
+
 class LocalEngine(Engine):
     name = "local"
     environment = "local"
     where = "local"
+    not_runnable_hint = ("`aigw-bench list` shows what runs here; a cloud-only target runs on AWS with "
+                         "`aigw-bench cloud run --stack NAME` after `pulumi up` (docs/cloud.md).")
 
     def __init__(self, mock: MockDefinition, cpu_plan: CpuPlan, state_dir: Path | None = None):
         self.mock = mock
@@ -56,6 +64,11 @@ class LocalEngine(Engine):
         self.mock_ready_seconds: float | None = None  # the last start of the mock, from start to ready
 
     # ----------------------------------------------------------------- before anything starts
+    def locks(self, plan: RunPlan) -> list[tuple[Path, str]]:
+        ports = [str(self.mock.local.port)] + [str(t.local.port) for t in plan.targets
+                                               if t.local.runnable and t.local.port]
+        return [(RIG_LOCK, f"this machine's local rig (ports {', '.join(ports)} and the CPUs it pins)")]
+
     def prepare(self, emit: EventSink) -> None:
         reaped = reap_stale_groups(self.state_dir)
         if reaped:

@@ -6,32 +6,37 @@ workers, nginx's workers). Three layers keep orphans from surviving:
 
 1. :class:`Supervisor` stops every group it started when its ``with`` block ends, on success,
    error, timeout or Ctrl-C (SIGINT/SIGTERM/SIGHUP become exceptions, see :func:`signals_as_exceptions`);
-2. each child gets ``PR_SET_PDEATHSIG`` = SIGKILL, so it dies if the runner itself is killed;
+2. each child runs under a guard (:mod:`aigw_bench.local.guard`, the leader of its group): a child
+   subreaper watching the runner through a pidfd, which kills the child and everything it forked
+   (nginx's workers too) the moment the runner's process is gone, however it died;
 3. the groups are recorded in a state file; :func:`reap_stale_groups` stops those left by a runner
-   that was killed with SIGKILL (its children's own children survive layer 2), checking start times
-   so that a recycled process id is never touched.
+   whose guards were killed with it, checking start times so that a recycled process id is never
+   touched.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
+import errno
 import json
 import os
+import select
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-_PR_SET_PDEATHSIG = 1
+from analysis.logtext import terminal_lines
+
+GUARD = Path(__file__).with_name("guard.py")
+GUARD_START_TIMEOUT = 60.0  # the guard reports within ~22 ms (median); a machine under load may take longer
 
 
 def _child_setup(cpus: Sequence[int] | None) -> None:
-    """Runs in the child between fork and exec."""
-    with contextlib.suppress(OSError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    """Runs in the guard between fork and exec (the guard's child inherits it)."""
     if cpus:
         os.sched_setaffinity(0, set(cpus))
     # Children must not inherit the runner's signal dispositions (SIGINT ignored during cleanup).
@@ -79,7 +84,8 @@ def stop_group(pgid: int, timeout: float = 10.0) -> None:
 
 @dataclass
 class ManagedProcess:
-    """A child running in its own process group, its output going to ``log_path``."""
+    """A child running in its own process group under its guard, its output going to ``log_path``.
+    ``popen`` is the guard's: it exits as the child does (the same code or signal)."""
 
     name: str
     argv: list[str]
@@ -87,15 +93,16 @@ class ManagedProcess:
     log_path: Path
     cpus: list[int] | None
     stop_timeout: float
+    pid: int  # the program's own process id
     started_at: float = field(default_factory=time.time)
 
     @property
-    def pid(self) -> int:
+    def guard_pid(self) -> int:
         return self.popen.pid
 
     @property
     def pgid(self) -> int:
-        return self.popen.pid  # start_new_session: the child leads its own group
+        return self.popen.pid  # start_new_session: the guard leads the group; its child stays in it
 
     def poll(self) -> int | None:
         return self.popen.poll()
@@ -108,6 +115,7 @@ class ManagedProcess:
         return self.popen.wait(timeout)
 
     def log_tail(self, lines: int = 20) -> list[str]:
+        """The last lines of the log as a terminal showed them (no colours, no spinner frames)."""
         try:
             with self.log_path.open("rb") as fh:
                 fh.seek(0, os.SEEK_END)
@@ -115,7 +123,7 @@ class ManagedProcess:
                 text = fh.read().decode(errors="replace")
         except FileNotFoundError:
             return []
-        return text.splitlines()[-lines:]
+        return [line for line in terminal_lines(text) if line][-lines:]
 
     def signal(self, sig: int) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -128,6 +136,22 @@ class ManagedProcess:
             return self.popen.wait(timeout=5)
         except subprocess.TimeoutExpired:
             return None
+
+
+def _guard_report(name: str, argv: Sequence[str], guard: subprocess.Popen, status_r: int) -> int:
+    """The pid of the program the guard started; FileNotFoundError (as Popen raises it) if it could not."""
+    with os.fdopen(status_r, "rb") as fh:
+        ready, _, _ = select.select([fh], [], [], GUARD_START_TIMEOUT)
+        line = fh.readline().decode().split(maxsplit=2) if ready else []
+    if line[:1] == ["ok"]:
+        return int(line[1])
+    stop_group(guard.pid, 5)
+    guard.wait()
+    if line[:1] == ["error"]:
+        code, message = int(line[1]), line[2].strip() if len(line) > 2 else ""
+        error = FileNotFoundError if code == errno.ENOENT else OSError
+        raise error(f"{name}: cannot start {argv[0]!r}: {message}")
+    raise OSError(f"{name}: its guard did not start it (guard exit code {guard.returncode})")
 
 
 class Supervisor:
@@ -156,21 +180,24 @@ class Supervisor:
     ) -> ManagedProcess:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         full_env = {**os.environ, **(env or {})}
+        status_r, status_w = os.pipe()
         with log_path.open("ab") as log:
             try:
                 popen = subprocess.Popen(
-                    list(argv),
+                    [sys.executable, "-I", "-S", str(GUARD), str(os.getpid()), str(status_w), "--", *argv],
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     env=full_env,
                     cwd=cwd,
                     start_new_session=True,
+                    pass_fds=(status_w,),
                     preexec_fn=lambda: _child_setup(cpus),
                 )
-            except FileNotFoundError as exc:
-                raise FileNotFoundError(f"{name}: cannot start {argv[0]!r}: {exc.strerror}") from None
-        proc = ManagedProcess(name, list(argv), popen, log_path, list(cpus) if cpus else None, stop_timeout)
+            finally:
+                os.close(status_w)
+        pid = _guard_report(name, argv, popen, status_r)
+        proc = ManagedProcess(name, list(argv), popen, log_path, list(cpus) if cpus else None, stop_timeout, pid)
         self._procs.append(proc)
         self._record()
         return proc

@@ -33,6 +33,7 @@ class ResourceSampler:
     """Call :meth:`sample` about once a second; :meth:`write` saves ``resources.csv``."""
 
     groups: dict[str, int]  # role -> process group id
+    exclude: set[int] = field(default_factory=set)  # the groups' guards (aigw_bench/local/guard.py): not measured
     rows: list[dict] = field(default_factory=list)
     _last: dict[int, int] = field(default_factory=dict)  # pid -> cpu ticks at the previous sample
     _last_time: float | None = None
@@ -46,6 +47,8 @@ class ResourceSampler:
         for role, pgid in self.groups.items():
             ticks_delta, rss, members = 0, 0, 0
             for pid in group_members(pgid):
+                if pid in self.exclude:
+                    continue
                 got = _cpu_ticks_and_rss(pid)
                 if got is None:
                     continue

@@ -80,8 +80,10 @@ class LocalSession(ReportsProgress):
         return SessionLost(status, f"{who} exited during the {what} after {elapsed:.1f} s (exit code {code}); "
                                    "data up to that point kept", **process_evidence(proc, code))
 
-    def _sampler(self, extra: dict[str, int] | None = None) -> ResourceSampler:
-        return ResourceSampler({**(extra or {}), **{role: p.pgid for role, p in self.processes.items()}})
+    def _sampler(self, extra: dict[str, ManagedProcess] | None = None) -> ResourceSampler:
+        measured = {**(extra or {}), **self.processes}
+        return ResourceSampler({role: p.pgid for role, p in measured.items()},
+                               exclude={p.guard_pid for p in measured.values()})
 
     # ---------------------------------------------------------------------------------- k6
     def run_k6(self, job: K6Job) -> K6Run:
@@ -103,7 +105,7 @@ class LocalSession(ReportsProgress):
         api_port = free_port()
         k6 = start_k6(self.sup, "k6-warmup" if warmup else "k6", script, files, duration=duration, api_port=api_port,
                       cpus=self.cpu_plan.loadgen, warmup=warmup)
-        sampler = self._sampler({"loadgen": k6.pgid})
+        sampler = self._sampler({"loadgen": k6})
         limit = duration + job.request_timeout + K6_GRACE_SECONDS
         start = time.monotonic()
         next_tick = start

@@ -24,6 +24,14 @@ class Reaped:
 
 
 @dataclass(frozen=True)
+class LockTakenOver:
+    """A run lock was left by a run that died holding it (SIGKILL, a machine that stopped): this run took it."""
+
+    what: str
+    holder: str  # who held it, in words
+
+
+@dataclass(frozen=True)
 class RunStarted:
     run_dir: Path
     total: int  # sessions (target x repeat)
@@ -82,7 +90,7 @@ class TargetDone:
     total: int
 
 
-Event = Reaped | RunStarted | TargetStarted | RigDone | Phase | ProbeDone | Tick | TargetDone
+Event = Reaped | LockTakenOver | RunStarted | TargetStarted | RigDone | Phase | ProbeDone | Tick | TargetDone
 EventSink = Callable[[Event], Any]
 
 

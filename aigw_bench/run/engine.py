@@ -54,12 +54,18 @@ class Engine(ABC):
     environment: str  # the manifest's "environment": local, cloud
     where: Profile  # whose sizes the suites and scenarios use
     interrupt_note: str = ""  # what an interrupted session's reason adds (what the engine cleaned up)
+    not_runnable_hint: str = ""  # what to do when no selected target can run with this engine
 
     ctx: RunContext
 
     # ----------------------------------------------------------------- before anything starts
     def validate(self, plan: RunPlan) -> None:  # noqa: B027 (a hook: most engines accept every plan)
         """Problems of the plan on this engine (e.g. a pacing profile a stack's mock cannot serve)."""
+
+    def locks(self, plan: RunPlan) -> list[tuple[Path, str]]:
+        """Locks the run holds besides its results directory's (path, what it guards in words): the rig's
+        when two runs at once would collide on it."""
+        return []
 
     def prepare(self, emit: EventSink) -> None:  # noqa: B027
         """Before the preflight: e.g. stop what an earlier, killed run left behind."""

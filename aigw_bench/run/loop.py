@@ -10,79 +10,237 @@ session it hits, keeps what was measured and stops the run.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
-from functools import partial
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from aigw_bench.measure.driver import Driver, SessionLost
-from aigw_bench.measure.events import EventSink, RigDone, RunStarted, TargetDone, TargetStarted, ignore
+from aigw_bench.measure.events import (
+    Event,
+    EventSink,
+    LockTakenOver,
+    RigDone,
+    RunStarted,
+    TargetDone,
+    TargetStarted,
+    ignore,
+)
 from aigw_bench.measure.outcome import adopt_partial, finish_outcome, recorder
 from aigw_bench.measure.steps import measure_rig, session_steps
 from aigw_bench.run.engine import Engine, RunContext
 from aigw_bench.run.environment import git_commit, tool_versions
-from aigw_bench.run.interrupts import STOP, signals_as_exceptions, stop_reason
+from aigw_bench.run.interrupts import STOP, DiskFault, signals_as_exceptions, stop_reason
+from aigw_bench.run.lock import Holder, RunLock, results_lock_path
 from aigw_bench.run.plan import RunPlan
+from aigw_bench.run.space import (
+    REPORT_RESERVE,
+    DiskWatch,
+    Reserve,
+    disk_fault,
+    estimate,
+    free_bytes,
+    human,
+)
 from schema.catalog import Gateway
+from schema.errors import ConfigError, ResultsError, is_disk_error
 from schema.manifest import FORMAT, Manifest, RigRecord
 from schema.results import Outcome, Status, new_run_dir, now_iso, target_dir, write_manifest, write_outcome
 from schema.scenarios import scenario_record
 
 INTERRUPTED = "interrupted"
+RESERVE_FILE = ".reserve"  # space held for the report while the run goes (aigw_bench/run/space.py)
 
 
 class Runner:
-    """One run of ``plan`` on ``engine``; :meth:`run` returns the run directory (raises
-    KeyboardInterrupt after writing what was measured when interrupted)."""
+    """One run of ``plan`` on ``engine``; :meth:`run` returns the run directory. Stopped early, it writes what
+    was measured first, then raises KeyboardInterrupt (Ctrl-C, SIGTERM, SIGHUP) or
+    :class:`aigw_bench.run.interrupts.DiskFault` (the results' disk full or read-only)."""
 
     def __init__(self, plan: RunPlan, engine: Engine, on_event: EventSink | None = None):
         self.plan = plan
         self.engine = engine
-        self.emit: EventSink = on_event or ignore
+        self.sink: EventSink = on_event or ignore
         self.run_dir: Path | None = None
+        self.stopped: BaseException | None = None  # what stopped the run early
+        self.unwritten: list[str] = []  # what the stop could not write (a read-only disk)
+        self._disk: DiskWatch | None = None
+        self._locks: list[RunLock] = []
+
+    def emit(self, event: Event) -> None:
+        """Every progress event also looks at the results' disk: a full or read-only one stops the run
+        where it is (in a k6 run: k6 is stopped gracefully and what it measured is kept)."""
+        self.sink(event)
+        if self._disk is not None:
+            self._disk.check()
 
     def run(self) -> Path:
         plan, engine = self.plan, self.engine
         engine.validate(plan)
-        engine.prepare(self.emit)
-        engine.preflight(plan)
-        self.run_dir = new_run_dir(plan.results_root, plan.measurement.name)
+        self._require_runnable()
+        with contextlib.ExitStack() as held:
+            for path, what in engine.locks(plan):
+                self._lock(held, path, what)
+            engine.prepare(self.emit)
+            engine.preflight(plan)
+            root = self._results_root()
+            self._lock(held, results_lock_path(root), f"the results directory {root}")
+            self._require_space(root)
+            self.run_dir = self._new_run_dir(root)
+            for lock in self._locks:
+                lock.update(self.run_dir)
+            reserve = Reserve(self.run_dir / RESERVE_FILE, REPORT_RESERVE)
+            held.callback(reserve.release)  # given back when the run ends, for the report
+            self._disk = DiskWatch(self.run_dir, reserve)
+            held.callback(setattr, self, "_disk", None)
+            return self._measure()
+
+    # ------------------------------------------------------------------------ before the run
+    def _require_runnable(self) -> None:
+        """Nothing starts (not even the rig) unless at least one selected target can run on this engine."""
+        targets = self.plan.targets
+        if not targets:
+            raise ConfigError("no target selected: name one or more with -t (`aigw-bench list` shows them)")
+        reasons = {t.name: self.engine.not_runnable(t) for t in targets}
+        if all(reason is not None for reason in reasons.values()):
+            why = "; ".join(f"{name}: {' '.join(str(reason).split()).rstrip('.')}" for name, reason in reasons.items())
+            hint = f" {self.engine.not_runnable_hint}" if self.engine.not_runnable_hint else ""
+            raise ConfigError(f"nothing to run: no selected target can run with the {self.engine.name} engine. "
+                              f"{why}.{hint}")
+
+    def _lock(self, held: contextlib.ExitStack, path: Path, what: str) -> None:
+        lock = held.enter_context(RunLock(path, what))
+        try:
+            stale = lock.acquire(Holder(command=" ".join(self.plan.command_line)))
+        except OSError as exc:
+            raise ResultsError(f"cannot take the run lock {path}: {exc.strerror}") from None
+        self._locks.append(lock)
+        if stale is not None:
+            if stale.run_dir:  # the space it held for its report is not needed any more
+                with contextlib.suppress(OSError):
+                    (Path(stale.run_dir) / RESERVE_FILE).unlink(missing_ok=True)
+            self.emit(LockTakenOver(what=what, holder=stale.describe()))
+
+    def _results_root(self) -> Path:
+        root = self.plan.results_root
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ResultsError(f"cannot create the results directory {root}: {exc.strerror}; "
+                               "choose another with --results") from None
+        read_only = free_bytes(root)[1]
+        if read_only or not os.access(root, os.W_OK):
+            raise ResultsError(f"cannot write in the results directory {root}: "
+                               f"{'read-only file system' if read_only else 'permission denied'}; "
+                               "choose another with --results")
+        return root
+
+    def _require_space(self, root: Path) -> None:
+        need = estimate(self.plan.measurement, len(self.plan.order()), self.plan.keep_raw)
+        free, _ = free_bytes(root)
+        if free < need.bytes:
+            lighter = "" if not self.plan.keep_raw else (
+                f"; without k6's per-request samples (--no-raw) it needs "
+                f"{human(estimate(self.plan.measurement, need.sessions, False).bytes)}")
+            raise ResultsError(f"not enough free space for this run in {root}: {human(free)} free, "
+                               f"{need.text()}. Free some space or choose another --results{lighter}")
+
+    def _new_run_dir(self, root: Path) -> Path:
+        try:
+            return new_run_dir(root, self.plan.measurement.name)
+        except OSError as exc:
+            raise ResultsError(f"cannot create a run directory in {root}: {exc.strerror}") from None
+
+    # ------------------------------------------------------------------------------ the run
+    def _measure(self) -> Path:
+        plan, engine = self.plan, self.engine
+        assert self.run_dir is not None
         engine.begin(RunContext(plan=plan, run_dir=self.run_dir, run_id=engine.run_id(self.run_dir), emit=self.emit))
         description = engine.describe(plan)
         manifest = self._manifest(description)
         write_manifest(self.run_dir, manifest)
         order = plan.order()
-        self.emit(RunStarted(run_dir=self.run_dir, total=len(order), measurement=plan.measurement,
-                             where=description.where, setting=description.setting))
         started = time.monotonic()
-        interrupted = False
         with signals_as_exceptions():
             try:
-                rigs: dict[str, RigRecord] = {}
-                for place in engine.places():
-                    rigs[place] = self._measure_rig(place, len(order))
-                    self.emit(RigDone(rig=rigs[place]))
-                    if rigs[place].error == INTERRUPTED:
-                        interrupted = True
-                        break
+                self.emit(RunStarted(run_dir=self.run_dir, total=len(order), measurement=plan.measurement,
+                                     where=description.where, setting=description.setting))
+                rigs = self._rigs(len(order))
                 manifest.rig = engine.combine_rigs(manifest, rigs)
-                write_manifest(self.run_dir, manifest)
-                for index, (repeat, target) in enumerate([] if interrupted else order, start=1):
-                    self.emit(TargetStarted(target=target.name, repeat=repeat, index=index, total=len(order)))
-                    outcome = self._run_target(target, repeat, rigs.get(engine.place_of(target), RigRecord()))
-                    write_outcome(self.run_dir, outcome)
-                    self.emit(TargetDone(outcome=outcome, index=index, total=len(order)))
-                    if outcome.status == Status.INTERRUPTED:
-                        interrupted = True
-                        break
+                self._save(write_manifest, self.run_dir, manifest)
+                if self.stopped is None:
+                    self._targets(order, rigs)
+            except STOP as exc:  # between sessions (a progress event found the disk full)
+                self._stop(exc)
             finally:
                 engine.finish(manifest, time.monotonic() - started)
         manifest.finished_at = now_iso()
-        manifest.interrupted = interrupted
-        write_manifest(self.run_dir, manifest)
-        if interrupted:
+        manifest.interrupted = self.stopped is not None
+        manifest.stopped = stop_reason(self.stopped) if self.stopped is not None else None
+        self._save(write_manifest, self.run_dir, manifest)
+        if isinstance(self.stopped, DiskFault):
+            raise self.stopped
+        if self.stopped is not None:
             raise KeyboardInterrupt
         return self.run_dir
+
+    def _rigs(self, total: int) -> dict[str, RigRecord]:
+        rigs: dict[str, RigRecord] = {}
+        for place in self.engine.places():
+            rigs[place] = self._measure_rig(place, total)
+            self.emit(RigDone(rig=rigs[place]))
+            if self.stopped is not None:
+                break
+        return rigs
+
+    def _targets(self, order: list[tuple[int, Gateway]], rigs: dict[str, RigRecord]) -> None:
+        assert self.run_dir is not None
+        for index, (repeat, target) in enumerate(order, start=1):
+            self.emit(TargetStarted(target=target.name, repeat=repeat, index=index, total=len(order)))
+            outcome = self._run_target(target, repeat, rigs.get(self.engine.place_of(target), RigRecord()))
+            self._save(write_outcome, self.run_dir, outcome)
+            self.emit(TargetDone(outcome=outcome, index=index, total=len(order)))
+            if self.stopped is not None:
+                break
+
+    # ------------------------------------------------------------------------- stopping early
+    def _stop(self, exc: BaseException) -> None:
+        """The run stops (first cause wins); a disk fault gives the report's reserve back."""
+        if isinstance(exc, DiskFault) and self._disk is not None:
+            self._disk.note(exc)
+        if self.stopped is None:
+            self.stopped = exc
+
+    def _disk_fault(self, exc: OSError) -> DiskFault:
+        """A write refused by the disk, as what stops the run. The first finding stays the reason: the watch
+        may have tripped already, and a cleanup's write that failed after it (k6's resources.csv) would
+        otherwise hide why the run stopped."""
+        assert self.run_dir is not None
+        if isinstance(self.stopped, DiskFault):
+            return self.stopped
+        fault = (self._disk.fault if self._disk is not None else None) or disk_fault(exc, self.run_dir)
+        self._stop(fault)
+        return fault
+
+    def _save(self, write: Callable[..., Any], *args: Any) -> None:
+        """A write of the loop's own: a full or read-only disk stops the run instead of crashing it, and
+        what could not be written is said (a disk that has room again gets it from the reserve)."""
+        try:
+            write(*args)
+        except OSError as exc:
+            if not is_disk_error(exc):
+                raise
+            fault = self._disk_fault(exc)
+            try:
+                write(*args)  # the reserve is given back now
+            except OSError as again:
+                if not is_disk_error(again):
+                    raise
+                where = Path(again.filename or fault.path)
+                shown = where.relative_to(self.run_dir) if where.is_relative_to(self.run_dir) else where
+                self.unwritten.append(f"{shown} ({again.strerror})")
 
     def rig_only(self, run_dir: Path) -> RigRecord:
         """The rig of the plan's first place alone, measured into ``run_dir`` (the benchmarks of the rig)."""
@@ -132,7 +290,13 @@ class Runner:
                                           m.sizes.capacity if m.sizes else None, m.profile))
         except SessionLost as exc:
             record.update({"error": exc.reason, "status": exc.status, "evidence": exc.evidence})
-        except STOP:
+        except STOP as exc:
+            self._stop(exc)
+            record.update({"error": INTERRUPTED})
+        except OSError as exc:
+            if not is_disk_error(exc):
+                raise
+            self._disk_fault(exc)
             record.update({"error": INTERRUPTED})
         return RigRecord.model_validate(record).with_reach()
 
@@ -148,7 +312,8 @@ class Runner:
             outcome.status, outcome.reason = Status.NOT_RUNNABLE, reason
             outcome.finished_at = now_iso()
             return outcome
-        on_step = recorder(outcome, m.main_step, partial(write_outcome, self.run_dir))
+        on_step = recorder(outcome, m.main_step, self._save_unfinished)
+        self._save_unfinished(outcome)  # a runner killed mid-session leaves this, not silence
         driver: Driver | None = None
         try:
             with engine.session(target, repeat, work, outcome) as driver:
@@ -158,14 +323,33 @@ class Runner:
             adopt_partial(outcome, driver.k6_runs if driver else [], work, m.main_step)
             outcome.status, outcome.reason = failed.status, failed.reason  # type: ignore[assignment]
             outcome.evidence.update(failed.evidence)
-        except STOP as exc:
+        except (*STOP, OSError) as exc:
+            if isinstance(exc, OSError) and not is_disk_error(exc):
+                raise
+            stop = self._disk_fault(exc) if isinstance(exc, OSError) else exc
+            self._stop(stop)
             adopt_partial(outcome, driver.k6_runs if driver else [], work, m.main_step)
             outcome.status = Status.INTERRUPTED
-            outcome.reason = f"stopped by {stop_reason(exc)}{engine.interrupt_note}"
+            outcome.reason = _stop_text(stop) + (engine.interrupt_note if not isinstance(stop, DiskFault) else "")
         engine.session_files(work, outcome)
-        finish_outcome(self.run_dir, work, outcome)
+        self._save(finish_outcome, self.run_dir, work, outcome)
         outcome.finished_at = now_iso()
         return outcome
+
+    def _save_unfinished(self, outcome: Outcome) -> None:
+        """The outcome so far, as the file says it until the session ends: ``unfinished``."""
+        assert self.run_dir is not None
+        self._save(write_outcome, self.run_dir, outcome.model_copy(update={
+            "status": Status.UNFINISHED,
+            "reason": "the runner stopped during this session without recording how it ended (killed, or the "
+                      "machine stopped); what its steps wrote is kept"}))
+
+
+def _stop_text(exc: BaseException) -> str:
+    """Why a session stopped early, in its outcome's words."""
+    if isinstance(exc, DiskFault):
+        return f"stopped: {exc}"
+    return f"stopped by {stop_reason(exc)}"
 
 
 def _target_record(t: Gateway) -> dict[str, Any]:
