@@ -29,6 +29,8 @@ COMPARISON_COLUMNS = [
     "response_bytes_avg", "dropped_iterations",
     *(f"{m}_{s}" for m in INTERVAL_METRICS for s in ("ci_low", "ci_high", "cv")),
     "rig_ceiling_rps", "rig_bound", *SUITE_COLUMNS,
+    # Same-run ratios: figures that do not depend on the machine's speed (compare them across machines).
+    "capacity_x_ceiling", "capacity_x_ceiling_low", "capacity_x_ceiling_high", "cpu_x_floor",
     # The published harnesses' own figures (scenarios inferxgate-*, hey): hey's percentiles, time to first
     # byte, successful requests, output tokens.
     "latency_min_ms", "latency_p10_ms", "latency_p25_ms", "latency_p75_ms", "ttfb_avg_ms", "ttfb_p50_ms",
@@ -92,9 +94,28 @@ def comparison(run: RunData, suite: SuiteResults | None = None) -> pd.DataFrame:
         extra = suite_columns(suite)
         table = table.drop(columns=[c for c in SUITE_COLUMNS if c in table.columns]).merge(extra, on="target",
                                                                                             how="left")
+        table = _ratios(table, ceiling)
+    for column in COMPARISON_COLUMNS:
+        if column not in table.columns:
+            table[column] = np.nan
     table["_order"] = table["role"].map(ROLE_ORDER).fillna(9)
     table = table.sort_values(["_order", "target"]).drop(columns="_order").reset_index(drop=True)
     return table[COMPARISON_COLUMNS]
+
+
+def _ratios(table: pd.DataFrame, ceiling: float | None) -> pd.DataFrame:
+    """Capacity as a share of the rig's ceiling, CPU per request as a multiple of the floor's (a plain proxy
+    measured in the same run): what one machine's speed does not change."""
+    numeric = {c: pd.to_numeric(table[c], errors="coerce")
+               for c in ("capacity_rps", "capacity_low_rps", "capacity_high_rps", "cpu_ms_per_request")}
+    if ceiling:
+        table["capacity_x_ceiling"] = numeric["capacity_rps"] / ceiling
+        table["capacity_x_ceiling_low"] = numeric["capacity_low_rps"] / ceiling
+        table["capacity_x_ceiling_high"] = numeric["capacity_high_rps"] / ceiling
+    floors = table[table["role"] == "floor"]
+    if not floors.empty and pd.notna(numeric["cpu_ms_per_request"][floors.index[0]]):
+        table["cpu_x_floor"] = numeric["cpu_ms_per_request"] / numeric["cpu_ms_per_request"][floors.index[0]]
+    return table
 
 
 @dataclass(frozen=True)

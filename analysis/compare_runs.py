@@ -1,8 +1,17 @@
-"""Two runs side by side (before/after a gateway upgrade, a config change): the change per target and metric.
+"""Two runs side by side (before/after a gateway upgrade, a config change): the headline's figures per
+target, each with a verdict.
 
-A change counts as real when the runs' 95% intervals do not overlap (both runs with repeats), or,
-without repeats, when it exceeds a relative threshold (default 5%, an honest guess at run-to-run
-noise on one machine; measure yours with --repeats). Regressions are flagged, improvements noted.
+For a suite run the figures are the headline's: added latency at p50 and p99, capacity at the default
+bound, CPU-ms per request, memory under load, added time to first token, and the published shape's
+throughput. A change is real when the two runs' uncertainties do not overlap: for added latency its
+95% interval widened to the range of the run's per-session figures (the interval covers the noise of
+one run's requests; the sessions show what a second run finds), for capacity and CPU the range over
+repeats. A figure without either is judged by a relative threshold (default 5%).
+
+Runs made on different machines are compared on the same-run ratios that the machine's speed does not
+change (added p50 as a multiple of the floor's, capacity as a share of the rig's ceiling, CPU per
+request as a multiple of the floor's); a figure without one says it cannot be compared. Scenario runs
+compare k6's figures (RPS, latency percentiles, errors) as before.
 """
 
 from __future__ import annotations
@@ -16,12 +25,39 @@ from analysis.compare import comparison
 from analysis.load import load_run
 from analysis.report_md import fmt, markdown_table
 from analysis.stats import intervals_separate
+from analysis.suite import suite_results
 
-# metric -> True if higher is better
-METRICS = {"rps": True, "latency_p50_ms": False, "latency_p95_ms": False, "latency_p99_ms": False,
-           "error_rate": False}
+
+@dataclass(frozen=True)
+class Figure:
+    higher_is_better: bool
+    low: str | None = None  # interval columns
+    high: str | None = None
+    spread: tuple[str, str] | None = None  # between-session range, widening the interval
+    ratio: str | None = None  # the same-run ratio to compare across machines
+
+
+RATIOS = {"added_p50_x_floor": Figure(False, "added_p50_x_floor_ci_low", "added_p50_x_floor_ci_high"),
+          "capacity_x_ceiling": Figure(True, "capacity_x_ceiling_low", "capacity_x_ceiling_high"),
+          "cpu_x_floor": Figure(False)}
+SUITE_FIGURES = {
+    "added_p50_us": Figure(False, "added_p50_us_ci_low", "added_p50_us_ci_high",
+                           ("added_p50_us_sessions_low", "added_p50_us_sessions_high"), "added_p50_x_floor"),
+    "added_p99_us": Figure(False, "added_p99_us_ci_low", "added_p99_us_ci_high"),
+    "capacity_rps": Figure(True, "capacity_low_rps", "capacity_high_rps", ratio="capacity_x_ceiling"),
+    "cpu_ms_per_request": Figure(False, "cpu_ms_per_request_low", "cpu_ms_per_request_high", ratio="cpu_x_floor"),
+    "rss_mib": Figure(False),
+    "added_ttft_p50_ms": Figure(False, "added_ttft_p50_ms_ci_low", "added_ttft_p50_ms_ci_high"),
+    "rps": Figure(True, "rps_ci_low", "rps_ci_high"),
+}
+SCENARIO_FIGURES = {"rps": Figure(True, "rps_ci_low", "rps_ci_high"),
+                    "latency_p50_ms": Figure(False, "latency_p50_ms_ci_low", "latency_p50_ms_ci_high"),
+                    "latency_p95_ms": Figure(False, "latency_p95_ms_ci_low", "latency_p95_ms_ci_high"),
+                    "latency_p99_ms": Figure(False, "latency_p99_ms_ci_low", "latency_p99_ms_ci_high"),
+                    "error_rate": Figure(False)}
 # Error rates are compared in absolute terms: 0 -> 0.1% is not "infinitely worse".
 ERROR_RATE_POINTS = 0.005
+COLUMNS = ["target", "metric", "before", "after", "change_pct", "judged_by", "verdict"]
 
 
 @dataclass(frozen=True)
@@ -34,39 +70,73 @@ class RunComparison:
         return self.table[self.table["verdict"] == "regression"]
 
 
-def _verdict(metric: str, before: float, after: float, separated: bool | None, threshold: float) -> tuple[str, str]:
-    better_higher = METRICS[metric]
+def _number(value) -> float | None:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if pd.isna(out) else out
+
+
+def _uncertainty(row: pd.Series, figure: Figure) -> tuple[float, float] | None:
+    """The figure's interval, widened to its between-session range where there is one."""
+    bounds = [(_number(row.get(figure.low)), _number(row.get(figure.high)))] if figure.low and figure.high else []
+    if figure.spread:
+        bounds.append((_number(row.get(figure.spread[0])), _number(row.get(figure.spread[1]))))
+    bounds = [b for b in bounds if b[0] is not None and b[1] is not None]
+    if not bounds:
+        return None
+    return min(b[0] for b in bounds), max(b[1] for b in bounds)
+
+
+def _verdict(metric: str, figure: Figure, rb: pd.Series, ra: pd.Series, threshold: float) -> tuple[str, str]:
+    before, after = _number(rb.get(metric)), _number(ra.get(metric))
+    assert before is not None and after is not None
     if metric == "error_rate":
         real = abs(after - before) > ERROR_RATE_POINTS
         judged = f"absolute change > {ERROR_RATE_POINTS * 100:.1f} points"
-    elif separated is not None:
-        real, judged = separated, "95% intervals"
     else:
-        real = before != 0 and abs(after / before - 1) > threshold
-        judged = f"threshold {threshold * 100:.0f}%"
+        ub, ua = _uncertainty(rb, figure), _uncertainty(ra, figure)
+        if ub is not None and ua is not None:
+            real = bool(intervals_separate(ub[0], ub[1], ua[0], ua[1]))
+            judged = "intervals" + (" and sessions" if figure.spread else "")
+        else:
+            real = before != 0 and abs(after / before - 1) > threshold
+            judged = f"threshold {threshold * 100:.0f}%"
     if not real:
         return "within noise", judged
-    improved = (after > before) == better_higher
-    return ("improvement" if improved else "regression"), judged
+    return ("improvement" if (after > before) == figure.higher_is_better else "regression"), judged
 
 
-def compare_runs(before_dir: Path, after_dir: Path, threshold: float = 0.05) -> RunComparison:
-    before_run, after_run = load_run(before_dir), load_run(after_dir)
-    before, after = comparison(before_run), comparison(after_run)
+def _notes(before_run, after_run) -> tuple[list[str], bool]:
     notes = []
     sb, sa = before_run.manifest.scenario, after_run.manifest.scenario
-    if sb.name != sa.name or sb.params != sa.params:
-        notes.append(f"the runs used different scenarios or parameters ({sb.name} {sb.params} vs "
-                     f"{sa.name} {sa.params}): the comparison is not like for like")
+    suite_b = before_run.manifest.suite.name if before_run.manifest.suite else None
+    suite_a = after_run.manifest.suite.name if after_run.manifest.suite else None
+    if suite_b != suite_a or (suite_b is None and (sb.name != sa.name or sb.params != sa.params)):
+        notes.append(f"the runs used different suites, scenarios or parameters ({suite_b or sb.name} vs "
+                     f"{suite_a or sa.name}): the comparison is not like for like")
     mb, ma = before_run.manifest.machine, after_run.manifest.machine
-    if (mb.get("cpu_model"), mb.get("cpus_usable")) != (ma.get("cpu_model"), ma.get("cpus_usable")):
-        notes.append("the runs were made on different machines")
+    same_machine = (mb.get("cpu_model"), mb.get("cpus_usable")) == (ma.get("cpu_model"), ma.get("cpus_usable"))
+    if not same_machine:
+        notes.append("the runs were made on different machines: figures are compared by their same-run ratios "
+                     "(to the floor's, to the rig's ceiling), which the machine's speed does not change")
     tb, ta = before_run.manifest.targets, after_run.manifest.targets
     for name in sorted(set(tb) | set(ta)):
         vb = tb[name].version if name in tb else None
         va = ta[name].version if name in ta else None
         if vb != va:
             notes.append(f"{name}: version {vb or 'absent'} -> {va or 'absent'}")
+    return notes, same_machine
+
+
+def compare_runs(before_dir: Path, after_dir: Path, threshold: float = 0.05) -> RunComparison:
+    before_run, after_run = load_run(before_dir), load_run(after_dir)
+    suites = before_run.is_suite and after_run.is_suite
+    before = comparison(before_run, suite_results(before_run) if suites else None)
+    after = comparison(after_run, suite_results(after_run) if suites else None)
+    notes, same_machine = _notes(before_run, after_run)
+    figures = SUITE_FIGURES if suites else SCENARIO_FIGURES
     rows = []
     b_idx, a_idx = before.set_index("target"), after.set_index("target")
     for target in [t for t in a_idx.index if t in b_idx.index]:
@@ -74,16 +144,23 @@ def compare_runs(before_dir: Path, after_dir: Path, threshold: float = 0.05) -> 
         if not (rb["valid"] and ra["valid"]):
             notes.append(f"{target}: not compared (status {rb['status']} before, {ra['status']} after, or errors)")
             continue
-        for metric in METRICS:
-            vb, va = float(rb[metric]), float(ra[metric])
-            separated = intervals_separate(rb[f"{metric}_ci_low"], rb[f"{metric}_ci_high"],
-                                           ra[f"{metric}_ci_low"], ra[f"{metric}_ci_high"])
-            verdict, judged = _verdict(metric, vb, va, separated, threshold)
-            change = (va / vb - 1) * 100 if vb else float("nan")
-            rows.append({"target": target, "metric": metric, "before": vb, "after": va, "change_pct": change,
-                         "judged_by": judged, "verdict": verdict})
-    return RunComparison(pd.DataFrame(rows, columns=["target", "metric", "before", "after", "change_pct",
-                                                     "judged_by", "verdict"]), notes)
+        for metric, figure in figures.items():
+            if not same_machine:
+                if figure.ratio is None:
+                    if _number(rb.get(metric)) is not None:
+                        rows.append({"target": target, "metric": metric, "before": _number(rb.get(metric)),
+                                     "after": _number(ra.get(metric)), "change_pct": float("nan"),
+                                     "judged_by": "-", "verdict": "not comparable (different machines)"})
+                    continue
+                metric, figure = figure.ratio, RATIOS[figure.ratio]
+            vb, va = _number(rb.get(metric)), _number(ra.get(metric))
+            if vb is None or va is None:
+                continue  # not measured in one of the runs (a rig-bound capacity, a baseline's CPU)
+            verdict, judged = _verdict(metric, figure, rb, ra, threshold)
+            rows.append({"target": target, "metric": metric, "before": vb, "after": va,
+                         "change_pct": (va / vb - 1) * 100 if vb else float("nan"), "judged_by": judged,
+                         "verdict": verdict})
+    return RunComparison(pd.DataFrame(rows, columns=COLUMNS), notes)
 
 
 def render_comparison(result: RunComparison, before_dir: Path, after_dir: Path) -> str:
@@ -99,6 +176,8 @@ def render_comparison(result: RunComparison, before_dir: Path, after_dir: Path) 
                   f"({r.change_pct:+.1f}%, {r.judged_by})" for r in regressions.itertuples()] + [""]
     rows = [[r.target, r.metric, fmt(r.before), fmt(r.after), fmt(r.change_pct, 1, "%"), r.verdict, r.judged_by]
             for r in result.table.itertuples()]
-    lines += ["## All changes", "",
-              markdown_table(["target", "metric", "before", "after", "change", "verdict", "judged by"], rows), ""]
+    lines += ["## The headline's figures", "",
+              markdown_table(["target", "figure", "before", "after", "change", "verdict", "judged by"], rows), "",
+              "Judged by: the two runs' intervals (for added latency widened to the range of each run's "
+              "per-session figures), or a threshold where a figure has none.", ""]
     return "\n".join(lines)

@@ -49,7 +49,7 @@ def _significance(label: str, significant: bool | None) -> str | None:
     if significant is None:
         return f"one repeat: the {label} difference has no confidence interval (use --repeats 3 or more)"
     if not significant:
-        return f"the {label} difference is within the 95% confidence intervals: not significant"
+        return f"the {label} difference is within the repeats' intervals: not significant"
     return None
 
 

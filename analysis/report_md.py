@@ -58,7 +58,9 @@ def cv_text(r: dict, metric: str) -> str:
     return fmt(cv * 100 if _present(cv) else None, 1, "%")
 
 
-REPEAT_HEADERS = ["target", "repeats", "RPS", "95% CI", "CV", "p95 ms", "95% CI", "CV", "p99 ms", "95% CI", "CV"]
+REPEATS_NOTE = ("Interval: the range (lowest to highest) of fewer than 5 repeats, a bootstrap 95% interval of the "
+                "mean from 5 on; differences are called real only when the intervals do not overlap.")
+REPEAT_HEADERS = ["target", "repeats", "RPS", "interval", "CV", "p95 ms", "interval", "CV", "p99 ms", "interval", "CV"]
 
 
 def repeat_rows(table: pd.DataFrame) -> list[list[str]]:
@@ -318,7 +320,7 @@ def render_markdown(run: RunData, table: pd.DataFrame, findings: list[Finding], 
     repeats = repeat_rows(table)
     if repeats:
         parts += ["### Repeats", "", markdown_table(REPEAT_HEADERS, repeats), "",
-                  "Differences are called significant only when the 95% intervals do not overlap.", ""]
+                  REPEATS_NOTE, ""]
     cost = m.cost
     if cost:
         parts += ["## Cost", "", cost_markdown(table, cost), ""]

@@ -11,11 +11,13 @@ other tools to rely on).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
 from analysis.capacity import capacity_columns, frontier, probes
+from analysis.concurrency import COLUMNS as CLOSED_COLUMNS
+from analysis.concurrency import closed_columns, closed_frontier
 from analysis.efficiency import efficiency_table
 from analysis.load import RunData
 from analysis.overhead import overhead_table
@@ -32,7 +34,9 @@ SUITE_COLUMNS = [
     "rss_idle_mib", "rss_after_mib",
     "added_ttft_p50_ms", "added_ttft_p50_ms_ci_low", "added_ttft_p50_ms_ci_high", "added_ttft_p99_ms",
     "added_gap_p50_ms", "added_gap_p99_ms", "stream_complete_share", "stream_rebuffers",
-    "capacity_unstable_up_to_rps",
+    "capacity_unstable_up_to_rps", "closed_capacity_rps", "closed_vus",
+    "added_p50_us_sessions_low", "added_p50_us_sessions_high", "carryover_p50_us", "carryover_first_us",
+    "added_p50_x_floor", "added_p50_x_floor_ci_low", "added_p50_x_floor_ci_high",
 ]
 
 
@@ -45,6 +49,7 @@ class SuiteResults:
     streaming: pd.DataFrame
     default_bound_ms: float | None
     efficiency_rate: float | None
+    closed: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=CLOSED_COLUMNS))
 
     @property
     def empty(self) -> bool:
@@ -58,6 +63,7 @@ def suite_results(run: RunData) -> SuiteResults:
         efficiency=efficiency_table(run), streaming=streaming_table(run),
         default_bound_ms=(sizes.get("capacity") or {}).get("default_bound_ms"),
         efficiency_rate=(sizes.get("efficiency") or {}).get("rate"),
+        closed=closed_frontier(run),
     )
 
 
@@ -72,6 +78,7 @@ def suite_columns(results: SuiteResults) -> pd.DataFrame:
             columns={"max_rps_low": "capacity_low_rps", "max_rps_high": "capacity_high_rps",
                      "passed_above_rps": "capacity_unstable_up_to_rps"}), on="target")
     parts.append(cap)
+    parts.append(closed_columns(results.closed, results.default_bound_ms))
     e = results.efficiency.rename(columns={"rate": "efficiency_rate", "sustained": "efficiency_sustained",
                                            "rss_load_mib": "rss_mib"})
     parts.append(e[["target", *[c for c in SUITE_COLUMNS if c in e.columns]]])

@@ -12,6 +12,7 @@ import pandas as pd
 
 from analysis.compare import MAX_VALID_ERROR_RATE
 from analysis.load import RunData
+from analysis.overhead import leaks, outlasts_settle
 from analysis.suite import SuiteResults
 from schema.manifest import Manifest
 
@@ -21,6 +22,8 @@ SATURATED_FRACTION = 0.90
 RESPONSE_SIZE_TOLERANCE = 0.10
 # Coefficient of variation across repeats above which a throughput figure is called noisy.
 NOISY_CV = 0.10
+# Repeats' capacities further apart than this factor disagree (the report says so).
+CAPACITY_SPREAD = 1.3
 # A percentile q is only quoted with at least this many samples beyond it (p99 needs 1000 requests).
 TAIL_SAMPLES = 10
 QUOTED_PERCENTILES = {"p95": 0.95, "p99": 0.99}
@@ -40,6 +43,8 @@ RULE_TITLES = {
     "streaming": "Streams did not arrive whole",
     "raw_mismatch": "Per-request samples disagree with k6's summary",
     "capacity_unstable": "A capacity is not stable from step to step",
+    "disturbed": "Other work on the machine disturbed a measurement",
+    "carry_over": "The gateway's work leaked into the direct baseline",
 }
 
 
@@ -161,6 +166,29 @@ def _few_requests(table: pd.DataFrame) -> list[Finding]:
     return out
 
 
+def _few_tail_samples(suite: SuiteResults | None) -> list[Finding]:
+    """The suite's p99s: each capacity a probe's p99, each added p99 the pooled pairs', each closed-loop
+    figure a level's: each needs TAIL_SAMPLES requests beyond it (1,000 for a p99) or says how many it had."""
+    if suite is None or suite.empty:
+        return []
+    need = TAIL_SAMPLES / 0.01
+    out = []
+    probes = suite.probes
+    for r in suite.frontier.dropna(subset=["max_rps"]).to_dict("records"):
+        mine = probes[(probes["target"] == r["target"]) & (probes["rate"] == r["max_rps"])]
+        if not mine.empty and mine["requests"].min() < need:
+            out.append(Finding("few_requests", r["target"], f"its capacity at p99 <= {r['p99_bound_ms']:g} ms rests on "
+                                                            f"a probe of {mine['requests'].min():,.0f} requests "
+                                                            f"({mine['requests'].min() * 0.01:.0f} beyond the p99): "
+                                                            "read it as rough (longer probes: --suite thorough)."))
+    for r in suite.overhead.dropna(subset=["pairs"]).to_dict("records"):
+        if r["pairs"] < need:
+            out.append(Finding("few_requests", r["target"], f"its added p99 rests on {r['pairs']:,.0f} pairs "
+                                                            f"({r['pairs'] * 0.01:.0f} beyond the p99): read it as "
+                                                            "rough."))
+    return out
+
+
 def _unequal_work(run: RunData, table: pd.DataFrame) -> list[Finding]:
     out = []
     base = table[table["role"] == "baseline"].dropna(subset=["response_bytes_avg"])
@@ -187,12 +215,76 @@ def _unequal_work(run: RunData, table: pd.DataFrame) -> list[Finding]:
     return out
 
 
-def _noisy(table: pd.DataFrame) -> list[Finding]:
+def _noisy(table: pd.DataFrame, suite: SuiteResults | None = None) -> list[Finding]:
     out = []
     for r in table.dropna(subset=["rps_cv"]).itertuples():
         if r.rps_cv > NOISY_CV:
             out.append(Finding("noisy", r.target, f"throughput varied by {r.rps_cv * 100:.0f}% (coefficient of "
                                                   f"variation) across {r.repeats} repeats."))
+    if suite is not None and not suite.frontier.empty:
+        front = suite.frontier
+        default = front[front["p99_bound_ms"] == float(suite.default_bound_ms or 0)]
+        for r in default.dropna(subset=["max_rps_low", "max_rps_high"]).to_dict("records"):
+            if r["repeats"] > 1 and not r["rig_bound"] and r["max_rps_high"] > CAPACITY_SPREAD * r["max_rps_low"]:
+                out.append(Finding("noisy", r["target"], f"its capacity at p99 <= {r['p99_bound_ms']:g} ms ranged "
+                                                         f"{r['max_rps_low']:,.0f}-{r['max_rps_high']:,.0f} RPS over "
+                                                         f"{r['repeats']} repeats (the lowest is quoted): a second run "
+                                                         "may find anywhere in that range."))
+    return out
+
+
+def _foreign(noise: dict) -> str:
+    busiest = ", ".join(f"{b['name']} (pid {b['pid']}) {b['cpu_seconds']:.1f} CPU-s" for b in noise.get("busiest", []))
+    return (f"{noise.get('cpu_seconds', 0):.1f} CPU-s of other work ({noise.get('cores', 0):.2f} cores over "
+            f"{noise.get('seconds', 0):.0f} s; busiest: {busiest or 'gone by the end of the window'})")
+
+
+def _disturbed(run: RunData) -> list[Finding]:
+    """Windows that other work on the machine still disturbed after being measured again (the noise guard,
+    aigw_bench/local/noise.py): named with the foreign CPU and the busiest processes, never a figure."""
+    out = []
+    rig_noise = run.rig.noise or {}
+    for kind, noise in rig_noise.items():
+        if noise and noise.get("disturbed"):
+            out.append(Finding("disturbed", "rig", f"the rig's {kind} window: {_foreign(noise)}; the ceiling and "
+                                                    "floor are not the rig's own."))
+    for o in run.sessions:
+        for name, record in o.steps.items():
+            noise = record.data.get("noise") or {}
+            if noise.get("disturbed"):
+                out.append(Finding("disturbed", o.target, f"its {name} window (repeat {o.repeat}), measured again "
+                                                          f"{noise.get('remeasured', 0)} time(s): {_foreign(noise)}; "
+                                                          "its figures are not this target's own."))
+            for probe in record.data.get("probes") or []:
+                if probe.get("disturbed"):
+                    out.append(Finding("disturbed", o.target, f"its capacity probe at {probe['rate']:,.0f} req/s "
+                                                              f"(repeat {o.repeat}) ran with "
+                                                              f"{probe.get('foreign_cores') or 0:.2f} cores of other "
+                                                              "work on the machine: its verdict is not trusted."))
+    return out
+
+
+def _carry_over(suite: SuiteResults | None) -> list[Finding]:
+    """The gateway's work reached the steady direct requests despite the settle window kept apart: seen in
+    the session itself (early steady requests slower than the late ones), or against the A/A
+    control (the direct side slower than the control's; analysis/overhead.py)."""
+    if suite is None or suite.overhead.empty:
+        return []
+    out = []
+    for r in suite.overhead.to_dict("records"):
+        if outlasts_settle(r):
+            out.append(Finding("carry_over", r["target"], f"the steady direct requests early in each "
+                                                          f"block were {r['carryover_drift_us']:+.0f} µs slower at p50 "
+                                                          "than the late ones: its carry-over outlasted the settle "
+                                                          "window and part of "
+                                                          "its cost may be missing from its added latency (raise the "
+                                                          "overhead step's settle)."))
+        elif "direct_leak_us" in r and leaks(r):
+            out.append(Finding("carry_over", r["target"], f"the direct requests in its sessions took "
+                                                          f"{r['direct_leak_us']:+.0f} µs at p50 against the A/A "
+                                                          "control's: part of its cost may be missing from its "
+                                                          "added latency, or the machine changed between sessions "
+                                                          "(compare the sessions' figures)."))
     return out
 
 
@@ -260,10 +352,13 @@ def check(run: RunData, table: pd.DataFrame, suite: SuiteResults | None = None) 
         *_capacity_unstable(table),
         *_loadgen_bottleneck(run, table),
         *_few_requests(table),
+        *_few_tail_samples(suite),
         *_unequal_work(run, table),
-        *_noisy(table),
+        *_noisy(table, suite),
         *_raw_mismatch(run),
         *_control(table, suite),
+        *_carry_over(suite),
+        *_disturbed(run),
         *_efficiency(suite),
         *_streaming(suite),
     ]

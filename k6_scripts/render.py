@@ -108,8 +108,11 @@ def render_script(scenario: Scenario, params: ScenarioParams, target: RenderTarg
     return _render(scenario.template, params, target, scenario=scenario)
 
 
-def render_paired(params: ScenarioParams, target: RenderTarget, direct: RenderTarget) -> RenderedScript:
-    """The overhead measurement: one VU alternating between the mock directly and the mock via ``target``."""
+def render_paired(params: ScenarioParams, target: RenderTarget, direct: RenderTarget, block: float,
+                  settle: float) -> RenderedScript:
+    """The overhead measurement: one VU alternating blocks of ``block`` seconds between the mock directly
+    and the mock via ``target``, the requests of each block's first ``settle`` seconds kept apart."""
     if direct.model != target.model:
         raise ValueError("the direct and the target side must send the same body (same model name)")
-    return _render("paired.js.j2", params, target, direct=direct)
+    return _render("paired.js.j2", params, target, direct=direct, block_ms=round(block * 1000),
+                   settle_ms=round(settle * 1000))

@@ -106,6 +106,8 @@ class RigRecord(Record):
     ceiling_seconds: float | None = Field(None, description="how long the ceiling measured")
     reach_rps: float | None = Field(None, description="RIG_BOUND_FRACTION x ceiling: the rig-bound line")
     sizes: dict[str, Any] | None = Field(None, description="k6_scripts/rig.yaml's sizes for the run's place")
+    noise: dict[str, Any] | None = Field(None, description="other work on the machine in the ceiling's and the "
+                                         "floor's windows (local engine)")
 
     @property
     def measured(self) -> bool:
@@ -149,6 +151,7 @@ class Manifest(Record):
     cloud: dict[str, dict[str, Any]] | None = None
     cost: dict[str, Any] | None = None
     mock_restored: dict[str, str] | None = None
+    noise: dict[str, Any] | None = Field(None, description="the noise guard: its settings, the wait before the run")
 
     @model_validator(mode="before")
     @classmethod

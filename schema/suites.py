@@ -38,8 +38,42 @@ class _Sizes(BaseModel):
 
 
 class OverheadSizes(_Sizes):
+    """Concurrency 1, the mock directly and through the target in alternating blocks of ``block`` seconds;
+    the requests of each block's first ``settle`` seconds are kept apart (what the other side leaves
+    behind lasts tens of milliseconds here: docs/method.md)."""
+
     duration: float = Field(gt=0, le=3600)
-    warmup: float = Field(0, ge=0, le=600)
+    warmup: float = Field(0, ge=0, le=600, description="the least warm-up")
+    warmup_max: float | None = Field(None, gt=0, le=3600, description="warm up until the median through the "
+                                     "target is steady, at most this long (none: exactly `warmup`)")
+    steady_tolerance: float = Field(0.05, gt=0, lt=1, description="steady: each per-second median within this "
+                                    "fraction of their mean")
+    steady_seconds: int = Field(3, ge=2, le=60, description="steady: for this many seconds in a row")
+    block: float = Field(0.5, ge=0.05, le=60, description="seconds with one side before switching to the other")
+    settle: float = Field(0.1, ge=0.001, le=30, description="the first seconds of a block, kept apart (the "
+                          "carry-over)")
+
+    @field_validator("warmup_max", "block", "settle", mode="before")
+    @classmethod
+    def _max_seconds(cls, value: Any) -> Any:
+        return parse_duration(value) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> OverheadSizes:
+        if self.settle > self.block / 2:
+            raise ValueError(f"settle ({self.settle:g} s) must be at most half of block ({self.block:g} s)")
+        if self.duration < 4 * self.block:
+            raise ValueError(f"duration ({self.duration:g} s) must hold at least two pairs of blocks "
+                             f"(4 x block = {4 * self.block:g} s): the interval resamples pairs of blocks")
+        if self.warmup_max is not None and self.warmup_max < self.warmup:
+            raise ValueError(f"warmup_max ({self.warmup_max:g} s) must be at least warmup ({self.warmup:g} s)")
+        return self
+
+    def steady(self) -> str | None:
+        """AIGW_STEADY for the warm-up (k6_scripts/templates/paired.js.j2), or None for a fixed one."""
+        if self.warmup_max is None:
+            return None
+        return f"{self.steady_tolerance:g},{self.steady_seconds},{max(self.warmup, 1.0):g}"
 
 
 class SeedSizes(_Sizes):
@@ -92,19 +126,39 @@ class StreamingSizes(_Sizes):
     duration: float = Field(gt=0, le=3600)
 
 
+class ConcurrencySizes(_Sizes):
+    """The closed-loop frontier: a closed loop at each of ``levels`` VUs (increasing); the most requests per
+    second whose p99 stays under each bound, as the concurrency-climb harnesses publish it."""
+
+    levels: list[int] = Field(min_length=2, description="VUs, increasing")
+    duration: float = Field(gt=0, le=3600)
+    warmup: float = Field(0, ge=0, le=600)
+    min_gain: float = Field(0.05, ge=0, lt=1, description="stop once throughput grew less than this fraction "
+                            "for two levels in a row (the target has stopped scaling)")
+
+    @field_validator("levels")
+    @classmethod
+    def _increasing(cls, value: list[int]) -> list[int]:
+        if any(v < 1 for v in value) or sorted(set(value)) != list(value):
+            raise ValueError("levels: positive, increasing, without repeats")
+        return value
+
+
 class SuiteSizes(_Sizes):
     repeats: int = Field(1, ge=1, le=100)
     overhead: OverheadSizes
     seed: SeedSizes
     capacity: CapacitySizes
+    concurrency: ConcurrencySizes | None = Field(None, description="none: no closed-loop frontier")
     efficiency: EfficiencySizes
     streaming: StreamingSizes
 
     def session_seconds(self) -> float:
         """At most how long one session measures (every capacity probe at its longest), for planning."""
-        c = self.capacity
-        return (self.overhead.warmup + self.overhead.duration + self.seed.warmup + self.seed.duration
+        c, o, k = self.capacity, self.overhead, self.concurrency
+        return ((o.warmup_max or o.warmup) + o.duration + self.seed.warmup + self.seed.duration
                 + c.max_steps * (c.warmup + (c.max_step or c.step))
+                + (len(k.levels) * (k.warmup + k.duration) if k else 0.0)
                 + self.efficiency.idle + self.efficiency.duration + self.efficiency.after + self.streaming.duration)
 
 
@@ -165,9 +219,26 @@ class RigFloorSizes(_Sizes):
     warmup: float = Field(0, ge=0, le=600)
 
 
+class NoiseSizes(_Sizes):
+    """The noise guard (aigw_bench/local/noise.py): what counts as a disturbed window, and what is done."""
+
+    threshold_cores: float = Field(0.10, gt=0, le=64, description="foreign CPU (cores, averaged over a window) "
+                                   "above which a window is disturbed")
+    max_remeasure: int = Field(2, ge=0, le=10, description="a disturbed window is measured again at most this "
+                               "often; still disturbed, its figures are flagged")
+    quiet_wait: float = Field(60.0, ge=0, le=3600, description="before a run, wait at most this long for a quiet "
+                              "second")
+
+    @field_validator("quiet_wait", mode="before")
+    @classmethod
+    def _wait_seconds(cls, value: Any) -> Any:
+        return parse_duration(value) if isinstance(value, str) else value
+
+
 class RigSizes(_Sizes):
     ceiling: RigCeilingSizes
     floor: RigFloorSizes
+    noise: NoiseSizes = NoiseSizes()
 
 
 def load_rig_sizes(profile: Profile, path: Path = RIG_FILE) -> RigSizes:

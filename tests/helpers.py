@@ -32,10 +32,12 @@ TINY_SUITE = {
     "description": "every step of the default suite, for about a second each (tests)",
     "profiles": {"local": {
         "repeats": 1,
-        "overhead": {"duration": "2s", "warmup": "1s"},
+        "overhead": {"duration": "3s", "warmup": "1s", "warmup_max": "12s", "steady_seconds": 2,
+                     "block": "300ms", "settle": "150ms"},
         "seed": {"vus": 10, "duration": "2s", "warmup": "1s"},
         "capacity": {"bounds_ms": [10, 50, 250], "default_bound_ms": 50, "step": "1s", "warmup": "0s",
                      "max_steps": 4, "min_rate": 10, "growth": 2.0, "resolution": 0.2, "max_vus": 200},
+        "concurrency": {"levels": [1, 8], "duration": "1s"},
         "efficiency": {"rate": 20, "duration": "2s", "idle": "500ms", "after": "500ms"},
         "streaming": {"profile": "llm", "output_tokens": 5, "concurrency": 2, "duration": "2s"},
     }},

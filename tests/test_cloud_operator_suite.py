@@ -75,7 +75,7 @@ def test_a_suite_with_its_rig_runs_through_the_operator_engine_to_a_report(opera
     run_dir, cluster = operator_run["run_dir"], operator_run["cluster"]
     (gw,) = read_outcomes(run_dir)
     assert gw.status == "ok", gw.reason
-    assert list(gw.steps) == ["overhead", "seed", "capacity", "efficiency", "streaming"]
+    assert list(gw.steps) == ["overhead", "seed", "capacity", "concurrency", "efficiency", "streaming"]
     assert all(r.status == "ok" for r in gw.steps.values()), {n: r.reason for n, r in gw.steps.items()}
     assert_local_layout(run_dir, gw)
 
@@ -108,8 +108,9 @@ def test_a_suite_with_its_rig_runs_through_the_operator_engine_to_a_report(opera
     # Overhead: every pair the script logged reached the analysis (k6's own count of the pairs agrees).
     overhead = gw.steps["overhead"]
     logged = pd.read_csv(run_dir / "targets/litellm/r1/overhead/pairs.csv.gz")
-    assert overhead.data["pairs"] > 20 and overhead.files["pairs"] == "pairs.csv.gz"
-    assert abs(len(logged) - overhead.data["pairs"]) <= 1  # at most the pair cut off by the run's end
+    assert overhead.data["pairs"] > 10 and overhead.files["pairs"] == "pairs.csv.gz"
+    steady = logged[logged["settle"] == 0].groupby("side").size()
+    assert abs(min(steady["direct"], steady["target"]) - overhead.data["pairs"]) <= 1  # at most the last one lost
 
     # Capacity over split runners: the summaries' percentiles come from the merged histograms.
     probes = gw.steps["capacity"].data["probes"]

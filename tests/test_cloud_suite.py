@@ -166,9 +166,9 @@ def test_the_suite_runs_through_the_cloud_stage_and_reports_like_a_local_run(tmp
     manifest = json.loads((run_dir / "manifest.json").read_text())
     gw, base = outcomes["litellm"], outcomes["wiremock"]
     assert gw.status == "ok" and base.status == "ok", (gw.reason, base.reason)
-    assert list(gw.steps) == ["overhead", "seed", "capacity", "efficiency", "streaming"]
+    assert list(gw.steps) == ["overhead", "seed", "capacity", "concurrency", "efficiency", "streaming"]
     assert all(r.status == "ok" for r in gw.steps.values()), {n: r.reason for n, r in gw.steps.items()}
-    assert [n for n, r in base.steps.items() if r.status == "skipped"] == ["capacity", "efficiency"]
+    assert [n for n, r in base.steps.items() if r.status == "skipped"] == ["capacity", "concurrency", "efficiency"]
     for outcome in outcomes.values():
         assert_local_layout(run_dir, outcome)
     assert gw.files["summary"] == "seed/summary.json"
@@ -182,11 +182,15 @@ def test_the_suite_runs_through_the_cloud_stage_and_reports_like_a_local_run(tmp
     assert rig["ceiling_rps"] > 0 and rig["frontier"]["bounds"] and rig["stack"] in ("wiremock", "litellm")
     assert rig["ceiling_rps"] == min(manifest["cloud"][s]["rig"]["ceiling_rps"] for s in ("wiremock", "litellm"))
 
-    # Concurrency 1 paired request by request; the capacity search stepped up over real probes.
+    # Concurrency 1 in alternating blocks; the capacity search stepped up over real probes.
     overhead = gw.steps["overhead"]
-    assert overhead.data["pairs"] > 20 and overhead.data["target_ok_rate"] == 1.0
+    # 3 s of 300 ms blocks, the first half of each kept apart.
+    assert overhead.data["pairs"] > 10 and overhead.data["target_ok_rate"] == 1.0
     probes = gw.steps["capacity"].data["probes"]
     assert len(probes) >= 2 and max(p["rate"] for p in probes) > probes[0]["rate"]
+    # The closed-loop frontier climbed the tiny suite's levels through the runners, one k6 job per level.
+    levels = gw.steps["concurrency"].data["levels"]
+    assert [lv["vus"] for lv in levels] == [1, 8] and all(lv["rps"] > 0 for lv in levels), levels
 
     # Efficiency: CPU seconds over exactly the load's window, from the raw counter samples Prometheus
     # kept (the fake's gateway uses 1.5 cores), and the pods' memory idle, loaded and after.
@@ -270,7 +274,8 @@ def test_prometheus_unreachable_fails_only_efficiency_with_a_clear_reason(tmp_pa
     assert f"Prometheus at {closed} gave nothing for the window" in efficiency.reason
     assert "curl" in efficiency.reason  # what the runner saw
     # Every other step measured, and the session went on to streaming.
-    assert [n for n, r in outcome.steps.items() if r.status == "ok"] == ["overhead", "seed", "capacity", "streaming"]
+    measured = ["overhead", "seed", "capacity", "concurrency", "streaming"]
+    assert [n for n, r in outcome.steps.items() if r.status == "ok"] == measured
     assert_local_layout(run_dir, outcome)
     table = pd.read_csv(write_report(run_dir)["comparison"]).set_index("target")
     assert pd.isna(table.loc["litellm", "cpu_ms_per_request"]) and pd.notna(table.loc["litellm", "added_p50_us"])

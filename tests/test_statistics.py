@@ -18,7 +18,7 @@ def synthetic_pairs(rng: np.random.Generator, n: int, shift_ms: float, drift: bo
     if drift:
         base *= 1 + 0.3 * np.sin(np.linspace(0, 6 * np.pi, n))  # both sides see the same slow moments
     target = base * rng.lognormal(0, 0.05, n) + shift_ms
-    return Pairs(base, target)
+    return Pairs.from_iterations(base, target)
 
 
 def test_t_quantiles_come_from_scipy():
@@ -84,7 +84,7 @@ def test_no_difference_gives_an_interval_around_zero():
     rng = np.random.default_rng(5)
     base = rng.lognormal(np.log(0.2), 0.3, 4000)
     other = rng.permutation(base)  # the same distribution, another order
-    out = added_latency([Pairs(base, other)])
+    out = added_latency([Pairs.from_iterations(base, other)])
     assert out["added_p50_us_ci_low"] <= 0 <= out["added_p50_us_ci_high"]
 
 
@@ -102,3 +102,39 @@ def test_unpaired_sides_are_resampled_on_their_own():
 def test_fewer_than_two_clusters_have_no_interval():
     est, low, high = cluster_bootstrap_diff([np.array([1.0, 2.0])], [np.array([2.0, 3.0])], [0.5])
     assert est[0] == 1.0 and math.isnan(low[0]) and math.isnan(high[0])
+
+
+def test_intervals_from_repeats_never_leave_what_was_measured():
+    """Two repeats get their range, not Student's t (with one degree of freedom, 100 and 5,000 RPS gave
+    a 95% CI of -31,000 to 36,000); from five on, a bootstrap interval of the mean, inside the range."""
+    import pandas as pd
+
+    from analysis.stats import summarize_repeats
+
+    two = summarize_repeats(pd.DataFrame({"target": "t", "metric": "rps", "repeat": [1, 2], "value": [100.0, 5000.0]}))
+    row = two.iloc[0]
+    assert (row["ci_low"], row["ci_high"], row["interval"]) == (100.0, 5000.0, "range")
+    values = [900.0, 1000.0, 1100.0, 950.0, 1050.0, 1020.0]
+    six = summarize_repeats(pd.DataFrame({"target": "t", "metric": "rps", "repeat": range(6), "value": values}))
+    row = six.iloc[0]
+    assert row["interval"] == "95% CI"
+    assert min(values) <= row["ci_low"] < np.mean(values) < row["ci_high"] <= max(values)
+
+
+def test_blocks_are_found_where_the_side_changes():
+    """Requests in the order they were sent: a block ends where the side changes; direct block j goes with
+    the target block after it; a direct block cut off by the run's end has no partner and is dropped."""
+    from analysis.overhead import OverheadDataError, blocks_in_order
+
+    sent = [("direct", True, 9.0), ("direct", False, 1.0), ("direct", False, 1.2),
+            ("target", True, 8.0), ("target", False, 2.0),
+            ("direct", True, 7.0), ("direct", False, 1.1),
+            ("target", False, 2.2), ("target", False, 2.4),
+            ("direct", True, 6.0)]
+    pairs = blocks_in_order(sent, "test")
+    assert [list(b.direct) for b in pairs.blocks] == [[1.0, 1.2], [1.1]]
+    assert [list(b.target) for b in pairs.blocks] == [[2.0], [2.2, 2.4]]
+    assert [list(b.direct_settle) for b in pairs.blocks] == [[9.0], [7.0]]
+    assert [b.after_target for b in pairs.blocks] == [False, True]
+    with pytest.raises(OverheadDataError, match="test: no pair"):
+        blocks_in_order([("direct", True, 1.0), ("target", True, 2.0)], "test")

@@ -1,30 +1,50 @@
 """The suite for real, shortened: the rig first, then every step for the direct baseline, nginx,
-Portkey and LiteLLM with the real fast mock and k6; the report gets every figure the issue asks for."""
+Portkey and LiteLLM with the real fast mock and k6; the report gets every figure the issue asks for.
+
+The same run carries three small proxies whose misbehaviour is known exactly (tests/gateways.py), for
+the measurement's own checks: work that outlives its answer (the carry-over must stay out of the
+direct side), a target slow for its first seconds (the warm-up must wait for it), and a deliberately
+slowed one (`compare` must call it a regression against a second run)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
 import pandas as pd
 import pytest
 
+from aigw_bench.local.cpus import plan_cpus
+from analysis.compare_runs import compare_runs
+from analysis.overhead import Block, Pairs, carry_over, leaks, outlasts_settle, read_pairs
 from analysis.report import build_report
 from schema.results import read_manifest_data, read_outcomes
-from tests.helpers import make_runner, tool_processes, write_suite
+from tests.gateways import proxy_gateway
+from tests.helpers import build_catalog, make_runner, tool_processes, write_suite
 
 pytestmark = pytest.mark.slow
 
 TARGETS = ["wiremock", "nginx", "portkey", "litellm"]
 GATEWAYS = ["nginx", "portkey", "litellm"]
-STEPS = ["overhead", "seed", "capacity", "efficiency", "streaming"]
+STEPS = ["overhead", "seed", "capacity", "concurrency", "efficiency", "streaming"]
+SPILL_MS, SLOW_START_S = 100, 6  # the tiny suite keeps 150 ms of each block apart
+LOADGEN_CPU = (plan_cpus().loadgen or [0])[0]
+PROXIES = [proxy_gateway("spill", 18996, "spill", SPILL_MS, LOADGEN_CPU),
+           proxy_gateway("slowstart", 18997, "slowstart", SLOW_START_S),
+           proxy_gateway("delayed", 18998, "delay", 0)]
 
 
 @pytest.fixture(scope="module")
 def suite_run(tmp_path_factory, tools_ready):
     before = tool_processes()
     tmp = tmp_path_factory.mktemp("suite")
-    runner = make_runner(None, TARGETS, tmp / "results", suite=write_suite(tmp))
+    catalog = build_catalog(tmp / "catalog", copies=TARGETS, fakes=PROXIES)
+    runner = make_runner(catalog, TARGETS + [p["name"] for p in PROXIES], tmp / "results", suite=write_suite(tmp))
     run_dir = runner.run()
     left = tool_processes() - before
-    return {"run_dir": run_dir, "left": left, "report": build_report(run_dir),
+    return {"run_dir": run_dir, "left": left, "report": build_report(run_dir), "catalog": catalog, "tmp": tmp,
             "outcomes": {o.target: o for o in read_outcomes(run_dir)}}
 
 
@@ -74,5 +94,71 @@ def test_streams_arrive_whole_through_nginx_and_portkey(suite_run):
 def test_frontier_file_and_headline(suite_run):
     report = suite_run["report"]
     front = pd.read_csv(report.paths["frontier"])
-    assert set(front["target"]) == set(TARGETS)
+    assert set(front["target"]) == set(TARGETS) | {p["name"] for p in PROXIES}
     assert all(any(h.text.startswith(f"{name} ") for h in report.headlines) for name in GATEWAYS)
+
+
+# ------------------------------------------------------------------ the measurement's own checks
+def test_work_that_outlives_its_answer_stays_out_of_the_direct_side(suite_run):
+    """The spill proxy burns 100 ms of the load generator's CPU once its traffic stops: the direct requests
+    at the start of the next block are slower (the carry-over, measured) and kept apart; the steady ones
+    are not (no drift inside the block, and the direct side matches the A/A control's)."""
+    over = suite_run["report"].suite.overhead.set_index("target")
+    spill, aa = over.loc["spill"], over.loc["wiremock"]
+    # The spill is seen and measured: above what the A/A control's interval allows (5 blocks: wide).
+    assert spill["carryover_p50_us_ci_low"] > max(10.0, aa["carryover_p50_us_ci_high"]), spill.to_dict()
+    assert not outlasts_settle(spill.to_dict()) and not leaks(spill.to_dict()), spill.to_dict()
+    assert not [f for f in suite_run["report"].findings if f.rule == "carry_over" and f.target == "spill"]
+    # The A/A control has nothing to carry over.
+    assert aa["carryover_p50_us_ci_low"] <= 0 <= aa["carryover_p50_us_ci_high"] or abs(aa["carryover_p50_us"]) < 20
+
+
+def test_a_carry_over_counted_as_steady_is_caught(suite_run):
+    """The same requests of the spill proxy, read as if nothing had been kept apart (the settle window
+    counted as steady): the early steady requests are slower than the late ones, and the rule says so."""
+    raw = suite_run["run_dir"] / "targets" / "spill" / "r1" / "overhead" / "raw.csv.gz"
+    kept = read_pairs(raw)
+    merged = Pairs([Block(np.concatenate([b.direct_settle[1:], b.direct]), b.target, b.direct_settle[:1],
+                          b.target_settle, b.after_target) for b in kept.blocks])
+    row = {**carry_over([merged]), "direct_p50_us": float(np.median(merged.direct)) * 1000}
+    assert outlasts_settle(row), row
+    assert not outlasts_settle({**carry_over([kept]), "direct_p50_us": float(np.median(kept.direct)) * 1000})
+
+
+def test_the_warm_up_waits_until_the_target_is_steady(suite_run):
+    """The slow-start proxy adds 5 ms to its answers at its start, less and less until 6 s: the overhead
+    step's warm-up lasts until its per-second median is steady, so none of that reaches the overhead."""
+    warmup = suite_run["outcomes"]["slowstart"].steps["overhead"].data["warmup"]
+    ready = suite_run["outcomes"]["slowstart"].ready_seconds or 0.0
+    assert warmup["steady"] is True and warmup["seconds"] + ready >= SLOW_START_S - 1, warmup
+    over = suite_run["report"].suite.overhead.set_index("target")
+    # Its steady cost is the delayed proxy's (the same proxy without the slow start).
+    assert over.loc["slowstart", "added_p50_us"] < over.loc["delayed", "added_p50_us"] + 300, over.loc["slowstart"]
+    assert over.loc["slowstart", "warmup_steady"] is True or over.loc["slowstart", "warmup_steady"] == 1
+
+
+def test_the_closed_loop_frontier_beside_the_open_one(suite_run):
+    report = suite_run["report"]
+    closed = report.suite.closed
+    assert set(closed["target"]) >= set(GATEWAYS)
+    assert closed["max_rps"].notna().any()
+    assert "Closed-loop frontier" in report.paths["markdown"].read_text()
+
+
+def test_compare_calls_a_deliberately_slowed_gateway_a_regression(suite_run, tmp_path):
+    """The same proxy, 3 ms slower: `compare` flags its added latency, and `--fail-on-regression` exits 1;
+    the A/A baseline, unchanged, stays within noise."""
+    catalog = build_catalog(tmp_path / "catalog", copies=["wiremock"],
+                            fakes=[proxy_gateway("delayed", 18998, "delay", 3)])
+    after = make_runner(catalog, ["wiremock", "delayed"], tmp_path / "results", suite=write_suite(tmp_path)).run()
+    before = suite_run["run_dir"]
+    result = compare_runs(before, after)
+    rows = result.table.set_index(["target", "metric"])
+    assert rows.loc[("delayed", "added_p50_us"), "verdict"] == "regression", result.table.to_string()
+    assert rows.loc[("delayed", "added_p50_us"), "after"] - rows.loc[("delayed", "added_p50_us"), "before"] > 2000
+    assert rows.loc[("wiremock", "added_p50_us"), "verdict"] == "within noise"
+    cli = Path(sys.executable).parent / "aigw-bench"
+    out = subprocess.run([str(cli), "compare", str(before), str(after), "--fail-on-regression"], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "delayed** added_p50_us" in out.stdout

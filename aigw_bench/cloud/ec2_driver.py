@@ -135,7 +135,7 @@ class Ec2Driver(StackDriver):
         def script(i: int, prefix: str) -> str:
             return render_script(
                 "k6", **self._common(prefix, job.label, i, count), inputs=["script.js"], wait_urls=wait_urls,
-                warmup=job.warmup, warmup_duration=format_duration(job.warmup),
+                warmup=job.warmup, warmup_duration=format_duration(job.warmup), steady=job.steady,
                 duration=format_duration(job.duration), segment_args=segment_args(i, count), raw=raw,
                 prometheus_url=self.outputs.prometheus_url if i == 0 else None, exact=job.exact_resources,
                 job_prefix=self._prefix(job.dir), barrier_seconds=barrier_s, barrier_margin=BARRIER_MARGIN_SECONDS)
@@ -154,6 +154,8 @@ class Ec2Driver(StackDriver):
         except CloudError as exc:
             raise SessionLost(Status.K6_FAILED, f"{job.label}: {exc}") from None
         run = self._collect(job, gens)
+        warmup_log = gens[0].dir / "warmup-k6.log"
+        run.warmup_log = warmup_log.read_text(errors="replace") if warmup_log.exists() else ""
         self.k6_runs.append(run)
         self._check_commands(job.label, gens)
         if run.exit_code is not None and run.exit_code not in COMPLETE_EXIT_CODES:

@@ -242,7 +242,7 @@ class TestRunner:
         self.sleep, self.clock, self.wall = sleep, clock, wall
 
     def run(self, spec: TestRunSpec, *, timeout_s: float, on_progress: ProgressSink | None = None,
-            result: TestRunResult | None = None) -> TestRunResult:
+            result: TestRunResult | None = None, ok_exit_codes: tuple[int, ...] = COMPLETE_EXIT_CODES) -> TestRunResult:
         """Create, wait, collect, delete. Raises :class:`TestRunError` (with what was collected)
         when the run failed; KeyboardInterrupt passes through after the cleanup, with whatever was
         collected in ``result`` (pass one in to keep it)."""
@@ -251,9 +251,9 @@ class TestRunner:
         result = result if result is not None else TestRunResult(name=spec.name)
         try:
             self._create(spec, result)
-            self._wait(spec, result, timeout_s, on_progress or (lambda *a: None))
+            self._wait(spec, result, timeout_s, on_progress or (lambda *a: None), ok_exit_codes)
             self._collect(spec, result)
-            self._check_runners(spec, result)
+            self._check_runners(spec, result, ok_exit_codes)
             return result
         except TestRunError:
             raise
@@ -283,7 +283,8 @@ class TestRunner:
             raise
         result.started = self.wall()
 
-    def _wait(self, spec: TestRunSpec, result: TestRunResult, timeout_s: float, on_progress: ProgressSink) -> None:
+    def _wait(self, spec: TestRunSpec, result: TestRunResult, timeout_s: float, on_progress: ProgressSink,
+              ok_exit_codes: tuple[int, ...]) -> None:
         started = self.clock()
         pending_since: dict[str, float] = {}
         while True:
@@ -298,7 +299,7 @@ class TestRunner:
                 phases[pod.status.phase] = phases.get(pod.status.phase, 0) + 1
             on_progress(result.stage or "submitted", elapsed, phases)
             for pod in pods:
-                self._check_pod(spec, result, pod, pending_since, elapsed)
+                self._check_pod(spec, result, pod, pending_since, elapsed, ok_exit_codes)
             if result.stage == "error":
                 raise TestRunError(
                     f"TestRun {spec.namespace}/{spec.name} ended in stage 'error' ({_conditions(result.conditions)}). "
@@ -314,7 +315,7 @@ class TestRunner:
             self.sleep(self.poll_interval)
 
     def _check_pod(self, spec: TestRunSpec, result: TestRunResult, pod: Any, pending_since: dict[str, float],
-                   elapsed: float) -> None:
+                   elapsed: float, ok_exit_codes: tuple[int, ...]) -> None:
         name, phase = pod.metadata.name, pod.status.phase
         if phase == "Failed" and _runner_index(pod, spec.name) is None:
             raise TestRunError(
@@ -322,7 +323,7 @@ class TestRunner:
                 f"its log: kubectl -n {spec.namespace} logs {name}", result)
         if phase == "Failed" and result.stage != "finished":
             code = _terminated_exit_code(pod)
-            if code not in COMPLETE_EXIT_CODES:
+            if code not in ok_exit_codes:
                 raise TestRunError(
                     f"runner pod {spec.namespace}/{name} failed (k6 exit code {code}) while the test ran; its log "
                     "is kept in the results (and: kubectl logs while the pod exists)", result)
@@ -360,11 +361,11 @@ class TestRunner:
         with contextlib.suppress(Exception):  # best effort: the original error is what the user needs
             self._collect(spec, result)
 
-    def _check_runners(self, spec: TestRunSpec, result: TestRunResult) -> None:
+    def _check_runners(self, spec: TestRunSpec, result: TestRunResult, ok_exit_codes: tuple[int, ...]) -> None:
         if len(result.runners) != spec.parallelism:
             raise TestRunError(f"TestRun {spec.name} finished with {len(result.runners)} runner pod(s), "
                                f"{spec.parallelism} expected", result)
-        bad = [r for r in result.runners if r.exit_code not in COMPLETE_EXIT_CODES]
+        bad = [r for r in result.runners if r.exit_code not in ok_exit_codes]
         if bad:
             r = bad[0]
             raise TestRunError(f"runner {r.index} ({r.pod}) ended {r.phase} with k6 exit code {r.exit_code}; "

@@ -20,7 +20,6 @@ import csv
 import gzip
 import json
 import math
-import re
 import time
 import uuid
 from collections.abc import Callable
@@ -39,6 +38,7 @@ from aigw_bench.cloud.stack_driver import PROMETHEUS_LAG_SECONDS, PROMETHEUS_STE
 from aigw_bench.measure import stream_probe
 from aigw_bench.measure.driver import K6Job, K6Run, ResourcesUnavailable, SessionLost, StreamJob
 from analysis.native_histogram import K6_SCHEMA, relative_error_bound
+from k6_scripts.logs import EXIT_SCRIPT_ABORTED, logged_requests
 from schema.errors import CloudError
 from schema.k6 import COMPLETE_EXIT_CODES, read_summary_file
 from schema.pins import probe_requirements
@@ -50,7 +50,6 @@ PLACEMENT = op.Placement(node_selector={"aigw-bench/pool": "loadgen"},
                          tolerations=[{"key": "aigw-bench/pool", "operator": "Equal", "value": "loadgen",
                                        "effect": "NoSchedule"}])
 PROBE_GRACE_S = 600.0  # the probe pod: image pull and pip install before the probe's own time
-PAIRS_LINE = re.compile(r'msg="aigw-pairs ([0-9.,;]+)"')
 TAIL_MS = 5  # Prometheus may lack a runner's last millisecond of requests per series: missing_allowed()
 ROLES = ("gateway", "mock", "loadgen")
 
@@ -72,17 +71,15 @@ def save_runners(folder: Path, result: op.TestRunResult) -> None:
 
 
 def pairs_from_logs(logs: list[str], out: Path) -> int:
-    """The overhead script's logged pairs (``aigw-pairs d,t;...``) as ``direct_ms,target_ms`` rows."""
+    """The overhead script's logged requests (k6_scripts/logs.py) as ``side,settle,ms`` rows, in order."""
     count = 0
     with gzip.open(out, "wt", newline="") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["direct_ms", "target_ms"])
+        writer.writerow(["side", "settle", "ms"])
         for log in logs:
-            for batch in PAIRS_LINE.findall(log):
-                for pair in batch.split(";"):
-                    direct, target = pair.split(",")
-                    writer.writerow([direct, target])
-                    count += 1
+            for r in logged_requests(log):
+                writer.writerow([r.side, int(r.settle), r.ms])
+                count += 1
     return count
 
 
@@ -161,6 +158,8 @@ class OperatorDriver(StackDriver):
         if warmup:
             # Iteration and ramping scenarios warm up with a closed loop, not their own schedule.
             env["AIGW_WARMUP"] = "1"
+            if job.steady:
+                env["AIGW_STEADY"] = job.steady
         elif job.raw:
             env["AIGW_PAIRS_LOG"] = "1"
         secret_env = {"AIGW_HEADERS": json.dumps(self.secret)} if self.secret else {}
@@ -185,16 +184,20 @@ class OperatorDriver(StackDriver):
         job.dir.mkdir(parents=True, exist_ok=True)
         (job.dir / "script.js").write_text(job.source)
         base = f"aigw-{uuid.uuid4().hex[:10]}"
+        warmup_log = ""
         if job.warmup > 0:
             warm = op.TestRunResult(name=f"{base}-w")
+            # A steady warm-up ends itself with exec.test.abort() once the target is steady.
+            ok = (*COMPLETE_EXIT_CODES, EXIT_SCRIPT_ABORTED) if job.steady else COMPLETE_EXIT_CODES
             try:
                 self.runner.run(self.testrun_spec(warm.name, job, job.warmup, self.generators(job, True), True),
                                 timeout_s=job.warmup + job.request_timeout + GRACE_S, result=warm,
-                                on_progress=self._progress(job.label, True, job.warmup))
+                                on_progress=self._progress(job.label, True, job.warmup), ok_exit_codes=ok)
             except op.TestRunError as exc:
                 raise self._lost(job, "warm-up", exc) from None
             finally:
                 save_runners(job.dir / "warmup", warm)
+            warmup_log = warm.runners[0].log if warm.runners else ""
         result = op.TestRunResult(name=f"{base}-m")
         parallelism = self.generators(job)
         self.phase(f"{job.label} (TestRun {result.name}, {parallelism} runner{'s' if parallelism > 1 else ''})")
@@ -212,6 +215,7 @@ class OperatorDriver(StackDriver):
             raise
         save_runners(job.dir, result)
         run = self._collect(job, result)
+        run.warmup_log = warmup_log
         self.k6_runs.append(run)
         return run
 

@@ -25,13 +25,14 @@ from aigw_bench.local.context import (
     target_endpoint,
 )
 from aigw_bench.local.cpus import CpuPlan
+from aigw_bench.local.noise import Foreign, wait_for_quiet
 from aigw_bench.local.ports import require_free
 from aigw_bench.local.probes import NotReady, ProcessExited, smoke_request, wait_ready
 from aigw_bench.local.processes import ManagedProcess, Supervisor, reap_stale_groups, state_file_for
 from aigw_bench.local.session import LocalSession, process_evidence
 from aigw_bench.measure.driver import Endpoint, SessionLost
 from aigw_bench.measure.events import EventSink, Phase, Reaped
-from aigw_bench.run.engine import Description, Engine
+from aigw_bench.run.engine import Description, Engine, RunContext
 from aigw_bench.run.environment import machine_info
 from aigw_bench.run.plan import RunPlan
 from k6_scripts.render import build_body
@@ -39,6 +40,7 @@ from schema.catalog import Gateway, LocalSpec
 from schema.errors import ConfigError, PortInUseError
 from schema.mock import MockDefinition, PacingProfile
 from schema.results import Outcome, Status
+from schema.suites import NoiseSizes
 from schema.templating import render_file, render_list, render_map
 
 PLACE = "local"
@@ -62,6 +64,7 @@ class LocalEngine(Engine):
         self.state_dir = state_dir or install.tools_dir() / "state"
         self.versions: dict[str, dict[str, Any]] = {}
         self.mock_ready_seconds: float | None = None  # the last start of the mock, from start to ready
+        self.quiet: dict[str, Any] | None = None  # what the wait for a quiet machine saw
 
     # ----------------------------------------------------------------- before anything starts
     def locks(self, plan: RunPlan) -> list[tuple[Path, str]]:
@@ -73,6 +76,24 @@ class LocalEngine(Engine):
         reaped = reap_stale_groups(self.state_dir)
         if reaped:
             emit(Reaped(groups=reaped))
+
+    def begin(self, ctx: RunContext) -> None:
+        super().begin(ctx)
+        # After the preflight, so that a plan with an error fails at once, however busy the machine is.
+        self.quiet = self._wait_for_quiet(ctx.plan.rig.noise, ctx.emit)
+
+    @staticmethod
+    def _wait_for_quiet(sizes: NoiseSizes, emit: EventSink) -> dict[str, Any]:
+        """Before anything is measured: wait (bounded) until other work on this machine is quiet, and say so."""
+        def waiting(foreign: Foreign, waited: float) -> None:
+            busiest = ", ".join(f"{b['name']} ({b['pid']})" for b in foreign.busiest[:3])
+            emit(Phase(target="machine", phase=f"waiting for a quiet machine: other work uses {foreign.cores:.2f} "
+                                               f"cores ({busiest}); {waited:.0f} of {sizes.quiet_wait:.0f} s"))
+        quiet = wait_for_quiet(sizes, waiting)
+        if not quiet["quiet"]:
+            emit(Phase(target="machine", phase=f"the machine stayed busy for {quiet['waited_s']:.0f} s: starting "
+                                               "anyway; disturbed windows are measured again or flagged"))
+        return quiet
 
     def preflight(self, plan: RunPlan) -> None:
         """Check installs, programs, templates and ports; record the versions found. Raises on any problem."""
@@ -125,6 +146,7 @@ class LocalEngine(Engine):
                   "streaming_profile": m.streaming_profile.model_dump() if m.streaming_profile else None},
             cpu_pinning=self.cpu_plan.to_dict(),
             machine=machine_info(),
+            noise={"guard": plan.rig.noise.model_dump(), "quiet_wait": self.quiet},
             setting=[("mock", f"{mock.name} ({m.profile.name} pacing)"), ("CPU pinning", self.cpu_plan.note)])
 
     # -------------------------------------------------------------------------- processes
@@ -205,7 +227,7 @@ class LocalEngine(Engine):
                 raise SessionLost(Status.MOCK_FAILED, f"the mock did not answer the benchmark's request "
                                                       f"(HTTP {smoke.status}, {smoke.error or smoke.snippet[:120]})")
             yield LocalSession(sup, self.cpu_plan, endpoint, endpoint, processes,
-                               self._restarter(sup, work, processes), self.ctx.emit)
+                               self._restarter(sup, work, processes), self.ctx.emit, noise=self.ctx.plan.rig.noise)
 
     # ------------------------------------------------------------------------ one target
     def not_runnable(self, target: Gateway) -> str | None:
@@ -232,7 +254,7 @@ class LocalEngine(Engine):
             emit(Phase(target=target.name, phase="checking the route"))
             self._smoke(target, endpoint, processes.get("gateway"), outcome)
             yield LocalSession(sup, self.cpu_plan, mock_endpoint(self.mock, target.request.model), endpoint, processes,
-                               self._restarter(sup, work, processes), emit)
+                               self._restarter(sup, work, processes), emit, noise=self.ctx.plan.rig.noise)
 
     def _smoke(self, target: Gateway, endpoint: Endpoint, gateway: ManagedProcess | None, outcome: Outcome) -> None:
         """The benchmark's request once: a target that cannot serve it is not measured."""

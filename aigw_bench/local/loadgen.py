@@ -29,9 +29,11 @@ def start_k6(
     api_port: int,
     cpus: list[int] | None,
     warmup: bool = False,
+    steady: str | None = None,
 ) -> ManagedProcess:
     """k6 on ``script`` for ``duration``; ``warmup``: the run before the measurement (AIGW_WARMUP=1 makes
-    iteration and ramping scenarios warm up with a plain closed loop instead of their own schedule)."""
+    iteration and ramping scenarios warm up with a plain closed loop instead of their own schedule);
+    ``steady``: AIGW_STEADY, the warm-up ends when the target is steady (``duration`` the longest)."""
     argv = [
         k6_binary(), "run",
         "--no-usage-report",  # k6 otherwise reports usage to the internet
@@ -42,6 +44,8 @@ def start_k6(
     ]
     if warmup:
         argv += ["-e", "AIGW_WARMUP=1"]
+    if warmup and steady:
+        argv += ["-e", f"AIGW_STEADY={steady}"]
     if files.raw is not None:
         argv += ["--out", f"csv={files.raw}"]
     argv.append(str(script))

@@ -202,6 +202,10 @@ class Supervisor:
         self._record()
         return proc
 
+    def pgids(self) -> list[int]:
+        """The process groups running under this supervisor (the run's own processes)."""
+        return [p.pgid for p in self._procs]
+
     def stop(self, proc: ManagedProcess) -> int | None:
         code = proc.stop()
         if proc in self._procs:

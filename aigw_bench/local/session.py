@@ -16,15 +16,18 @@ from typing import Any
 
 from aigw_bench.local.cpus import CpuPlan
 from aigw_bench.local.loadgen import K6Files, live_stats, start_k6
+from aigw_bench.local.noise import Foreign, ForeignMeter
 from aigw_bench.local.ports import free_port
 from aigw_bench.local.processes import ManagedProcess, Supervisor
 from aigw_bench.local.resources import ResourceSampler
 from aigw_bench.measure.driver import Endpoint, K6Job, K6Run, ReportsProgress, SessionLost, StreamJob
 from aigw_bench.measure.events import EventSink
 from aigw_bench.run.interrupts import STOP
+from k6_scripts.logs import EXIT_SCRIPT_ABORTED, steady_warmup
 from schema.k6 import COMPLETE_EXIT_CODES, read_summary_file
 from schema.mock import PacingProfile
 from schema.results import Status
+from schema.suites import NoiseSizes
 
 # Time k6 gets beyond its duration (start-up, graceful stop, summary) before it is stopped.
 K6_GRACE_SECONDS = 60.0
@@ -42,6 +45,20 @@ def process_evidence(proc: ManagedProcess | None, code: int | None = None) -> di
     if code is not None and code < 0:
         evidence["signal"] = -code
     return evidence
+
+
+def _busiest(foreign: Foreign) -> str:
+    return ", ".join(f"{b['name']} ({b['pid']}) {b['cpu_seconds']:.1f} s" for b in foreign.busiest[:3]) or "no process"
+
+
+def _set_aside(directory: Path, attempt: int, files: dict[str, str]) -> str:
+    """A disturbed window's k6 files moved to ``disturbed-<attempt>/`` (kept as evidence, not analysed)."""
+    aside = directory / f"disturbed-{attempt}"
+    aside.mkdir(exist_ok=True)
+    for name in set(files.values()) - {"script.js"}:
+        if (directory / name).exists():
+            (directory / name).rename(aside / name)
+    return aside.name
 
 
 def _stop_gracefully(proc: ManagedProcess) -> None:
@@ -62,9 +79,9 @@ class LocalSession(ReportsProgress):
     processes: dict[str, ManagedProcess]  # role ("mock", "gateway") -> process
     restart_mock: Callable[[PacingProfile], ManagedProcess]
     on_event: EventSink
+    noise: NoiseSizes = field(default_factory=NoiseSizes)
     environment: str = "local"
     k6_runs: list[K6Run] = field(default_factory=list)
-
 
     # ----------------------------------------------------------------------------- watching
     def _dead(self) -> tuple[str, ManagedProcess, int | None] | None:
@@ -90,13 +107,29 @@ class LocalSession(ReportsProgress):
         job.dir.mkdir(parents=True, exist_ok=True)
         script = job.dir / "script.js"
         script.write_text(job.source)
+        warmup_log = ""
         if job.warmup > 0:
-            self.phase(f"{job.label}: warming up")
-            self._k6(job, K6Files(job.dir / "warmup-summary.json", job.dir / "warmup-k6.log", None), job.warmup,
-                     warmup=True)
-        self.phase(job.label)
+            self.phase(f"{job.label}: warming up" + (" until steady" if job.steady else ""))
+            files = K6Files(job.dir / "warmup-summary.json", job.dir / "warmup-k6.log", None)
+            self._k6(job, files, job.warmup, warmup=True)
+            warmup_log = files.log.read_text(errors="replace") if files.log.exists() else ""
         raw = job.dir / "raw.csv.gz" if job.raw else None
-        run = self._k6(job, K6Files(job.dir / "summary.json", job.dir / "k6.log", raw), job.duration, warmup=False)
+        files = K6Files(job.dir / "summary.json", job.dir / "k6.log", raw)
+        meter = ForeignMeter(self.sup.pgids, self.noise.threshold_cores)
+        earlier: list[dict[str, Any]] = []
+        while True:
+            self.phase(job.label + (f" (measured again: {len(earlier)})" if earlier else ""))
+            window = meter.start()
+            run = self._k6(job, files, job.duration, warmup=False)
+            foreign = meter.stop(window)
+            if not foreign.disturbed or len(earlier) >= self.noise.max_remeasure:
+                break
+            # Other work on the machine shared this window: its figures are set aside, the window measured again.
+            earlier.append({**foreign.record(), "files": _set_aside(job.dir, len(earlier) + 1, run.files)})
+            self.phase(f"{job.label}: disturbed by other work on this machine ({foreign.cores:.2f} cores; "
+                       f"{_busiest(foreign)}): measuring again")
+        run.noise = {**foreign.record(), "remeasured": len(earlier), "earlier": earlier}
+        run.warmup_log = warmup_log
         self.k6_runs.append(run)
         return run
 
@@ -104,7 +137,7 @@ class LocalSession(ReportsProgress):
         script = job.dir / "script.js"
         api_port = free_port()
         k6 = start_k6(self.sup, "k6-warmup" if warmup else "k6", script, files, duration=duration, api_port=api_port,
-                      cpus=self.cpu_plan.loadgen, warmup=warmup)
+                      cpus=self.cpu_plan.loadgen, warmup=warmup, steady=job.steady)
         sampler = self._sampler({"loadgen": k6})
         limit = duration + job.request_timeout + K6_GRACE_SECONDS
         start = time.monotonic()
@@ -144,7 +177,8 @@ class LocalSession(ReportsProgress):
         if timed_out:
             raise SessionLost(Status.K6_FAILED, f"k6 did not finish {job.label} within {limit:.0f} s and was stopped",
                               k6_log_tail=k6.log_tail(LOG_TAIL_LINES))
-        if code not in COMPLETE_EXIT_CODES:
+        if code not in COMPLETE_EXIT_CODES and not (warmup and code == EXIT_SCRIPT_ABORTED
+                                                      and steady_warmup(files.log.read_text(errors="replace"))):
             what = f"{job.label}, warm-up" if warmup else job.label
             raise SessionLost(Status.K6_FAILED, f"k6 exited with code {code} ({what})",
                               k6_log_tail=k6.log_tail(LOG_TAIL_LINES))

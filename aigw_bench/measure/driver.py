@@ -36,6 +36,9 @@ class K6Job:
     exact_resources: bool = False  # the step reads the run's CPU seconds: measure them over exactly its window
     max_vus: int | None = None  # the most VUs the script uses: no more load generators than that
     warmup_vus: int | None = None  # the same for its warm-up (default: max_vus)
+    # AIGW_STEADY of the warm-up: it runs until the target is steady, ``warmup`` being its longest
+    # (k6_scripts/templates/paired.js.j2); None: a warm-up of exactly ``warmup`` seconds.
+    steady: str | None = None
 
 
 @dataclass
@@ -50,6 +53,9 @@ class K6Run:
     summary_problem: str | None = None
     resources: list[dict[str, Any]] = field(default_factory=list)  # t_s, role, cpu_cores, rss_mib, ...
     cpu_seconds: dict[str, float] = field(default_factory=dict)  # role -> CPU time used during the run
+    warmup_log: str = ""  # the warm-up's k6 log (a steady warm-up says there when and why it stopped)
+    # Other work on the machine during the window (aigw_bench/local/noise.py), where the engine can see it.
+    noise: dict[str, Any] | None = None
 
     @property
     def thresholds_passed(self) -> bool | None:

@@ -46,6 +46,8 @@ class Probe:
     achieved_rps: float
     requests: int
     problem: str | None = None  # the probe itself failed (k6 error, target died): never passes
+    foreign_cores: float | None = None  # other work on the machine during the probe (None: not measured)
+    disturbed: bool = False  # still disturbed after being measured again: its verdict is not trusted
 
     @property
     def clean(self) -> bool:

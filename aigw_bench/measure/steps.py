@@ -16,7 +16,8 @@ from typing import Any
 from aigw_bench.measure.driver import Driver, K6Job, K6Run, ResourcesUnavailable, SessionLost, StreamJob
 from aigw_bench.measure.events import ProbeDone
 from aigw_bench.measure.plan import Measurement
-from aigw_bench.measure.search import CapacitySearch, Probe
+from aigw_bench.measure.search import MAX_ERROR_RATE, CapacitySearch, Probe
+from k6_scripts.logs import steady_warmup
 from k6_scripts.render import build_body, render_paired, render_script
 from schema.k6 import metric
 from schema.manifest import RigRecord
@@ -25,6 +26,7 @@ from schema.results import StepRecord, now_iso
 from schema.scenarios import Scenario, ScenarioParams
 from schema.suites import (
     CapacitySizes,
+    ConcurrencySizes,
     EfficiencySizes,
     OverheadSizes,
     RigSizes,
@@ -37,7 +39,7 @@ __all__ = ["capacity_step", "efficiency_step", "measure_rig", "overhead_step", "
 
 _ARRIVAL = Scenario(name="arrival", executor="constant-arrival-rate", profiles={},
                     description="a fixed arrival rate (capacity probes, efficiency)")
-_CLOSED = Scenario(name="closed", executor="constant-vus", profiles={},
+CLOSED_LOOP = Scenario(name="closed", executor="constant-vus", profiles={},
                    description="a closed loop of virtual users (the rig's ceiling and floor)")
 
 
@@ -48,9 +50,12 @@ def _record(name: str, kind: str, step_dir: Path, session_dir: Path, **fields: A
 
 
 def _k6_facts(run: K6Run) -> dict[str, Any]:
-    return {"exit_code": run.exit_code, "thresholds_passed": run.thresholds_passed, "seconds": round(run.seconds, 2),
-            "requests": metric(run.summary, "http_reqs", "count"), "rps": metric(run.summary, "http_reqs", "rate"),
-            "ok_rate": metric(run.summary, "aigw_ok", "rate")}
+    facts = {"exit_code": run.exit_code, "thresholds_passed": run.thresholds_passed, "seconds": round(run.seconds, 2),
+             "requests": metric(run.summary, "http_reqs", "count"), "rps": metric(run.summary, "http_reqs", "rate"),
+             "ok_rate": metric(run.summary, "aigw_ok", "rate")}
+    if run.noise is not None:
+        facts["noise"] = run.noise
+    return facts
 
 
 def _run_status(run: K6Run) -> tuple[str, str | None]:
@@ -76,21 +81,35 @@ def scenario_step(d: Driver, name: str, scenario: Scenario, params: ScenarioPara
 
 
 def overhead_step(d: Driver, sizes: OverheadSizes, base: ScenarioParams, session_dir: Path) -> StepRecord:
-    """Concurrency 1, the mock directly and through the target alternating request by request."""
+    """Concurrency 1, the mock directly and through the target in alternating blocks (the first requests
+    of each block kept apart: the carry-over), after a warm-up that lasts until the target is steady."""
     started = now_iso()
     step_dir = session_dir / "overhead"
-    params = base.model_copy(update={"vus": 1, "duration": sizes.duration, "warmup": sizes.warmup, "stream": False})
-    rendered = render_paired(params, d.target, d.direct)
+    warmup = sizes.warmup_max or sizes.warmup
+    params = base.model_copy(update={"vus": 1, "duration": sizes.duration, "warmup": warmup, "stream": False})
+    rendered = render_paired(params, d.target, d.direct, sizes.block, sizes.settle)
     run = d.run_k6(K6Job(label="overhead (concurrency 1)", dir=step_dir, source=rendered.source,
-                         duration=sizes.duration, warmup=sizes.warmup, raw=True,
-                         request_timeout=params.request_timeout, split=False, max_vus=1))
+                         duration=sizes.duration, warmup=warmup, raw=True, request_timeout=params.request_timeout,
+                         split=False, max_vus=1, steady=sizes.steady()))
     status, reason = _run_status(run)
     facts = _k6_facts(run)
-    facts["pairs"] = metric(run.summary, "aigw_target_ms", "count")
+    facts["pairs"] = min(metric(run.summary, "aigw_target_ms", "count") or 0,
+                         metric(run.summary, "aigw_direct_ms", "count") or 0)
     facts["direct_ok_rate"] = metric(run.summary, "aigw_direct_ok", "rate")
     facts["target_ok_rate"] = metric(run.summary, "aigw_target_ok", "rate")
+    facts["warmup"] = _warmup_facts(run, sizes)
     return _record("overhead", "overhead", step_dir, session_dir, status=status, reason=reason, files=run.files,
                    started_at=started, data={**facts, "sizes": sizes.model_dump(), "body_sha256": rendered.body_sha256})
+
+
+def _warmup_facts(run: K6Run, sizes: OverheadSizes) -> dict[str, Any]:
+    """How long the warm-up lasted and whether the target was steady by its end."""
+    if sizes.warmup_max is None:
+        return {"seconds": sizes.warmup, "until_steady": False}
+    steady = steady_warmup(run.warmup_log)
+    if steady is None:  # it ran its longest: the target never settled within warmup_max
+        return {"seconds": sizes.warmup_max, "until_steady": True, "steady": False}
+    return {"seconds": steady.seconds, "until_steady": True, "steady": True, "medians_ms": steady.medians_ms}
 
 
 def _arrival_params(base: ScenarioParams, rate: float, duration: float, warmup: float, max_vus: int) -> ScenarioParams:
@@ -105,7 +124,9 @@ def probe_from_run(rate: float, run: K6Run) -> Probe:
     s = run.summary
     ok = metric(s, "aigw_ok", "rate")
     problem = None if s is not None else (run.summary_problem or "k6 wrote no summary")
+    noise = run.noise or {}
     return Probe(rate=rate, p99_ms=metric(s, "http_req_duration", "p(99)"),
+                 foreign_cores=noise.get("cores"), disturbed=bool(noise.get("disturbed")),
                  p50_ms=metric(s, "http_req_duration", "p(50)"),
                  error_rate=1.0 - ok if ok is not None else 1.0,
                  dropped=int(metric(s, "dropped_iterations", "count") or 0),
@@ -142,6 +163,64 @@ def capacity_step(d: Driver, sizes: CapacitySizes, base: ScenarioParams, session
         lost.evidence["partial_step"] = record
         raise lost
     return record
+
+
+def concurrency_step(d: Driver, sizes: ConcurrencySizes, base: ScenarioParams, session_dir: Path,
+                     bounds_ms: list[float], reach_rps: float) -> StepRecord:
+    """The closed-loop frontier: a closed loop at each concurrency level in turn, until the target stops
+    scaling (throughput grew less than ``min_gain`` twice in a row), its p99 passes the loosest bound, or
+    the throughput reaches the rig's reach. Per bound, the most requests per second at a level whose p99
+    stayed under it (with < 0.1% errors). Its latency is the closed loop's: a client waits for its
+    answer before the next request, so the queue an arrival would meet is not seen (coordinated omission)
+    and this frontier reads higher than the open model's."""
+    started = now_iso()
+    step_dir = session_dir / "concurrency"
+    levels: list[dict[str, Any]] = []
+    lost: SessionLost | None = None
+    stalled = 0
+    for vus in sizes.levels:
+        params = base.model_copy(update={"vus": vus, "duration": sizes.duration, "warmup": sizes.warmup,
+                                         "rate": None, "max_vus": None, "think_time": 0, "stream": False})
+        source = render_script(CLOSED_LOOP, params, d.target).source
+        try:
+            run = d.run_k6(K6Job(label=f"concurrency: {vus} VUs", dir=step_dir / f"c{vus:04d}", source=source,
+                                 duration=sizes.duration, warmup=sizes.warmup, request_timeout=params.request_timeout,
+                                 max_vus=vus))
+        except SessionLost as exc:
+            lost = exc
+            break
+        probe = probe_from_run(0.0, run)
+        level = {"vus": vus, "rps": probe.achieved_rps, "p50_ms": probe.p50_ms, "p99_ms": probe.p99_ms,
+                 "error_rate": probe.error_rate, "requests": probe.requests, "disturbed": probe.disturbed,
+                 "problem": probe.problem}
+        levels.append(level)
+        previous = levels[-2]["rps"] if len(levels) > 1 else 0.0
+        stalled = stalled + 1 if previous and level["rps"] < previous * (1 + sizes.min_gain) else 0
+        if (stalled >= 2 or probe.problem or (probe.p99_ms or 0) > max(bounds_ms)
+                or level["rps"] >= reach_rps):
+            break
+    data = {"levels": levels, "bounds": closed_frontier(levels, bounds_ms, reach_rps), "reach_rps": reach_rps,
+            "sizes": sizes.model_dump()}
+    record = _record("concurrency", "concurrency", step_dir, session_dir, started_at=started, data=data,
+                     status="failed" if lost else "ok", reason=lost.reason if lost else None)
+    if lost:
+        lost.evidence["partial_step"] = record
+        raise lost
+    return record
+
+
+def closed_frontier(levels: list[dict[str, Any]], bounds_ms: list[float], reach_rps: float) -> list[dict[str, Any]]:
+    """Per p99 bound: the most requests per second of a level that met it with < 0.1% errors (None: none
+    did); rig-bound when that throughput reached the rig's reach (then it is "at least")."""
+    out = []
+    for bound in bounds_ms:
+        passing = [lv for lv in levels if lv["p99_ms"] is not None and lv["p99_ms"] <= bound
+                   and lv["error_rate"] < MAX_ERROR_RATE and not lv.get("problem")]
+        best = max(passing, key=lambda lv: lv["rps"], default=None)
+        out.append({"bound_ms": bound, "max_rps": best["rps"] if best else None,
+                    "vus": best["vus"] if best else None, "p99_ms": best["p99_ms"] if best else None,
+                    "rig_bound": bool(best and best["rps"] >= reach_rps)})
+    return out
 
 
 def _rss(samples: list[dict[str, Any]], role: str) -> list[float]:
@@ -247,7 +326,7 @@ def measure_rig(d: Driver, sizes: RigSizes, base: ScenarioParams, rig_dir: Path,
     for kind, params in (("ceiling", ceiling_params), ("floor", floor_params)):
         if paced:
             d.use_profile(unpaced if kind == "ceiling" else profile)  # type: ignore[arg-type]
-        source = render_script(_CLOSED, params, d.direct).source
+        source = render_script(CLOSED_LOOP, params, d.direct).source
         run = d.run_k6(K6Job(label=f"rig {kind}", dir=rig_dir / kind, source=source, duration=params.duration,
                              warmup=params.warmup, request_timeout=params.request_timeout,
                              split=kind == "ceiling", exact_resources=kind == "ceiling", max_vus=params.vus))
@@ -278,6 +357,7 @@ def measure_rig(d: Driver, sizes: RigSizes, base: ScenarioParams, rig_dir: Path,
         "loadgen_cpu_seconds": loadgen,
         "mock_cpu_seconds": ceiling.cpu_seconds.get("mock"),
         "ceiling_seconds": round(ceiling.seconds, 2),
+        "noise": {"ceiling": ceiling.noise, "floor": floor.noise} if ceiling.noise or floor.noise else None,
         "sizes": json.loads(sizes.model_dump_json()),
     }
 
@@ -314,6 +394,9 @@ def suite_session(d: Driver, sizes: SuiteSizes, base: ScenarioParams, seed: Scen
     if baseline:
         on_step(skipped("capacity", "the baseline is the rig itself: its frontier was measured with the rig",
                         session_dir))
+        if sizes.concurrency is not None:
+            on_step(skipped("concurrency", "the baseline is the rig itself: its closed loop is the rig's ceiling",
+                            session_dir))
         on_step(skipped("efficiency", "the baseline has no gateway process to weigh", session_dir))
         on_step(streaming_step(d, sizes.streaming, streaming_profile, base, session_dir))
         return
@@ -326,5 +409,12 @@ def suite_session(d: Driver, sizes: SuiteSizes, base: ScenarioParams, seed: Scen
         on_step(exc.evidence.pop("partial_step"))
         raise
     on_step(capacity)
+    if sizes.concurrency is not None:
+        try:
+            closed = concurrency_step(d, sizes.concurrency, base, session_dir, sizes.capacity.bounds_ms, reach)
+        except SessionLost as exc:
+            on_step(exc.evidence.pop("partial_step"))
+            raise
+        on_step(closed)
     on_step(efficiency_step(d, sizes.efficiency, base, session_dir))
     on_step(streaming_step(d, sizes.streaming, streaming_profile, base, session_dir))

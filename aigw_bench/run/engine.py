@@ -45,6 +45,7 @@ class Description:
     machine: dict[str, Any] = field(default_factory=dict)
     cloud: dict[str, dict[str, Any]] | None = None
     cost: dict[str, Any] | None = None
+    noise: dict[str, Any] | None = None  # the noise guard's settings and what the wait before the run saw
     setting: list[tuple[str, str]] = field(default_factory=list)  # what the terminal shows at the start
     where: str = ""  # how the terminal says where the run happens ("" here, " on AWS, cloud sizes")
 

@@ -271,6 +271,7 @@ class Runner:
             "machine": d.machine,
             "cloud": d.cloud,
             "cost": d.cost,
+            "noise": d.noise,
             "tools": tool_versions(),
             "git": git_commit(),
         })

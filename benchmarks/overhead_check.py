@@ -1,0 +1,107 @@
+"""The overhead figure against a second method: the direct side measured in windows of its own.
+
+The suite's overhead step alternates blocks of direct and gateway requests in one k6 run and keeps
+each block's first requests apart (docs/method.md). This benchmark measures the same thing another
+way: the mock and the gateway started as a run starts them (same CPU plan, same body), a steady
+warm-up through the gateway, then alternating windows at concurrency 1, each a k6 run of its own:
+``--window`` seconds only to the mock (the gateway idle), then only through the gateway; the added
+p50 of a round is the gateway window's p50 minus the direct window's. It prints, per target, the
+median over rounds with their range, the figure a run directory reports for the same target, and
+whether they agree within 10%.
+
+    flock /tmp/aigw-heavy.lock flock /tmp/aigw-rig.lock \\
+        .venv/bin/python benchmarks/overhead_check.py --run results/<a default run> --rounds 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from aigw_bench.local.cpus import plan_cpus  # noqa: E402
+from aigw_bench.local.engine import LocalEngine  # noqa: E402
+from aigw_bench.measure.driver import K6Job  # noqa: E402
+from aigw_bench.measure.plan import Knobs  # noqa: E402
+from aigw_bench.measure.steps import CLOSED_LOOP  # noqa: E402
+from aigw_bench.run.engine import RunContext  # noqa: E402
+from aigw_bench.run.interrupts import exit_with  # noqa: E402
+from aigw_bench.run.plan import plan_run  # noqa: E402
+from analysis.load import load_run  # noqa: E402
+from analysis.suite import suite_results  # noqa: E402
+from k6_scripts.render import render_script  # noqa: E402
+from schema.catalog import load_catalog  # noqa: E402
+from schema.k6 import metric  # noqa: E402
+from schema.manifest import Manifest  # noqa: E402
+from schema.mock import load_mock  # noqa: E402
+from schema.results import Outcome, Status  # noqa: E402
+
+AGREEMENT = 0.10
+
+
+def windows(engine: LocalEngine, target: str, rounds: int, window: float, warmup: float, work: Path) -> list[float]:
+    """Added p50 (µs) of each round: a window through the gateway minus a window straight to the mock."""
+    gateway = load_catalog().get(target)
+    outcome = Outcome(target=target, repeat=1, status=Status.OK)
+    added = []
+    with engine.session(gateway, 1, work, outcome) as d:
+        params = engine.ctx.plan.measurement.params.model_copy(update={"vus": 1, "duration": window, "warmup": 0,
+                                                                       "stream": False})
+        steady = params.model_copy(update={"duration": warmup})
+        d.run_k6(K6Job(label="warm-up", dir=work / "warmup", source=render_script(CLOSED_LOOP, steady, d.target).source,
+                       duration=warmup, split=False, max_vus=1))
+        for r in range(rounds):
+            p50 = {}
+            for side, endpoint in (("direct", d.direct), ("target", d.target)):
+                run = d.run_k6(K6Job(label=f"round {r + 1}: {side}", dir=work / f"r{r + 1}-{side}", split=False,
+                                     source=render_script(CLOSED_LOOP, params, endpoint).source, duration=window,
+                                     max_vus=1))
+                p50[side] = metric(run.summary, "http_req_duration", "p(50)")
+            added.append((p50["target"] - p50["direct"]) * 1000.0)
+            print(f"  {target} round {r + 1}: direct p50 {p50['direct'] * 1000:7.1f} µs, through the gateway "
+                  f"{p50['target'] * 1000:8.1f} µs, added {added[-1]:8.1f} µs", flush=True)
+    return added
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--run", type=Path, required=True, help="a run directory of the default suite")
+    parser.add_argument("--targets", default="nginx,portkey,litellm")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--window", type=float, default=3.0)
+    parser.add_argument("--warmup", type=float, default=10.0)
+    args = parser.parse_args()
+    run = load_run(args.run)
+    overhead = suite_results(run).overhead.set_index("target")
+    manifest: Manifest = run.manifest
+    targets = args.targets.split(",")
+    engine = LocalEngine(load_mock(manifest.mock.name or "fast"), plan_cpus())
+    with tempfile.TemporaryDirectory() as tmp:
+        plan = plan_run("local", targets=[load_catalog().get(t) for t in targets], scenario="seed", suite=None,
+                        mock_profile="instant", knobs=Knobs(), repeats=1, results_root=Path(tmp))
+        engine.begin(RunContext(plan=plan, run_dir=Path(tmp), run_id="overhead-check"))
+        print(f"CPU plan: {engine.cpu_plan.note}; {args.rounds} rounds of {args.window:g} s windows at "
+              f"concurrency 1 after a {args.warmup:g} s warm-up; the run: {args.run}")
+        results = {t: windows(engine, t, args.rounds, args.window, args.warmup, Path(tmp) / t) for t in targets}
+    print(f"\n{'target':<10}{'windows: added p50':>22}{'(range)':>22}{'run: added p50':>17}{'95% CI':>22}"
+          f"{'run / windows':>15}  agrees within {AGREEMENT:.0%}")
+    worst = 0.0
+    for target, added in results.items():
+        windowed = statistics.median(added)
+        row = overhead.loc[target] if target in overhead.index else None
+        figure = float(row["added_p50_us"]) if row is not None else float("nan")
+        ratio = figure / windowed if windowed else float("nan")
+        worst = max(worst, abs(ratio - 1))
+        interval = f"{row['added_p50_us_ci_low']:.1f}–{row['added_p50_us_ci_high']:.1f}" if row is not None else "–"
+        print(f"{target:<10}{windowed:>19.1f} µs{f'{min(added):.1f}–{max(added):.1f}':>22}{figure:>14.1f} µs"
+              f"{interval:>22}{ratio:>15.3f}  {'yes' if abs(ratio - 1) <= AGREEMENT else 'NO'}")
+    return 0 if worst <= AGREEMENT else 1
+
+
+if __name__ == "__main__":
+    exit_with(main)
