@@ -245,7 +245,7 @@ def make_suite_run(root: Path, targets: dict[str, SuiteTarget], name: str = "sui
                            "resolved": True, "note": None, "passed_above_rps": t.unstable.get(b, [])}
                           for b, c in t.capacity.items()]
                 probes = [{"rate": c, "p99_ms": b * 0.8, "p50_ms": 1.0, "error_rate": 0.0, "dropped": 0,
-                           "achieved_rps": c, "requests": int(c * 2), "problem": None, "clean": True}
+                           "achieved_rps": c, "requests": max(1000, int(c * 2)), "problem": None, "clean": True}
                           for b, c in t.capacity.items() if c]
                 steps["capacity"] = StepRecord(name="capacity", kind="capacity", status="ok", dir="capacity",
                                                data={"bounds": bounds, "probes": probes})

@@ -88,7 +88,8 @@ def estimate(m: Measurement, sessions: int, keep_raw: bool) -> Estimate:
         s = m.sizes
         requests += bound * s.overhead.duration
         seconds += s.overhead.duration
-        k6_runs = 3 + s.capacity.max_steps  # overhead, seed, probes, efficiency
+        levels = len(s.concurrency.levels) if s.concurrency else 0
+        k6_runs = 3 + s.capacity.max_steps + levels  # overhead, seed, probes, closed-loop levels, efficiency
         chunks_per_s = 1000.0 / max(m.streaming_profile.per_token_ms if m.streaming_profile else 1.0, 1.0)
         extra = s.streaming.concurrency * 2 * s.streaming.duration * chunks_per_s * STREAM_BYTES_PER_CHUNK
     per_session = (requests * RAW_BYTES_PER_REQUEST + seconds * PER_MEASURED_SECOND + k6_runs * PER_K6_RUN
