@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from analysis.overhead import Pairs, added_latency
+from analysis.overhead import Pairs, added_latency, leaks
 from analysis.stats import cluster_bootstrap_diff, t95
 
 
@@ -138,3 +138,12 @@ def test_blocks_are_found_where_the_side_changes():
     assert [b.after_target for b in pairs.blocks] == [False, True]
     with pytest.raises(OverheadDataError, match="test: no pair"):
         blocks_in_order([("direct", True, 1.0), ("target", True, 2.0)], "test")
+
+
+def test_a_direct_side_above_the_control_s_by_more_than_the_tolerance_leaks():
+    """max(10 µs, 15% of the control's direct p50): 95 µs in the control, so 14.25 µs."""
+    assert leaks({"direct_leak_us": 20.0, "direct_p50_us": 115.0})
+    assert not leaks({"direct_leak_us": 12.0, "direct_p50_us": 107.0})
+    assert not leaks({"direct_leak_us": 8.0, "direct_p50_us": 58.0})  # the 10 µs floor
+    assert leaks({"direct_leak_us": 11.0, "direct_p50_us": 61.0})
+    assert not leaks({"direct_leak_us": float("nan"), "direct_p50_us": 95.0})

@@ -22,7 +22,7 @@ def test_the_runner_warms_up_with_a_closed_loop_then_measures_the_schedule():
     script = render_script("k6", run_id="r", label="seed", bucket="b", prefix="p", generator=1, generators=1,
                            headers_key=None, wait_seconds=60, prometheus_lag=0, prometheus_step=1, queries={},
                            inputs=["script.js"], wait_urls=["http://x"], warmup=30, warmup_duration="30s",
-                           duration="330s", segment_args="", raw=True, prometheus_url=None, exact=False)
+                           duration="330s", segment_args="", raw=True, prometheus_url=None, exact=False, steady=None)
     warmup, measure = _k6_lines(script)
     assert "-e AIGW_WARMUP=1" in warmup and "-e AIGW_DURATION=30s" in warmup
     assert "AIGW_WARMUP" not in measure and "-e AIGW_DURATION=330s" in measure
