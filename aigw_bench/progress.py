@@ -79,7 +79,8 @@ class ProgressPrinter:
     def _what(m: Measurement, total: int, where: str = "") -> str:
         """The suite or the scenario a plan runs, in one line."""
         if m.suite:
-            return (f"suite [bold]{escape(m.suite.name)}[/]{where} (overhead, published shape, capacity, "
+            closed = ", closed-loop frontier" if m.sizes is not None and m.sizes.concurrency else ""
+            return (f"suite [bold]{escape(m.suite.name)}[/]{where} (overhead, published shape, capacity{closed}, "
                     f"efficiency, streaming) per target, {total} session(s)")
         return (f"scenario [bold]{escape(m.scenario.name)}[/]{where}: {escape(_load(m))} "
                 f"(+{m.params.warmup:g} s warm-up) per target, {total} target run(s)")
