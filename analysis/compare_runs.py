@@ -8,6 +8,12 @@ throughput. A change is real when the two runs' uncertainties do not overlap: fo
 one run's requests; the sessions show what a second run finds), for capacity and CPU the range over
 repeats. A figure without either is judged by a relative threshold (default 5%).
 
+An added latency also has to move by more than the rig can resolve: the A/A control's own reading
+(its value and interval bounds) is what the rig attributes to a proxy that is not there, so a change
+smaller than the two runs' A/A magnitudes summed is within noise even when the intervals part.
+Two runs minutes apart on a shared machine move the direct floor by a few microseconds; without this,
+an unchanged A/A control reads as a "regression".
+
 Runs made on different machines are compared on the same-run ratios that the machine's speed does not
 change (added p50 as a multiple of the floor's, capacity as a share of the rig's ceiling, CPU per
 request as a multiple of the floor's); a figure without one says it cannot be compared. Scenario runs
@@ -35,6 +41,7 @@ class Figure:
     high: str | None = None
     spread: tuple[str, str] | None = None  # between-session range, widening the interval
     ratio: str | None = None  # the same-run ratio to compare across machines
+    resolved_by_control: bool = False  # a change must exceed the A/A control's own reading
 
 
 RATIOS = {"added_p50_x_floor": Figure(False, "added_p50_x_floor_ci_low", "added_p50_x_floor_ci_high"),
@@ -42,12 +49,14 @@ RATIOS = {"added_p50_x_floor": Figure(False, "added_p50_x_floor_ci_low", "added_
           "cpu_x_floor": Figure(False)}
 SUITE_FIGURES = {
     "added_p50_us": Figure(False, "added_p50_us_ci_low", "added_p50_us_ci_high",
-                           ("added_p50_us_sessions_low", "added_p50_us_sessions_high"), "added_p50_x_floor"),
-    "added_p99_us": Figure(False, "added_p99_us_ci_low", "added_p99_us_ci_high"),
+                           ("added_p50_us_sessions_low", "added_p50_us_sessions_high"), "added_p50_x_floor",
+                           resolved_by_control=True),
+    "added_p99_us": Figure(False, "added_p99_us_ci_low", "added_p99_us_ci_high", resolved_by_control=True),
     "capacity_rps": Figure(True, "capacity_low_rps", "capacity_high_rps", ratio="capacity_x_ceiling"),
     "cpu_ms_per_request": Figure(False, "cpu_ms_per_request_low", "cpu_ms_per_request_high", ratio="cpu_x_floor"),
     "rss_mib": Figure(False),
-    "added_ttft_p50_ms": Figure(False, "added_ttft_p50_ms_ci_low", "added_ttft_p50_ms_ci_high"),
+    "added_ttft_p50_ms": Figure(False, "added_ttft_p50_ms_ci_low", "added_ttft_p50_ms_ci_high",
+                                resolved_by_control=True),
     "rps": Figure(True, "rps_ci_low", "rps_ci_high"),
 }
 SCENARIO_FIGURES = {"rps": Figure(True, "rps_ci_low", "rps_ci_high"),
@@ -89,9 +98,29 @@ def _uncertainty(row: pd.Series, figure: Figure) -> tuple[float, float] | None:
     return min(b[0] for b in bounds), max(b[1] for b in bounds)
 
 
-def _verdict(metric: str, figure: Figure, rb: pd.Series, ra: pd.Series, threshold: float) -> tuple[str, str]:
+def control_resolution(tables: list[pd.DataFrame], metric: str, figure: Figure) -> float | None:
+    """What the rig can misattribute to a proxy in a change between two runs: the A/A control's (the
+    baseline measured against itself) largest reading, value or interval bound, in each run, summed
+    (each run's own error can fall either way). None when a run has no valid A/A reading."""
+    per_run = []
+    for table in tables:
+        readings = []
+        for _, row in table[(table["role"] == "baseline") & table["valid"]].iterrows():
+            readings += [_number(row.get(c)) for c in (metric, figure.low, figure.high) if c]
+        readings = [abs(r) for r in readings if r is not None]
+        if not readings:
+            return None
+        per_run.append(max(readings))
+    return sum(per_run)
+
+
+def _verdict(metric: str, figure: Figure, rb: pd.Series, ra: pd.Series, threshold: float,
+             resolution: float | None = None) -> tuple[str, str]:
     before, after = _number(rb.get(metric)), _number(ra.get(metric))
     assert before is not None and after is not None
+    if resolution is not None and abs(after - before) <= resolution:
+        unit = " µs" if metric.endswith("_us") else " ms" if metric.endswith("_ms") else ""
+        return "within noise", f"below the A/A control's {fmt(resolution)}{unit}"
     if metric == "error_rate":
         real = abs(after - before) > ERROR_RATE_POINTS
         judged = f"absolute change > {ERROR_RATE_POINTS * 100:.1f} points"
@@ -156,7 +185,8 @@ def compare_runs(before_dir: Path, after_dir: Path, threshold: float = 0.05) -> 
             vb, va = _number(rb.get(metric)), _number(ra.get(metric))
             if vb is None or va is None:
                 continue  # not measured in one of the runs (a rig-bound capacity, a baseline's CPU)
-            verdict, judged = _verdict(metric, figure, rb, ra, threshold)
+            resolution = control_resolution([before, after], metric, figure) if figure.resolved_by_control else None
+            verdict, judged = _verdict(metric, figure, rb, ra, threshold, resolution)
             rows.append({"target": target, "metric": metric, "before": vb, "after": va,
                          "change_pct": (va / vb - 1) * 100 if vb else float("nan"), "judged_by": judged,
                          "verdict": verdict})
@@ -179,5 +209,6 @@ def render_comparison(result: RunComparison, before_dir: Path, after_dir: Path) 
     lines += ["## The headline's figures", "",
               markdown_table(["target", "figure", "before", "after", "change", "verdict", "judged by"], rows), "",
               "Judged by: the two runs' intervals (for added latency widened to the range of each run's "
-              "per-session figures), or a threshold where a figure has none.", ""]
+              "per-session figures), or a threshold where a figure has none. An added latency must also "
+              "move by more than the two runs' A/A control readings summed (the rig's resolution).", ""]
     return "\n".join(lines)

@@ -178,6 +178,7 @@ class SuiteTarget:
     added_ttft_ms: float = 5.0
     rebuffers: bool = False
     streams_complete: bool = True
+    aa_ms: float = 0.0  # for the baseline: what the rig misattributes in its A/A session
 
 
 SUITE_SIZES = {"capacity": {"bounds_ms": [10, 50, 250], "default_bound_ms": 50}, "efficiency": {"rate": 50}}
@@ -229,7 +230,8 @@ def make_suite_run(root: Path, targets: dict[str, SuiteTarget], name: str = "sui
             work = target_dir(run_dir, name_, r)
             outcome = Outcome.model_validate_json((work / "outcome.json").read_text())
             (work / "overhead").mkdir()
-            _overhead_csv(work / "overhead" / "raw.csv", t.added_ms if t.role != "baseline" else 0.0, index + 10 * r)
+            added = t.added_ms if t.role != "baseline" else t.aa_ms
+            _overhead_csv(work / "overhead" / "raw.csv", added, index + 10 * r)
             (work / "streaming").mkdir()
             _streams(work / "streaming", t, index + 10 * r)
             steps = {

@@ -16,7 +16,7 @@ from analysis.compare_runs import compare_runs
 from analysis.load import load_run
 from analysis.report import build_report
 from analysis.stats import summarize_repeats
-from tests.crafted import Target, make_run
+from tests.crafted import SuiteTarget, Target, make_run, make_suite_run
 
 CLEAN = {
     "wiremock": Target(role="baseline", rps=[5000], p50=5, p95=10, p99=15, cpu={"loadgen": 0.3, "mock": 0.3}),
@@ -213,6 +213,21 @@ def test_compare_runs_uses_intervals_when_both_have_repeats(tmp_path):
     result = compare_runs(before, noisy_after)
     row = result.table.set_index(["target", "metric"]).loc[("gw", "rps")]
     assert row["judged_by"] == "intervals" and row["verdict"] == "within noise"
+
+
+def test_compare_judges_added_latency_against_the_rigs_own_resolution(tmp_path):
+    """Two suite runs where the floor moved 8 µs, beyond its tight interval but within what the A/A
+    control read in each run (8 µs, then 10 µs): within noise. A gateway 1 ms slower: a regression."""
+    def run(name, aa_ms, floor_ms, gw_ms):
+        return make_suite_run(tmp_path / name, {"direct": SuiteTarget(role="baseline", aa_ms=aa_ms),
+                                                "floor": SuiteTarget(role="floor", added_ms=floor_ms),
+                                                "gw": SuiteTarget(added_ms=gw_ms)}, name=name)
+    result = compare_runs(run("before", 0.008, 0.100, 2.0), run("after", 0.010, 0.108, 3.0))
+    rows = result.table.set_index(["target", "metric"])
+    floor = rows.loc[("floor", "added_p50_us")]
+    assert floor["after"] - floor["before"] == pytest.approx(8, abs=2)
+    assert floor["verdict"] == "within noise" and "A/A control" in floor["judged_by"], floor
+    assert rows.loc[("gw", "added_p50_us"), "verdict"] == "regression"
 
 
 def test_table_is_one_row_per_target_in_role_order(tmp_path):
