@@ -9,6 +9,15 @@ p50 of a round is the gateway window's p50 minus the direct window's. It prints,
 median over rounds with their range, the figure a run directory reports for the same target, and
 whether they agree within 10%.
 
+``--settle S`` leaves each window's first S seconds out: a gateway idle through the other side's
+window is slower for its first requests (the suite's overhead step keeps each block's first
+requests apart for the same reason), so without it the windows charge that wake-up to the gateway.
+
+``--rate R`` sends each window as an open loop at R requests per second instead of one virtual user
+back to back: latency at a load the gateway is far from (the method's definition of overhead), where
+a closed loop of one user keeps a gateway that spends more CPU per request than its latency (LiteLLM:
+~9 CPU-ms for a ~5 ms answer) permanently busy with the work it defers past each answer.
+
     flock /tmp/aigw-heavy.lock flock /tmp/aigw-rig.lock \\
         .venv/bin/python benchmarks/overhead_check.py --run results/<a default run> --rounds 5
 """
@@ -23,6 +32,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+import pandas as pd  # noqa: E402
 
 from aigw_bench.local.cpus import plan_cpus  # noqa: E402
 from aigw_bench.local.engine import LocalEngine  # noqa: E402
@@ -40,28 +51,46 @@ from schema.k6 import metric  # noqa: E402
 from schema.manifest import Manifest  # noqa: E402
 from schema.mock import load_mock  # noqa: E402
 from schema.results import Outcome, Status  # noqa: E402
+from schema.scenarios import Scenario  # noqa: E402
 
 AGREEMENT = 0.10
 
 
-def windows(engine: LocalEngine, target: str, rounds: int, window: float, warmup: float, work: Path) -> list[float]:
+def p50_after(raw: Path, settle: float) -> float:
+    """The median request duration (ms) of a k6 per-request CSV, leaving out its first ``settle`` seconds."""
+    rows = pd.read_csv(raw, usecols=["metric_name", "timestamp", "metric_value"])
+    rows = rows[rows["metric_name"] == "http_req_duration"]
+    t = rows["timestamp"].astype(float)
+    t = (t - t.min()) / (1000.0 if t.max() > 1e11 else 1.0)  # k6 writes seconds, or ms with timeFormat
+    return float(rows.loc[t >= settle, "metric_value"].median())
+OPEN_LOOP = Scenario(name="open", executor="constant-arrival-rate", profiles={},
+                     description="a low fixed arrival rate (latency at low load)")
+
+
+def windows(engine: LocalEngine, target: str, rounds: int, window: float, warmup: float, work: Path,
+            rate: float | None = None, settle: float = 0.0) -> list[float]:
     """Added p50 (µs) of each round: a window through the gateway minus a window straight to the mock."""
     gateway = load_catalog().get(target)
     outcome = Outcome(target=target, repeat=1, status=Status.OK)
     added = []
     with engine.session(gateway, 1, work, outcome) as d:
-        params = engine.ctx.plan.measurement.params.model_copy(update={"vus": 1, "duration": window, "warmup": 0,
-                                                                       "stream": False})
-        steady = params.model_copy(update={"duration": warmup})
+        base = engine.ctx.plan.measurement.params
+        if rate is None:
+            scenario, load = CLOSED_LOOP, {"vus": 1}
+        else:
+            scenario, load = OPEN_LOOP, {"rate": round(rate), "vus": 5, "max_vus": 5}
+        params = base.model_copy(update={**load, "duration": window + settle, "warmup": 0, "stream": False})
+        steady = base.model_copy(update={"vus": 1, "duration": warmup, "warmup": 0, "stream": False})
         d.run_k6(K6Job(label="warm-up", dir=work / "warmup", source=render_script(CLOSED_LOOP, steady, d.target).source,
                        duration=warmup, split=False, max_vus=1))
         for r in range(rounds):
             p50 = {}
             for side, endpoint in (("direct", d.direct), ("target", d.target)):
                 run = d.run_k6(K6Job(label=f"round {r + 1}: {side}", dir=work / f"r{r + 1}-{side}", split=False,
-                                     source=render_script(CLOSED_LOOP, params, endpoint).source, duration=window,
-                                     max_vus=1))
-                p50[side] = metric(run.summary, "http_req_duration", "p(50)")
+                                     source=render_script(scenario, params, endpoint).source,
+                                     duration=window + settle, raw=settle > 0, max_vus=params.max_vus or 1))
+                p50[side] = (metric(run.summary, "http_req_duration", "p(50)") if not settle
+                             else p50_after(run.dir / run.files["raw"], settle))
             added.append((p50["target"] - p50["direct"]) * 1000.0)
             print(f"  {target} round {r + 1}: direct p50 {p50['direct'] * 1000:7.1f} µs, through the gateway "
                   f"{p50['target'] * 1000:8.1f} µs, added {added[-1]:8.1f} µs", flush=True)
@@ -73,8 +102,13 @@ def main() -> int:
     parser.add_argument("--run", type=Path, required=True, help="a run directory of the default suite")
     parser.add_argument("--targets", default="nginx,portkey,litellm")
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--window", type=float, default=3.0)
+    parser.add_argument("--window", type=float, default=5.0)
     parser.add_argument("--warmup", type=float, default=10.0)
+    parser.add_argument("--settle", type=float, default=0.0,
+                        help="seconds at the start of every window left out (the target waking from the other "
+                             "window's idle), read from k6's per-request CSV; the window runs this much longer")
+    parser.add_argument("--rate", type=float, default=None,
+                        help="each window an open loop at this many requests/s (default: one user back to back)")
     args = parser.parse_args()
     run = load_run(args.run)
     overhead = suite_results(run).overhead.set_index("target")
@@ -85,9 +119,12 @@ def main() -> int:
         plan = plan_run("local", targets=[load_catalog().get(t) for t in targets], scenario="seed", suite=None,
                         mock_profile="instant", knobs=Knobs(), repeats=1, results_root=Path(tmp))
         engine.begin(RunContext(plan=plan, run_dir=Path(tmp), run_id="overhead-check"))
-        print(f"CPU plan: {engine.cpu_plan.note}; {args.rounds} rounds of {args.window:g} s windows at "
-              f"concurrency 1 after a {args.warmup:g} s warm-up; the run: {args.run}")
-        results = {t: windows(engine, t, args.rounds, args.window, args.warmup, Path(tmp) / t) for t in targets}
+        load = "concurrency 1" if args.rate is None else f"an open loop of {args.rate:g} req/s"
+        kept = f" (the first {args.settle:g} s of each left out)" if args.settle else ""
+        print(f"CPU plan: {engine.cpu_plan.note}; {args.rounds} rounds of {args.window:g} s windows{kept} at "
+              f"{load} after a {args.warmup:g} s warm-up; the run: {args.run}")
+        results = {t: windows(engine, t, args.rounds, args.window, args.warmup, Path(tmp) / t, args.rate,
+                              args.settle) for t in targets}
     print(f"\n{'target':<10}{'windows: added p50':>22}{'(range)':>22}{'run: added p50':>17}{'95% CI':>22}"
           f"{'run / windows':>15}  agrees within {AGREEMENT:.0%}")
     worst = 0.0

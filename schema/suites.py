@@ -8,8 +8,9 @@ them is the same for both; only the sizes differ. Bad values fail here, naming t
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -144,8 +145,15 @@ class ConcurrencySizes(_Sizes):
         return value
 
 
+STEPS = ("overhead", "seed", "capacity", "concurrency", "efficiency", "streaming")
+StepName = Literal["overhead", "seed", "capacity", "concurrency", "efficiency", "streaming"]
+
+
 class SuiteSizes(_Sizes):
     repeats: int = Field(1, ge=1, le=100)
+    steps: list[StepName] | None = Field(None, description="the steps to run, always in the suite's order "
+                                         "(none: every step the profile sizes); the others are recorded as "
+                                         "skipped. The seed is always run: the comparison's rows come from it")
     overhead: OverheadSizes
     seed: SeedSizes
     capacity: CapacitySizes
@@ -153,13 +161,31 @@ class SuiteSizes(_Sizes):
     efficiency: EfficiencySizes
     streaming: StreamingSizes
 
+    @model_validator(mode="after")
+    def _steps_have_sizes(self) -> SuiteSizes:
+        if self.steps is not None:
+            if "seed" not in self.steps:
+                raise ValueError("steps: the seed (the published shape) is always run: the comparison's rows come "
+                                 "from it; list it with the steps you want")
+            if "concurrency" in self.steps and self.concurrency is None:
+                raise ValueError("steps: 'concurrency' is listed but the profile has no concurrency sizes")
+        return self
+
+    def runs(self, step: str) -> bool:
+        """Whether this profile runs ``step`` (concurrency only where it is sized)."""
+        if step == "concurrency" and self.concurrency is None:
+            return False
+        return self.steps is None or step in self.steps
+
     def session_seconds(self) -> float:
         """At most how long one session measures (every capacity probe at its longest), for planning."""
         c, o, k = self.capacity, self.overhead, self.concurrency
-        return ((o.warmup_max or o.warmup) + o.duration + self.seed.warmup + self.seed.duration
-                + c.max_steps * (c.warmup + (c.max_step or c.step))
-                + (len(k.levels) * (k.warmup + k.duration) if k else 0.0)
-                + self.efficiency.idle + self.efficiency.duration + self.efficiency.after + self.streaming.duration)
+        seconds = {"overhead": (o.warmup_max or o.warmup) + o.duration, "seed": self.seed.warmup + self.seed.duration,
+                   "capacity": c.max_steps * (c.warmup + (c.max_step or c.step)),
+                   "concurrency": len(k.levels) * (k.warmup + k.duration) if k else 0.0,
+                   "efficiency": self.efficiency.idle + self.efficiency.duration + self.efficiency.after,
+                   "streaming": self.streaming.duration}
+        return sum(v for step, v in seconds.items() if self.runs(step))
 
 
 class Body(BaseModel):
@@ -241,7 +267,12 @@ class RigSizes(_Sizes):
     noise: NoiseSizes = NoiseSizes()
 
 
-def load_rig_sizes(profile: Profile, path: Path = RIG_FILE) -> RigSizes:
+def load_rig_sizes(profile: Profile, path: Path | None = None) -> RigSizes:
+    """The rig's sizes for ``profile``: from ``path``, else the file named by ``AIGW_BENCH_RIG`` (a
+    machine of your own, or the tests' short rig), else ``k6_scripts/rig.yaml``."""
+    path = path or Path(os.environ.get("AIGW_BENCH_RIG") or RIG_FILE)
+    if not path.is_file():
+        raise ConfigError(f"rig sizes file {path} not found (AIGW_BENCH_RIG names it)")
     data = load_yaml(path)
     raw = (data.get("profiles") or {}).get(profile)
     if raw is None:

@@ -20,6 +20,7 @@ from aigw_bench.run.loop import Runner
 from aigw_bench.run.plan import plan_run
 from schema.catalog import DEFAULT_CATALOG_DIR, load_catalog
 from schema.mock import DEFAULT_MOCK, load_mock
+from schema.suites import load_rig_sizes
 
 SUDO = [] if os.geteuid() == 0 else ["sudo", "-n"]  # mount needs root: `make test` runs as root or with sudo
 
@@ -161,6 +162,9 @@ def fake_gateway(name: str, port: int, script: str, ready_timeout: float = 20.0)
     }
 
 
+SHORT_RIG = Path(__file__).parent / "short-rig.yaml"
+
+
 def make_runner(catalog_dir: Path | None, targets: list[str], results: Path, scenario: str = "seed",
                 repeats: int = 1, on_event=None, mock: str = DEFAULT_MOCK, suite: Path | None = None,
                 mock_profile: str | None = None, **overrides) -> Runner:
@@ -170,11 +174,12 @@ def make_runner(catalog_dir: Path | None, targets: list[str], results: Path, sce
                     knobs=Knobs() if suite else Knobs(**{**SHORT, **overrides}), repeats=repeats if not suite else None,
                     results_root=results)
     if plan.measurement.suite is None:
-        # The rig's own measurement, shortened like everything else in the tests.
-        plan.rig = plan.rig.model_copy(update={
-            "ceiling": plan.rig.ceiling.model_copy(update={"duration": 2.0, "warmup": 1.0}),
-            "floor": plan.rig.floor.model_copy(update={"duration": 1.0, "warmup": 0.0})})
+        plan.rig = load_rig_sizes("local", SHORT_RIG)  # the rig's own measurement, shortened like the rest
     return Runner(plan, LocalEngine(load_mock(mock), plan_cpus()), on_event=on_event)
+
+
+# The command line with the rig's short sizes, as make_runner's scenario runners have them.
+SHORT_RIG_ENV = {**os.environ, "AIGW_BENCH_RIG": str(SHORT_RIG)}
 
 
 def write_suite(directory: Path, **changes) -> Path:

@@ -114,6 +114,8 @@ def gateway_outputs(cluster, **extra) -> StackOutputs:
 
 # For the fault tests: what they test comes after the capacity search, which two probes cover.
 SHORT_CAPACITY = {"capacity": {**TINY_SUITE["profiles"]["local"]["capacity"], "max_steps": 2}}
+# The streaming faults need the seed before them and the streaming step only (the rest is tested above).
+SEED_AND_STREAMING = {"steps": ["seed", "streaming"]}
 
 
 def run_suite(tmp_path, aws, outputs: list[StackOutputs], behave=None, suite_changes=None, **kw):
@@ -156,8 +158,8 @@ def cloud_cli(monkeypatch, aws, outputs: list[StackOutputs], suite, results, sle
 def test_the_suite_runs_through_the_cloud_stage_and_reports_like_a_local_run(tmp_path, aws, cluster, monkeypatch):
     """`aigw-bench cloud run --stack wiremock,litellm --suite ...`, from the options to the report."""
     result, run_dir, agent = cloud_cli(monkeypatch, aws, [outputs_for(cluster, "wiremock", "wiremock"),
-                                                          gateway_outputs(cluster)], tiny_cloud_suite(tmp_path),
-                                       tmp_path / "results")
+                                                          gateway_outputs(cluster)],
+                                       tiny_cloud_suite(tmp_path, **SHORT_CAPACITY), tmp_path / "results")
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
     assert "suite tiny on AWS, cloud sizes" in text and "wiremock (stack wiremock, fast mock)" in text
@@ -235,14 +237,15 @@ def test_the_suite_runs_through_the_cloud_stage_and_reports_like_a_local_run(tmp
 
 def test_a_profile_switch_that_never_becomes_ready_fails_clearly_and_keeps_the_steps(tmp_path, aws, cluster):
     cluster["kube"].never_ready = True
-    run_dir, _ = run_suite(tmp_path, aws, [outputs_for(cluster, "wiremock", "wiremock")], profile_switch_s=3)
+    run_dir, _ = run_suite(tmp_path, aws, [outputs_for(cluster, "wiremock", "wiremock")], profile_switch_s=3,
+                           suite_changes=SEED_AND_STREAMING)
     (outcome,) = read_outcomes(run_dir)
     assert outcome.status == "mock_failed"
     assert "did not become ready with the 'llm' pacing profile within 3 s" in outcome.reason
     assert "kubectl -n mock describe deployment fast-mock" in outcome.reason
     assert outcome.evidence["deployment"]["ready"] == 0
     # What was measured before the switch is kept, with its files, and reported.
-    assert outcome.steps["overhead"].status == "ok" and outcome.steps["seed"].status == "ok"
+    assert outcome.steps["seed"].status == "ok" and outcome.steps["overhead"].status == "skipped"
     assert_local_layout(run_dir, outcome)
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert "not restored" in manifest["mock_restored"]["wiremock"]
@@ -253,12 +256,13 @@ def test_a_profile_switch_that_never_becomes_ready_fails_clearly_and_keeps_the_s
 def test_a_failing_probe_command_fails_the_streaming_step_clearly_and_keeps_the_rest(tmp_path, aws, cluster):
     broken = {"AIGW_PYTHON": "false"}  # the runner's Python cannot run the probe (as without httpx)
     run_dir, _ = run_suite(tmp_path, aws, [outputs_for(cluster, "wiremock", "wiremock")],
-                           behave=lambda script: broken if "runner job (probe)" in script else "run")
+                           behave=lambda script: broken if "runner job (probe)" in script else "run",
+                           suite_changes=SEED_AND_STREAMING)
     (outcome,) = read_outcomes(run_dir)
     assert outcome.status == "k6_failed"
     assert "the streaming probe exited with code 1 on the runner (streams.csv missing)" in outcome.reason
     assert outcome.evidence["ssm"][0]["files"] and "exit-code" in outcome.evidence["ssm"][0]["files"]
-    assert outcome.steps["overhead"].status == "ok" and outcome.steps["seed"].status == "ok"
+    assert outcome.steps["seed"].status == "ok"
     assert "streaming" not in outcome.steps
     assert_local_layout(run_dir, outcome)
     assert (run_dir / "targets/wiremock/r1/streaming/probe.log").exists()  # the evidence came back
@@ -266,19 +270,20 @@ def test_a_failing_probe_command_fails_the_streaming_step_clearly_and_keeps_the_
 
 def test_prometheus_unreachable_fails_only_efficiency_with_a_clear_reason(tmp_path, aws, cluster):
     closed = f"http://127.0.0.1:{free_port()}"
-    run_dir, _ = run_suite(tmp_path, aws, [gateway_outputs(cluster, prometheus_url=closed)])
+    run_dir, _ = run_suite(tmp_path, aws, [gateway_outputs(cluster, prometheus_url=closed)],
+                           suite_changes={"steps": ["seed", "efficiency", "streaming"]})
     (outcome,) = read_outcomes(run_dir)
     assert outcome.status == "ok", outcome.reason
     efficiency = outcome.steps["efficiency"]
     assert efficiency.status == "failed"
     assert f"Prometheus at {closed} gave nothing for the window" in efficiency.reason
     assert "curl" in efficiency.reason  # what the runner saw
-    # Every other step measured, and the session went on to streaming.
-    measured = ["overhead", "seed", "capacity", "concurrency", "streaming"]
-    assert [n for n, r in outcome.steps.items() if r.status == "ok"] == measured
+    # The other steps measured, and the session went on to streaming.
+    assert [n for n, r in outcome.steps.items() if r.status == "ok"] == ["seed", "streaming"]
+    assert [n for n, r in outcome.steps.items() if r.status == "skipped"] == ["overhead", "capacity", "concurrency"]
     assert_local_layout(run_dir, outcome)
     table = pd.read_csv(write_report(run_dir)["comparison"]).set_index("target")
-    assert pd.isna(table.loc["litellm", "cpu_ms_per_request"]) and pd.notna(table.loc["litellm", "added_p50_us"])
+    assert pd.isna(table.loc["litellm", "cpu_ms_per_request"]) and pd.notna(table.loc["litellm", "added_ttft_p50_ms"])
 
 
 def test_without_the_aws_cli_the_kubeconfig_of_a_stack_is_refused_with_how_to_install_it(monkeypatch):
@@ -344,14 +349,14 @@ def test_ctrl_c_in_a_suite_cancels_the_command_keeps_the_steps_and_reports_them(
         return sleep
 
     result, run_dir, agent = cloud_cli(monkeypatch, aws, [outputs_for(cluster, "wiremock", "wiremock")],
-                                       tiny_cloud_suite(tmp_path, **SHORT_CAPACITY), tmp_path / "results",
+                                       tiny_cloud_suite(tmp_path, **SEED_AND_STREAMING), tmp_path / "results",
                                        sleep=interrupt_the_probe)
     assert result.exit_code == 130, result.output
     assert "interrupted; what was measured is in" in " ".join(result.output.split())
     assert [c["status"] for c in agent.commands.values() if "runner job (probe)" in c["script"]] == ["Cancelled"]
     (outcome,) = read_outcomes(run_dir)
     assert outcome.status == "interrupted" and "remote commands cancelled" in outcome.reason
-    assert [n for n, r in outcome.steps.items() if r.status == "ok"] == ["overhead", "seed"]
+    assert [n for n, r in outcome.steps.items() if r.status == "ok"] == ["seed"]
     assert_local_layout(run_dir, outcome)
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["interrupted"] is True and manifest["rig"]["ceiling_rps"] > 0

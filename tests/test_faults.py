@@ -23,7 +23,7 @@ from analysis.report import write_report
 from schema.errors import ConfigError, PortInUseError
 from schema.mock import load_mock, load_profile
 from schema.results import read_outcomes
-from tests.helpers import answering, build_catalog, fake_gateway, make_runner, tool_processes
+from tests.helpers import SHORT_RIG_ENV, answering, build_catalog, fake_gateway, make_runner, tool_processes
 
 pytestmark = pytest.mark.slow
 
@@ -160,7 +160,7 @@ def test_ctrl_c_stops_everything_and_keeps_what_was_measured(tmp_path, tools_rea
     proc = subprocess.Popen(
         [str(cli), "run", "-s", "seed", "-t", "wiremock,portkey", "--duration", "30s", "--warmup", "0", "--vus", "5",
          "--results", str(results)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=SHORT_RIG_ENV,
     )
     output = []
     deadline = time.monotonic() + 60

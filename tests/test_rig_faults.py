@@ -28,7 +28,7 @@ from analysis.report import ReportIncomplete, build_report, write_report
 from schema.base import REPO_DIR
 from schema.mock import load_mock
 from schema.results import read_manifest, read_outcomes
-from tests.helpers import SUDO, command_line, failing_ext4, fill, make_runner, tmpfs, tool_processes
+from tests.helpers import SHORT_RIG_ENV, SUDO, command_line, failing_ext4, fill, make_runner, tmpfs, tool_processes
 
 pytestmark = pytest.mark.slow
 
@@ -38,11 +38,13 @@ MOCK_PORT = load_mock().local.port
 
 # ----------------------------------------------------------------------------------------- helpers
 def cli(*args: str, timeout: float = 120, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([str(CLI), *args], capture_output=True, text=True, timeout=timeout, **kw)
+    return subprocess.run([str(CLI), *args], capture_output=True, text=True, timeout=timeout, env=SHORT_RIG_ENV,
+                          **kw)
 
 
 def start_cli(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([str(CLI), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen([str(CLI), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=SHORT_RIG_ENV)
 
 
 def read_until(proc: subprocess.Popen, marker: str, timeout: float = 90) -> list[str]:

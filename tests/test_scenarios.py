@@ -109,6 +109,23 @@ def test_bad_suite_values_name_the_file_and_field(tmp_path):
         load_suite("nope")
 
 
+def test_a_suite_profile_may_run_some_steps_only(tmp_path):
+    from schema.suites import load_suite
+    from tests.helpers import write_suite
+
+    sizes = load_suite(str(write_suite(tmp_path, steps=["capacity", "seed"]))).sizes("local")
+    assert [s for s in ("overhead", "seed", "capacity", "concurrency", "efficiency", "streaming") if sizes.runs(s)] \
+        == ["seed", "capacity"]
+    every = load_suite(str(write_suite(tmp_path))).sizes("local")
+    assert sizes.session_seconds() < every.session_seconds()
+    with pytest.raises(ConfigError, match=r"profiles\.local.*the seed \(the published shape\) is always run"):
+        load_suite(str(write_suite(tmp_path, steps=["overhead"])))
+    with pytest.raises(ConfigError, match="'concurrency' is listed but the profile has no concurrency sizes"):
+        load_suite(str(write_suite(tmp_path, steps=["seed", "concurrency"], concurrency=None)))
+    with pytest.raises(ConfigError, match=r"steps\.0"):
+        load_suite(str(write_suite(tmp_path, steps=["warmup", "seed"])))
+
+
 # ------------------------------------------------------------------- executors and their parameters
 def _scenario(tmp_path, executor: str, **fields):
     """A scenario file of one executor with the given defaults (``local`` profile only)."""

@@ -126,7 +126,7 @@ def test_the_real_search_finds_a_known_limit(tmp_path, tools_ready, no_leftovers
     root = build_catalog(tmp_path / "catalog", copies=["wiremock"], fakes=[entry])
     suite = write_suite(tmp_path, capacity={
         "bounds_ms": [50], "default_bound_ms": 50, "step": "2s", "warmup": "1s", "max_steps": 6, "min_rate": 20,
-        "growth": 1.6, "resolution": 0.15, "max_vus": 200})
+        "growth": 1.6, "resolution": 0.15, "max_vus": 200}, steps=["seed", "capacity"])
     runner = make_runner(root, ["slow"], tmp_path / "results", suite=suite)
     run_dir = runner.run()
     (outcome,) = read_outcomes(run_dir)

@@ -1,10 +1,11 @@
 """The suite for real, shortened: the rig first, then every step for the direct baseline, nginx,
 Portkey and LiteLLM with the real fast mock and k6; the report gets every figure the issue asks for.
 
-The same run carries three small proxies whose misbehaviour is known exactly (tests/gateways.py), for
-the measurement's own checks: work that outlives its answer (the carry-over must stay out of the
-direct side), a target slow for its first seconds (the warm-up must wait for it), and a deliberately
-slowed one (`compare` must call it a regression against a second run)."""
+A second run carries three small proxies whose misbehaviour is known exactly (tests/gateways.py), for
+the overhead measurement's own checks, with only the steps those need (overhead and the seed) and a
+longer overhead step: work that outlives its answer (the carry-over must stay out of the direct
+side), a target slow for its first seconds (the warm-up must wait for it), and a deliberately slowed
+one (`compare` must call it a regression against a third run)."""
 
 from __future__ import annotations
 
@@ -36,20 +37,37 @@ PROXIES = [proxy_gateway("spill", 18996, "spill", SPILL_MS, LOADGEN_CPU),
            proxy_gateway("delayed", 18998, "delay", 0)]
 
 
-@pytest.fixture(scope="module")
-def suite_run(tmp_path_factory, tools_ready):
+def _run(tmp, targets: list[str], suite) -> dict:
     before = tool_processes()
-    tmp = tmp_path_factory.mktemp("suite")
-    catalog = build_catalog(tmp / "catalog", copies=TARGETS, fakes=PROXIES)
-    runner = make_runner(catalog, TARGETS + [p["name"] for p in PROXIES], tmp / "results", suite=write_suite(tmp))
-    run_dir = runner.run()
+    catalog = build_catalog(tmp / "catalog", copies=[t for t in targets if t in TARGETS], fakes=[
+        p for p in PROXIES if p["name"] in targets])
+    run_dir = make_runner(catalog, targets, tmp / "results", suite=suite).run()
     left = tool_processes() - before
     return {"run_dir": run_dir, "left": left, "report": build_report(run_dir), "catalog": catalog, "tmp": tmp,
             "outcomes": {o.target: o for o in read_outcomes(run_dir)}}
 
 
-def test_nothing_left_running(suite_run):
-    assert suite_run["left"] == set()
+@pytest.fixture(scope="module")
+def suite_run(tmp_path_factory, tools_ready):
+    tmp = tmp_path_factory.mktemp("suite")
+    return _run(tmp, TARGETS, write_suite(tmp))
+
+
+# The overhead step of the tiny suite, twice as long (10 blocks a side instead of 5: the carry-over's
+# interval narrow enough to tell the spill from the A/A control's on a shared machine).
+OVERHEAD_ONLY = {"steps": ["overhead", "seed"],
+                 "overhead": {"duration": "6s", "warmup": "1s", "warmup_max": "12s", "steady_seconds": 2,
+                              "block": "300ms", "settle": "150ms"}}
+
+
+@pytest.fixture(scope="module")
+def proxy_run(tmp_path_factory, tools_ready):
+    tmp = tmp_path_factory.mktemp("proxies")
+    return _run(tmp, ["wiremock"] + [p["name"] for p in PROXIES], write_suite(tmp, **OVERHEAD_ONLY))
+
+
+def test_nothing_left_running(suite_run, proxy_run):
+    assert suite_run["left"] == set() and proxy_run["left"] == set()
 
 
 def test_the_rig_measured_ceiling_floor_and_its_own_frontier_first(suite_run):
@@ -94,33 +112,33 @@ def test_streams_arrive_whole_through_nginx_and_portkey(suite_run):
 def test_frontier_file_and_headline(suite_run):
     report = suite_run["report"]
     front = pd.read_csv(report.paths["frontier"])
-    assert set(front["target"]) == set(TARGETS) | {p["name"] for p in PROXIES}
+    assert set(front["target"]) == set(TARGETS)
     assert all(any(h.text.startswith(f"{name} ") for h in report.headlines) for name in GATEWAYS)
 
 
 # ------------------------------------------------------------------ the measurement's own checks
-def test_work_that_outlives_its_answer_stays_out_of_the_direct_side(suite_run):
+def test_work_that_outlives_its_answer_stays_out_of_the_direct_side(proxy_run):
     """The spill proxy burns 100 ms of the load generator's CPU once its traffic stops: the direct requests
     at the start of the next block are slower (the carry-over, measured) and kept apart; the steady ones
     are not (no drift inside the block)."""
-    over = suite_run["report"].suite.overhead.set_index("target")
+    over = proxy_run["report"].suite.overhead.set_index("target")
     spill, aa = over.loc["spill"], over.loc["wiremock"]
-    # The spill is seen and measured: above what the A/A control's interval allows (5 blocks: wide).
+    # The spill is seen and measured: above what the A/A control's interval allows.
     assert spill["carryover_p50_us_ci_low"] > max(10.0, aa["carryover_p50_us_ci_high"]), spill.to_dict()
     # Nothing of it reaches the steady requests: judged inside the session (early vs late steady requests).
     # Not against the A/A control's direct side: that session ran minutes earlier, and on a shared machine
     # sessions differ by more than the leak tolerance (a fresh clone's make test saw it).
     assert not outlasts_settle(spill.to_dict()), spill.to_dict()
-    assert not [f for f in suite_run["report"].findings
+    assert not [f for f in proxy_run["report"].findings
                 if f.rule == "carry_over" and f.target == "spill" and "outlasted" in f.message]
     # The A/A control has nothing to carry over.
     assert aa["carryover_p50_us_ci_low"] <= 0 <= aa["carryover_p50_us_ci_high"] or abs(aa["carryover_p50_us"]) < 20
 
 
-def test_a_carry_over_counted_as_steady_is_caught(suite_run):
+def test_a_carry_over_counted_as_steady_is_caught(proxy_run):
     """The same requests of the spill proxy, read as if nothing had been kept apart (the settle window
     counted as steady): the early steady requests are slower than the late ones, and the rule says so."""
-    raw = suite_run["run_dir"] / "targets" / "spill" / "r1" / "overhead" / "raw.csv.gz"
+    raw = proxy_run["run_dir"] / "targets" / "spill" / "r1" / "overhead" / "raw.csv.gz"
     kept = read_pairs(raw)
     merged = Pairs([Block(np.concatenate([b.direct_settle[1:], b.direct]), b.target, b.direct_settle[:1],
                           b.target_settle, b.after_target) for b in kept.blocks])
@@ -129,13 +147,13 @@ def test_a_carry_over_counted_as_steady_is_caught(suite_run):
     assert not outlasts_settle({**carry_over([kept]), "direct_p50_us": float(np.median(kept.direct)) * 1000})
 
 
-def test_the_warm_up_waits_until_the_target_is_steady(suite_run):
+def test_the_warm_up_waits_until_the_target_is_steady(proxy_run):
     """The slow-start proxy adds 5 ms to its answers at its start, less and less until 6 s: the overhead
     step's warm-up lasts until its per-second median is steady, so none of that reaches the overhead."""
-    warmup = suite_run["outcomes"]["slowstart"].steps["overhead"].data["warmup"]
-    ready = suite_run["outcomes"]["slowstart"].ready_seconds or 0.0
+    warmup = proxy_run["outcomes"]["slowstart"].steps["overhead"].data["warmup"]
+    ready = proxy_run["outcomes"]["slowstart"].ready_seconds or 0.0
     assert warmup["steady"] is True and warmup["seconds"] + ready >= SLOW_START_S - 1, warmup
-    over = suite_run["report"].suite.overhead.set_index("target")
+    over = proxy_run["report"].suite.overhead.set_index("target")
     # Its steady cost is the delayed proxy's (the same proxy without the slow start).
     assert over.loc["slowstart", "added_p50_us"] < over.loc["delayed", "added_p50_us"] + 300, over.loc["slowstart"]
     assert over.loc["slowstart", "warmup_steady"] is True or over.loc["slowstart", "warmup_steady"] == 1
@@ -149,14 +167,21 @@ def test_the_closed_loop_frontier_beside_the_open_one(suite_run):
     assert "Closed-loop frontier" in report.paths["markdown"].read_text()
 
 
-def test_compare_calls_a_deliberately_slowed_gateway_a_regression(suite_run, tmp_path):
+def test_compare_calls_a_deliberately_slowed_gateway_a_regression(proxy_run, tmp_path):
     """The same proxy, 3 ms slower: `compare` flags its added latency, and `--fail-on-regression` exits 1;
     the A/A baseline, unchanged, stays within noise."""
     catalog = build_catalog(tmp_path / "catalog", copies=["wiremock"],
                             fakes=[proxy_gateway("delayed", 18998, "delay", 3)])
-    after = make_runner(catalog, ["wiremock", "delayed"], tmp_path / "results", suite=write_suite(tmp_path)).run()
-    before = suite_run["run_dir"]
+    # Added latency is the figure at stake: the runs measure the overhead step (and the seed, always).
+    after = make_runner(catalog, ["wiremock", "delayed"], tmp_path / "results",
+                        suite=write_suite(tmp_path, **OVERHEAD_ONLY)).run()
+    before = proxy_run["run_dir"]
     result = compare_runs(before, after)
+    # Only the listed steps ran; the rest are recorded as skipped, and the rig measured no frontier.
+    delayed = {o.target: o for o in read_outcomes(after)}["delayed"]
+    assert [n for n, r in delayed.steps.items() if r.status == "ok"] == ["overhead", "seed"]
+    assert "left out of this run's steps" in delayed.steps["capacity"].reason
+    assert read_manifest_data(after)["rig"]["frontier"] is None
     rows = result.table.set_index(["target", "metric"])
     assert rows.loc[("delayed", "added_p50_us"), "verdict"] == "regression", result.table.to_string()
     assert rows.loc[("delayed", "added_p50_us"), "after"] - rows.loc[("delayed", "added_p50_us"), "before"] > 2000

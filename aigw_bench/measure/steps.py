@@ -386,7 +386,11 @@ def suite_session(d: Driver, sizes: SuiteSizes, base: ScenarioParams, seed: Scen
     difference must be nil) and the published shape; its capacity is the rig's ceiling and it has no
     gateway process to weigh. A SessionLost (target or mock died) ends the session after recording
     the step it interrupted."""
-    on_step(overhead_step(d, sizes.overhead, base, session_dir))
+    left_out = "left out of this run's steps (the suite profile's `steps`)"
+    if sizes.runs("overhead"):
+        on_step(overhead_step(d, sizes.overhead, base, session_dir))
+    else:
+        on_step(skipped("overhead", left_out, session_dir))
     seed_params = base.model_copy(update={"vus": sizes.seed.vus, "duration": sizes.seed.duration,
                                           "warmup": sizes.seed.warmup})
     seed_record = scenario_step(d, "seed", seed, seed_params, session_dir, raw=keep_raw)
@@ -398,23 +402,40 @@ def suite_session(d: Driver, sizes: SuiteSizes, base: ScenarioParams, seed: Scen
             on_step(skipped("concurrency", "the baseline is the rig itself: its closed loop is the rig's ceiling",
                             session_dir))
         on_step(skipped("efficiency", "the baseline has no gateway process to weigh", session_dir))
+    else:
+        _gateway_steps(d, sizes, base, session_dir, rig, seed_record, on_step, left_out)
+    if sizes.runs("streaming"):
         on_step(streaming_step(d, sizes.streaming, streaming_profile, base, session_dir))
-        return
+    else:
+        on_step(skipped("streaming", left_out, session_dir))
+
+
+def _gateway_steps(d: Driver, sizes: SuiteSizes, base: ScenarioParams, session_dir: Path, rig: RigRecord,
+                   seed_record: StepRecord, on_step: Callable[[StepRecord], None], left_out: str) -> None:
+    """capacity -> closed-loop frontier -> efficiency, for a target that has a process of its own."""
     # Without a measured ceiling (the rig failed) nothing caps the search but its step budget.
     reach = rig.reach_rps or 1e9
-    try:
-        capacity = capacity_step(d, sizes.capacity, base, session_dir, reach, seed_record.data.get("rps"),
-                                 rig.reach_by_bound())
-    except SessionLost as exc:
-        on_step(exc.evidence.pop("partial_step"))
-        raise
-    on_step(capacity)
-    if sizes.concurrency is not None:
+    if sizes.runs("capacity"):
         try:
-            closed = concurrency_step(d, sizes.concurrency, base, session_dir, sizes.capacity.bounds_ms, reach)
+            capacity = capacity_step(d, sizes.capacity, base, session_dir, reach, seed_record.data.get("rps"),
+                                     rig.reach_by_bound())
         except SessionLost as exc:
             on_step(exc.evidence.pop("partial_step"))
             raise
-        on_step(closed)
-    on_step(efficiency_step(d, sizes.efficiency, base, session_dir))
-    on_step(streaming_step(d, sizes.streaming, streaming_profile, base, session_dir))
+        on_step(capacity)
+    else:
+        on_step(skipped("capacity", left_out, session_dir))
+    if sizes.concurrency is not None:
+        if sizes.runs("concurrency"):
+            try:
+                closed = concurrency_step(d, sizes.concurrency, base, session_dir, sizes.capacity.bounds_ms, reach)
+            except SessionLost as exc:
+                on_step(exc.evidence.pop("partial_step"))
+                raise
+            on_step(closed)
+        else:
+            on_step(skipped("concurrency", left_out, session_dir))
+    if sizes.runs("efficiency"):
+        on_step(efficiency_step(d, sizes.efficiency, base, session_dir))
+    else:
+        on_step(skipped("efficiency", left_out, session_dir))

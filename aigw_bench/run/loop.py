@@ -287,8 +287,10 @@ class Runner:
         self.emit(TargetStarted(target=engine.rig_label(place), repeat=1, index=0, total=total))
         try:
             with engine.rig_session(place) as driver:
+                # The rig's own frontier is what capacity probes are judged against: only when they run.
+                searches = m.sizes is not None and (m.sizes.runs("capacity") or m.sizes.runs("concurrency"))
                 record.update(measure_rig(driver, plan.rig, m.params, rig_dir,
-                                          m.sizes.capacity if m.sizes else None, m.profile))
+                                          m.sizes.capacity if searches else None, m.profile))
         except SessionLost as exc:
             record.update({"error": exc.reason, "status": exc.status, "evidence": exc.evidence})
         except STOP as exc:
