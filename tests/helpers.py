@@ -173,12 +173,11 @@ def make_runner(catalog_dir: Path | None, targets: list[str], results: Path, sce
                     suite=str(suite) if suite else None, mock_profile=mock_profile,
                     knobs=Knobs() if suite else Knobs(**{**SHORT, **overrides}), repeats=repeats if not suite else None,
                     results_root=results)
-    if plan.measurement.suite is None:
-        plan.rig = load_rig_sizes("local", SHORT_RIG)  # the rig's own measurement, shortened like the rest
+    plan.rig = load_rig_sizes("local", SHORT_RIG)  # the rig's own measurement, shortened like the rest
     return Runner(plan, LocalEngine(load_mock(mock), plan_cpus()), on_event=on_event)
 
 
-# The command line with the rig's short sizes, as make_runner's scenario runners have them.
+# The command line with the rig's short sizes, as make_runner's runners have them.
 SHORT_RIG_ENV = {**os.environ, "AIGW_BENCH_RIG": str(SHORT_RIG)}
 
 

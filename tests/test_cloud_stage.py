@@ -66,7 +66,7 @@ def prometheus():
 SHORT_RIG = {"ceiling": {"vus": 5, "duration": 1.0, "warmup": 0.0}, "floor": {"duration": 1.0, "warmup": 0.0}}
 
 
-def plan_for(tmp_path, outputs: list[StackOutputs], repeats: int = 1, duration: str = "3s",
+def plan_for(tmp_path, outputs: list[StackOutputs], repeats: int = 1, duration: str = "1s",
              warmup: str = "1s") -> CloudCase:
     case = cloud_case(tmp_path, outputs, knobs={"vus": 5, "duration": duration, "warmup": warmup}, repeats=repeats)
     case.plan.rig = case.plan.rig.model_validate(SHORT_RIG)
