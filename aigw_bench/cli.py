@@ -398,8 +398,7 @@ def _print_summary(comparison_csv: Path) -> None:
     import pandas as pd
 
     table = pd.read_csv(comparison_csv)
-    cols = ["target", "status", "rps", "error_rate", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms",
-            "added_p95_ms"]
+    cols = ["target", "status", "rps", "error_rate", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms"]
     with pd.option_context("display.width", 160, "display.max_columns", 20, "display.float_format", "{:,.2f}".format):
         click.echo(table[cols].to_string(index=False))
 

@@ -105,7 +105,7 @@ def _efficiency_part(r: dict) -> str | None:
     text = f"{r['cpu_ms_per_request']:.2f} CPU-ms per request"
     if _present(r.get("rss_mib")):
         text += f" and {r['rss_mib']:,.0f} MiB under load"
-    return text + f" at {r['efficiency_rate']:g} req/s"
+    return text + f" at {r['efficiency_rps']:g} req/s"
 
 
 def _streaming_part(r: dict) -> str | None:
@@ -185,9 +185,10 @@ def headlines(table: pd.DataFrame, findings: list[Finding], closed_loop: bool = 
     if closed_loop:
         return out
     for r in table[table["valid"] & (table["role"] == "gateway")].to_dict("records"):
-        if pd.isna(r.get("added_p95_ms")):
+        if pd.isna(r.get("rate_added_p95_ms")):
             continue
-        text = (f"{r['target']} added {r['added_p50_ms']:+.2f} ms at p50 and {r['added_p95_ms']:+.2f} ms at p95 over "
+        text = (f"{r['target']} added {r['rate_added_p50_ms']:+.2f} ms at p50 and {r['rate_added_p95_ms']:+.2f} ms "
+                "at p95 over "
                 "direct-to-mock at the same arrival rate")
         out.append(Headline(text, _flags(findings, r["target"])))
     return out

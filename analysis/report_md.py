@@ -11,9 +11,10 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from analysis.compare import MAX_VALID_ERROR_RATE
+from analysis.compare import MAX_VALID_ERROR_RATE, RATE_ADDED_COLUMNS
 from analysis.headline import Headline
 from analysis.load import RunData
 from analysis.report_scenario import scenario_tables
@@ -27,10 +28,14 @@ from schema.results import STATUS_TEXT
 
 
 def fmt(value: Any, digits: int = 2, suffix: str = "") -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if not _present(value):
         return "–"
-    if isinstance(value, float):
-        return f"{value:,.{digits}f}{suffix}"
+    if isinstance(value, bool | np.bool_):
+        return f"{value}{suffix}"
+    if isinstance(value, int | np.integer):  # a count: whole, with thousands separators
+        return f"{int(value):,}{suffix}"
+    if isinstance(value, float | np.floating):
+        return f"{float(value):,.{digits}f}{suffix}"
     return f"{value}{suffix}"
 
 
@@ -96,7 +101,7 @@ def results_cells(table: pd.DataFrame, closed_loop: bool) -> tuple[list[str], li
                  *(fmt(r[c]) for c in ("latency_p50_ms", "latency_p90_ms", "latency_p95_ms", "latency_p99_ms",
                                        "latency_max_ms"))]
         if not closed_loop:
-            cells += [signed(r["added_p50_ms"]), signed(r["added_p95_ms"]), signed(r["added_p99_ms"])]
+            cells += [signed(r[c]) for c in RATE_ADDED_COLUMNS]
         cells.append(fmt(r["rps_pct_of_baseline"], 1, "%"))
         rows.append({"cells": cells, "valid": bool(r["valid"]), "target": r["target"],
                      "status_class": "status-ok" if r["valid"] else ("status-skip" if r["status"] == "not_runnable"
@@ -130,7 +135,7 @@ def is_closed_loop(run: RunData) -> bool:
 
 
 def _present(value: Any) -> bool:
-    return value is not None and not (isinstance(value, float) and math.isnan(value))
+    return value is not None and value is not pd.NA and not (isinstance(value, float) and math.isnan(value))
 
 
 def problem_entries(run: RunData) -> list[dict[str, Any]]:

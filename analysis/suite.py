@@ -30,7 +30,7 @@ SUITE_COLUMNS = [
     "added_p90_us", "added_p90_us_ci_low", "added_p90_us_ci_high", "added_p99_us_ci_low", "added_p99_us_ci_high",
     "overhead_pairs", "capacity_bound_ms", "capacity_at_least_rps", "capacity_below_rps", "capacity_low_rps",
     "capacity_high_rps",
-    "efficiency_rate", "efficiency_sustained", "cpu_ms_per_request_low", "cpu_ms_per_request_high",
+    "efficiency_rps", "efficiency_sustained", "cpu_ms_per_request_low", "cpu_ms_per_request_high",
     "rss_idle_mib", "rss_after_mib",
     "added_ttft_p50_ms", "added_ttft_p50_ms_ci_low", "added_ttft_p50_ms_ci_high", "added_ttft_p99_ms",
     "added_gap_p50_ms", "added_gap_p99_ms", "stream_complete_share", "stream_rebuffers",
@@ -79,7 +79,7 @@ def suite_columns(results: SuiteResults) -> pd.DataFrame:
                      "passed_above_rps": "capacity_unstable_up_to_rps"}), on="target")
     parts.append(cap)
     parts.append(closed_columns(results.closed, results.default_bound_ms))
-    e = results.efficiency.rename(columns={"rate": "efficiency_rate", "sustained": "efficiency_sustained",
+    e = results.efficiency.rename(columns={"rate": "efficiency_rps", "sustained": "efficiency_sustained",
                                            "rss_load_mib": "rss_mib"})
     parts.append(e[["target", *[c for c in SUITE_COLUMNS if c in e.columns]]])
     s = results.streaming.rename(columns={"complete_share": "stream_complete_share", "rebuffers": "stream_rebuffers"})

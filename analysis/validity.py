@@ -158,10 +158,11 @@ def _loadgen_bottleneck(run: RunData, table: pd.DataFrame) -> list[Finding]:
 def _few_requests(table: pd.DataFrame) -> list[Finding]:
     out = []
     for r in table.dropna(subset=["requests"]).itertuples():
-        short = [name for name, q in QUOTED_PERCENTILES.items() if r.requests * (1 - q) < TAIL_SAMPLES]
+        per_repeat = r.requests / max(int(r.repeats or 1), 1)  # the column is the total over repeats
+        short = [name for name, q in QUOTED_PERCENTILES.items() if per_repeat * (1 - q) < TAIL_SAMPLES]
         if short:
             out.append(Finding("few_requests", r.target,
-                               f"only {r.requests:,.0f} requests per repeat: {', '.join(short)} rest on fewer than "
+                               f"only {per_repeat:,.0f} requests per repeat: {', '.join(short)} rest on fewer than "
                                f"{TAIL_SAMPLES} samples beyond them; read them as rough."))
     return out
 

@@ -123,7 +123,7 @@ def test_summary_cut_short_is_named_and_gives_no_numbers(faulty_run, tmp_path):
     table = pd.read_csv(paths["comparison"]).set_index("target")
     assert pd.isna(table.loc["wiremock", "rps"]) and table.loc["wiremock", "status"] == "invalid_output"
     # The baseline is gone, so nothing is computed against it (no made-up numbers).
-    assert pd.isna(table.loc["nginx", "added_p95_ms"])
+    assert pd.isna(table.loc["nginx", "rps_pct_of_baseline"])
 
 
 def test_summary_missing_is_named(faulty_run, tmp_path):
