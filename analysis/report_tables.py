@@ -115,7 +115,8 @@ def frontier_table(suite: SuiteResults, order: list[str], baseline: str | None) 
                 continue
             r = r.iloc[0]
             if t == baseline:
-                cells.append(_num(r["max_rps"]) if _present(r["max_rps"]) else "none")
+                others = f[(f["target"] != t) & (f["p99_bound_ms"] == b)]
+                cells.append(rig_frontier_cell(r, others))
             elif r["rig_bound"]:
                 cells.append(f">= {_num(r['max_rps'])} (rig-bound)")
             elif _present(r["max_rps"]):
@@ -135,7 +136,27 @@ def frontier_table(suite: SuiteResults, order: list[str], baseline: str | None) 
         "iteration; found by stepping the rate up, then bisecting. With repeats: the lowest repeat (the range in "
         "brackets). '~': the step budget ran out before the bracket narrowed to the resolution; '< N': no rate "
         "tried met the bound, the lowest failed at N. The rig's row "
-        "is k6 straight to the mock: a target within 80% of it is rig-bound, its capacity at least that.")
+        "is k6 straight to the mock: a target within 80% of it is rig-bound, its capacity at least that. The rig's "
+        "own figure is printed only when its search found one above every target's (every request passes "
+        "through the rig); otherwise the row says where its search stopped.")
+
+
+def rig_frontier_cell(r: pd.Series, others: pd.DataFrame) -> str:
+    """The rig's own capacity at one bound, printed as a frontier only when its search found one that no target
+    exceeds (every target's load passes through the rig: a target above it means the rig's search fell short)."""
+    above = others.dropna(subset=["max_rps"])
+    best = above.loc[above["max_rps"].idxmax()] if not above.empty else None
+    if best is not None and (not _present(r["max_rps"]) or r["max_rps"] < best["max_rps"]):
+        found = (f"its search stopped at {_num(r['max_rps'])}" if _present(r["max_rps"])
+                 else f"its lowest rate tried, {_num(r['failing_rps'])}, failed")
+        return f"not found ({found}; {best['target']} sustained {_num(best['max_rps'])}): ran out of steps"
+    if not _present(r["max_rps"]):
+        return (f"< {_num(r['failing_rps'])} (no rate tried met it)" if _present(r["failing_rps"])
+                else "none met it")
+    if not r["resolved"]:
+        upper = f"–{_num(r['failing_rps'])}" if _present(r["failing_rps"]) else "+"
+        return f"{_num(r['max_rps'])}{upper}: ran out of steps"
+    return _num(r["max_rps"])
 
 
 def closed_frontier_table(suite: SuiteResults, order: list[str]) -> TextTable | None:
@@ -230,8 +251,35 @@ def suite_tables(run: RunData, suite: SuiteResults, table: pd.DataFrame) -> list
 
 
 def closing_tables(run: RunData) -> list[TextTable]:
-    """Tables after the results: for now, where the time went."""
-    return [t for t in (durations_table(run),) if t is not None]
+    """Tables after the results: the suite's step sizes, where the time went."""
+    return [t for t in (suite_steps_table(run), durations_table(run)) if t is not None]
+
+
+def _size_text(key: str, value: Any) -> str:
+    """One size as a person reads it: the unit from the key's name (durations in s, bounds in ms, rates in req/s)."""
+    if isinstance(value, list):
+        return f"{key.replace('_ms', '')} {', '.join(f'{v:g}' if isinstance(v, float) else str(v) for v in value)}" + (
+            " ms" if key.endswith("_ms") else "")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return f"{key} {value}"
+    unit = (" ms" if key.endswith("_ms") else " req/s" if key in ("rate", "min_rate") or key.endswith("_rps")
+            else " s" if key in ("duration", "warmup", "warmup_max", "block", "settle", "idle", "after", "step",
+                                 "max_step", "quiet_wait") else "")
+    return f"{key.replace('_ms', '')} {value:g}{unit}"
+
+
+def suite_steps_table(run: RunData) -> TextTable | None:
+    """Every step of the suite with the sizes this run used (the suite file's profile)."""
+    suite = run.manifest.suite
+    if suite is None or not suite.sizes:
+        return None
+    rows = [[step, "; ".join(_size_text(k, v) for k, v in sizes.items())]
+            for step, sizes in suite.sizes.items() if isinstance(sizes, dict)]
+    repeats = suite.sizes.get("repeats")
+    return TextTable(f"The suite's steps: {suite.name} ({suite.profile} sizes)", ["step", "sizes"], rows,
+                     f"From k6_scripts/suites/{suite.name}.yaml, profile '{suite.profile}'"
+                     + (f"; {repeats} sessions per target by default" if repeats else "")
+                     + f"; this run: {run.manifest.repeats} per target. {suite.description}".rstrip())
 
 
 def durations_table(run: RunData) -> TextTable | None:

@@ -179,6 +179,7 @@ class SuiteTarget:
     rebuffers: bool = False
     streams_complete: bool = True
     aa_ms: float = 0.0  # for the baseline: what the rig misattributes in its A/A session
+    status: str = "ok"  # "not_runnable": no step runs, the session records only why
 
 
 SUITE_SIZES = {"capacity": {"bounds_ms": [10, 50, 250], "default_bound_ms": 50}, "efficiency": {"rate": 50}}
@@ -219,7 +220,7 @@ def make_suite_run(root: Path, targets: dict[str, SuiteTarget], name: str = "sui
     """A suite run directory: manifest with the suite, and per session the steps' records and files."""
     from schema.results import StepRecord
 
-    seed_targets = {n: Target(role=t.role, rps=[1000.0] * repeats) for n, t in targets.items()}
+    seed_targets = {n: Target(role=t.role, rps=[1000.0] * repeats, status=t.status) for n, t in targets.items()}
     run_dir = make_run(root, seed_targets, name=name, rig=rig, repeats=repeats)
     manifest = json.loads((run_dir / MANIFEST).read_text())
     manifest["suite"] = {"name": "default", "profile": "local", "sizes": SUITE_SIZES}
@@ -227,6 +228,8 @@ def make_suite_run(root: Path, targets: dict[str, SuiteTarget], name: str = "sui
     (run_dir / MANIFEST).write_text(json.dumps(manifest))
     for r in range(1, repeats + 1):
         for index, (name_, t) in enumerate(targets.items()):
+            if t.status != "ok":
+                continue
             work = target_dir(run_dir, name_, r)
             outcome = Outcome.model_validate_json((work / "outcome.json").read_text())
             (work / "overhead").mkdir()

@@ -43,7 +43,7 @@ def test_a_clean_set_has_no_findings_and_a_headline(tmp_path):
     assert report.headlines[0].text == "fastgw delivered 300% more RPS than slowgw (closed loop)"
     assert "one repeat" in report.headlines[0].caveats[0] and CLOSED_LOOP in report.headlines[0].caveats
     md = report.paths["markdown"].read_text()
-    assert "## Validity" not in md and md.index("## The rig") < md.index("## Headline") < md.index("## Results")
+    assert "## Validity" not in md and md.index("## Headline") < md.index("## The rig") < md.index("## Results")
 
 
 def test_a_closed_loop_gives_no_added_latency_an_arrival_rate_does(tmp_path):
