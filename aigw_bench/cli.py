@@ -56,6 +56,14 @@ def _table(rows: list[list[str]], indent: str = "  ") -> list[str]:
     return [indent + "  ".join([*(c.ljust(w) for c, w in zip(r, widths, strict=False)), r[-1]]).rstrip() for r in rows]
 
 
+def _chosen(cat, names: list[str] | None) -> list:
+    """The catalog entries named, a former name taken for the entry's new one with a notice (for one release)."""
+    for old, new in cat.renamed(names).items():
+        console.print(f"[yellow]notice:[/] target '{old}' is now called '{new}'; '{old}' is accepted in this "
+                      "release only", markup=True)
+    return cat.select(names)
+
+
 def _where(g) -> str:
     local, cloud = g.local.runnable, g.cloud is not None
     return {(True, True): "local + cloud", (True, False): "local only", (False, True): "cloud only"}.get(
@@ -144,7 +152,7 @@ def setup(targets: tuple[str, ...], with_browser: bool, catalog: Path | None) ->
     every = [InstallTarget(m.name, m.local.install, m.entry_dir) for m in mocks if m.local.install]
     every += [InstallTarget(g.name, g.local.install, g.entry_dir) for g in cat
               if g.local.runnable and g.local.install]
-    chosen = {g.name for g in cat.select(list(targets) or None)}
+    chosen = {g.name for g in _chosen(cat, list(targets) or None)}
     items = [t for t in every if t.name in chosen or t.name in {m.name for m in mocks}]
     if with_browser:
         items.append(InstallTarget("chromium", InstallSpec(apt=["chromium"], provides="chromium"), mocks[0].entry_dir))
@@ -328,7 +336,7 @@ def run(targets: str | None, suite: str | None, scenario: str | None, repeats: i
     from aigw_bench.run.plan import plan_run
 
     engine = LocalEngine(load_mock(mock_name), plan_cpus(pin=not no_pin))
-    chosen = load_catalog(catalog).select(_split(targets, "--targets"))
+    chosen = _chosen(load_catalog(catalog), _split(targets, "--targets"))
     plan = plan_run("local", targets=chosen, scenario=scenario, suite=suite, mock_profile=mock_profile,
                     knobs=_knobs(options), repeats=repeats, results_root=results,
                     keep_raw=not no_raw, command_line=sys.argv)
@@ -473,7 +481,7 @@ def render(target: str, scenario: str, url: str | None, profile: str, output: Pa
     from aigw_bench.measure.plan import measurement
     from k6_scripts.render import render_script
 
-    entry = load_catalog(catalog).get(target)
+    entry = _chosen(load_catalog(catalog), [target])[0]
     if url is None and not entry.local.runnable:
         raise click.UsageError(
             f"{target} does not run on this machine, so it has no local address to render for: give its address "
@@ -644,7 +652,7 @@ def cloud_run(stacks: str, suite: str | None, mock_profile: str | None, scenario
 
 
 @cloud.command("matrix")
-@click.option("--stacks", required=True, help="Stacks to deploy, benchmark and destroy, e.g. wiremock,kong,portkey.")
+@click.option("--stacks", required=True, help="Stacks to deploy, benchmark and destroy, e.g. direct,kong,portkey.")
 @_cloud_options
 @_scenario_options
 @click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),

@@ -80,7 +80,10 @@ def comparison(run: RunData, suite: SuiteResults | None = None) -> pd.DataFrame:
     for name, info in targets.items():
         outcome_rows = run.outcomes[run.outcomes["target"] == name] if not run.outcomes.empty else pd.DataFrame()
         status, reason = _status_summary(outcome_rows) if not outcome_rows.empty else ("not_run", None)
-        row = {"target": name, "role": info.role, "version": info.version,
+        # The baseline is the mock that ran (its catalog entry has no software of its own): its version, also
+        # for runs recorded before the manifest said so.
+        version = run.manifest.mock.version if info.role == "baseline" and run.manifest.mock.version else info.version
+        row = {"target": name, "role": info.role, "version": version,
                "status": status, "reason": reason, "repeats": int(counts.get(name, 0))}
         if name in means.index:
             row.update(means.loc[name].to_dict())

@@ -136,7 +136,7 @@ def run_scorecard(run: RunData, table: pd.DataFrame, findings: list[Finding], su
     if not run.is_suite or run.manifest.suite is None:
         return None
     return scorecard(table, findings, run.manifest.suite.name, run.manifest.suite.profile, suite.default_bound_ms,
-                     suite.efficiency_rate, suite.frontier)
+                     suite.efficiency_rate, suite.frontier, run.manifest.mock.title or run.manifest.mock.name or "mock")
 
 
 def _to_csv(frame: pd.DataFrame, path: Path) -> None:

@@ -215,6 +215,10 @@ def version_rows(m: Manifest) -> list[list[str]]:
     vc = m.mock.version_check or {}
     rows.append([f"mock ({m.mock.name})", m.mock.version, vc.get("installed") or "–", m.mock.source])
     for name, t in m.targets.items():
+        if t.role == "baseline":  # no software of its own: the mock above is what it measured
+            rows.append([f"{name} (k6 straight to the {m.mock.title or m.mock.name} mock)",
+                         m.mock.version or t.version, rows[0][2], f"the mock above ({m.mock.name})"])
+            continue
         vc = t.version_check or {}
         installed = vc.get("installed") or "–"
         if vc.get("matches_pin") is False:

@@ -99,14 +99,16 @@ def rig_capacity(frontier: pd.DataFrame, baseline: str, bound_ms: float | None) 
 
 
 def scorecard(table: pd.DataFrame, findings: list[Finding], suite_name: str, profile: str,
-              default_bound_ms: float | None, efficiency_rps: float | None, frontier: pd.DataFrame) -> Scorecard:
+              default_bound_ms: float | None, efficiency_rps: float | None, frontier: pd.DataFrame,
+              mock_title: str) -> Scorecard:
     """A suite run's scorecard (``table``: comparison.csv's)."""
     rows = []
     for r in table.to_dict("records"):
         if r["status"] != "ok" and not (_present(r.get("added_p50_us")) or _present(r.get("rps"))):
             continue
-        name = f"{r['target']} {r['version']}" + (" (A/A control)" if r["role"] == "baseline" else "")
         baseline = r["role"] == "baseline"
+        name = (f"{r['target']} ({mock_title} {r['version']}, A/A control)" if baseline
+                else f"{r['target']} {r['version']}")
         capacity = rig_capacity(frontier, r["target"], default_bound_ms) if baseline else capacity_cell(r)
         rows.append([name, _added(r, "p50"), _added(r, "p99"), capacity, _num(r.get("cpu_ms_per_request"), 2),
                      _num(r.get("rss_mib")), _ttft(r), marks(findings, r["target"])])

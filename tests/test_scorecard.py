@@ -58,7 +58,8 @@ def test_the_scorecard_is_the_first_table_of_both_reports(report):
 def test_one_row_per_measured_target_with_its_figures_and_marks(report):
     card = rows(report)
     assert set(card) == {"direct", "floor", "fastgw", "slowgw"}
-    assert card["direct"][0] == "direct 1.0 (A/A control)" and card["direct"][3] == "the rig: 2,000"
+    assert card["direct"][0] == "direct (nginx + Lua (ngx_lua) 1.22.1, A/A control)"
+    assert card["direct"][3] == "the rig: 2,000"
     fast = card["fastgw"]
     assert re.fullmatch(r"2\.\d\d ms \([12]\.\d\d to 2\.\d\d\)", fast[1]), fast[1]
     assert fast[3] == "400" and fast[4] == "2.50" and fast[5] == "200"

@@ -26,7 +26,7 @@ from tests.helpers import build_catalog, make_runner, tool_processes, write_suit
 
 pytestmark = pytest.mark.slow
 
-TARGETS = ["wiremock", "nginx", "portkey", "litellm"]
+TARGETS = ["direct", "nginx", "portkey", "litellm"]
 GATEWAYS = ["nginx", "portkey", "litellm"]
 STEPS = ["overhead", "seed", "capacity", "concurrency", "efficiency", "streaming"]
 SPILL_MS, SLOW_START_S = 100, 6  # the tiny suite keeps 150 ms of each block apart
@@ -104,7 +104,7 @@ def test_work_that_outlives_its_answer_stays_out_of_the_direct_side(suite_run):
     at the start of the next block are slower (the carry-over, measured) and kept apart; the steady ones
     are not (no drift inside the block)."""
     over = suite_run["report"].suite.overhead.set_index("target")
-    spill, aa = over.loc["spill"], over.loc["wiremock"]
+    spill, aa = over.loc["spill"], over.loc["direct"]
     # The spill is seen and measured: above what the A/A control's interval allows (5 blocks: wide).
     assert spill["carryover_p50_us_ci_low"] > max(10.0, aa["carryover_p50_us_ci_high"]), spill.to_dict()
     # Nothing of it reaches the steady requests: judged inside the session (early vs late steady requests).
@@ -152,16 +152,16 @@ def test_the_closed_loop_frontier_beside_the_open_one(suite_run):
 def test_compare_calls_a_deliberately_slowed_gateway_a_regression(suite_run, tmp_path):
     """The same proxy, 3 ms slower: `compare` flags its added latency, and `--fail-on-regression` exits 1;
     the A/A baseline, unchanged, stays within noise."""
-    catalog = build_catalog(tmp_path / "catalog", copies=["wiremock"],
+    catalog = build_catalog(tmp_path / "catalog", copies=["direct"],
                             fakes=[proxy_gateway("delayed", 18998, "delay", 3)])
-    after = make_runner(catalog, ["wiremock", "delayed"], tmp_path / "results", suite=write_suite(tmp_path)).run()
+    after = make_runner(catalog, ["direct", "delayed"], tmp_path / "results", suite=write_suite(tmp_path)).run()
     before = suite_run["run_dir"]
     result = compare_runs(before, after)
     rows = result.table.set_index(["target", "metric"])
     assert rows.loc[("delayed", "added_p50_us"), "verdict"] == "regression", result.table.to_string()
     assert rows.loc[("delayed", "added_p50_us"), "after"] - rows.loc[("delayed", "added_p50_us"), "before"] > 2000
     assert "A/A" not in rows.loc[("delayed", "added_p50_us"), "judged_by"]  # 3 ms is beyond the rig's resolution
-    assert rows.loc[("wiremock", "added_p50_us"), "verdict"] == "within noise"
+    assert rows.loc[("direct", "added_p50_us"), "verdict"] == "within noise"
     cli = Path(sys.executable).parent / "aigw-bench"
     out = subprocess.run([str(cli), "compare", str(before), str(after), "--fail-on-regression"], capture_output=True,
                          text=True, timeout=120)
