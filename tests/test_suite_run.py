@@ -167,3 +167,25 @@ def test_compare_calls_a_deliberately_slowed_gateway_a_regression(suite_run, tmp
                          text=True, timeout=120)
     assert out.returncode == 1, out.stdout + out.stderr
     assert "delayed** added_p50_us" in out.stdout
+
+
+def test_the_report_reads_on_a_desktop_and_on_a_phone(suite_run, tmp_path):
+    """Headless Chromium lays the real report out at 1300 and 420 CSS px: the scorecard is on the first screen
+    of a desktop, nothing reaches past the viewport outside a scroll container, every chart fits its box, and
+    on a phone every table that scrolls says so. Screenshots are kept beside the report."""
+    from tests.browser import layout, screenshot
+
+    html = suite_run["report"].paths["html"]
+    wide = layout(html, 1300, 900, tmp_path / "wide")
+    assert wide["viewport"] == [1300, 900] and wide["document_width"] <= 1300
+    assert wide["overflow"] == [], wide["overflow"][:5]
+    assert wide["scorecard_bottom"] is not None and wide["scorecard_bottom"] <= 900
+    assert wide["charts"] and all(c["fits"] for c in wide["charts"]), wide["charts"]
+    phone = layout(html, 420, 860, tmp_path / "phone")
+    assert phone["viewport"] == [420, 860] and phone["document_width"] <= 420
+    assert phone["overflow"] == [], phone["overflow"][:5]
+    assert all(c["fits"] for c in phone["charts"]), phone["charts"]
+    assert any(w["scrolls"] for w in phone["wraps"]) and all(w["hint"] for w in phone["wraps"] if w["scrolls"])
+    run_dir = suite_run["run_dir"]
+    screenshot(html, run_dir / "report-1300.png", tmp_path / "shot", size="1300,900")
+    screenshot(tmp_path / "phone" / "frame-420.html", run_dir / "report-420.png", tmp_path / "shot", size="500,1060")
