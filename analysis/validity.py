@@ -41,6 +41,7 @@ RULE_TITLES = {
     "control": "The A/A control is off",
     "efficiency": "The efficiency rate was not sustained",
     "streaming": "Streams did not arrive whole",
+    "holdback": "The first streamed token waits inside the target",
     "raw_mismatch": "Per-request samples disagree with k6's summary",
     "capacity_unstable": "A capacity is not stable from step to step",
     "disturbed": "Other work on the machine disturbed a measurement",
@@ -52,6 +53,7 @@ RULE_MARKS = {
     "errors": "errors", "rig": "no rig", "rig_bound": "rig-bound", "loadgen_bottleneck": "load generator busy",
     "few_requests": "few requests", "unequal_work": "unequal work", "noisy": "repeats disagree",
     "control": "A/A off", "efficiency": "rate not sustained", "streaming": "streams cut",
+    "holdback": "first token held",
     "raw_mismatch": "samples disagree", "capacity_unstable": "capacity unstable", "disturbed": "disturbed",
     "carry_over": "carry-over",
 }
@@ -343,6 +345,21 @@ def _streaming(suite: SuiteResults | None) -> list[Finding]:
     return out
 
 
+def _holdback(table: pd.DataFrame) -> list[Finding]:
+    """A target whose first streamed token waits longer than its whole-request overhead plus a token's time."""
+    if "stream_holds_first_token" not in table:
+        return []
+    held = table[table["stream_holds_first_token"].eq(True) & (table["role"] != "baseline")]
+    return [Finding("holdback", r.target,
+                    f"streaming adds {r.added_ttft_p50_ms:+.1f} ms to the first token (95% CI "
+                    f"{r.added_ttft_p50_ms_ci_low:+.1f} to {r.added_ttft_p50_ms_ci_high:+.1f}) against "
+                    f"{r.added_p50_us / 1000:.2f} ms added to a whole request: the first token waits "
+                    f"{r.stream_first_token_wait_ms:.1f} ms inside the target, more than one token's time of the "
+                    "mock, even when every chunk arrives. A proxy that buffers small writes, or waits for more of "
+                    "the answer before relaying, does this; a client sees it as a slower first token.")
+            for r in held.itertuples()]
+
+
 def _raw_mismatch(run: RunData) -> list[Finding]:
     """The charts and per-second series come from k6's raw samples, the table from its summary: they must agree."""
     out = []
@@ -375,4 +392,5 @@ def check(run: RunData, table: pd.DataFrame, suite: SuiteResults | None = None) 
         *_disturbed(run),
         *_efficiency(suite),
         *_streaming(suite),
+        *_holdback(table),
     ]

@@ -180,6 +180,7 @@ class SuiteTarget:
     streams_complete: bool = True
     aa_ms: float = 0.0  # for the baseline: what the rig misattributes in its A/A session
     status: str = "ok"  # "not_runnable": no step runs, the session records only why
+    gap_offset_ms: float = 0.0  # added to every gap between chunks read through the target
 
 
 SUITE_SIZES = {"capacity": {"bounds_ms": [10, 50, 250], "default_bound_ms": 50}, "efficiency": {"rate": 50}}
@@ -209,7 +210,8 @@ def _streams(path: Path, t: SuiteTarget, seed: int, chunks: int = 20) -> None:
                             "first_byte_ms": ttft, "spread_ms": spread, "total_ms": ttft + spread,
                             "content_chunks": chunks if whole else chunks // 2, "usage": whole, "done": whole,
                             "error": ""})
-            gaps += [{"side": side, "stream": i, "gap_ms": (0.05 if held else 12.3 + rng.normal(0, 0.3))}
+            offset = t.gap_offset_ms if side == "target" else 0.0
+            gaps += [{"side": side, "stream": i, "gap_ms": (0.05 if held else 12.3 + offset + rng.normal(0, 0.3))}
                      for _ in range(chunks - 1)]
     pd.DataFrame(streams).to_csv(path / "streams.csv", index=False)
     pd.DataFrame(gaps).to_csv(path / "gaps.csv.gz", index=False)

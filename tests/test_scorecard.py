@@ -30,9 +30,9 @@ TARGETS = {
     "floor": SuiteTarget(role="floor", added_ms=0.1, capacity={10: 900.0, 50: 1500.0, 250: 1500.0},
                          rig_bound={50.0, 250.0}, cpu_ms=0.2, rss_mib=15),
     "fastgw": SuiteTarget(added_ms=2.0, capacity={10: 150.0, 50: 400.0, 250: 500.0}, cpu_ms=2.5,
-                          unstable={250.0: [640.0]}),
+                          unstable={250.0: [640.0]}, gap_offset_ms=-0.6),
     "slowgw": SuiteTarget(added_ms=8.0, capacity={10: None, 50: 80.0, 250: 120.0}, cpu_ms=9.0, rss_mib=300,
-                          added_ttft_ms=40.0, unstable={50.0: [95.0, 110.0]}),
+                          added_ttft_ms=40.0, unstable={50.0: [95.0, 110.0]}, gap_offset_ms=0.05),
     "cloudonly": SuiteTarget(status="not_runnable"),
 }
 
@@ -122,3 +122,28 @@ def test_the_terminal_ends_with_the_scorecard(report):
     # Nothing but the not-run line and the report's paths after it.
     assert [line for line in lines[start + 2 + len(report.scorecard.table.rows):]
             if not line.startswith(("report", "  not measured here: cloudonly"))] == []
+
+
+def test_a_first_token_held_back_gets_a_verdict_a_finding_and_a_headline(report):
+    """slowgw adds 8 ms to a request and 40 to the first token: it holds the first token ~32 ms, more than the
+    mock's 12.3 ms token gap; fastgw (2 ms and ~5 ms) relays it as it comes."""
+    table = report.table.set_index("target")
+    assert bool(table.loc["slowgw", "stream_holds_first_token"]) and not table.loc["fastgw", "stream_holds_first_token"]
+    assert table.loc["slowgw", "stream_first_token_wait_ms"] == pytest.approx(32, abs=3)
+    held = [f for f in report.findings if f.rule == "holdback"]
+    assert [f.target for f in held] == ["slowgw"] and "waits 3" in held[0].message
+    assert "first token held" in rows(report)["slowgw"][7]
+    head = next(h.text for h in report.headlines if h.text.startswith("slowgw "))
+    assert "streaming holds the first token back: +39." in head and "every chunk arrived" in head
+    assert any(h.text.startswith("fastgw delays the first streamed token less than slowgw") for h in report.headlines)
+
+
+def test_negative_and_tiny_differences_are_read_in_words(report):
+    md = report.paths["markdown"].read_text()
+    section = md[md.index("## Streaming"):].split("\n\n")[1]
+    line = {row.split("|")[1].strip(): row for row in section.splitlines()[2:]}
+    assert "gap: below direct, which a relay cannot cause" in line["fastgw"]  # -0.6 ms, interval below zero
+    assert "gap: real but immaterial, under 1% of the mock's 12.3 ms" in line["slowgw"] or \
+        "gap: noise, its 95% interval includes zero" in line["slowgw"]
+    assert "A/A control: the mock against itself" in line["direct"]
+    assert "the gap's: below direct" in next(h.text for h in report.headlines if h.text.startswith("fastgw "))
