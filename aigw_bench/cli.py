@@ -154,6 +154,8 @@ def setup(targets: tuple[str, ...], with_browser: bool, catalog: Path | None) ->
               if g.local.runnable and g.local.install]
     chosen = {g.name for g in _chosen(cat, list(targets) or None)}
     items = [t for t in every if t.name in chosen or t.name in {m.name for m in mocks}]
+    # The hey scenario also runs the published tool itself (Debian's hey) after k6.
+    items.append(InstallTarget("hey", InstallSpec(apt=["hey"], provides="hey"), mocks[0].entry_dir))
     if with_browser:
         items.append(InstallTarget("chromium", InstallSpec(apt=["chromium"], provides="chromium"), mocks[0].entry_dir))
     users: dict[Path, list[str]] = {}
