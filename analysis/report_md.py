@@ -161,10 +161,10 @@ def problem_entries(run: RunData) -> list[dict[str, Any]]:
             continue
         entries.append(entry)
     for e in entries:
-        many = len(e["repeats"]) > 1
-        e["repeat_text"] = ("every repeat" if many and len(e["repeats"]) == run.manifest.repeats
-                            else f"repeat{'s' if many else ''} {', '.join(str(n) for n in e.pop('repeats'))}")
-        e.pop("repeats", None)
+        repeats = e.pop("repeats")
+        many = len(repeats) > 1
+        e["repeat_text"] = ("every repeat" if many and len(repeats) == run.manifest.repeats
+                            else f"repeat{'s' if many else ''} {', '.join(str(n) for n in repeats)}")
     if "raw_truncated" in run.outcomes:
         for r in run.outcomes.dropna(subset=["raw_truncated"]).to_dict("records"):
             entries.append({"target": r["target"], "repeat_text": f"repeat {r['repeat']}",
