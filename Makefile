@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-# Extra arguments for the benchmark, e.g. make bench ARGS="--targets wiremock,portkey --duration 30s"
+# Extra arguments for the benchmark, e.g. make bench ARGS="--targets direct,portkey --duration 30s"
 ARGS   ?=
 PYTEST_ARGS ?=
 

@@ -7,7 +7,7 @@ import json
 import sys
 from dataclasses import fields
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 from rich.console import Console
@@ -18,6 +18,9 @@ from schema.catalog import load_catalog
 from schema.errors import BenchError, ConfigError, is_disk_error
 from schema.mock import DEFAULT_MOCK, list_mocks, load_mock
 from schema.results import DEFAULT_RESULTS_DIR
+
+if TYPE_CHECKING:
+    from analysis.scorecard import Scorecard
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -51,6 +54,14 @@ def _table(rows: list[list[str]], indent: str = "  ") -> list[str]:
     """Rows as aligned columns, each as wide as its widest cell (the last column is not padded)."""
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     return [indent + "  ".join([*(c.ljust(w) for c, w in zip(r, widths, strict=False)), r[-1]]).rstrip() for r in rows]
+
+
+def _chosen(cat, names: list[str] | None) -> list:
+    """The catalog entries named, a former name taken for the entry's new one with a notice (for one release)."""
+    for old, new in cat.renamed(names).items():
+        console.print(f"[yellow]notice:[/] target '{old}' is now called '{new}'; '{old}' is accepted in this "
+                      "release only", markup=True)
+    return cat.select(names)
 
 
 def _where(g) -> str:
@@ -141,8 +152,10 @@ def setup(targets: tuple[str, ...], with_browser: bool, catalog: Path | None) ->
     every = [InstallTarget(m.name, m.local.install, m.entry_dir) for m in mocks if m.local.install]
     every += [InstallTarget(g.name, g.local.install, g.entry_dir) for g in cat
               if g.local.runnable and g.local.install]
-    chosen = {g.name for g in cat.select(list(targets) or None)}
+    chosen = {g.name for g in _chosen(cat, list(targets) or None)}
     items = [t for t in every if t.name in chosen or t.name in {m.name for m in mocks}]
+    # The hey scenario also runs the published tool itself (Debian's hey) after k6.
+    items.append(InstallTarget("hey", InstallSpec(apt=["hey"], provides="hey"), mocks[0].entry_dir))
     if with_browser:
         items.append(InstallTarget("chromium", InstallSpec(apt=["chromium"], provides="chromium"), mocks[0].entry_dir))
     users: dict[Path, list[str]] = {}
@@ -325,7 +338,7 @@ def run(targets: str | None, suite: str | None, scenario: str | None, repeats: i
     from aigw_bench.run.plan import plan_run
 
     engine = LocalEngine(load_mock(mock_name), plan_cpus(pin=not no_pin))
-    chosen = load_catalog(catalog).select(_split(targets, "--targets"))
+    chosen = _chosen(load_catalog(catalog), _split(targets, "--targets"))
     plan = plan_run("local", targets=chosen, scenario=scenario, suite=suite, mock_profile=mock_profile,
                     knobs=_knobs(options), repeats=repeats, results_root=results,
                     keep_raw=not no_raw, command_line=sys.argv)
@@ -353,8 +366,8 @@ def _run_and_report(plan, engine, standalone: bool = True) -> Path:
         finally:
             printer.close()
         if standalone:
-            paths = _write_report(run_dir)
-            _print_summary(paths["comparison"])
+            paths, card = _write_report(run_dir)
+            _print_summary(paths["comparison"], card)
             _print_paths(paths)
     return run_dir
 
@@ -367,16 +380,17 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
-def _write_report(run_dir: Path, stopping: bool = False) -> dict[str, Path]:
-    """Every report file, or one line naming those not written and why, and the command that rebuilds them
-    (exit 130 when stopped by Ctrl-C, else 1). ``stopping``: the run was stopped early; then return what
-    was written and let the caller say the rest."""
+def _write_report(run_dir: Path, stopping: bool = False) -> tuple[dict[str, Path], Scorecard | None]:
+    """Every report file and the scorecard, or one line naming those not written and why, and the command that
+    rebuilds them (exit 130 when stopped by Ctrl-C, else 1). ``stopping``: the run was stopped early; then
+    return what was written and let the caller say the rest."""
     from aigw_bench.run.interrupts import STOP
-    from analysis.report import ReportIncomplete, write_report
+    from analysis.report import ReportIncomplete, build_report
 
     rebuild = f"rebuild it with `aigw-bench report {_shown(run_dir)}`"
     try:
-        return write_report(run_dir)
+        built = build_report(run_dir)
+        return built.paths, built.scorecard
     except ReportIncomplete as exc:
         problem, code = f"{exc}; {rebuild}", 130 if exc.interrupted else 1
         written = exc.written
@@ -384,7 +398,7 @@ def _write_report(run_dir: Path, stopping: bool = False) -> dict[str, Path]:
         problem, code, written = f"report not written (stopped while it was being built); {rebuild}", 130, {}
     if stopping:  # the caller's line says why the run stopped; this one, what became of the report
         console.print(Text(problem, style="yellow"), soft_wrap=True)
-        return written
+        return written, None
     console.print(Text.assemble(("error: ", "bold red"), problem), soft_wrap=True)
     sys.exit(code)
 
@@ -394,12 +408,19 @@ def _print_paths(paths: dict[str, Path]) -> None:
     click.echo(f"report: {paths['html']}")
 
 
-def _print_summary(comparison_csv: Path) -> None:
+def _print_summary(comparison_csv: Path, card: Scorecard | None = None) -> None:
+    """The run's last words: a suite's scorecard (the report's first table), else the scenario's figures."""
     import pandas as pd
 
+    if card is not None:
+        click.echo(f"\n{card.table.title}")
+        for line in _table([card.table.headers, *card.table.rows]):
+            click.echo(line)
+        for line in card.not_run:
+            click.echo(f"  not measured here: {line}")
+        return
     table = pd.read_csv(comparison_csv)
-    cols = ["target", "status", "rps", "error_rate", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms",
-            "added_p95_ms"]
+    cols = ["target", "status", "rps", "error_rate", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms"]
     with pd.option_context("display.width", 160, "display.max_columns", 20, "display.float_format", "{:,.2f}".format):
         click.echo(table[cols].to_string(index=False))
 
@@ -414,8 +435,8 @@ def report(run_dir: Path) -> None:
     if holder is not None and holder.run_dir and Path(holder.run_dir).resolve() == run_dir.resolve():
         console.print(f"[yellow]this run is still going[/] (pid {holder.pid}): the report shows what is on disk "
                       "so far; the session being measured reads as 'no end recorded'", markup=True)
-    paths = _write_report(run_dir)
-    _print_summary(paths["comparison"])
+    paths, card = _write_report(run_dir)
+    _print_summary(paths["comparison"], card)
     _print_paths(paths)
 
 
@@ -462,7 +483,7 @@ def render(target: str, scenario: str, url: str | None, profile: str, output: Pa
     from aigw_bench.measure.plan import measurement
     from k6_scripts.render import render_script
 
-    entry = load_catalog(catalog).get(target)
+    entry = _chosen(load_catalog(catalog), [target])[0]
     if url is None and not entry.local.runnable:
         raise click.UsageError(
             f"{target} does not run on this machine, so it has no local address to render for: give its address "
@@ -527,7 +548,7 @@ def _report_stopped(runner, stop: BaseException) -> NoReturn:
     run_dir: Path | None = runner.run_dir
     if run_dir is None:
         sys.exit(130)
-    paths = _write_report(run_dir, stopping=True)
+    paths, _ = _write_report(run_dir, stopping=True)
     where = f"what was measured is in {paths['html']}" if "html" in paths else f"what was measured is kept in {run_dir}"
     unwritten = f"; not written: {', '.join(runner.unwritten)}" if runner.unwritten else ""
     if isinstance(stop, DiskFault):
@@ -633,7 +654,7 @@ def cloud_run(stacks: str, suite: str | None, mock_profile: str | None, scenario
 
 
 @cloud.command("matrix")
-@click.option("--stacks", required=True, help="Stacks to deploy, benchmark and destroy, e.g. wiremock,kong,portkey.")
+@click.option("--stacks", required=True, help="Stacks to deploy, benchmark and destroy, e.g. direct,kong,portkey.")
 @_cloud_options
 @_scenario_options
 @click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
@@ -654,7 +675,7 @@ def cloud_matrix(stacks: str, suite: str | None, mock_profile: str | None, scena
     from datetime import UTC, datetime
 
     from aigw_bench.cloud.matrix import PulumiWorkspace, run_matrix
-    from analysis.report import write_report
+    from analysis.report import build_report
     from schema.base import REPO_DIR
 
     cat = load_catalog(catalog)
@@ -676,9 +697,9 @@ def cloud_matrix(stacks: str, suite: str | None, mock_profile: str | None, scena
     result = run_matrix(names, directory, workspace, benchmark, keep=keep, rerun=rerun,
                         on_event=lambda event, **d: console.print(f"{d['stack']}: {d['step']}", markup=False))
     if result.combined:
-        paths = write_report(result.combined)
-        _print_summary(paths["comparison"])
-        _print_paths(paths)
+        built = build_report(result.combined)
+        _print_summary(built.paths["comparison"], built.scorecard)
+        _print_paths(built.paths)
     for name, errors in result.problems.items():
         console.print(f"{name}: {errors[-1]}", markup=False, style="red")
     if result.problems:

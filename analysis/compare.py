@@ -1,9 +1,15 @@
 """The comparison: one row per target, derived from the tidy frames of :mod:`analysis.load`.
 
-Numbers are k6's own (mean over repeats when there are several). Derived columns:
-- ``added_p50_ms`` / ``added_p95_ms`` / ``added_p99_ms``: target minus the baseline (direct to mock);
+The scenario's columns are k6's own summary figures (the mean over repeats; request counts are the
+total over repeats, whole numbers). Not k6's own: the suite's columns (:mod:`analysis.suite`, computed
+from the steps' files), the repeats' intervals, and these derived ones:
+- ``rate_added_p50_ms`` / ``_p95_`` / ``_p99_``: target minus the baseline (direct to mock) at the same
+  fixed arrival rate, only for an open-model scenario (``constant-arrival-rate``). A closed loop's
+  latency is queueing at each target's limit, so no added latency is derived from it: empty there, and
+  in a suite (whose added latency is ``added_p50_us``, measured at concurrency 1);
 - ``rps_pct_of_baseline``: the target's throughput as a percentage of the baseline's;
 and :func:`relative_statements` gives the published benchmark's form, "X has N% more RPS than Y".
+Every column is described in docs/columns.md (a test holds the two together).
 """
 
 from __future__ import annotations
@@ -19,13 +25,17 @@ from analysis.suite import SUITE_COLUMNS, SuiteResults, suite_columns
 from schema.manifest import RIG_BOUND_FRACTION
 
 ROLE_ORDER = {"baseline": 0, "floor": 1, "gateway": 2}
+RATE_ADDED_COLUMNS = ["rate_added_p50_ms", "rate_added_p95_ms", "rate_added_p99_ms"]
+# Counts: totals over the repeats, whole numbers (a mean of counts would read 9,999.5 requests).
+COUNT_COLUMNS = ["requests", "ok_requests", "dropped_iterations"]
+INTEGER_COLUMNS = ["repeats", *COUNT_COLUMNS, "overhead_pairs", "closed_vus"]
 LATENCY_COLUMNS = ["latency_p50_ms", "latency_p90_ms", "latency_p95_ms", "latency_p99_ms", "latency_max_ms"]
 # Metrics shown with a 95% confidence interval and coefficient of variation when there are repeats.
 INTERVAL_METRICS = ["rps", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "error_rate"]
 COMPARISON_COLUMNS = [
     "target", "role", "version", "status", "valid", "repeats", "requests", "rps", "error_rate",
     *LATENCY_COLUMNS, "latency_avg_ms", "ttfb_p95_ms",
-    "added_p50_ms", "added_p95_ms", "added_p99_ms", "rps_pct_of_baseline",
+    *RATE_ADDED_COLUMNS, "rps_pct_of_baseline",
     "response_bytes_avg", "dropped_iterations",
     *(f"{m}_{s}" for m in INTERVAL_METRICS for s in ("ci_low", "ci_high", "cv")),
     "rig_ceiling_rps", "rig_bound", *SUITE_COLUMNS,
@@ -61,13 +71,19 @@ def comparison(run: RunData, suite: SuiteResults | None = None) -> pd.DataFrame:
         if not run.metrics.empty else pd.DataFrame()
     )
     means = wide.groupby(level="target").mean() if not wide.empty else pd.DataFrame()
+    if not means.empty:
+        counted = [c for c in COUNT_COLUMNS if c in wide.columns]
+        means[counted] = wide[counted].groupby(level="target").sum(min_count=1)
     counts = wide.groupby(level="target").size() if not wide.empty else pd.Series(dtype=int)
     spread = summarize_repeats(run.metrics[run.metrics["metric"].isin(INTERVAL_METRICS)])
     rows = []
     for name, info in targets.items():
         outcome_rows = run.outcomes[run.outcomes["target"] == name] if not run.outcomes.empty else pd.DataFrame()
         status, reason = _status_summary(outcome_rows) if not outcome_rows.empty else ("not_run", None)
-        row = {"target": name, "role": info.role, "version": info.version,
+        # The baseline is the mock that ran (its catalog entry has no software of its own): its version, also
+        # for runs recorded before the manifest said so.
+        version = run.manifest.mock.version if info.role == "baseline" and run.manifest.mock.version else info.version
+        row = {"target": name, "role": info.role, "version": version,
                "status": status, "reason": reason, "repeats": int(counts.get(name, 0))}
         if name in means.index:
             row.update(means.loc[name].to_dict())
@@ -82,10 +98,11 @@ def comparison(run: RunData, suite: SuiteResults | None = None) -> pd.DataFrame:
     baseline = table[(table["role"] == "baseline") & table["valid"]]
     if not baseline.empty:
         b = baseline.iloc[0]
-        for q in ("p50", "p95", "p99"):
-            table[f"added_{q}_ms"] = table[f"latency_{q}_ms"] - b[f"latency_{q}_ms"]
+        if is_open_model(run):
+            for q in ("p50", "p95", "p99"):
+                table[f"rate_added_{q}_ms"] = table[f"latency_{q}_ms"] - b[f"latency_{q}_ms"]
+            table.loc[table["role"] == "baseline", RATE_ADDED_COLUMNS] = 0.0
         table["rps_pct_of_baseline"] = table["rps"] / b["rps"] * 100.0
-        table.loc[table["role"] == "baseline", ["added_p50_ms", "added_p95_ms", "added_p99_ms"]] = 0.0
     # The rig's ceiling next to every throughput: near it, the figure is the rig's, not the target's.
     ceiling = run.rig.ceiling_rps
     table["rig_ceiling_rps"] = ceiling if ceiling else np.nan
@@ -100,7 +117,15 @@ def comparison(run: RunData, suite: SuiteResults | None = None) -> pd.DataFrame:
             table[column] = np.nan
     table["_order"] = table["role"].map(ROLE_ORDER).fillna(9)
     table = table.sort_values(["_order", "target"]).drop(columns="_order").reset_index(drop=True)
+    for column in INTEGER_COLUMNS:
+        table[column] = pd.to_numeric(table[column], errors="coerce").round().astype("Int64")
     return table[COMPARISON_COLUMNS]
+
+
+def is_open_model(run: RunData) -> bool:
+    """A scenario run at a fixed arrival rate: the only load whose latencies may be subtracted (a suite's
+    published shape and every closed loop measure queueing at each target's limit)."""
+    return not run.is_suite and run.manifest.scenario.executor == "constant-arrival-rate"
 
 
 def _ratios(table: pd.DataFrame, ceiling: float | None) -> pd.DataFrame:

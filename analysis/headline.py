@@ -105,18 +105,45 @@ def _efficiency_part(r: dict) -> str | None:
     text = f"{r['cpu_ms_per_request']:.2f} CPU-ms per request"
     if _present(r.get("rss_mib")):
         text += f" and {r['rss_mib']:,.0f} MiB under load"
-    return text + f" at {r['efficiency_rate']:g} req/s"
+    return text + f" at {r['efficiency_rps']:g} req/s"
 
 
-def _streaming_part(r: dict) -> str | None:
+def difference_reading(value: Any, low: Any, high: Any, reference_ms: Any, what: str) -> str | None:
+    """A through-minus-direct difference in words when its sign or size could mislead: noise (the interval
+    includes zero), real but immaterial (under 1% of the reference), or below zero (the target cannot make the
+    mock answer sooner: the two sides were read differently). None for a plain, material cost."""
+    if not (_present(value) and _present(low) and _present(high)):
+        return None
+    if low <= 0 <= high:
+        return f"{what}: noise, its 95% interval includes zero"
+    if _present(reference_ms) and reference_ms and abs(value) < 0.01 * reference_ms:
+        return f"{what}: real but immaterial, under 1% of the mock's {reference_ms:.1f} ms"
+    if value < 0:
+        return (f"{what}: below direct, which a relay cannot cause (the mock sends no sooner); the two sides were "
+                "read differently, e.g. chunks held and then released closer together: not a gain for a client")
+    return None
+
+
+def _streaming_part(r: dict, token_gap_ms: Any = None) -> str | None:
     if not _present(r.get("added_ttft_p50_ms")):
         return None
-    text = (f"streaming adds {r['added_ttft_p50_ms']:+.1f} ms to the first token and "
-            f"{r['added_gap_p50_ms']:+.2f} ms between chunks (p50)")
+    if _true(r.get("stream_holds_first_token")):
+        text = (f"streaming holds the first token back: {r['added_ttft_p50_ms']:+.1f} ms to the first token against "
+                f"{r['added_p50_us'] / 1000:.2f} ms added to a whole request")
+    else:
+        text = f"streaming adds {r['added_ttft_p50_ms']:+.1f} ms to the first token"
+    text += f" and {r['added_gap_p50_ms']:+.2f} ms between chunks (p50)"
+    words = [w for w in (
+        difference_reading(r.get("added_ttft_p50_ms"), r.get("added_ttft_p50_ms_ci_low"),
+                           r.get("added_ttft_p50_ms_ci_high"), None, "the first token's"),
+        difference_reading(r.get("added_gap_p50_ms"), r.get("added_gap_p50_ms_ci_low"),
+                           r.get("added_gap_p50_ms_ci_high"), token_gap_ms, "the gap's")) if w]
+    if words:
+        text += f" ({'; '.join(words)})"
     if _true(r.get("stream_rebuffers")):
         text += ", and re-buffers the stream (chunks arrive together at the end)"
     elif _present(r.get("stream_complete_share")) and r["stream_complete_share"] >= 1.0:
-        text += ", every chunk relayed"
+        text += ", every chunk arrived"
     return text
 
 
@@ -127,7 +154,8 @@ def suite_headlines(table: pd.DataFrame, findings: list[Finding], gateway_cpus: 
         if r["status"] != "ok":
             continue
         overhead, caveats = _overhead_part(r)
-        parts = [p for p in (overhead, _capacity_part(r, gateway_cpus), _efficiency_part(r), _streaming_part(r)) if p]
+        parts = [p for p in (overhead, _capacity_part(r, gateway_cpus), _efficiency_part(r),
+                             _streaming_part(r, r.get("stream_token_gap_ms"))) if p]
         if not parts:
             continue
         out.append(Headline(f"{r['target']} {r['version']} " + "; ".join(parts),
@@ -136,19 +164,35 @@ def suite_headlines(table: pd.DataFrame, findings: list[Finding], gateway_cpus: 
     return out
 
 
+# Figures compared between two targets when their intervals separate: the sentence for (lower, higher).
+COMPARED = {
+    "added_p50_us": lambda less, more: (f"{less['target']} adds less latency than {more['target']} at p50 "
+                                        f"({us_text(less['added_p50_us'])} vs {us_text(more['added_p50_us'])}"),
+    "added_ttft_p50_ms": lambda less, more: (f"{less['target']} delays the first streamed token less than "
+                                             f"{more['target']} ({less['added_ttft_p50_ms']:+.1f} vs "
+                                             f"{more['added_ttft_p50_ms']:+.1f} ms at p50"),
+}
+
+
+def _separated(a: dict, b: dict, metric: str) -> tuple[dict, dict] | None:
+    """(lower, higher) of two rows whose 95% intervals on ``metric`` do not overlap, else None."""
+    if not all(_present(x.get(f"{metric}_ci_low")) for x in (a, b)):
+        return None
+    less, more = (a, b) if a[metric] < b[metric] else (b, a)
+    return (less, more) if less[f"{metric}_ci_high"] < more[f"{metric}_ci_low"] else None
+
+
 def _suite_comparisons(rows: list[dict]) -> list[Headline]:
-    """Only differences the intervals call real: added p50 (bootstrap intervals), capacity (repeat ranges)."""
+    """Only differences the intervals call real: added p50 and added time to first token (bootstrap intervals),
+    capacity (repeat ranges)."""
     out = []
     ok = [r for r in rows if r["status"] == "ok"]
     for i, a in enumerate(ok):
         for b in ok[i + 1:]:
-            if all(_present(x.get("added_p50_us_ci_low")) for x in (a, b)):
-                less, more = (a, b) if a["added_p50_us"] < b["added_p50_us"] else (b, a)
-                if less["added_p50_us_ci_high"] < more["added_p50_us_ci_low"]:
-                    out.append(Headline(
-                        f"{less['target']} adds less latency than {more['target']} at p50 "
-                        f"({us_text(less['added_p50_us'])} vs {us_text(more['added_p50_us'])}; the 95% intervals "
-                        "do not overlap)"))
+            for metric, sentence in COMPARED.items():
+                less_more = _separated(a, b, metric)
+                if less_more:
+                    out.append(Headline(sentence(*less_more) + "; the 95% intervals do not overlap)"))
             # Capacity: only with repeats, and only when every repeat of one beat every repeat of the other.
             caps = [x for x in (a, b) if _present(x.get("capacity_rps")) and not _true(x.get("capacity_rig_bound"))
                     and (x.get("repeats") or 0) >= 2]
@@ -185,9 +229,10 @@ def headlines(table: pd.DataFrame, findings: list[Finding], closed_loop: bool = 
     if closed_loop:
         return out
     for r in table[table["valid"] & (table["role"] == "gateway")].to_dict("records"):
-        if pd.isna(r.get("added_p95_ms")):
+        if pd.isna(r.get("rate_added_p95_ms")):
             continue
-        text = (f"{r['target']} added {r['added_p50_ms']:+.2f} ms at p50 and {r['added_p95_ms']:+.2f} ms at p95 over "
+        text = (f"{r['target']} added {r['rate_added_p50_ms']:+.2f} ms at p50 and {r['rate_added_p95_ms']:+.2f} ms "
+                "at p95 over "
                 "direct-to-mock at the same arrival rate")
         out.append(Headline(text, _flags(findings, r["target"])))
     return out

@@ -30,6 +30,7 @@ from analysis.load import RunData, load_run
 from analysis.report_html import render_html
 from analysis.report_md import render_markdown
 from analysis.scenario_results import ScenarioResults, scenario_results
+from analysis.scorecard import Scorecard, scorecard
 from analysis.suite import SuiteResults, suite_results
 from analysis.validity import Finding, check
 from schema.errors import ResultsError, is_disk_error
@@ -45,6 +46,7 @@ class Report:
     suite: SuiteResults
     scenario: ScenarioResults
     paths: dict[str, Path]
+    scorecard: Scorecard | None = None
 
 
 class ReportIncomplete(ResultsError):
@@ -110,8 +112,9 @@ def build_report(run_dir: Path) -> Report:
         heads = scenario_headlines(table, findings, own) + headlines(
             table, findings, closed_loop=run.manifest.scenario.executor != "constant-arrival-rate",
             paced=own.paced)
-    markdown = render_markdown(run, table, findings, heads, suite, own)
-    html = render_html(run, table, findings, heads, suite, own)
+    card = run_scorecard(run, table, findings, suite)
+    markdown = render_markdown(run, table, findings, heads, suite, own, card)
+    html = render_html(run, table, findings, heads, suite, own, card)
     planned: list[tuple[str, Path, Writer]] = [
         ("comparison", run_dir / "comparison.csv", partial(_to_csv, table)),
         ("markdown", run_dir / "report.md", partial(_text, markdown)),
@@ -125,7 +128,15 @@ def build_report(run_dir: Path) -> Report:
         if not frame.empty:
             planned.append((kind, run_dir / f"{kind}.parquet", partial(_to_parquet, frame)))
     paths = _write_files(run_dir, planned, missing)
-    return Report(run, table, findings, heads, suite, own, paths)
+    return Report(run, table, findings, heads, suite, own, paths, card)
+
+
+def run_scorecard(run: RunData, table: pd.DataFrame, findings: list[Finding], suite: SuiteResults) -> Scorecard | None:
+    """A suite run's scorecard (None for a scenario run)."""
+    if not run.is_suite or run.manifest.suite is None:
+        return None
+    return scorecard(table, findings, run.manifest.suite.name, run.manifest.suite.profile, suite.default_bound_ms,
+                     suite.efficiency_rate, suite.frontier, run.manifest.mock.title or run.manifest.mock.name or "mock")
 
 
 def _to_csv(frame: pd.DataFrame, path: Path) -> None:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import jinja2
 import pandas as pd
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from analysis import charts
 from analysis.drift import WINDOW_S
@@ -16,6 +17,8 @@ from analysis.headline import Headline
 from analysis.load import RunData
 from analysis.report_md import (
     REPEAT_HEADERS,
+    VALIDITY_FIRST,
+    VALIDITY_NOTE,
     cost_rows,
     cost_summary,
     intro_text,
@@ -33,6 +36,7 @@ from analysis.report_md import (
 from analysis.report_scenario import scenario_tables
 from analysis.report_tables import closing_tables, rig_summary, suite_tables
 from analysis.scenario_results import ScenarioResults
+from analysis.scorecard import Scorecard
 from analysis.suite import SuiteResults
 from analysis.validity import RULE_TITLES, Finding
 
@@ -97,8 +101,23 @@ def _cost(table: pd.DataFrame, cost: dict[str, Any] | None) -> dict[str, Any] | 
     return {"summary": cost_summary(cost), "rows": cost_rows(table, cost)}
 
 
+_CODE = re.compile(r"`([^`]+)`")
+_BOLD = re.compile(r"\*\*([^*]+)\*\*")
+_ITALIC = re.compile(r"(?<![\w*])\*([^*\s][^*]*)\*(?![\w*])")
+
+
+def inline_markdown(text: object) -> Markup:
+    """The report's shared sentences carry markdown (`code`, **bold**, *italic*) for report.md; in HTML they
+    become elements, never literal back-ticks or asterisks. Everything else is escaped."""
+    html = str(escape(str(text)))
+    html = _CODE.sub(r"<code>\1</code>", html)
+    html = _BOLD.sub(r"<b>\1</b>", html)
+    return Markup(_ITALIC.sub(r"<i>\1</i>", html))
+
+
 def render_html(run: RunData, table: pd.DataFrame, findings: list[Finding], heads: list[Headline],
-                suite: SuiteResults | None = None, own: ScenarioResults | None = None) -> str:
+                suite: SuiteResults | None = None, own: ScenarioResults | None = None,
+                card: Scorecard | None = None) -> str:
     m = run.manifest
     s = m.scenario
     p = s.params
@@ -111,6 +130,7 @@ def render_html(run: RunData, table: pd.DataFrame, findings: list[Finding], head
     mock_text = f"{m.mock.name} ({m.mock.profile.get('name', '–')} pacing)"
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATE_DIR), autoescape=True,
                              undefined=jinja2.StrictUndefined)
+    env.filters["md"] = inline_markdown
     return env.get_template("report.html.j2").render(
         run_id=m.run_id,
         scenario=s,
@@ -126,7 +146,10 @@ def render_html(run: RunData, table: pd.DataFrame, findings: list[Finding], head
         findings=[g for g in groups if g["entries"]],
         headlines=heads,
         intro=intro_text(run),
-        rig_lines=[line.replace("**", "") for line in rig_summary(run)],
+        rig_lines=rig_summary(run),
+        card=card,
+        validity_note=VALIDITY_NOTE if card is not None else VALIDITY_FIRST,
+        suite=m.suite,
         suite_tables=(scenario_tables(own, table) if own is not None else [])
         + (suite_tables(run, suite, table) if suite is not None and not suite.empty else []),
         closing_tables=closing_tables(run),

@@ -11,14 +11,16 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from analysis.compare import MAX_VALID_ERROR_RATE
+from analysis.compare import MAX_VALID_ERROR_RATE, RATE_ADDED_COLUMNS
 from analysis.headline import Headline
 from analysis.load import RunData
 from analysis.report_scenario import scenario_tables
 from analysis.report_tables import TextTable, closing_tables, rig_summary, suite_tables
 from analysis.scenario_results import ScenarioResults
+from analysis.scorecard import Scorecard
 from analysis.suite import SuiteResults
 from analysis.validity import RULE_TITLES, Finding
 from schema.base import REPO_DIR
@@ -27,10 +29,14 @@ from schema.results import STATUS_TEXT
 
 
 def fmt(value: Any, digits: int = 2, suffix: str = "") -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if not _present(value):
         return "–"
-    if isinstance(value, float):
-        return f"{value:,.{digits}f}{suffix}"
+    if isinstance(value, bool | np.bool_):
+        return f"{value}{suffix}"
+    if isinstance(value, int | np.integer):  # a count: whole, with thousands separators
+        return f"{int(value):,}{suffix}"
+    if isinstance(value, float | np.floating):
+        return f"{float(value):,.{digits}f}{suffix}"
     return f"{value}{suffix}"
 
 
@@ -96,7 +102,7 @@ def results_cells(table: pd.DataFrame, closed_loop: bool) -> tuple[list[str], li
                  *(fmt(r[c]) for c in ("latency_p50_ms", "latency_p90_ms", "latency_p95_ms", "latency_p99_ms",
                                        "latency_max_ms"))]
         if not closed_loop:
-            cells += [signed(r["added_p50_ms"]), signed(r["added_p95_ms"]), signed(r["added_p99_ms"])]
+            cells += [signed(r[c]) for c in RATE_ADDED_COLUMNS]
         cells.append(fmt(r["rps_pct_of_baseline"], 1, "%"))
         rows.append({"cells": cells, "valid": bool(r["valid"]), "target": r["target"],
                      "status_class": "status-ok" if r["valid"] else ("status-skip" if r["status"] == "not_runnable"
@@ -130,7 +136,7 @@ def is_closed_loop(run: RunData) -> bool:
 
 
 def _present(value: Any) -> bool:
-    return value is not None and not (isinstance(value, float) and math.isnan(value))
+    return value is not None and value is not pd.NA and not (isinstance(value, float) and math.isnan(value))
 
 
 def problem_entries(run: RunData) -> list[dict[str, Any]]:
@@ -146,9 +152,19 @@ def problem_entries(run: RunData) -> list[dict[str, Any]]:
             facts.append(f"first request answered HTTP {int(r['smoke_status'])}")
         tail = r.get("log_tail")
         log = "\n".join(tail.strip().splitlines()[-8:]) if isinstance(tail, str) and tail.strip() else None
-        entries.append({"target": r["target"], "repeat_text": f"repeat {r['repeat']}",
-                        "status": STATUS_TEXT.get(r["status"], r["status"]), "reason": r.get("reason") or "",
-                        "facts": facts, "log": log})
+        entry = {"target": r["target"], "repeats": [r["repeat"]],
+                 "status": STATUS_TEXT.get(r["status"], r["status"]), "reason": r.get("reason") or "",
+                 "facts": facts, "log": log}
+        same = next((e for e in entries if {**e, "repeats": None} == {**entry, "repeats": None}), None)
+        if same is not None:  # the same evidence in every session is said once
+            same["repeats"].append(r["repeat"])
+            continue
+        entries.append(entry)
+    for e in entries:
+        repeats = e.pop("repeats")
+        many = len(repeats) > 1
+        e["repeat_text"] = ("every repeat" if many and len(repeats) == run.manifest.repeats
+                            else f"repeat{'s' if many else ''} {', '.join(str(n) for n in repeats)}")
     if "raw_truncated" in run.outcomes:
         for r in run.outcomes.dropna(subset=["raw_truncated"]).to_dict("records"):
             entries.append({"target": r["target"], "repeat_text": f"repeat {r['repeat']}",
@@ -182,7 +198,9 @@ def manifest_lines(m: Manifest) -> list[str]:
         f"CPU pinning: {m.cpu_pinning.note}",
         f"machine: {machine.get('cpu_model')}, {machine.get('cpus_usable')} CPUs usable, "
         f"{machine.get('memory_gib')} GiB, {machine.get('os')}, kernel {machine.get('kernel')}",
-        "tools: " + ", ".join(f"{k} {v}" for k, v in m.tools.items() if v),
+        # A probed version that starts with the tool's name ("k6 v1.1.0 (...)") is not prefixed again.
+        "tools: " + ", ".join(v if str(v).lower().startswith(k.lower()) else f"{k} {v}"
+                              for k, v in m.tools.items() if v),
         f"git: {git.get('commit') or 'unknown'}{' (with uncommitted changes)' if git.get('dirty') else ''}",
         f"run: {m.run_id} started {m.created_at}, finished {m.finished_at or '– (no end recorded)'}"
         + (f", stopped early: {m.stopped}" if m.stopped else ""),
@@ -197,6 +215,10 @@ def version_rows(m: Manifest) -> list[list[str]]:
     vc = m.mock.version_check or {}
     rows.append([f"mock ({m.mock.name})", m.mock.version, vc.get("installed") or "–", m.mock.source])
     for name, t in m.targets.items():
+        if t.role == "baseline":  # no software of its own: the mock above is what it measured
+            rows.append([f"{name} (k6 straight to the {m.mock.title or m.mock.name} mock)",
+                         m.mock.version or t.version, rows[0][2], f"the mock above ({m.mock.name})"])
+            continue
         vc = t.version_check or {}
         installed = vc.get("installed") or "–"
         if vc.get("matches_pin") is False:
@@ -204,6 +226,11 @@ def version_rows(m: Manifest) -> list[list[str]]:
         # The title tells apart targets of one package (a config variant beside the original).
         rows.append([f"{name} ({t.title})" if t.title else name, t.version, installed, t.source])
     return rows
+
+
+VALIDITY_NOTE = ("Where a number may not mean what it seems to mean (the scorecard's validity column names these "
+                 "rules).")
+VALIDITY_FIRST = "Read these before the headline: they say where a number may not mean what it seems to mean."
 
 
 def validity_lines(findings: list[Finding]) -> list[str]:
@@ -281,7 +308,8 @@ def rebuild_command(run_dir: Path) -> str:
 
 
 def render_markdown(run: RunData, table: pd.DataFrame, findings: list[Finding], heads: list[Headline],
-                    suite: SuiteResults | None = None, own: ScenarioResults | None = None) -> str:
+                    suite: SuiteResults | None = None, own: ScenarioResults | None = None,
+                    card: Scorecard | None = None) -> str:
     m = run.manifest
     closed = is_closed_loop(run)
     paced = own.paced if own is not None else False
@@ -292,20 +320,26 @@ def render_markdown(run: RunData, table: pd.DataFrame, findings: list[Finding], 
         "Every target received the same `POST` body on the OpenAI chat route; a request counts as "
         "successful only if it returned HTTP 200 with a well-formed chat completion.",
         "",
-        "## The rig", "", *rig_summary(run), "",
     ]
+    if card is not None:  # the decision first: the scorecard, then the headline
+        parts += _section(card.table)
+        if card.not_run:
+            parts += ["Not measured here:", "", *(f"- {line}" for line in card.not_run), ""]
+    headline = ["## Headline", ""]
+    for h in heads:
+        headline.append(f"- {h.text}." + (f" *Caveats: {'; '.join(h.caveats)}.*" if h.caveats else ""))
+    if not heads:
+        headline.append("No statement: fewer than two validly measured gateways to compare, or nothing measured.")
+    headline.append("")
+    validity = ["## Validity", "", VALIDITY_NOTE if card is not None else VALIDITY_FIRST, "",
+                *validity_lines(findings), ""] if findings else []
+    # With a scorecard (whose validity column names the rules) the headline follows it; without, the
+    # findings come first so that nobody reads a headline without them.
+    parts += headline + validity if card is not None else validity + headline
+    parts += ["## The rig", "", *rig_summary(run), ""]
     problems = _problems(run)
     if problems:
         parts += ["## Targets not measured or not valid", "", *problems, ""]
-    if findings:
-        parts += ["## Validity", "", "Read these before the headline: they say where a number may not mean "
-                  "what it seems to mean.", "", *validity_lines(findings), ""]
-    parts += ["## Headline", ""]
-    for h in heads:
-        parts.append(f"- {h.text}." + (f" *Caveats: {'; '.join(h.caveats)}.*" if h.caveats else ""))
-    if not heads:
-        parts.append("No statement: fewer than two validly measured gateways to compare, or nothing measured.")
-    parts.append("")
     if own is not None:
         for t in scenario_tables(own, table):
             parts += _section(t)

@@ -163,11 +163,42 @@ def distribution_table(table: pd.DataFrame) -> TextTable:
         "rank: the same to within one request's latency). Size/request: the mean answer size, as hey's 'Size/request'.")
 
 
+def hey_beside_k6_table(results: ScenarioResults, table: pd.DataFrame) -> TextTable | None:
+    """The published tool's own figures beside k6's, per target: the published figure reproduced with the tool
+    that produced it."""
+    if results.hey.empty:
+        return None
+    k6 = table.set_index("target")
+    rows = []
+    for r in results.hey.to_dict("records"):
+        mine = k6.loc[r["target"]].to_dict() if r["target"] in k6.index else {}
+        answered = f"{r['status_200']:,} x 200" + (f", {r['other_statuses']:,} other" if r["other_statuses"] else "") \
+            + (f", {r['errors']:,} errors" if r["errors"] else "")
+        rows.append([r["target"], _num(mine.get("rps"), 0), _num(r["rps"], 0), _ms(mine.get("latency_avg_ms"), 2),
+                     _ms(r["average_ms"], 2), _ms(mine.get("latency_p50_ms"), 2), _ms(r["p50_ms"], 2),
+                     _ms(mine.get("latency_p99_ms"), 2), _ms(r["p99_ms"], 2), _ms(r["slowest_ms"], 2), answered])
+    command = results.hey["command"].dropna()
+    return TextTable(
+        "hey itself, beside k6",
+        ["target", "k6 req/s", "hey req/s", "k6 avg ms", "hey avg ms", "k6 p50", "hey p50", "k6 p99", "hey p99",
+         "hey slowest", "hey's responses"],
+        rows,
+        "The real hey (Debian's package, rakyll/hey 0.1.4) run right after k6 in the same session with the published "
+        "flags, the same body and the same target" + (f" (`{command.iloc[0]}`, the URL per target)" if len(command)
+                                                       else "") + ": its own Summary and Latency distribution, "
+        "parsed from its output (targets/<target>/r<N>/hey/hey.txt), mean of repeats. hey counts any HTTP answer "
+        "as a response and reads no body; k6's figures count only well-formed completions. hey takes the request "
+        "at a percentile's rank, k6 interpolates: the same to within one request's latency; hey prints seconds "
+        "with four decimals, so its figures resolve 0.1 ms.")
+
+
 def scenario_tables(results: ScenarioResults, table: pd.DataFrame) -> list[TextTable]:
     order = table["target"].tolist()
     out: list[TextTable | None] = []
     if results.has("latency_distribution"):
         out.append(distribution_table(table))
+    if results.has("hey_tool"):
+        out.append(hey_beside_k6_table(results, table))
     if results.has("completion_metrics"):
         out.append(completion_metrics_table(table))
     if results.has("stages"):

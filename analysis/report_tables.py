@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from analysis.headline import us_text
+from analysis.headline import difference_reading, us_text
 from analysis.load import RunData
 from analysis.suite import SuiteResults
 from schema.manifest import RigRecord
@@ -115,7 +115,8 @@ def frontier_table(suite: SuiteResults, order: list[str], baseline: str | None) 
                 continue
             r = r.iloc[0]
             if t == baseline:
-                cells.append(_num(r["max_rps"]) if _present(r["max_rps"]) else "none")
+                others = f[(f["target"] != t) & (f["p99_bound_ms"] == b)]
+                cells.append(rig_frontier_cell(r, others))
             elif r["rig_bound"]:
                 cells.append(f">= {_num(r['max_rps'])} (rig-bound)")
             elif _present(r["max_rps"]):
@@ -135,7 +136,27 @@ def frontier_table(suite: SuiteResults, order: list[str], baseline: str | None) 
         "iteration; found by stepping the rate up, then bisecting. With repeats: the lowest repeat (the range in "
         "brackets). '~': the step budget ran out before the bracket narrowed to the resolution; '< N': no rate "
         "tried met the bound, the lowest failed at N. The rig's row "
-        "is k6 straight to the mock: a target within 80% of it is rig-bound, its capacity at least that.")
+        "is k6 straight to the mock: a target within 80% of it is rig-bound, its capacity at least that. The rig's "
+        "own figure is printed only when its search found one above every target's (every request passes "
+        "through the rig); otherwise the row says where its search stopped.")
+
+
+def rig_frontier_cell(r: pd.Series, others: pd.DataFrame) -> str:
+    """The rig's own capacity at one bound, printed as a frontier only when its search found one that no target
+    exceeds (every target's load passes through the rig: a target above it means the rig's search fell short)."""
+    above = others.dropna(subset=["max_rps"])
+    best = above.loc[above["max_rps"].idxmax()] if not above.empty else None
+    if best is not None and (not _present(r["max_rps"]) or r["max_rps"] < best["max_rps"]):
+        found = (f"its search stopped at {_num(r['max_rps'])}" if _present(r["max_rps"])
+                 else f"its lowest rate tried, {_num(r['failing_rps'])}, failed")
+        return f"not found ({found}; {best['target']} sustained {_num(best['max_rps'])}): ran out of steps"
+    if not _present(r["max_rps"]):
+        return (f"< {_num(r['failing_rps'])} (no rate tried met it)" if _present(r["failing_rps"])
+                else "none met it")
+    if not r["resolved"]:
+        upper = f"–{_num(r['failing_rps'])}" if _present(r["failing_rps"]) else "+"
+        return f"{_num(r['max_rps'])}{upper}: ran out of steps"
+    return _num(r["max_rps"])
 
 
 def closed_frontier_table(suite: SuiteResults, order: list[str]) -> TextTable | None:
@@ -191,7 +212,26 @@ def efficiency_table(suite: SuiteResults, order: list[str]) -> TextTable | None:
         "and during the load, and its last value after the load stopped.")
 
 
-def streaming_table(suite: SuiteResults, order: list[str]) -> TextTable | None:
+def streaming_reading(r: dict) -> str:
+    """The streaming row in words: the A/A control as such, a held-back first token, and any difference whose
+    sign or size could mislead (noise, immaterial, below direct)."""
+    if r.get("role") == "baseline":
+        return "A/A control: the mock against itself; any difference is the rig's noise"
+    words = []
+    if _present(r.get("stream_holds_first_token")) and bool(r["stream_holds_first_token"]):
+        words.append(f"first token held back: waits {r['stream_first_token_wait_ms']:.1f} ms more than a whole "
+                     "request")
+    elif _present(r.get("stream_first_token_wait_ms")):
+        words.append("first token relayed as it came")
+    words += [w for w in (
+        difference_reading(r.get("added_ttft_p50_ms"), r.get("added_ttft_p50_ms_ci_low"),
+                           r.get("added_ttft_p50_ms_ci_high"), None, "TTFT"),
+        difference_reading(r.get("added_gap_p50_ms"), r.get("added_gap_p50_ms_ci_low"),
+                           r.get("added_gap_p50_ms_ci_high"), r.get("stream_token_gap_ms"), "gap")) if w]
+    return "; ".join(words) or "–"
+
+
+def streaming_table(suite: SuiteResults, order: list[str], table: pd.DataFrame | None = None) -> TextTable | None:
     s = suite.streaming.set_index("target") if not suite.streaming.empty else None
     if s is None:
         return None
@@ -204,21 +244,28 @@ def streaming_table(suite: SuiteResults, order: list[str]) -> TextTable | None:
         return f"{low:+.2f} to {high:+.2f}" if _present(low) and _present(high) else "–"
 
     rows = []
+    by_target = table.set_index("target") if table is not None else pd.DataFrame()
     for t in [t for t in order if t in s.index]:
         r = s.loc[t]
         rebuffer = "–" if not _present(r["rebuffers"]) else ("yes" if bool(r["rebuffers"]) else "no")
+        full = by_target.loc[t].to_dict() if t in by_target.index else {}
         rows.append([t, ms(r, "added_ttft_p50_ms"), ci(r, "added_ttft_p50_ms"), ms(r, "added_ttft_p99_ms"),
                      ms(r, "added_gap_p50_ms"), ci(r, "added_gap_p50_ms"), ms(r, "added_gap_p99_ms"),
                      _num(r["complete_share"] * 100 if _present(r["complete_share"]) else None, 1, "%"), rebuffer,
-                     f"{r['streams_target']:.0f}"])
+                     f"{r['streams_target']:.0f}", streaming_reading({"target": t, **full})])
     return TextTable(
         "Streaming: added time to first token and gap between chunks",
         ["target", "+TTFT p50", "95% CI", "+TTFT p99", "+gap p50", "95% CI", "+gap p99", "arrived whole",
-         "re-buffers", "streams"],
+         "re-buffers", "streams", "reading"],
         rows,
         "The mock paced like a hosted model; streams read directly and through the target at the same time. "
         "Added = through the target minus direct. 'Arrived whole': HTTP 200, every chunk the mock sent, the usage "
-        "chunk and [DONE]. 'Re-buffers': most streams' chunks arrived together instead of as they were sent.")
+        "chunk and [DONE]. 'Re-buffers': most streams' chunks arrived together instead of as they were sent. "
+        "'First token held back': the first token waited in the target longer than a whole request does, by more "
+        "than one token's time of the mock (its lower 95% bound): a proxy that buffers small writes does this "
+        "even when every chunk arrives. A difference below zero is not a gain (a relay cannot make the mock send "
+        "sooner); the reading says whether it is noise, immaterial, or a difference in how the sides were read. "
+        "p99 differences rest on the streams' tails and carry no interval here.")
 
 
 def suite_tables(run: RunData, suite: SuiteResults, table: pd.DataFrame) -> list[TextTable]:
@@ -226,12 +273,39 @@ def suite_tables(run: RunData, suite: SuiteResults, table: pd.DataFrame) -> list
     baseline = next((t for t, role in run.roles().items() if role == "baseline"), None)
     return [t for t in (overhead_table(suite, order), frontier_table(suite, order, baseline),
                         closed_frontier_table(suite, order), efficiency_table(suite, order),
-                        streaming_table(suite, order)) if t is not None]
+                        streaming_table(suite, order, table)) if t is not None]
 
 
 def closing_tables(run: RunData) -> list[TextTable]:
-    """Tables after the results: for now, where the time went."""
-    return [t for t in (durations_table(run),) if t is not None]
+    """Tables after the results: the suite's step sizes, where the time went."""
+    return [t for t in (suite_steps_table(run), durations_table(run)) if t is not None]
+
+
+def _size_text(key: str, value: Any) -> str:
+    """One size as a person reads it: the unit from the key's name (durations in s, bounds in ms, rates in req/s)."""
+    if isinstance(value, list):
+        return f"{key.replace('_ms', '')} {', '.join(f'{v:g}' if isinstance(v, float) else str(v) for v in value)}" + (
+            " ms" if key.endswith("_ms") else "")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return f"{key} {value}"
+    unit = (" ms" if key.endswith("_ms") else " req/s" if key in ("rate", "min_rate") or key.endswith("_rps")
+            else " s" if key in ("duration", "warmup", "warmup_max", "block", "settle", "idle", "after", "step",
+                                 "max_step", "quiet_wait") else "")
+    return f"{key.replace('_ms', '')} {value:g}{unit}"
+
+
+def suite_steps_table(run: RunData) -> TextTable | None:
+    """Every step of the suite with the sizes this run used (the suite file's profile)."""
+    suite = run.manifest.suite
+    if suite is None or not suite.sizes:
+        return None
+    rows = [[step, "; ".join(_size_text(k, v) for k, v in sizes.items())]
+            for step, sizes in suite.sizes.items() if isinstance(sizes, dict)]
+    repeats = suite.sizes.get("repeats")
+    return TextTable(f"The suite's steps: {suite.name} ({suite.profile} sizes)", ["step", "sizes"], rows,
+                     f"From k6_scripts/suites/{suite.name}.yaml, profile '{suite.profile}'"
+                     + (f"; {repeats} sessions per target by default" if repeats else "")
+                     + f"; this run: {run.manifest.repeats} per target. {suite.description}".rstrip())
 
 
 def durations_table(run: RunData) -> TextTable | None:

@@ -2,7 +2,8 @@
 
 - ``completion_metrics`` and ``latency_distribution`` read the comparison table (k6's summaries);
 - ``stages``: per-stage throughput and latency, and where scaling stops (:mod:`analysis.stages`);
-- ``drift``: first against last minute of latency and memory (:mod:`analysis.drift`).
+- ``drift``: first against last minute of latency and memory (:mod:`analysis.drift`);
+- ``hey_tool``: the real hey's own output, per target (:mod:`analysis.hey`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from typing import Any
 import pandas as pd
 
 from analysis.drift import DRIFT_COLUMNS, drift_table
+from analysis.hey import COLUMNS as HEY_COLUMNS
+from analysis.hey import hey_table
 from analysis.load import RunData
 from analysis.stages import SCALING_COLUMNS, STAGE_COLUMNS, scaling_table, stage_table
 
@@ -25,6 +28,7 @@ class ScenarioResults:
     drift: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=DRIFT_COLUMNS))
     params: dict[str, Any] = field(default_factory=dict)
     mock_profile: dict[str, Any] = field(default_factory=dict)
+    hey: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=HEY_COLUMNS))
 
     def has(self, section: str) -> bool:
         return section in self.sections
@@ -47,4 +51,5 @@ def scenario_results(run: RunData) -> ScenarioResults:
     scaling = (scaling_table(stages, float(params.get("think_time") or 0.0)) if not stages.empty
                else pd.DataFrame(columns=SCALING_COLUMNS))
     drift = drift_table(run) if "drift" in sections else pd.DataFrame(columns=DRIFT_COLUMNS)
-    return ScenarioResults(sections, stages, scaling, drift, params, profile)
+    hey = hey_table(run) if "hey_tool" in sections else pd.DataFrame(columns=HEY_COLUMNS)
+    return ScenarioResults(sections, stages, scaling, drift, params, profile, hey)

@@ -29,7 +29,7 @@ COLUMNS = ["target", "repeats", "streams_direct", "streams_target", "expected_ch
            *(f"added_{m}_{q}_ms{s}" for m in ("ttft", "gap") for q in ("p50", "p99")
              for s in ("", "_ci_low", "_ci_high")),
            "complete_share", "chunks_ok_share", "usage_share", "done_share", "rebuffered_share", "rebuffers",
-           "errors_target"]
+           "errors_target", "token_gap_ms"]
 
 
 def _read(run: RunData) -> dict[str, list[tuple[pd.DataFrame, pd.DataFrame, dict]]]:
@@ -63,6 +63,7 @@ def streaming_table(run: RunData) -> pd.DataFrame:
         ok = streams[(streams["status"] == 200)]
         direct, via = ok[ok["side"] == "direct"], ok[ok["side"] == "target"]
         row: dict = {"target": target, "repeats": len(items), "expected_chunks": expected,
+                     "token_gap_ms": spread / (expected - 1) if spread and expected and expected > 1 else np.nan,
                      "streams_direct": int((streams["side"] == "direct").sum()),
                      "streams_target": int((streams["side"] == "target").sum()),
                      "errors_target": int(((streams["side"] == "target") & (streams["status"] != 200)).sum())}
@@ -95,3 +96,14 @@ def streaming_table(run: RunData) -> pd.DataFrame:
                 row["rebuffers"] = bool(held.mean() > REBUFFERING_SHARE)
         rows.append(row)
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def first_token_wait(added_ttft_ms: float, added_ttft_low_ms: float, added_request_us: float,
+                     token_gap_ms: float) -> tuple[float, bool]:
+    """How much longer the first token waits inside the target than a whole non-streamed request does
+    (added TTFT p50 minus added latency p50, ms), and whether it holds the first token back: the wait's
+    lower 95% bound exceeds one token's time of the mock. A relay that passes chunks on as they come adds
+    to the first token what it adds to any request; one that buffers small writes (or waits for more of
+    the answer) adds at least a token's time more."""
+    wait = added_ttft_ms - added_request_us / 1000
+    return wait, bool(added_ttft_low_ms - added_request_us / 1000 > token_gap_ms)

@@ -21,7 +21,7 @@ from analysis.concurrency import closed_columns, closed_frontier
 from analysis.efficiency import efficiency_table
 from analysis.load import RunData
 from analysis.overhead import overhead_table
-from analysis.streaming import streaming_table
+from analysis.streaming import first_token_wait, streaming_table
 
 # comparison.csv columns from the suite (the first eight are promised by name).
 SUITE_COLUMNS = [
@@ -30,13 +30,15 @@ SUITE_COLUMNS = [
     "added_p90_us", "added_p90_us_ci_low", "added_p90_us_ci_high", "added_p99_us_ci_low", "added_p99_us_ci_high",
     "overhead_pairs", "capacity_bound_ms", "capacity_at_least_rps", "capacity_below_rps", "capacity_low_rps",
     "capacity_high_rps",
-    "efficiency_rate", "efficiency_sustained", "cpu_ms_per_request_low", "cpu_ms_per_request_high",
+    "efficiency_rps", "efficiency_sustained", "cpu_ms_per_request_low", "cpu_ms_per_request_high",
     "rss_idle_mib", "rss_after_mib",
     "added_ttft_p50_ms", "added_ttft_p50_ms_ci_low", "added_ttft_p50_ms_ci_high", "added_ttft_p99_ms",
     "added_gap_p50_ms", "added_gap_p99_ms", "stream_complete_share", "stream_rebuffers",
     "capacity_unstable_up_to_rps", "closed_capacity_rps", "closed_vus",
     "added_p50_us_sessions_low", "added_p50_us_sessions_high", "carryover_p50_us", "carryover_first_us",
     "added_p50_x_floor", "added_p50_x_floor_ci_low", "added_p50_x_floor_ci_high",
+    "stream_first_token_wait_ms", "stream_holds_first_token", "added_gap_p50_ms_ci_low", "added_gap_p50_ms_ci_high",
+    "stream_token_gap_ms",
 ]
 
 
@@ -79,10 +81,11 @@ def suite_columns(results: SuiteResults) -> pd.DataFrame:
                      "passed_above_rps": "capacity_unstable_up_to_rps"}), on="target")
     parts.append(cap)
     parts.append(closed_columns(results.closed, results.default_bound_ms))
-    e = results.efficiency.rename(columns={"rate": "efficiency_rate", "sustained": "efficiency_sustained",
+    e = results.efficiency.rename(columns={"rate": "efficiency_rps", "sustained": "efficiency_sustained",
                                            "rss_load_mib": "rss_mib"})
     parts.append(e[["target", *[c for c in SUITE_COLUMNS if c in e.columns]]])
-    s = results.streaming.rename(columns={"complete_share": "stream_complete_share", "rebuffers": "stream_rebuffers"})
+    s = results.streaming.rename(columns={"complete_share": "stream_complete_share", "rebuffers": "stream_rebuffers",
+                                          "token_gap_ms": "stream_token_gap_ms"})
     parts.append(s[["target", *[c for c in SUITE_COLUMNS if c in s.columns]]])
     merged = pd.DataFrame({"target": pd.Series(dtype="object")})
     for part in parts:
@@ -91,4 +94,9 @@ def suite_columns(results: SuiteResults) -> pd.DataFrame:
     for col in SUITE_COLUMNS:
         if col not in merged.columns:
             merged[col] = pd.NA
+    for i, r in merged.iterrows():
+        needed = (r["added_ttft_p50_ms"], r["added_ttft_p50_ms_ci_low"], r["added_p50_us"], r["stream_token_gap_ms"])
+        if all(pd.notna(v) for v in needed):
+            wait, held = first_token_wait(*(float(v) for v in needed))
+            merged.at[i, "stream_first_token_wait_ms"], merged.at[i, "stream_holds_first_token"] = wait, held
     return merged[["target", *SUITE_COLUMNS]]

@@ -41,10 +41,21 @@ RULE_TITLES = {
     "control": "The A/A control is off",
     "efficiency": "The efficiency rate was not sustained",
     "streaming": "Streams did not arrive whole",
+    "holdback": "The first streamed token waits inside the target",
     "raw_mismatch": "Per-request samples disagree with k6's summary",
     "capacity_unstable": "A capacity is not stable from step to step",
     "disturbed": "Other work on the machine disturbed a measurement",
     "carry_over": "The gateway's work leaked into the direct baseline",
+}
+
+# The same rules in a word or two, for the scorecard's validity column.
+RULE_MARKS = {
+    "errors": "errors", "rig": "no rig", "rig_bound": "rig-bound", "loadgen_bottleneck": "load generator busy",
+    "few_requests": "few requests", "unequal_work": "unequal work", "noisy": "repeats disagree",
+    "control": "A/A off", "efficiency": "rate not sustained", "streaming": "streams cut",
+    "holdback": "first token held",
+    "raw_mismatch": "samples disagree", "capacity_unstable": "capacity unstable", "disturbed": "disturbed",
+    "carry_over": "carry-over",
 }
 
 
@@ -94,17 +105,21 @@ def _rig_bound(run: RunData, table: pd.DataFrame) -> list[Finding]:
     return out
 
 
-def _capacity_unstable(table: pd.DataFrame) -> list[Finding]:
-    if "capacity_unstable_up_to_rps" not in table:
+def _capacity_unstable(suite: SuiteResults | None) -> list[Finding]:
+    """Every bound of the frontier (not only the default one) whose capacity met the bound above a rate that
+    failed it: what frontier.csv marks in ``passed_above_rps``, said in words."""
+    if suite is None or suite.frontier.empty or "passed_above_rps" not in suite.frontier:
         return []
     out = []
-    for r in table.dropna(subset=["capacity_unstable_up_to_rps"]).itertuples():
-        below = r.capacity_rps if pd.notna(r.capacity_rps) else r.capacity_below_rps
-        out.append(Finding("capacity_unstable", r.target,
-                           f"at p99 <= {r.capacity_bound_ms:g} ms a step at {r.capacity_unstable_up_to_rps:,.0f} "
-                           f"RPS met the bound while a lower one failed it: its p99 swings from one short step to "
-                           f"the next (pauses, a noisy machine), so the quoted {below:,.0f} RPS is the cautious "
-                           "side of a range, not a stable capacity. Longer steps settle it: `--suite thorough`."))
+    for r in suite.frontier.dropna(subset=["passed_above_rps"]).to_dict("records"):
+        below = r["max_rps"] if pd.notna(r["max_rps"]) else r["failing_rps"]
+        quoted = (f"the quoted {below:,.0f} RPS is the cautious side of a range" if pd.notna(r["max_rps"])
+                  else f"'less than {below:,.0f} RPS' is the cautious reading")
+        out.append(Finding("capacity_unstable", r["target"],
+                           f"at p99 <= {r['p99_bound_ms']:g} ms a step at {r['passed_above_rps']:,.0f} RPS met the "
+                           "bound while a lower one failed it: its p99 swings from one short step to the next "
+                           f"(pauses, a noisy machine), so {quoted}, not a stable capacity. Longer steps settle it: "
+                           "`--suite thorough`."))
     return out
 
 
@@ -158,10 +173,11 @@ def _loadgen_bottleneck(run: RunData, table: pd.DataFrame) -> list[Finding]:
 def _few_requests(table: pd.DataFrame) -> list[Finding]:
     out = []
     for r in table.dropna(subset=["requests"]).itertuples():
-        short = [name for name, q in QUOTED_PERCENTILES.items() if r.requests * (1 - q) < TAIL_SAMPLES]
+        per_repeat = r.requests / max(int(r.repeats or 1), 1)  # the column is the total over repeats
+        short = [name for name, q in QUOTED_PERCENTILES.items() if per_repeat * (1 - q) < TAIL_SAMPLES]
         if short:
             out.append(Finding("few_requests", r.target,
-                               f"only {r.requests:,.0f} requests per repeat: {', '.join(short)} rest on fewer than "
+                               f"only {per_repeat:,.0f} requests per repeat: {', '.join(short)} rest on fewer than "
                                f"{TAIL_SAMPLES} samples beyond them; read them as rough."))
     return out
 
@@ -329,6 +345,21 @@ def _streaming(suite: SuiteResults | None) -> list[Finding]:
     return out
 
 
+def _holdback(table: pd.DataFrame) -> list[Finding]:
+    """A target whose first streamed token waits longer than its whole-request overhead plus a token's time."""
+    if "stream_holds_first_token" not in table:
+        return []
+    held = table[table["stream_holds_first_token"].eq(True) & (table["role"] != "baseline")]
+    return [Finding("holdback", r.target,
+                    f"streaming adds {r.added_ttft_p50_ms:+.1f} ms to the first token (95% CI "
+                    f"{r.added_ttft_p50_ms_ci_low:+.1f} to {r.added_ttft_p50_ms_ci_high:+.1f}) against "
+                    f"{r.added_p50_us / 1000:.2f} ms added to a whole request: the first token waits "
+                    f"{r.stream_first_token_wait_ms:.1f} ms inside the target, more than one token's time of the "
+                    "mock, even when every chunk arrives. A proxy that buffers small writes, or waits for more of "
+                    "the answer before relaying, does this; a client sees it as a slower first token.")
+            for r in held.itertuples()]
+
+
 def _raw_mismatch(run: RunData) -> list[Finding]:
     """The charts and per-second series come from k6's raw samples, the table from its summary: they must agree."""
     out = []
@@ -349,7 +380,7 @@ def check(run: RunData, table: pd.DataFrame, suite: SuiteResults | None = None) 
         *_rig(run),
         *_errors(table),
         *_rig_bound(run, table),
-        *_capacity_unstable(table),
+        *_capacity_unstable(suite),
         *_loadgen_bottleneck(run, table),
         *_few_requests(table),
         *_few_tail_samples(suite),
@@ -361,4 +392,5 @@ def check(run: RunData, table: pd.DataFrame, suite: SuiteResults | None = None) 
         *_disturbed(run),
         *_efficiency(suite),
         *_streaming(suite),
+        *_holdback(table),
     ]

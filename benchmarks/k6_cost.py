@@ -84,7 +84,7 @@ def main() -> int:
           f"shipped script parses every {every}th answer in full", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        plan = plan_run("local", targets=[load_catalog().get("wiremock")], scenario="seed", suite=None,
+        plan = plan_run("local", targets=[load_catalog().get("direct")], scenario="seed", suite=None,
                         mock_profile="instant", knobs=Knobs(), repeats=1, results_root=work)
         engine.begin(RunContext(plan=plan, run_dir=work, run_id=work.name))
         with engine.rig_session("local") as session:  # the mock alone: k6 straight to it

@@ -168,7 +168,7 @@ def main() -> None:
     sink = f"http://127.0.0.1:{server.server_address[1]}"
     chosen = variants(sink)
     mock = load_mock()
-    wiremock = load_catalog().get("wiremock")
+    direct = load_catalog().get("direct")
     with tempfile.TemporaryDirectory() as tmp, Supervisor() as sup:
         work = Path(tmp)
         spec = mock.local
@@ -181,8 +181,8 @@ def main() -> None:
         wait_ready("mock", base + spec.ready.path, timeout=spec.ready.timeout_s, proc=proc)
         scenario = load_scenario("seed")
         params = scenario.params("local", {"vus": VUS, "duration": f"{args.seconds}s", "warmup": "0s"})
-        rendered = render_script(scenario, params, RenderTarget("wiremock", base + wiremock.request.path,
-                                                                wiremock.request.model, {}))
+        rendered = render_script(scenario, params, RenderTarget("direct", base + direct.request.path,
+                                                                direct.request.model, {}))
         script = work / "script.js"
         script.write_text(rendered.source)
         print(f"k6 {subprocess.run([k6_binary(), 'version'], capture_output=True, text=True).stdout.split()[1]}, "

@@ -34,7 +34,7 @@ from analysis.buckets import bucket_index, bucket_upper_ms  # noqa: E402
 from analysis.k6csv import usable_cpus  # noqa: E402
 from schema.results import MANIFEST, Outcome, target_dir, write_outcome  # noqa: E402
 
-TARGETS = {"wiremock": "baseline", "nginx": "floor", "kong": "gateway", "portkey": "gateway", "litellm": "gateway"}
+TARGETS = {"direct": "baseline", "nginx": "floor", "kong": "gateway", "portkey": "gateway", "litellm": "gateway"}
 RPS = 30_000
 SECONDS = 180
 REPEATS = 3

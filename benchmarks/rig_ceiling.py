@@ -31,7 +31,7 @@ from schema.mock import list_mocks, load_mock  # noqa: E402
 
 
 def measure(mock: str, root: Path) -> dict:
-    plan = plan_run("local", targets=[load_catalog().get("wiremock")], scenario="seed", suite=None,
+    plan = plan_run("local", targets=[load_catalog().get("direct")], scenario="seed", suite=None,
                     mock_profile="instant", knobs=Knobs(), repeats=1, results_root=root)
     (root / mock).mkdir(parents=True)
     rig = Runner(plan, LocalEngine(load_mock(mock), plan_cpus())).rig_only(root / mock)

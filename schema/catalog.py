@@ -173,6 +173,9 @@ class Gateway(Strict):
     version: str = Field(description="the pinned version under test, written into every result")
     source: str = Field(description="where the pinned artefact comes from (package, image, repository)")
     description: str = Field("", description="what it does with a request, in a sentence or two")
+    formerly: list[str] = Field(default_factory=list, description="names the entry had in an earlier release: "
+                                "still accepted by -t/--targets (and a stack's gateway) for one release, "
+                                "with a notice naming the new one")
     request: RequestSpec = Field(default_factory=RequestSpec, description="how k6 addresses it")
     local: LocalSpec = Field(description="how it runs on this machine")
     cloud: CloudSpec | None = Field(None, description="the deployment on EKS (Helm chart or manifests); none: "
@@ -212,7 +215,13 @@ class Catalog:
     def __contains__(self, name: str) -> bool:
         return name in self._entries
 
+    def renamed(self, names: list[str] | None) -> dict[str, str]:
+        """The names given that are an entry's former name, each with the entry's name now."""
+        former = {old: g.name for g in self._entries.values() for old in g.formerly}
+        return {n: former[n] for n in names or [] if n not in self._entries and n in former}
+
     def get(self, name: str) -> Gateway:
+        name = self.renamed([name]).get(name, name)
         try:
             return self._entries[name]
         except KeyError:
@@ -224,6 +233,8 @@ class Catalog:
         """The named entries in the order given, or all of them; unknown names fail before anything runs."""
         if not names:
             return list(self)
+        renamed = self.renamed(names)
+        names = [renamed.get(n, n) for n in names]
         unknown = [n for n in names if n not in self._entries]
         if unknown:
             raise ConfigError(
@@ -295,6 +306,11 @@ def load_catalog(root: Path | None = None) -> Catalog:
     entries = {d.name: load_entry(d) for d in sorted(root.iterdir()) if (d / ENTRY_FILE).is_file()}
     if not entries:
         raise ConfigError(f"catalog directory {root} holds no */{ENTRY_FILE}")
+    for g in entries.values():
+        for old in g.formerly:
+            if old in entries:
+                raise ConfigError(f"{g.entry_dir / ENTRY_FILE}: formerly: '{old}' is the name of another entry "
+                                  f"({entries[old].entry_dir}); a former name must be free")
     baselines = [g.name for g in entries.values() if g.role == "baseline"]
     if len(baselines) > 1:
         raise ConfigError(f"{root}: more than one baseline entry ({', '.join(baselines)}); keep one")

@@ -29,7 +29,8 @@ ITERATION_EXECUTORS = ("per-vu-iterations", "shared-iterations")
 # of ``warmup_vus`` for ``warmup`` seconds (AIGW_WARMUP=1, set by whoever starts k6 for a warm-up).
 WARMUP_SWITCH_EXECUTORS = (*ITERATION_EXECUTORS, "ramping-vus")
 # Report sections a scenario may ask for (analysis/scenario_results.py): its harness's own figures.
-ReportSection = Literal["completion_metrics", "stages", "drift", "latency_distribution"]
+# ``hey_tool``: also run the published tool itself (hey) after k6, and show its own output beside k6's.
+ReportSection = Literal["completion_metrics", "stages", "drift", "latency_distribution", "hey_tool"]
 # The system message of the bodies that have one.
 SYSTEM_PROMPT = "You are a concise assistant."
 

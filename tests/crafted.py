@@ -179,6 +179,8 @@ class SuiteTarget:
     rebuffers: bool = False
     streams_complete: bool = True
     aa_ms: float = 0.0  # for the baseline: what the rig misattributes in its A/A session
+    status: str = "ok"  # "not_runnable": no step runs, the session records only why
+    gap_offset_ms: float = 0.0  # added to every gap between chunks read through the target
 
 
 SUITE_SIZES = {"capacity": {"bounds_ms": [10, 50, 250], "default_bound_ms": 50}, "efficiency": {"rate": 50}}
@@ -208,7 +210,8 @@ def _streams(path: Path, t: SuiteTarget, seed: int, chunks: int = 20) -> None:
                             "first_byte_ms": ttft, "spread_ms": spread, "total_ms": ttft + spread,
                             "content_chunks": chunks if whole else chunks // 2, "usage": whole, "done": whole,
                             "error": ""})
-            gaps += [{"side": side, "stream": i, "gap_ms": (0.05 if held else 12.3 + rng.normal(0, 0.3))}
+            offset = t.gap_offset_ms if side == "target" else 0.0
+            gaps += [{"side": side, "stream": i, "gap_ms": (0.05 if held else 12.3 + offset + rng.normal(0, 0.3))}
                      for _ in range(chunks - 1)]
     pd.DataFrame(streams).to_csv(path / "streams.csv", index=False)
     pd.DataFrame(gaps).to_csv(path / "gaps.csv.gz", index=False)
@@ -219,7 +222,7 @@ def make_suite_run(root: Path, targets: dict[str, SuiteTarget], name: str = "sui
     """A suite run directory: manifest with the suite, and per session the steps' records and files."""
     from schema.results import StepRecord
 
-    seed_targets = {n: Target(role=t.role, rps=[1000.0] * repeats) for n, t in targets.items()}
+    seed_targets = {n: Target(role=t.role, rps=[1000.0] * repeats, status=t.status) for n, t in targets.items()}
     run_dir = make_run(root, seed_targets, name=name, rig=rig, repeats=repeats)
     manifest = json.loads((run_dir / MANIFEST).read_text())
     manifest["suite"] = {"name": "default", "profile": "local", "sizes": SUITE_SIZES}
@@ -227,6 +230,8 @@ def make_suite_run(root: Path, targets: dict[str, SuiteTarget], name: str = "sui
     (run_dir / MANIFEST).write_text(json.dumps(manifest))
     for r in range(1, repeats + 1):
         for index, (name_, t) in enumerate(targets.items()):
+            if t.status != "ok":
+                continue
             work = target_dir(run_dir, name_, r)
             outcome = Outcome.model_validate_json((work / "outcome.json").read_text())
             (work / "overhead").mkdir()

@@ -234,3 +234,34 @@ def test_the_catalog_directory_comes_from_the_environment(tmp_path, monkeypatch)
     write_entry(tmp_path, "demo", GOOD)
     monkeypatch.setenv("AIGW_BENCH_CATALOG", str(tmp_path))
     assert load_catalog().names == ["demo"]
+
+
+# ------------------------------------------------------------------ renamed entries
+def test_a_former_name_selects_the_entry_and_is_reported_as_renamed(tmp_path):
+    write_entry(tmp_path, "direct", {**GOOD, "name": "direct", "role": "baseline", "local": {},
+                                     "formerly": ["wiremock"]})
+    write_entry(tmp_path, "demo", GOOD)
+    cat = load_catalog(tmp_path)
+    assert [g.name for g in cat.select(["wiremock", "demo"])] == ["direct", "demo"]
+    assert cat.get("wiremock").name == "direct" and "wiremock" not in cat.names
+    assert cat.renamed(["wiremock", "demo"]) == {"wiremock": "direct"} and cat.renamed(["direct"]) == {}
+
+
+def test_a_former_name_that_another_entry_holds_is_refused(tmp_path):
+    write_entry(tmp_path, "direct", {**GOOD, "name": "direct", "role": "baseline", "local": {}, "formerly": ["demo"]})
+    write_entry(tmp_path, "demo", GOOD)
+    with pytest.raises(ConfigError, match=r"direct/gateway.yaml: formerly: 'demo' is the name of another entry"):
+        load_catalog(tmp_path)
+
+
+def test_the_cli_takes_a_former_name_with_a_notice(tmp_path):
+    from click.testing import CliRunner
+
+    from aigw_bench.cli import main
+
+    write_entry(tmp_path, "direct", {**GOOD, "name": "direct", "role": "baseline", "local": {},
+                                     "formerly": ["wiremock"]})
+    out = CliRunner().invoke(main, ["render", "-t", "wiremock", "-s", "seed", "--catalog", str(tmp_path)])
+    assert out.exit_code == 0, out.output
+    assert "notice: target 'wiremock' is now called 'direct'; 'wiremock' is accepted in this release only" in out.output
+    assert 'const TARGET = "direct";' in out.output

@@ -84,15 +84,15 @@ class FakeWorkspace:
         return stack_outputs(stack, stack, "http://10.0.0.1", ["i-0123456789abcdef0"], None)
 
 
-RIG_CEILINGS = {"wiremock": 40000, "kong": 35000, "portkey": 42000, "litellm": 39000}
+RIG_CEILINGS = {"direct": 40000, "kong": 35000, "portkey": 42000, "litellm": 39000}
 
 
 def crafted_benchmark(measured):
-    roles = {"wiremock": "baseline", "kong": "gateway", "portkey": "gateway", "litellm": "gateway"}
+    roles = {"direct": "baseline", "kong": "gateway", "portkey": "gateway", "litellm": "gateway"}
 
     def benchmark(outputs, root):
         measured.append(outputs.stack)
-        rps = {"wiremock": 20000, "kong": 9000, "portkey": 3000, "litellm": 1000}[outputs.stack]
+        rps = {"direct": 20000, "kong": 9000, "portkey": 3000, "litellm": 1000}[outputs.stack]
         run = make_run(root, {outputs.stack: Target(role=roles[outputs.stack], rps=[rps])}, name="run")
         manifest = json.loads((run / "manifest.json").read_text())
         manifest["cost"] = {"hourly_usd": 4.0, "per_target_hourly_usd": {outputs.stack: 4.0}, "run_usd": 0.5}
@@ -108,21 +108,21 @@ def crafted_benchmark(measured):
 
 def test_matrix_runs_every_stack_records_a_failure_and_destroys_everything(tmp_path):
     ws, measured = FakeWorkspace(fail_up={"litellm"}), []
-    result = run_matrix(["wiremock", "kong", "portkey", "litellm"], tmp_path / "m", ws, crafted_benchmark(measured))
-    assert sorted(measured) == ["kong", "portkey", "wiremock"]
+    result = run_matrix(["direct", "kong", "portkey", "litellm"], tmp_path / "m", ws, crafted_benchmark(measured))
+    assert sorted(measured) == ["direct", "kong", "portkey"]
     assert list(result.failed) == ["litellm"] and "did not become active" in result.failed["litellm"][0]
     # Every stack is destroyed, the failed one too (a failed `up` leaves resources behind).
-    assert sorted(s for c, s in ws.calls if c == "destroy") == ["kong", "litellm", "portkey", "wiremock"]
+    assert sorted(s for c, s in ws.calls if c == "destroy") == ["direct", "kong", "litellm", "portkey"]
     report = build_report(result.combined)
     table = report.table.set_index("target")
-    assert set(table.index) == {"wiremock", "kong", "portkey"}
+    assert set(table.index) == {"direct", "kong", "portkey"}
     assert table.loc["kong", "rps_pct_of_baseline"] == pytest.approx(45.0)
     assert "kong delivered 200% more RPS than portkey" in report.paths["markdown"].read_text()
     combined = json.loads((result.combined / "manifest.json").read_text())
     assert combined["cost"]["run_usd"] == 1.5
     # Judged against the weakest rig of the stacks measured (kong's), whichever stack came first.
     assert combined["rig"]["ceiling_rps"] == 35000 and combined["rig"]["stack"] == "kong"
-    assert set(combined["cloud"]) == {"wiremock", "kong", "portkey"}
+    assert set(combined["cloud"]) == {"direct", "kong", "portkey"}
 
 
 def test_matrix_resumes_without_measuring_finished_stacks_again(tmp_path):

@@ -67,7 +67,7 @@ def outputs(stack: str = "kong-operator", *, enabled: bool = True, nodes: int = 
     }
     if secret:
         extra["gateway_secret_headers"] = {"Authorization": "Bearer sk-stack-secret"}
-    return stack_outputs(stack, "wiremock", "http://gw.internal:9021", ["i-0"], None, **extra)
+    return stack_outputs(stack, "direct", "http://gw.internal:9021", ["i-0"], None, **extra)
 
 
 def engine_for(cluster: FakeCluster, prom: FakePrometheus, clock: Clock, out, **options) -> OperatorEngine:
@@ -126,7 +126,7 @@ def test_a_testrun_from_creation_to_collected_results(tmp_path):
     events = []
     run_dir = run_plan(tmp_path, engine_for(cluster, prom, clock, outputs(secret=True)), events=events)
     [outcome] = read_outcomes(run_dir)
-    work = target_dir(run_dir, "wiremock", 1) / "seed"
+    work = target_dir(run_dir, "direct", 1) / "seed"
     assert outcome.status == "ok", outcome.reason
     # The rig first (a ceiling split over both runners, a floor on one), then the scenario's warm-up
     # and measurement, each its own TestRun, as the pinned operator's CRD spells it.
@@ -138,7 +138,7 @@ def test_a_testrun_from_creation_to_collected_results(tmp_path):
     assert spec["parallelism"] == 2 and spec["separate"] is True
     assert spec["script"]["configMap"] == {"name": measure["metadata"]["name"], "file": "script.js"}
     # k6's run tag `target` on every sample (VUs and dropped iterations have no scenario tags).
-    assert spec["arguments"] == "--out experimental-prometheus-rw --tag target=wiremock"
+    assert spec["arguments"] == "--out experimental-prometheus-rw --tag target=direct"
     assert ceiling["spec"]["arguments"] == "--out experimental-prometheus-rw --tag target=rig"
     for pod in (spec["runner"], spec["starter"]):
         assert pod["nodeSelector"] == {"aigw-bench/pool": "loadgen"}
@@ -198,7 +198,7 @@ def test_a_testrun_from_creation_to_collected_results(tmp_path):
     assert "port-forward svc/kps-grafana 3000:80" in outcome.evidence["dashboard"]
     assert any(isinstance(e, Tick) for e in events)
     manifest = json.loads((run_dir / "manifest.json").read_text())
-    assert manifest["engine"] == "operator" and manifest["machine"]["load_generators"] == {"wiremock": 2}
+    assert manifest["engine"] == "operator" and manifest["machine"]["load_generators"] == {"direct": 2}
 
 
 def test_one_runner_keeps_its_own_exact_summary(tmp_path):
@@ -206,7 +206,7 @@ def test_one_runner_keeps_its_own_exact_summary(tmp_path):
     cluster, prom, clock = setup(runners)
     run_dir = run_plan(tmp_path, engine_for(cluster, prom, clock, outputs(), parallelism=1), warmup="0s")
     [outcome] = read_outcomes(run_dir)
-    work = target_dir(run_dir, "wiremock", 1) / "seed"
+    work = target_dir(run_dir, "direct", 1) / "seed"
     assert outcome.status == "ok"
     assert (work / "summary.json").read_text() == (work / "gen1" / "summary.json").read_text()
     assert len(target_testruns(cluster)) == 1 and cluster.empty
@@ -255,9 +255,9 @@ def test_a_one_vu_scenario_gets_one_runner_by_default_and_an_explicit_parallelis
     assert outcome.status == "ok", outcome.reason
     assert [t["spec"]["parallelism"] for t in target_testruns(cluster)] == [1, 1]
     assert all(c["error"] is None and c["maxVUs"] == 1 for c in cluster.inspected.values() if c["maxVUs"] == 1)
-    assert json.loads((run_dir / "manifest.json").read_text())["machine"]["load_generators"] == {"wiremock": 1}
+    assert json.loads((run_dir / "manifest.json").read_text())["machine"]["load_generators"] == {"direct": 1}
     # The load generators' CPUs are those of the runners the TestRun had (one 16-vCPU node), not the pool's.
-    usage = pd.read_csv(target_dir(run_dir, "wiremock", 1) / "inferxgate-baseline" / "resources.csv")
+    usage = pd.read_csv(target_dir(run_dir, "direct", 1) / "inferxgate-baseline" / "resources.csv")
     assert set(usage.loc[usage["role"] == "loadgen", "cpus"]) == {16.0}
 
     cluster, prom, clock = setup(two_runners())
@@ -341,7 +341,7 @@ def test_prometheus_may_lack_a_runners_last_millisecond_and_never_has_more(tmp_p
     run_dir = run_plan(tmp_path, engine_for(cluster, prom, clock, outputs()), warmup="0s")
     [outcome] = read_outcomes(run_dir)
     assert outcome.status == "ok", outcome.reason
-    check = json.loads((target_dir(run_dir, "wiremock", 1) / "seed" / "prometheus.json").read_text())
+    check = json.loads((target_dir(run_dir, "direct", 1) / "seed" / "prometheus.json").read_text())
     second = check["per_runner_check"][1]
     assert (second["requests_k6"], second["requests_prometheus"]) == (400, 400 - lost)
     assert second["requests_missing"] == lost and second["requests_missing_allowed"] == 2
@@ -361,7 +361,7 @@ def test_the_series_and_the_resource_window_start_when_k6_does_not_when_the_test
     run_dir = run_plan(tmp_path, engine_for(cluster, prom, clock, outputs()), warmup="0s")
     [outcome] = read_outcomes(run_dir)
     assert outcome.status == "ok", outcome.reason
-    work = target_dir(run_dir, "wiremock", 1) / "seed"
+    work = target_dir(run_dir, "direct", 1) / "seed"
     testrun = json.loads((work / "testrun.json").read_text())
     k6_start, created = cluster.k6_start[testrun["testrun"]], cluster.created_at[testrun["testrun"]]
     assert k6_start - created >= 30
@@ -420,7 +420,7 @@ def test_a_failing_runner_keeps_every_log_and_leaves_nothing(tmp_path):
     cluster, prom, clock = setup(two_runners(exit_code=107))
     run_dir = run_plan(tmp_path, engine_for(cluster, prom, clock, outputs()), warmup="0s")
     [outcome] = read_outcomes(run_dir)
-    work = target_dir(run_dir, "wiremock", 1) / "seed"
+    work = target_dir(run_dir, "direct", 1) / "seed"
     assert outcome.status == "k6_failed" and "runner 2" in outcome.reason and "exit code 107" in outcome.reason
     assert (work / "gen1" / "summary.json").exists() and (work / "gen2" / "k6.log").exists()
     assert cluster.empty
@@ -446,7 +446,7 @@ def test_prometheus_lost_during_the_run_keeps_the_runners_numbers(tmp_path):
     cluster.on_started = lambda obj: setattr(prom, "unreachable", True)
     run_dir = run_plan(tmp_path, engine_for(cluster, prom, clock, outputs()), warmup="0s")
     [outcome] = read_outcomes(run_dir)
-    work = target_dir(run_dir, "wiremock", 1) / "seed"
+    work = target_dir(run_dir, "direct", 1) / "seed"
     assert outcome.status == "invalid_output"
     assert "Prometheus is unreachable" in outcome.reason and "gen*/summary.json" in outcome.reason
     assert (work / "gen1" / "summary.json").exists() and (work / "gen2" / "summary.json").exists()

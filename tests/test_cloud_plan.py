@@ -26,7 +26,7 @@ def test_operator_runs_start_twice_with_a_warm_up():
 
 
 def test_matrix_estimate_counts_deploy_and_destroy_per_stack_in_parallel():
-    est = estimate_matrix([StackCost("kong", 3.6), StackCost("wiremock", 2.9)], engine="ec2", warmup=30,
+    est = estimate_matrix([StackCost("kong", 3.6), StackCost("direct", 2.9)], engine="ec2", warmup=30,
                           duration=180, repeats=2)
     per_stack = 30 * 60 + 2 * 270 + 15 * 60
     assert est.seconds == per_stack
@@ -44,7 +44,7 @@ def deployed(monkeypatch):
     """`cloud run` up to the point where it would start: outputs read, the run itself recorded."""
     started = []
     monkeypatch.setattr("aigw_bench.cloud.outputs.read_stack_outputs",
-                        lambda stack: stack_outputs(stack, "wiremock", "http://gw:9021", ["i-0"], None))
+                        lambda stack: stack_outputs(stack, "direct", "http://gw:9021", ["i-0"], None))
 
     def fake_run(plan, engine, standalone=True):
         started.append((plan, engine))
@@ -55,7 +55,7 @@ def deployed(monkeypatch):
 
 
 def test_without_a_terminal_and_without_yes_nothing_starts(deployed):
-    result = CliRunner().invoke(cli_module.main, ["cloud", "run", "--stack", "wiremock", "-s", "seed", "-d", "60s"])
+    result = CliRunner().invoke(cli_module.main, ["cloud", "run", "--stack", "direct", "-s", "seed", "-d", "60s"])
     assert result.exit_code == 2
     assert "stdin is not a terminal: pass --yes" in result.output
     assert "plan: about" in result.output and "$3.6000/h" in result.output
@@ -64,12 +64,12 @@ def test_without_a_terminal_and_without_yes_nothing_starts(deployed):
 
 def test_declining_at_the_prompt_starts_nothing(deployed, monkeypatch):
     monkeypatch.setattr(cli_module, "_stdin_is_terminal", lambda: True)
-    result = CliRunner().invoke(cli_module.main, ["cloud", "run", "--stack", "wiremock"], input="n\n")
+    result = CliRunner().invoke(cli_module.main, ["cloud", "run", "--stack", "direct"], input="n\n")
     assert "Start it?" in result.output and result.exit_code == 1 and deployed == []
 
 
 def test_yes_starts_the_plan_with_the_chosen_engine(deployed):
-    result = CliRunner().invoke(cli_module.main, ["cloud", "run", "--stack", "wiremock", "--yes", "-s", "seed",
+    result = CliRunner().invoke(cli_module.main, ["cloud", "run", "--stack", "direct", "--yes", "-s", "seed",
                                                   "--engine", "operator", "--parallelism", "2"])
     assert result.exit_code == 7, result.output
     [(plan, engine)] = deployed
@@ -79,7 +79,7 @@ def test_yes_starts_the_plan_with_the_chosen_engine(deployed):
 
 
 def test_the_operator_engine_runs_suites_like_every_engine(deployed):
-    result = CliRunner().invoke(cli_module.main, ["cloud", "run", "--stack", "wiremock", "--yes",
+    result = CliRunner().invoke(cli_module.main, ["cloud", "run", "--stack", "direct", "--yes",
                                                   "--engine", "operator", "--suite", "default"])
     assert result.exit_code == 7, result.output
     [(plan, engine)] = deployed
@@ -90,16 +90,16 @@ def test_the_operator_engine_runs_suites_like_every_engine(deployed):
 def test_a_suite_is_planned_with_its_longest_session(deployed):
     from schema.suites import load_suite
 
-    result = CliRunner().invoke(cli_module.main, ["cloud", "run", "--stack", "wiremock"])
+    result = CliRunner().invoke(cli_module.main, ["cloud", "run", "--stack", "direct"])
     sizes = load_suite("default").sizes("cloud")
-    expected = estimate_run([StackCost("wiremock", 3.6)], engine="ec2", warmup=0, duration=sizes.session_seconds(),
+    expected = estimate_run([StackCost("direct", 3.6)], engine="ec2", warmup=0, duration=sizes.session_seconds(),
                             repeats=sizes.repeats).text().splitlines()
     assert sizes.session_seconds() > 600 and deployed == []
     assert expected[0] in result.output and expected[1] in result.output
 
 
 def test_operator_options_without_the_operator_engine_are_refused(deployed):
-    result = CliRunner().invoke(cli_module.main, ["cloud", "run", "--stack", "wiremock", "--yes",
+    result = CliRunner().invoke(cli_module.main, ["cloud", "run", "--stack", "direct", "--yes",
                                                   "--parallelism", "2"])
     assert result.exit_code == 2 and "apply to --engine operator only" in result.output
     assert deployed == []

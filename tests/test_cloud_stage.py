@@ -89,7 +89,7 @@ def only(label: str, mode: str):
 
 
 def test_whole_stage_with_one_runner(tmp_path, aws, mock_llm, prometheus, no_leftovers):
-    outputs = stack_outputs("wiremock", "wiremock", mock_llm, [RUNNER], prometheus.url)
+    outputs = stack_outputs("direct", "direct", mock_llm, [RUNNER], prometheus.url)
     agent = agent_for(aws)
     run_dir = runner_for(plan_for(tmp_path, [outputs]), agent.client, aws).run()
     (outcome,) = read_outcomes(run_dir)
@@ -99,13 +99,13 @@ def test_whole_stage_with_one_runner(tmp_path, aws, mock_llm, prometheus, no_lef
     assert record.status == "ok" and record.dir == "seed"
     for key in ("summary", "timeseries", "histogram", "statuses", "resources", "script"):
         assert outcome.files[key].startswith("seed/"), key
-    work = run_dir / "targets/wiremock/r1/seed"
+    work = run_dir / "targets/direct/r1/seed"
     summary = json.loads((work / "summary.json").read_text())
     assert summary["metrics"]["http_reqs"]["values"]["count"] > 50
     assert record.data["requests"] == summary["metrics"]["http_reqs"]["values"]["count"]
     # Uploaded under the run's own prefix; the script the runner fetched is the one rendered locally.
     manifest = json.loads((run_dir / "manifest.json").read_text())
-    prefix = f"runs/{manifest['run_id']}/targets/wiremock/r1/seed/g1/"
+    prefix = f"runs/{manifest['run_id']}/targets/direct/r1/seed/g1/"
     keys = [o["Key"] for o in aws["s3"].list_objects_v2(Bucket=BUCKET, Prefix=prefix)["Contents"]]
     assert {prefix + n for n in ("script.js", "summary.json", "raw.csv.gz", "exit-code", "k6.log")} <= set(keys)
     assert aws["s3"].get_object(Bucket=BUCKET, Key=prefix + "script.js")["Body"].read().decode() == \
@@ -119,8 +119,8 @@ def test_whole_stage_with_one_runner(tmp_path, aws, mock_llm, prometheus, no_lef
     rig = manifest["rig"]
     assert rig["ceiling_rps"] > 0 and rig["floor_ms"]["p50"] > 0 and rig["mock"] == "wiremock"
     assert rig["reach_rps"] == pytest.approx(0.8 * rig["ceiling_rps"])
-    assert manifest["cloud"]["wiremock"]["rig"]["ceiling_rps"] == rig["ceiling_rps"]
-    assert (run_dir / "rig/wiremock/ceiling/summary.json").exists()
+    assert manifest["cloud"]["direct"]["rig"]["ceiling_rps"] == rig["ceiling_rps"]
+    assert (run_dir / "rig/direct/ceiling/summary.json").exists()
     rig_scripts = agent.scripts("k6")[:2]
     assert all(mock_llm + "/v1/chat/completions" in s for s in rig_scripts)
     # Every job worked on the root volume (/var/tmp), never in $TMPDIR or /tmp: on AL2023 /tmp is a tmpfs
@@ -130,20 +130,20 @@ def test_whole_stage_with_one_runner(tmp_path, aws, mock_llm, prometheus, no_lef
     assert all("aigw-bench: working in /var/tmp/aigw-bench." in o for o in traces), traces[0][:300]
     assert manifest["mock"]["profile"]["name"] == "instant" and manifest["format"] == 2
     report = build_report(run_dir)
-    assert manifest["environment"] == "cloud" and manifest["cloud"]["wiremock"]["stack"] == "wiremock"
+    assert manifest["environment"] == "cloud" and manifest["cloud"]["direct"]["stack"] == "direct"
     assert "## Cost" in report.paths["markdown"].read_text()
-    row = report.table.set_index("target").loc["wiremock"]
+    row = report.table.set_index("target").loc["direct"]
     assert row["requests"] == summary["metrics"]["http_reqs"]["values"]["count"]
     assert row["rig_ceiling_rps"] == pytest.approx(rig["ceiling_rps"])
 
 
 def test_two_runners_split_the_load_and_merge_from_raw_data(tmp_path, aws, mock_llm):
-    outputs = stack_outputs("wiremock", "wiremock", mock_llm, [RUNNER, RUNNER_2], None)
+    outputs = stack_outputs("direct", "direct", mock_llm, [RUNNER, RUNNER_2], None)
     agent = agent_for(aws)
     run_dir = runner_for(plan_for(tmp_path, [outputs], warmup="0s"), agent.client, aws).run()
     (outcome,) = read_outcomes(run_dir)
     assert outcome.status == "ok", outcome.reason
-    work = run_dir / "targets/wiremock/r1/seed"
+    work = run_dir / "targets/direct/r1/seed"
     gens = [json.loads((work / f"gen{i}/summary.json").read_text()) for i in (1, 2)]
     merged = json.loads((work / "summary.json").read_text())
     assert merged["metrics"]["http_reqs"]["values"]["count"] == sum(
@@ -153,10 +153,10 @@ def test_two_runners_split_the_load_and_merge_from_raw_data(tmp_path, aws, mock_
     # Each generator ran half the VUs (execution segments), on its own runner.
     assert "--execution-segment 0:1/2" in (work / "gen1/runner-g1.sh").read_text()
     assert "--execution-segment 1/2:1" in (work / "gen2/runner-g2.sh").read_text()
-    sent = {c["instance"] for c in agent.commands.values() if "targets/wiremock/r1/seed" in c["script"]}
+    sent = {c["instance"] for c in agent.commands.values() if "targets/direct/r1/seed" in c["script"]}
     assert sent == {RUNNER, RUNNER_2}
     # Concurrency 1 is never split: the rig's floor ran on the first runner only; its ceiling on both.
-    rig = run_dir / "rig/wiremock"
+    rig = run_dir / "rig/direct"
     assert (rig / "floor/summary.json").exists() and not (rig / "floor/gen2").exists()
     assert (rig / "ceiling/gen2/summary.json").exists()
 
@@ -165,12 +165,12 @@ def test_two_runners_meet_and_start_the_measurement_together(tmp_path, aws, mock
     """Each runner's command starts on its own (SSM delivers it, the runner waits for the endpoints, warms
     up): here the second starts 3 s late. They meet before the measurement and start k6 at one instant;
     the merged summary records how close (start_skew_s)."""
-    outputs = stack_outputs("wiremock", "wiremock", mock_llm, [RUNNER, RUNNER_2], None)
+    outputs = stack_outputs("direct", "direct", mock_llm, [RUNNER, RUNNER_2], None)
     agent = agent_for(aws, lambda script: {"_delay_s": 3} if ": seed, generator 2/2" in script else "run")
     run_dir = runner_for(plan_for(tmp_path, [outputs], warmup="0s"), agent.client, aws).run()
     (outcome,) = read_outcomes(run_dir)
     assert outcome.status == "ok", outcome.reason
-    work = run_dir / "targets/wiremock/r1/seed"
+    work = run_dir / "targets/direct/r1/seed"
     starts = [float((work / f"gen{i}/start.txt").read_text()) for i in (1, 2)]
     assert abs(starts[0] - starts[1]) < 0.5, starts
     barriers = [(work / f"gen{i}/barrier.txt").read_text().split() for i in (1, 2)]
@@ -185,7 +185,7 @@ def test_two_runners_meet_and_start_the_measurement_together(tmp_path, aws, mock
 def test_a_runner_that_never_gets_to_the_measurement_ends_the_session_clearly(tmp_path, aws, mock_llm):
     """The second runner's command never runs: the first waits at most its endpoint wait plus the grace,
     measures nothing alone, and the session says why; the next job runs again."""
-    outputs = stack_outputs("wiremock", "wiremock", mock_llm, [RUNNER, RUNNER_2], None)
+    outputs = stack_outputs("direct", "direct", mock_llm, [RUNNER, RUNNER_2], None)
     agent = agent_for(aws, lambda script: "fail" if ": seed, generator 2/2" in script else "run")
     started = time.monotonic()
     run_dir = runner_for(plan_for(tmp_path, [outputs], warmup="0s"), agent.client, aws, endpoint_wait_s=2,
@@ -193,7 +193,7 @@ def test_a_runner_that_never_gets_to_the_measurement_ends_the_session_clearly(tm
     assert time.monotonic() - started < 90
     (outcome,) = read_outcomes(run_dir)
     assert outcome.status == "k6_failed"
-    first = run_dir / "targets/wiremock/r1/seed/gen1"
+    first = run_dir / "targets/direct/r1/seed/gen1"
     assert not (first / "summary.json").exists() and not (first / "k6.log").exists()  # never measured alone
     assert (first / "exit-code").read_text().strip() == "94"
     assert "waited" in (first / "barrier.txt").read_text()
@@ -206,13 +206,13 @@ def test_a_runner_that_ended_early_stops_the_others_at_once(tmp_path, aws, mock_
     broken.mkdir()
     (broken / "curl").write_text("#!/bin/sh\nexit 7\n")
     (broken / "curl").chmod(0o755)
-    outputs = stack_outputs("wiremock", "wiremock", mock_llm, [RUNNER, RUNNER_2], None)
+    outputs = stack_outputs("direct", "direct", mock_llm, [RUNNER, RUNNER_2], None)
     path = f"{broken}:{aws['shim_dir']}:{os.environ['PATH']}"
     agent = agent_for(aws, lambda script: {"PATH": path} if ": seed, generator 2/2" in script else "run")
     run_dir = runner_for(plan_for(tmp_path, [outputs], warmup="0s"), agent.client, aws, endpoint_wait_s=2).run()
     (outcome,) = read_outcomes(run_dir)
     assert outcome.status == "not_ready" and "did not answer the runner within 2 s" in outcome.reason
-    barrier = (run_dir / "targets/wiremock/r1/seed/gen1/barrier.txt").read_text().split()
+    barrier = (run_dir / "targets/direct/r1/seed/gen1/barrier.txt").read_text().split()
     assert barrier[:3] == ["apart", "generator", "2"] and int(barrier[-1]) < 30  # not the whole barrier wait
 
 
@@ -220,7 +220,7 @@ def test_runs_wait_for_the_runners_user_data_before_the_first_command(tmp_path, 
     """A runner just (re)placed: its SSM agent is online, cloud-init still installs k6. The stage asks
     until the user data is done, then starts; nothing ran before. A check lost to the agent's restart
     (the user data's last step) is asked again."""
-    outputs = stack_outputs("wiremock", "wiremock", mock_llm, [RUNNER], None)
+    outputs = stack_outputs("direct", "direct", mock_llm, [RUNNER], None)
     lost = []
 
     def behave(script):
@@ -316,7 +316,7 @@ def test_a_second_run_while_one_is_in_progress_is_refused(tmp_path, aws):
 
 
 def test_failed_command_is_recorded_and_the_next_repeat_still_runs(tmp_path, aws, mock_llm):
-    outputs = stack_outputs("wiremock", "wiremock", mock_llm, [RUNNER], None)
+    outputs = stack_outputs("direct", "direct", mock_llm, [RUNNER], None)
     failed = []
 
     def behave(script):  # the first session's command "failed" on the instance: it never ran
@@ -334,7 +334,7 @@ def test_failed_command_is_recorded_and_the_next_repeat_still_runs(tmp_path, aws
 
 
 def test_command_timing_out_is_cancelled(tmp_path, aws, mock_llm):
-    outputs = stack_outputs("wiremock", "wiremock", mock_llm, [RUNNER], None)
+    outputs = stack_outputs("direct", "direct", mock_llm, [RUNNER], None)
     agent = agent_for(aws, only("seed", "hang"))
     offset = [0.0]
 
@@ -353,28 +353,28 @@ def test_command_timing_out_is_cancelled(tmp_path, aws, mock_llm):
 
 
 def test_partial_upload_is_reported_and_kept(tmp_path, aws, mock_llm):
-    outputs = stack_outputs("wiremock", "wiremock", mock_llm, [RUNNER], None)
+    outputs = stack_outputs("direct", "direct", mock_llm, [RUNNER], None)
     agent = agent_for(aws, only("seed", "partial"))
     run_dir = runner_for(plan_for(tmp_path, [outputs]), agent.client, aws).run()
     (outcome,) = read_outcomes(run_dir)
     assert outcome.status == "invalid_output"
     assert "partial upload" in outcome.reason and "exit-code missing (got ['k6.log'])" in outcome.reason
-    assert (run_dir / "targets/wiremock/r1/seed/k6.log").read_text() == "k6 was killed"
+    assert (run_dir / "targets/direct/r1/seed/k6.log").read_text() == "k6 was killed"
     assert outcome.steps["seed"].status == "failed"
 
 
 def test_nothing_uploaded_gives_no_numbers(tmp_path, aws, mock_llm):
-    outputs = stack_outputs("wiremock", "wiremock", mock_llm, [RUNNER], None)
+    outputs = stack_outputs("direct", "direct", mock_llm, [RUNNER], None)
     agent = agent_for(aws, only("seed", "empty"))
     run_dir = runner_for(plan_for(tmp_path, [outputs]), agent.client, aws).run()
     report = build_report(run_dir)
-    assert report.table.set_index("target").loc["wiremock", "status"] == "invalid_output"
-    assert pd.isna(report.table.set_index("target").loc["wiremock", "rps"])
+    assert report.table.set_index("target").loc["direct", "status"] == "invalid_output"
+    assert pd.isna(report.table.set_index("target").loc["direct", "rps"])
     assert "exit-code missing (got nothing)" in report.paths["markdown"].read_text()
 
 
 def test_ctrl_c_cancels_the_remote_command_and_keeps_the_run(tmp_path, aws, mock_llm):
-    outputs = stack_outputs("wiremock", "wiremock", mock_llm, [RUNNER], None)
+    outputs = stack_outputs("direct", "direct", mock_llm, [RUNNER], None)
     agent = agent_for(aws, only("seed", "hang"))
 
     def interrupt(seconds):

@@ -102,7 +102,7 @@ def outputs_for(cluster, stack: str, gateway: str, **extra) -> StackOutputs:
     defaults = {"mock_url": pod.base, "mock_name": "fast", "mock_version": "openresty 1.27.1.2",
                 "mock_profiles": ["instant", "llm"], "mock_control": CONTROL, "kubeconfig": kube.kubeconfig(),
                 "mock_cluster_url": "http://fast-mock.mock.svc.cluster.local:8080"}
-    url = pod.base if gateway == "wiremock" else cluster["proxy"].url
+    url = pod.base if gateway == "direct" else cluster["proxy"].url
     prometheus = extra.pop("prometheus_url", cluster["prom"].url)
     return stack_outputs(stack, gateway, url, [RUNNER], prometheus, **{**defaults, **extra})
 
@@ -156,17 +156,17 @@ def cloud_cli(monkeypatch, aws, outputs: list[StackOutputs], suite, results, sle
 
 
 def test_the_suite_runs_through_the_cloud_stage_and_reports_like_a_local_run(tmp_path, aws, cluster, monkeypatch):
-    """`aigw-bench cloud run --stack wiremock,litellm --suite ...`, from the options to the report."""
-    result, run_dir, agent = cloud_cli(monkeypatch, aws, [outputs_for(cluster, "wiremock", "wiremock"),
+    """`aigw-bench cloud run --stack direct,litellm --suite ...`, from the options to the report."""
+    result, run_dir, agent = cloud_cli(monkeypatch, aws, [outputs_for(cluster, "direct", "direct"),
                                                           gateway_outputs(cluster)],
                                        tiny_cloud_suite(tmp_path, **SHORT_CAPACITY), tmp_path / "results")
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
-    assert "suite tiny on AWS, cloud sizes" in text and "wiremock (stack wiremock, fast mock)" in text
+    assert "suite tiny on AWS, cloud sizes" in text and "direct (stack direct, fast mock)" in text
     assert (run_dir / "report.html").exists() and (run_dir / "comparison.csv").exists()
     outcomes = {o.target: o for o in read_outcomes(run_dir)}
     manifest = json.loads((run_dir / "manifest.json").read_text())
-    gw, base = outcomes["litellm"], outcomes["wiremock"]
+    gw, base = outcomes["litellm"], outcomes["direct"]
     assert gw.status == "ok" and base.status == "ok", (gw.reason, base.reason)
     assert list(gw.steps) == ["overhead", "seed", "capacity", "concurrency", "efficiency", "streaming"]
     assert all(r.status == "ok" for r in gw.steps.values()), {n: r.reason for n, r in gw.steps.items()}
@@ -181,8 +181,8 @@ def test_the_suite_runs_through_the_cloud_stage_and_reports_like_a_local_run(tmp
     assert manifest["mock"]["name"] == "fast" and manifest["mock"]["version"] == "openresty 1.27.1.2"
     assert manifest["mock"]["profile"]["name"] == "instant" and manifest["mock"]["streaming_profile"]["name"] == "llm"
     rig = manifest["rig"]
-    assert rig["ceiling_rps"] > 0 and rig["frontier"]["bounds"] and rig["stack"] in ("wiremock", "litellm")
-    assert rig["ceiling_rps"] == min(manifest["cloud"][s]["rig"]["ceiling_rps"] for s in ("wiremock", "litellm"))
+    assert rig["ceiling_rps"] > 0 and rig["frontier"]["bounds"] and rig["stack"] in ("direct", "litellm")
+    assert rig["ceiling_rps"] == min(manifest["cloud"][s]["rig"]["ceiling_rps"] for s in ("direct", "litellm"))
 
     # Concurrency 1 in alternating blocks; the capacity search stepped up over real probes.
     overhead = gw.steps["overhead"]
@@ -237,7 +237,7 @@ def test_the_suite_runs_through_the_cloud_stage_and_reports_like_a_local_run(tmp
 
 def test_a_profile_switch_that_never_becomes_ready_fails_clearly_and_keeps_the_steps(tmp_path, aws, cluster):
     cluster["kube"].never_ready = True
-    run_dir, _ = run_suite(tmp_path, aws, [outputs_for(cluster, "wiremock", "wiremock")], profile_switch_s=3,
+    run_dir, _ = run_suite(tmp_path, aws, [outputs_for(cluster, "direct", "direct")], profile_switch_s=3,
                            suite_changes=SEED_AND_STREAMING)
     (outcome,) = read_outcomes(run_dir)
     assert outcome.status == "mock_failed"
@@ -248,14 +248,14 @@ def test_a_profile_switch_that_never_becomes_ready_fails_clearly_and_keeps_the_s
     assert outcome.steps["seed"].status == "ok" and outcome.steps["overhead"].status == "skipped"
     assert_local_layout(run_dir, outcome)
     manifest = json.loads((run_dir / "manifest.json").read_text())
-    assert "not restored" in manifest["mock_restored"]["wiremock"]
+    assert "not restored" in manifest["mock_restored"]["direct"]
     paths = write_report(run_dir)
     assert "did not become ready" in paths["markdown"].read_text()
 
 
 def test_a_failing_probe_command_fails_the_streaming_step_clearly_and_keeps_the_rest(tmp_path, aws, cluster):
     broken = {"AIGW_PYTHON": "false"}  # the runner's Python cannot run the probe (as without httpx)
-    run_dir, _ = run_suite(tmp_path, aws, [outputs_for(cluster, "wiremock", "wiremock")],
+    run_dir, _ = run_suite(tmp_path, aws, [outputs_for(cluster, "direct", "direct")],
                            behave=lambda script: broken if "runner job (probe)" in script else "run",
                            suite_changes=SEED_AND_STREAMING)
     (outcome,) = read_outcomes(run_dir)
@@ -265,7 +265,7 @@ def test_a_failing_probe_command_fails_the_streaming_step_clearly_and_keeps_the_
     assert outcome.steps["seed"].status == "ok"
     assert "streaming" not in outcome.steps
     assert_local_layout(run_dir, outcome)
-    assert (run_dir / "targets/wiremock/r1/streaming/probe.log").exists()  # the evidence came back
+    assert (run_dir / "targets/direct/r1/streaming/probe.log").exists()  # the evidence came back
 
 
 def test_prometheus_unreachable_fails_only_efficiency_with_a_clear_reason(tmp_path, aws, cluster):
@@ -310,7 +310,7 @@ def test_a_stack_whose_mock_cannot_pace_is_refused_before_anything_runs(tmp_path
 def test_a_restore_interrupted_by_ctrl_c_is_recorded_and_ends_quietly(tmp_path):
     """A second Ctrl-C (or SIGTERM) while the mock gets its deployed profile back must not lose the run's
     manifest."""
-    out = stack_outputs("wiremock", "wiremock", "http://10.0.1.5", [RUNNER], None, mock_name="fast",
+    out = stack_outputs("direct", "direct", "http://10.0.1.5", [RUNNER], None, mock_name="fast",
                         mock_profiles=["instant", "llm"], mock_control=CONTROL)
     case = cloud_case(tmp_path, [out], repeats=None)
 
@@ -323,13 +323,13 @@ def test_a_restore_interrupted_by_ctrl_c_is_recorded_and_ends_quietly(tmp_path):
 
     engine = Ec2Engine(case.outputs, lambda region: (None, None))
     engine.begin(RunContext(plan=case.plan, run_dir=tmp_path, run_id="x"))
-    engine._profiles = {"wiremock": Stuck()}
+    engine._profiles = {"direct": Stuck()}
     assert engine._restore_profiles() == {
-        "wiremock": "not restored (interrupted); the next `cloud run` sets the profile it needs"}
+        "direct": "not restored (interrupted); the next `cloud run` sets the profile it needs"}
 
 
 def test_without_a_suite_or_scenario_cloud_run_plans_the_default_suite_with_its_cloud_sizes(tmp_path):
-    out = stack_outputs("wiremock", "wiremock", "http://10.0.1.5", [RUNNER], None, mock_name="fast",
+    out = stack_outputs("direct", "direct", "http://10.0.1.5", [RUNNER], None, mock_name="fast",
                         mock_profiles=["instant", "llm"], mock_control=CONTROL)
     plan = cloud_case(tmp_path, [out], scenario=None, repeats=None).plan
     m = plan.measurement
@@ -348,7 +348,7 @@ def test_ctrl_c_in_a_suite_cancels_the_command_keeps_the_steps_and_reports_them(
             time.sleep(seconds)
         return sleep
 
-    result, run_dir, agent = cloud_cli(monkeypatch, aws, [outputs_for(cluster, "wiremock", "wiremock")],
+    result, run_dir, agent = cloud_cli(monkeypatch, aws, [outputs_for(cluster, "direct", "direct")],
                                        tiny_cloud_suite(tmp_path, **SEED_AND_STREAMING), tmp_path / "results",
                                        sleep=interrupt_the_probe)
     assert result.exit_code == 130, result.output
@@ -361,7 +361,7 @@ def test_ctrl_c_in_a_suite_cancels_the_command_keeps_the_steps_and_reports_them(
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["interrupted"] is True and manifest["rig"]["ceiling_rps"] > 0
     # The mock was switched to llm for the probe; it gets its deployed profile back all the same.
-    assert manifest["mock_restored"] == {"wiremock": "restored 'instant'"}
+    assert manifest["mock_restored"] == {"direct": "restored 'instant'"}
     assert json.loads(cluster["kube"].configmap["data"]["settings.json"])["profile"]["name"] == "instant"
     table = pd.read_csv(run_dir / "comparison.csv").set_index("target")
-    assert pd.notna(table.loc["wiremock", "rps"])  # the seed step's figures, from what was kept
+    assert pd.notna(table.loc["direct", "rps"])  # the seed step's figures, from what was kept

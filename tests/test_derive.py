@@ -34,10 +34,10 @@ def requests_per_second(work):
 
 
 def test_report_reuses_fresh_series_and_derives_stale_ones_again(tmp_path):
-    run_dir = make_run(tmp_path, {"wiremock": Target(role="baseline")}, duration_s=3)
-    work = add_raw(run_dir, "wiremock", [[(10.0, 1)] * 50] * 3)
+    run_dir = make_run(tmp_path, {"direct": Target(role="baseline")}, duration_s=3)
+    work = add_raw(run_dir, "direct", [[(10.0, 1)] * 50] * 3)
     changed = ensure_derived(run_dir, read_outcomes(run_dir))
-    assert [o.target for o in changed] == ["wiremock"]
+    assert [o.target for o in changed] == ["direct"]
     assert requests_per_second(work) == [50, 50, 50]
     outcome = read_outcomes(run_dir)[0]
     assert all(outcome.files[k] == v for k, v in SERIES_FILES.items())
@@ -65,8 +65,8 @@ def test_report_reuses_fresh_series_and_derives_stale_ones_again(tmp_path):
 
 
 def test_files_a_runner_wrote_are_listed_in_its_outcome_without_deriving_again(tmp_path):
-    run_dir = make_run(tmp_path, {"wiremock": Target(role="baseline")}, duration_s=3)
-    work = add_raw(run_dir, "wiremock", [[(10.0, 1)] * 20] * 2)
+    run_dir = make_run(tmp_path, {"direct": Target(role="baseline")}, duration_s=3)
+    work = add_raw(run_dir, "direct", [[(10.0, 1)] * 20] * 2)
     write_timeseries(work / "raw.csv.gz", work / "timeseries.csv")  # as the runners do
     before = (work / "timeseries.csv").stat().st_mtime_ns
     assert len(ensure_derived(run_dir, read_outcomes(run_dir))) == 1
@@ -85,7 +85,7 @@ class CountingPool(ProcessPoolExecutor):
 
 
 def three_stale_targets(tmp_path):
-    targets = {"wiremock": Target(role="baseline"), "nginx": Target(role="floor"), "portkey": Target()}
+    targets = {"direct": Target(role="baseline"), "nginx": Target(role="floor"), "portkey": Target()}
     run_dir = make_run(tmp_path, targets, duration_s=3)
     for i, name in enumerate(targets):
         add_raw(run_dir, name, [[(5.0 + i + j % 13, int(j % 9 != 0)) for j in range(100 + 10 * i)]] * 3)
@@ -127,9 +127,9 @@ def test_on_two_cpus_stale_targets_are_derived_one_after_the_other_with_both(tmp
 
 
 def test_a_raw_file_that_disagrees_with_the_summary_is_a_finding(tmp_path):
-    run_dir = make_run(tmp_path, {"wiremock": Target(role="baseline", rps=[100.0])}, duration_s=3)
+    run_dir = make_run(tmp_path, {"direct": Target(role="baseline", rps=[100.0])}, duration_s=3)
     # The summary says 300 requests; the raw file holds 120.
-    add_raw(run_dir, "wiremock", [[(10.0, 1)] * 40] * 3)
+    add_raw(run_dir, "direct", [[(10.0, 1)] * 40] * 3)
     report = build_report(run_dir)
     found = [f for f in report.findings if f.rule == "raw_mismatch"]
     assert len(found) == 1 and "http_reqs count: 120 from the raw samples, 300 in k6's summary" in found[0].message

@@ -34,7 +34,7 @@ ERRORS = answering(502, b'{"error": {"message": "no upstream configured"}}')
 
 @pytest.fixture(scope="module")
 def faulty_run(tmp_path_factory, tools_ready):
-    root = build_catalog(tmp_path_factory.mktemp("catalog"), copies=["wiremock", "nginx"], fakes=[
+    root = build_catalog(tmp_path_factory.mktemp("catalog"), copies=["direct", "nginx"], fakes=[
         fake_gateway("exits", 18991, EXITS),
         fake_gateway("hangs", 18992, HANGS, ready_timeout=2),
         fake_gateway("errors", 18993, ERRORS),
@@ -52,7 +52,7 @@ def faulty_run(tmp_path_factory, tools_ready):
             killed["pid"] = pid
 
     before = tool_processes()
-    runner = make_runner(root, ["exits", "hangs", "errors", "nginx", "wiremock"],
+    runner = make_runner(root, ["exits", "hangs", "errors", "nginx", "direct"],
                          tmp_path_factory.mktemp("results"), on_event=on_event)
     run_dir = runner.run()
     left = tool_processes() - before
@@ -97,7 +97,7 @@ def test_gateway_killed_mid_run_keeps_its_partial_data(faulty_run):
 
 
 def test_targets_after_the_faults_are_still_measured(faulty_run):
-    assert faulty_run["outcomes"]["wiremock"].status == "ok"
+    assert faulty_run["outcomes"]["direct"].status == "ok"
 
 
 def test_report_lists_each_fault_with_its_evidence(faulty_run):
@@ -109,29 +109,29 @@ def test_report_lists_each_fault_with_its_evidence(faulty_run):
     assert "**nginx** (repeat 1): died under load" in text
     table = pd.read_csv(paths["comparison"]).set_index("target")
     assert table.loc["nginx", "valid"] == False  # noqa: E712 - partial data is not a valid measurement
-    assert table.loc["nginx", "requests"] > 0 and table.loc["wiremock", "valid"] == True  # noqa: E712
+    assert table.loc["nginx", "requests"] > 0 and table.loc["direct", "valid"] == True  # noqa: E712
 
 
 def test_summary_cut_short_is_named_and_gives_no_numbers(faulty_run, tmp_path):
     run_dir = tmp_path / "copy"
     shutil.copytree(faulty_run["run_dir"], run_dir)
-    summary = run_dir / "targets/wiremock/r1/seed/summary.json"
+    summary = run_dir / "targets/direct/r1/seed/summary.json"
     summary.write_bytes(summary.read_bytes()[: summary.stat().st_size // 2])
     paths = write_report(run_dir)
     text = paths["markdown"].read_text()
-    assert "**wiremock** (repeat 1): invalid k6 output. wiremock (repeat 1): summary.json is cut short" in text
+    assert "**direct** (repeat 1): invalid k6 output. direct (repeat 1): summary.json is cut short" in text
     table = pd.read_csv(paths["comparison"]).set_index("target")
-    assert pd.isna(table.loc["wiremock", "rps"]) and table.loc["wiremock", "status"] == "invalid_output"
+    assert pd.isna(table.loc["direct", "rps"]) and table.loc["direct", "status"] == "invalid_output"
     # The baseline is gone, so nothing is computed against it (no made-up numbers).
-    assert pd.isna(table.loc["nginx", "added_p95_ms"])
+    assert pd.isna(table.loc["nginx", "rps_pct_of_baseline"])
 
 
 def test_summary_missing_is_named(faulty_run, tmp_path):
     run_dir = tmp_path / "copy"
     shutil.copytree(faulty_run["run_dir"], run_dir)
-    (run_dir / "targets/wiremock/r1/seed/summary.json").unlink()
+    (run_dir / "targets/direct/r1/seed/summary.json").unlink()
     text = write_report(run_dir)["markdown"].read_text()
-    assert "wiremock (repeat 1): summary.json is missing" in text
+    assert "direct (repeat 1): summary.json is missing" in text
 
 
 def test_port_conflict_is_a_clear_error_before_anything_starts(tmp_path, tools_ready, no_leftovers):
@@ -140,7 +140,7 @@ def test_port_conflict_is_a_clear_error_before_anything_starts(tmp_path, tools_r
         holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         holder.bind(("127.0.0.1", port))
         holder.listen()
-        runner = make_runner(None, ["wiremock"], tmp_path / "results")
+        runner = make_runner(None, ["direct"], tmp_path / "results")
         with pytest.raises(PortInUseError, match=rf"{port} \(needed by mock\)"):
             runner.run()
     assert not (tmp_path / "results").exists() or not any((tmp_path / "results").iterdir())
@@ -149,7 +149,7 @@ def test_port_conflict_is_a_clear_error_before_anything_starts(tmp_path, tools_r
         holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         holder.bind(("127.0.0.1", port))
         holder.listen()
-        runner = make_runner(None, ["wiremock"], tmp_path / "alone")
+        runner = make_runner(None, ["direct"], tmp_path / "alone")
         with Supervisor() as sup, pytest.raises(PortInUseError, match=rf"{port} \(needed by mock\)"):
             runner.engine.start_mock(sup, tmp_path, load_profile("instant"))
 
@@ -158,7 +158,7 @@ def test_ctrl_c_stops_everything_and_keeps_what_was_measured(tmp_path, tools_rea
     results = tmp_path / "results"
     cli = Path(sys.executable).parent / "aigw-bench"
     proc = subprocess.Popen(
-        [str(cli), "run", "-s", "seed", "-t", "wiremock,portkey", "--duration", "30s", "--warmup", "0", "--vus", "5",
+        [str(cli), "run", "-s", "seed", "-t", "direct,portkey", "--duration", "30s", "--warmup", "0", "--vus", "5",
          "--results", str(results)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=SHORT_RIG_ENV,
     )
@@ -166,7 +166,7 @@ def test_ctrl_c_stops_everything_and_keeps_what_was_measured(tmp_path, tools_rea
     deadline = time.monotonic() + 60
     for line in proc.stdout:
         output.append(line)
-        if "wiremock: seed" in line or time.monotonic() > deadline:
+        if "direct: seed" in line or time.monotonic() > deadline:
             break
     time.sleep(3)
     proc.send_signal(signal.SIGINT)
@@ -175,20 +175,20 @@ def test_ctrl_c_stops_everything_and_keeps_what_was_measured(tmp_path, tools_rea
     assert proc.returncode == 130, text
     run_dir = next(results.iterdir())
     outcomes = {o.target: o for o in read_outcomes(run_dir)}
-    assert outcomes["wiremock"].status == "interrupted"
+    assert outcomes["direct"].status == "interrupted"
     assert "portkey" not in outcomes  # never started
     report = (run_dir / "report.md").read_text()
-    assert "**wiremock** (repeat 1): interrupted" in report
+    assert "**direct** (repeat 1): interrupted" in report
     assert "**portkey** (repeat 1): not run" in report
-    summary = json.loads((run_dir / "targets/wiremock/r1/seed/summary.json").read_text())
+    summary = json.loads((run_dir / "targets/direct/r1/seed/summary.json").read_text())
     assert summary["metrics"]["http_reqs"]["values"]["count"] > 0
 
 
 def test_a_template_error_in_an_entry_fails_before_anything_starts(tmp_path, tools_ready, no_leftovers):
     entry = fake_gateway("typo", 18994, "pass")
     entry["local"]["command"].append("--workers={{ cpu_count }}")  # the variable is called `cpus`
-    root = build_catalog(tmp_path / "catalog", copies=["wiremock"], fakes=[entry])
-    runner = make_runner(root, ["wiremock", "typo"], tmp_path / "results")
+    root = build_catalog(tmp_path / "catalog", copies=["direct"], fakes=[entry])
+    runner = make_runner(root, ["direct", "typo"], tmp_path / "results")
     with pytest.raises(ConfigError, match=r"typo: local.command\[6\]: cannot render .*'cpu_count' is undefined"):
         runner.run()
     assert not (tmp_path / "results").exists()

@@ -62,7 +62,7 @@ def hogged_run(tmp_path_factory, tools_ready):
     """Two targets: 'calm' is disturbed once (the hog stops when the guard measures again), 'busy' all along
     (the hog runs through its whole session)."""
     tmp = tmp_path_factory.mktemp("noise")
-    root = build_catalog(tmp / "catalog", copies=["wiremock"],
+    root = build_catalog(tmp / "catalog", copies=["direct"],
                          fakes=[proxy_gateway("calm", 18993, "delay", 0), proxy_gateway("busy", 18994, "delay", 0)])
     hog, seen = Hog(), {"pids": []}
 

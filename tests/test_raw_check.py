@@ -20,14 +20,14 @@ QUANTILES = {"p(50)": 0.5, "p(90)": 0.9, "p(95)": 0.95, "p(99)": 0.99, "p(99.9)"
 
 
 @pytest.fixture(scope="module")
-def wiremock_run(tmp_path_factory, tools_ready):
-    run_dir = make_runner(None, ["wiremock"], tmp_path_factory.mktemp("results")).run()
+def direct_run(tmp_path_factory, tools_ready):
+    run_dir = make_runner(None, ["direct"], tmp_path_factory.mktemp("results")).run()
     write_report(run_dir)
     return run_dir
 
 
-def test_whole_run_percentiles_from_the_merged_histogram_agree_with_k6s_summary(wiremock_run):
-    work = wiremock_run / "targets" / "wiremock" / "r1" / "seed"
+def test_whole_run_percentiles_from_the_merged_histogram_agree_with_k6s_summary(direct_run):
+    work = direct_run / "targets" / "direct" / "r1" / "seed"
     summary = json.loads((work / "summary.json").read_text())["metrics"]
     per_second = read_second_histograms(work / "histograms.parquet")
     for metric in ("http_req_duration", "http_req_waiting"):
@@ -45,14 +45,14 @@ def test_whole_run_percentiles_from_the_merged_histogram_agree_with_k6s_summary(
     assert series["latency_max_ms"].max() == pytest.approx(summary["http_req_duration"]["values"]["max"], abs=6e-5)
 
 
-def test_the_check_is_recorded_where_the_report_reads_it(wiremock_run):
-    work = wiremock_run / "targets" / "wiremock" / "r1" / "seed"
+def test_the_check_is_recorded_where_the_report_reads_it(direct_run):
+    work = direct_run / "targets" / "direct" / "r1" / "seed"
     record = json.loads((work / "raw-check.json").read_text())
     assert record["agrees"] is True and record["truncated"] is None
     checked = {(i["metric"], i["stat"]) for i in record["items"]}
     assert {("http_reqs", "count"), ("http_req_duration", "p(99)"), ("http_req_waiting", "p(95)"),
             ("http_req_duration", "max"), ("http_req_duration", "avg")} <= checked
-    outcome = next(o for o in read_outcomes(wiremock_run) if o.target == "wiremock")
+    outcome = next(o for o in read_outcomes(direct_run) if o.target == "direct")
     assert outcome.evidence["raw_check"]["agrees"] is True
     assert outcome.files["second_histograms"] == "seed/histograms.parquet"
-    assert "Per-request samples disagree" not in (wiremock_run / "report.md").read_text()
+    assert "Per-request samples disagree" not in (direct_run / "report.md").read_text()

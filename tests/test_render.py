@@ -13,7 +13,7 @@ from k6_scripts.render import RenderTarget, build_body, render_script
 from schema.scenarios import load_scenario, parse_duration
 
 TARGETS = [
-    RenderTarget("wiremock", "http://127.0.0.1:18080/v1/chat/completions", "gpt-4o-mini"),
+    RenderTarget("direct", "http://127.0.0.1:18080/v1/chat/completions", "gpt-4o-mini"),
     RenderTarget("portkey", "http://127.0.0.1:18787/v1/chat/completions", "gpt-4o-mini",
                  {"x-portkey-provider": "openai", "x-portkey-custom-host": "http://127.0.0.1:18080/v1"}),
 ]
@@ -54,7 +54,7 @@ def test_real_k6_accepts_each_scenario_with_its_knobs(tmp_path, name):
     sc = options["scenarios"][name]
     assert sc["executor"] == scenario.executor
     assert sc["duration"] == "42s"
-    assert sc["tags"] == {"target": "wiremock"}
+    assert sc["tags"] == {"target": "direct"}
     if scenario.executor == "constant-vus":
         assert sc["vus"] == 17
     else:
@@ -102,7 +102,7 @@ def test_published_harnesses_render_their_executor_stages_and_sizes(tmp_path, na
     if stages is not None:
         assert [(s["duration"], s["target"]) for s in sc["stages"]] == stages
         assert params.duration == sum(parse_duration(d) for d, _ in stages)  # the run's length: the stages'
-    assert sc["tags"] == {"target": "wiremock"}
+    assert sc["tags"] == {"target": "direct"}
     # The warm-up is a closed loop for the warm-up's duration, not another round of the schedule.
     warm = k6_inspect(tmp_path, source, "-e", "AIGW_WARMUP=1", "-e", "AIGW_DURATION=7s")["scenarios"][name]
     assert (warm["executor"], warm["vus"], warm["duration"]) == ("constant-vus", WARMUP_VUS[name], "7s")

@@ -19,7 +19,7 @@ from analysis.stats import summarize_repeats
 from tests.crafted import SuiteTarget, Target, make_run, make_suite_run
 
 CLEAN = {
-    "wiremock": Target(role="baseline", rps=[5000], p50=5, p95=10, p99=15, cpu={"loadgen": 0.3, "mock": 0.3}),
+    "direct": Target(role="baseline", rps=[5000], p50=5, p95=10, p99=15, cpu={"loadgen": 0.3, "mock": 0.3}),
     "nginx": Target(role="floor", rps=[3000], p50=6, p95=12, p99=18, cpu={"loadgen": 0.3, "mock": 0.3}),
     "fastgw": Target(rps=[1000], p50=20, p95=40, p99=60, cpu={"loadgen": 0.2, "mock": 0.2, "gateway": 1.0}),
     "slowgw": Target(rps=[250], p50=80, p95=160, p99=240, cpu={"loadgen": 0.1, "mock": 0.1, "gateway": 1.0}),
@@ -43,7 +43,7 @@ def test_a_clean_set_has_no_findings_and_a_headline(tmp_path):
     assert report.headlines[0].text == "fastgw delivered 300% more RPS than slowgw (closed loop)"
     assert "one repeat" in report.headlines[0].caveats[0] and CLOSED_LOOP in report.headlines[0].caveats
     md = report.paths["markdown"].read_text()
-    assert "## Validity" not in md and md.index("## The rig") < md.index("## Headline") < md.index("## Results")
+    assert "## Validity" not in md and md.index("## Headline") < md.index("## The rig") < md.index("## Results")
 
 
 def test_a_closed_loop_gives_no_added_latency_an_arrival_rate_does(tmp_path):
@@ -88,17 +88,17 @@ def test_without_a_rig_measurement_the_report_says_so(tmp_path):
 
 def test_load_generator_saturated_cpu(tmp_path):
     busy = Target(role="baseline", rps=[5000], cpu={"loadgen": 0.55, "mock": 0.45})
-    report = report_for(tmp_path, {**CLEAN, "wiremock": busy})
-    assert ("loadgen_bottleneck", "wiremock") in rules(report)
+    report = report_for(tmp_path, {**CLEAN, "direct": busy})
+    assert ("loadgen_bottleneck", "direct") in rules(report)
     assert ("loadgen_bottleneck", "fastgw") not in rules(report)
 
 
 def test_load_generator_with_separate_cpus_is_judged_alone(tmp_path):
     pinning = {"loadgen": [0], "mock": [1], "gateway": [2, 3], "note": "4 CPUs"}
-    report = report_for(tmp_path, {**CLEAN, "wiremock": Target(role="baseline", rps=[5000],
+    report = report_for(tmp_path, {**CLEAN, "direct": Target(role="baseline", rps=[5000],
                                                                 cpu={"loadgen": 0.5, "mock": 0.95})},
                         cpu_pinning=pinning)
-    assert ("loadgen_bottleneck", "wiremock") not in rules(report)
+    assert ("loadgen_bottleneck", "direct") not in rules(report)
 
 
 def test_dropped_iterations_in_arrival_rate_runs(tmp_path):
@@ -136,7 +136,7 @@ def test_validity_comes_before_the_headline_in_both_reports(tmp_path):
 def test_repeats_give_mean_interval_and_cv(tmp_path):
     targets = {**CLEAN, "fastgw": Target(rps=[1000, 1100, 900], p95=[40, 42, 38]),
                "slowgw": Target(rps=[250, 260, 240], p95=[160, 170, 150])}
-    for t in ("wiremock", "nginx"):
+    for t in ("direct", "nginx"):
         targets[t] = Target(role=CLEAN[t].role, rps=[CLEAN[t].rps[0]] * 3, p50=CLEAN[t].p50, p95=CLEAN[t].p95,
                             p99=CLEAN[t].p99)
     report = report_for(tmp_path, targets, repeats=3)
@@ -153,7 +153,7 @@ def test_repeats_give_mean_interval_and_cv(tmp_path):
 
 
 def test_overlapping_intervals_are_not_called_significant(tmp_path):
-    targets = {"wiremock": Target(role="baseline", rps=[5000] * 3),
+    targets = {"direct": Target(role="baseline", rps=[5000] * 3),
                "a": Target(rps=[1000, 1300, 800]), "b": Target(rps=[950, 1000, 1050])}
     report = report_for(tmp_path, targets, repeats=3)
     head = next(h for h in report.headlines if "more RPS" in h.text)
@@ -207,7 +207,7 @@ def test_compare_runs_flags_a_regression_beyond_the_threshold(tmp_path):
 
 
 def test_compare_runs_uses_intervals_when_both_have_repeats(tmp_path):
-    mk = lambda rps: {"wiremock": Target(role="baseline", rps=[5000] * 3), "gw": Target(rps=rps)}  # noqa: E731
+    mk = lambda rps: {"direct": Target(role="baseline", rps=[5000] * 3), "gw": Target(rps=rps)}  # noqa: E731
     before = make_run(tmp_path, mk([1000, 1010, 990]), repeats=3, name="before")
     noisy_after = make_run(tmp_path, mk([900, 1100, 950]), repeats=3, name="after")
     result = compare_runs(before, noisy_after)
@@ -232,7 +232,7 @@ def test_compare_judges_added_latency_against_the_rigs_own_resolution(tmp_path):
 
 def test_table_is_one_row_per_target_in_role_order(tmp_path):
     table = comparison(load_run(make_run(tmp_path, CLEAN)))
-    assert table["target"].tolist() == ["wiremock", "nginx", "fastgw", "slowgw"]
+    assert table["target"].tolist() == ["direct", "nginx", "fastgw", "slowgw"]
 
 
 def test_targets_of_one_role_are_told_apart_in_tables_and_charts(tmp_path):

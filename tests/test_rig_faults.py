@@ -101,8 +101,8 @@ def one_error_line(text: str) -> str:
 
 @pytest.fixture(scope="module")
 def short_run(tmp_path_factory, tools_ready):
-    """A real, short run of wiremock and nginx (seed), with its report."""
-    run_dir = make_runner(None, ["wiremock", "nginx"], tmp_path_factory.mktemp("results")).run()
+    """A real, short run of direct and nginx (seed), with its report."""
+    run_dir = make_runner(None, ["direct", "nginx"], tmp_path_factory.mktemp("results")).run()
     write_report(run_dir)
     return run_dir
 
@@ -111,7 +111,7 @@ def short_run(tmp_path_factory, tools_ready):
 def test_a_run_that_cannot_fit_on_its_disk_is_refused_before_anything_starts(tmp_path, tools_ready, no_leftovers):
     with tmpfs(tmp_path / "small", "2m") as small:
         started = time.monotonic()
-        done = cli("run", "-s", "seed", "-t", "wiremock,nginx", "-d", "5s", "--results", str(small))
+        done = cli("run", "-s", "seed", "-t", "direct,nginx", "-d", "5s", "--results", str(small))
         took = time.monotonic() - started
         assert done.returncode == 2, done.stderr
         line = one_error_line(done.stderr)
@@ -124,9 +124,9 @@ def test_a_run_that_cannot_fit_on_its_disk_is_refused_before_anything_starts(tmp
 def test_a_disk_that_fills_mid_run_stops_the_load_keeps_what_was_measured_and_reports_it(tmp_path, tools_ready,
                                                                                            no_leftovers):
     with tmpfs(tmp_path / "disk", "64m") as disk:
-        proc = start_cli("run", "-s", "seed", "-t", "wiremock,nginx", "-d", "20s", "--warmup", "1s", "--vus", "5",
+        proc = start_cli("run", "-s", "seed", "-t", "direct,nginx", "-d", "20s", "--warmup", "1s", "--vus", "5",
                          "--results", str(disk / "results"))
-        out = read_until(proc, "wiremock: seed")
+        out = read_until(proc, "direct: seed")
         time.sleep(1)
         fill(disk)  # something else takes every byte left
         rest, _ = proc.communicate(timeout=120)
@@ -138,16 +138,16 @@ def test_a_disk_that_fills_mid_run_stops_the_load_keeps_what_was_measured_and_re
                         f"measured is in {run_dir / 'report.html'}")
         # What was measured before the disk filled is there, with the report, which says why.
         outcomes = {o.target: o for o in read_outcomes(run_dir)}
-        assert outcomes["wiremock"].status == "interrupted"
-        assert "no space left on the device" in outcomes["wiremock"].reason
-        summary = json.loads((run_dir / "targets/wiremock/r1/seed/summary.json").read_text())
+        assert outcomes["direct"].status == "interrupted"
+        assert "no space left on the device" in outcomes["direct"].reason
+        summary = json.loads((run_dir / "targets/direct/r1/seed/summary.json").read_text())
         assert summary["metrics"]["http_reqs"]["values"]["count"] > 0
-        assert outcomes["wiremock"].measure_seconds < 15  # the load stopped: it did not run its 20 s
+        assert outcomes["direct"].measure_seconds < 15  # the load stopped: it did not run its 20 s
         assert read_manifest(run_dir).stopped.startswith("no space left on the device")
         for name in ("report.html", "report.md", "comparison.csv", "timeseries.parquet"):
             assert (run_dir / name).stat().st_size > 0, name
         report = (run_dir / "report.md").read_text()
-        assert "**wiremock** (repeat 1): interrupted. stopped: no space left on the device" in report
+        assert "**direct** (repeat 1): interrupted. stopped: no space left on the device" in report
         assert "**nginx** (repeat 1): not run. the run was stopped before this target: no space left" in report
         assert not (run_dir / ".reserve").exists()
 
@@ -161,19 +161,19 @@ def test_a_write_refused_for_want_of_space_stops_the_run_the_same_way(tmp_path, 
         filled = {}
 
         def on_event(event):
-            if isinstance(event, Tick) and event.target == "wiremock" and not event.warmup and not filled:
+            if isinstance(event, Tick) and event.target == "direct" and not event.warmup and not filled:
                 filled["at"] = event.elapsed
                 fill(disk)
 
-        runner = make_runner(None, ["wiremock", "nginx"], disk / "results", on_event=on_event, duration="6s")
+        runner = make_runner(None, ["direct", "nginx"], disk / "results", on_event=on_event, duration="6s")
         with pytest.raises(DiskFault) as stopped:
             runner.run()
         run_dir = runner.run_dir
         assert filled, "the disk was never filled"
         assert "cannot write: no space left on device" in str(stopped.value)
         outcomes = {o.target: o for o in read_outcomes(run_dir)}
-        assert outcomes["wiremock"].status == "interrupted"
-        assert "cannot write: no space left on device" in outcomes["wiremock"].reason
+        assert outcomes["direct"].status == "interrupted"
+        assert "cannot write: no space left on device" in outcomes["direct"].reason
         assert "nginx" not in outcomes
         assert write_report(run_dir)["html"].exists()  # in the space the run held for it
 
@@ -184,9 +184,9 @@ def test_a_disk_that_turns_read_only_mid_run_stops_the_load_and_names_the_path(t
     options still read rw (statvfs says writable): the watch's one-byte write into the reserve sees it."""
     with failing_ext4(tmp_path / "disk", 160) as fail:  # room for the run (the estimate: ~110 MiB)
         results = tmp_path / "disk" / "results"
-        proc = start_cli("run", "-s", "seed", "-t", "wiremock,nginx", "-d", "30s", "--warmup", "1s", "--vus", "5",
+        proc = start_cli("run", "-s", "seed", "-t", "direct,nginx", "-d", "30s", "--warmup", "1s", "--vus", "5",
                          "--results", str(results))
-        out = read_until(proc, "wiremock: seed")
+        out = read_until(proc, "direct: seed")
         time.sleep(1)
         fail()
         failed_at = time.monotonic()
@@ -197,23 +197,23 @@ def test_a_disk_that_turns_read_only_mid_run_stops_the_load_and_names_the_path(t
         run_dir = next(p for p in results.iterdir() if p.is_dir())
         line = one_error_line(text)
         assert line == (f"error: the run stopped: the file system went read-only: {run_dir}; what was measured is "
-                        f"kept in {run_dir}; not written: targets/wiremock/r1/outcome.json (Read-only file system), "
+                        f"kept in {run_dir}; not written: targets/direct/r1/outcome.json (Read-only file system), "
                         "manifest.json (Read-only file system)")
         assert f"report not complete in {run_dir}: not written: " in text and "(Read-only file system)" in text
         assert took < 15, f"the load went on after the disk failed ({took:.0f} s)"  # k6 had 29 s to go
         assert port_free(MOCK_PORT)
         # What k6 wrote before the error stays on the disk.
-        assert (run_dir / "targets/wiremock/r1/seed/raw.csv.gz").stat().st_size > 0
+        assert (run_dir / "targets/direct/r1/seed/raw.csv.gz").stat().st_size > 0
 
 
 # ----------------------------------------------------------------------------- 2. read-only results
 def test_a_read_only_results_directory_is_one_line(tmp_path, tools_ready, no_leftovers, short_run):
     with tmpfs(tmp_path / "ro", "2m", read_only=True) as ro:
-        done = cli("run", "-s", "seed", "-t", "wiremock", "--results", str(ro))
+        done = cli("run", "-s", "seed", "-t", "direct", "--results", str(ro))
         assert done.returncode == 2
         assert one_error_line(done.stderr) == (f"error: cannot write in the results directory {ro}: read-only file "
                                                "system; choose another with --results")
-        done = cli("run", "-s", "seed", "-t", "wiremock", "--results", str(ro / "new"))
+        done = cli("run", "-s", "seed", "-t", "direct", "--results", str(ro / "new"))
         assert done.returncode == 2
         assert one_error_line(done.stderr) == (f"error: cannot create the results directory {ro / 'new'}: "
                                                "Read-only file system; choose another with --results")
@@ -222,7 +222,7 @@ def test_a_read_only_results_directory_is_one_line(tmp_path, tools_ready, no_lef
     with tmpfs(tmp_path / "copy", "64m") as copy:
         shutil.copytree(short_run, copy / "run")
         shutil.copytree(short_run, copy / "stale")
-        (copy / "stale/targets/wiremock/r1/seed/timeseries.csv").unlink()
+        (copy / "stale/targets/direct/r1/seed/timeseries.csv").unlink()
         subprocess.run([*SUDO, "mount", "-o", "remount,ro", str(copy)], check=True)
         done = cli("report", str(copy / "run"))
         assert done.returncode == 1
@@ -240,9 +240,9 @@ def test_a_read_only_results_directory_is_one_line(tmp_path, tools_ready, no_lef
 # ----------------------------------------------------------------------------- 3. runner killed
 def test_a_runner_killed_with_sigkill_leaves_no_process_and_no_port(tmp_path, tools_ready, no_leftovers):
     results = tmp_path / "results"
-    proc = start_cli("run", "-s", "seed", "-t", "wiremock,nginx", "-d", "30s", "--warmup", "1s", "--vus", "5",
+    proc = start_cli("run", "-s", "seed", "-t", "direct,nginx", "-d", "30s", "--warmup", "1s", "--vus", "5",
                      "--results", str(results))
-    read_until(proc, "wiremock: seed")
+    read_until(proc, "direct: seed")
     time.sleep(1)
     started = descendants(proc.pid)
     assert len(started) >= 4  # the mock (nginx master + worker) and k6, each under its guard
@@ -259,11 +259,11 @@ def test_a_runner_killed_with_sigkill_leaves_no_process_and_no_port(tmp_path, to
     done = cli("report", str(run_dir))
     assert done.returncode == 0, done.stderr
     report = (run_dir / "report.md").read_text()
-    assert ("**wiremock** (repeat 1): no end recorded. the runner stopped during this session without recording "
+    assert ("**direct** (repeat 1): no end recorded. the runner stopped during this session without recording "
             "how it ended (killed, or the machine stopped)") in report
     assert "**nginx** (repeat 1): not run. the runner ended before this target without recording why" in report
     # The next run takes the dead run's locks over, and says whose they were.
-    done = cli("run", "-s", "seed", "-t", "wiremock", "-d", "1s", "--warmup", "0", "--results", str(results))
+    done = cli("run", "-s", "seed", "-t", "direct", "-d", "1s", "--warmup", "0", "--results", str(results))
     assert done.returncode == 0, done.stderr
     assert f"took over the run lock of the results directory {results}: the run that held it ended without " \
            f"letting go of it (killed?): pid {proc.pid}, started" in done.stderr
@@ -274,14 +274,14 @@ def test_a_runner_killed_with_sigkill_leaves_no_process_and_no_port(tmp_path, to
 # ----------------------------------------------------------------------------- 4. two runs at once
 def test_a_second_run_at_once_is_refused_naming_the_first(tmp_path, tools_ready, no_leftovers):
     results = tmp_path / "results"
-    first = start_cli("run", "-s", "seed", "-t", "wiremock", "-d", "30s", "--warmup", "0", "--vus", "5",
+    first = start_cli("run", "-s", "seed", "-t", "direct", "-d", "30s", "--warmup", "0", "--vus", "5",
                       "--results", str(results))
     try:
-        read_until(first, "wiremock: seed")
+        read_until(first, "direct: seed")
         run_dir = next(p for p in results.iterdir() if p.is_dir())
         for where in (results, tmp_path / "elsewhere"):  # the same results directory, or another one
             before = tool_processes()
-            done = cli("run", "-s", "seed", "-t", "wiremock", "--results", str(where))
+            done = cli("run", "-s", "seed", "-t", "direct", "--results", str(where))
             assert done.returncode == 2
             line = one_error_line(done.stderr)
             assert line.startswith(f"error: another run is using this machine's local rig (ports {MOCK_PORT} ")
@@ -301,9 +301,9 @@ def test_a_second_run_at_once_is_refused_naming_the_first(tmp_path, tools_ready,
 # ----------------------------------------------------------------------------- 5. Ctrl-C twice
 def test_ctrl_c_twice_still_writes_every_report_file(tmp_path, tools_ready, no_leftovers):
     results = tmp_path / "results"
-    proc = start_cli("run", "-s", "seed", "-t", "wiremock,nginx", "-d", "30s", "--warmup", "0", "--vus", "5",
+    proc = start_cli("run", "-s", "seed", "-t", "direct,nginx", "-d", "30s", "--warmup", "0", "--vus", "5",
                      "--results", str(results))
-    out = read_until(proc, "wiremock: seed")
+    out = read_until(proc, "direct: seed")
     time.sleep(2)
     proc.send_signal(signal.SIGINT)
     time.sleep(0.5)  # while k6 writes its summary, or the report is being written
@@ -317,7 +317,7 @@ def test_ctrl_c_twice_still_writes_every_report_file(tmp_path, tools_ready, no_l
                  "metrics.parquet"):
         assert (run_dir / name).exists(), f"{name} missing after the second Ctrl-C:\n{text}"
     assert f"interrupted; what was measured is in {run_dir / 'report.html'}" in text
-    outcome = {o.target: o for o in read_outcomes(run_dir)}["wiremock"]
+    outcome = {o.target: o for o in read_outcomes(run_dir)}["direct"]
     assert outcome.status == "interrupted" and "summary" in outcome.files
 
 
@@ -350,21 +350,21 @@ def test_a_stop_while_the_report_is_written_names_what_is_not_written(short_run,
 def test_one_corrupt_outcome_marks_that_session_and_the_rest_is_reported(short_run, tmp_path):
     run_dir = tmp_path / "run"
     shutil.copytree(short_run, run_dir)
-    outcome = run_dir / "targets/wiremock/r1/outcome.json"
+    outcome = run_dir / "targets/direct/r1/outcome.json"
     outcome.write_bytes(outcome.read_bytes()[: outcome.stat().st_size // 2])
     done = cli("report", str(run_dir))
     assert done.returncode == 0, done.stderr
     report = (run_dir / "report.md").read_text()
-    assert ("**wiremock** (repeat 1): record unreadable. targets/wiremock/r1/outcome.json is cut short (its "
+    assert ("**direct** (repeat 1): record unreadable. targets/direct/r1/outcome.json is cut short (its "
             in report)
     assert "nothing of this session is reported (its other files are kept)" in report
     table = pd.read_csv(run_dir / "comparison.csv").set_index("target")
-    assert table.loc["wiremock", "status"] == "unreadable" and not table.loc["wiremock", "valid"]
+    assert table.loc["direct", "status"] == "unreadable" and not table.loc["direct", "valid"]
     assert table.loc["nginx", "rps"] > 0  # the other target keeps its numbers
     # Valid JSON that is not an outcome is named with its field.
-    outcome.write_text('{"target": "wiremock", "repeat": "first"}')
+    outcome.write_text('{"target": "direct", "repeat": "first"}')
     write_report(run_dir)
-    assert "targets/wiremock/r1/outcome.json is not an outcome: repeat: Input should be a valid integer" in \
+    assert "targets/direct/r1/outcome.json is not an outcome: repeat: Input should be a valid integer" in \
         (run_dir / "report.md").read_text()
 
 

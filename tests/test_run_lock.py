@@ -63,7 +63,7 @@ def test_a_run_into_a_results_directory_in_use_is_refused_before_anything_starts
     results.mkdir()
     holder = hold(results_lock_path(results), results / "20261204-120000-seed")
     try:
-        runner = make_runner(None, ["wiremock"], results)
+        runner = make_runner(None, ["direct"], results)
         with pytest.raises(RunLocked, match=rf"another run is using the results directory {results} \(pid "
                                             rf"{holder.pid}, started .*results in {results}/20261204-120000-seed"):
             runner.run()

@@ -34,14 +34,14 @@ def _seconds(per_stage: list[tuple[int, float]]) -> list[list[float]]:
 
 
 def ramp_run(tmp_path):
-    targets = {"wiremock": Target(role="baseline", rps=[30], tokens=10.0),
+    targets = {"direct": Target(role="baseline", rps=[30], tokens=10.0),
                "scales": Target(rps=[20], tokens=10.0), "knee": Target(rps=[15], tokens=10.0)}
     run = make_run(tmp_path, targets, duration_s=35, executor="ramping-vus", scenario_name="inferxgate-throughput",
                    scenario_params=RAMP, report=["completion_metrics", "stages"],
                    mock_profile={"name": "llm", "ttft_ms": 390, "per_token_ms": 12.3})
     # The first sample of active VUs comes a second into the run (as k6's does): second 0 has none.
     vus = [None, *VUS[1:]]
-    add_raw(run, "wiremock", 1, _seconds([(10, 50), (20, 50), (40, 50), (10, 50)]), vus)
+    add_raw(run, "direct", 1, _seconds([(10, 50), (20, 50), (40, 50), (10, 50)]), vus)
     add_raw(run, "scales", 1, _seconds([(10, 100), (20, 100), (40, 100), (10, 100)]), vus)
     # Latency up by half at 4 VUs, doubled at 8 with no more requests: each VU delivers 2/3, then half,
     # of what it did at 2.
@@ -209,7 +209,7 @@ def test_tokens_per_second_and_time_to_first_byte(tmp_path):
 
 
 def test_hey_summary_in_its_own_terms(tmp_path):
-    targets = {"wiremock": Target(role="baseline", rps=[2000], p50=5, p95=9, p99=12, requests=10_000),
+    targets = {"direct": Target(role="baseline", rps=[2000], p50=5, p95=9, p99=12, requests=10_000),
                "gw": Target(rps=[500], p50=20, p95=40, p99=60, requests=10_000, error_rate=0.01)}
     params = {"vus": 50, "duration": 300, "warmup": 5, "prompt": "Hi", "system_prompt": None, "max_tokens": None,
               "temperature": None, "stream": None, "iterations": 10_000}

@@ -123,7 +123,7 @@ ThreadingHTTPServer(('127.0.0.1', int(sys.argv[2])), H).serve_forever()
 @pytest.mark.slow
 def test_the_real_search_finds_a_known_limit(tmp_path, tools_ready, no_leftovers):
     entry = fake_gateway("slow", 18995, SLOW)
-    root = build_catalog(tmp_path / "catalog", copies=["wiremock"], fakes=[entry])
+    root = build_catalog(tmp_path / "catalog", copies=["direct"], fakes=[entry])
     suite = write_suite(tmp_path, capacity={
         "bounds_ms": [50], "default_bound_ms": 50, "step": "2s", "warmup": "1s", "max_steps": 6, "min_rate": 20,
         "growth": 1.6, "resolution": 0.15, "max_vus": 200}, steps=["seed", "capacity"])

@@ -71,7 +71,7 @@ def test_headline_per_target_in_plain_words_with_intervals(report):
                     r"2\.\d\d ms at p99 over direct, one request at a time; ", head.text), head.text
     assert "sustains 400 RPS with p99 <= 50 ms on 1 CPU" in head.text
     assert "2.50 CPU-ms per request and 200 MiB under load at 50 req/s" in head.text
-    assert re.search(r"streaming adds \+5\.\d ms to the first token", head.text) and "every chunk relayed" in head.text
+    assert re.search(r"streaming adds \+5\.\d ms to the first token", head.text) and "every chunk arrived" in head.text
     assert head.caveats == []
     # Nothing from the closed loop: the seed step's latency never appears in a headline.
     assert not any("closed loop" in h.text or "delivered" in h.text for h in report.headlines)

@@ -27,7 +27,7 @@ from tests.helpers import build_catalog, make_runner, tool_processes, write_suit
 
 pytestmark = pytest.mark.slow
 
-TARGETS = ["wiremock", "nginx", "portkey", "litellm"]
+TARGETS = ["direct", "nginx", "portkey", "litellm"]
 GATEWAYS = ["nginx", "portkey", "litellm"]
 STEPS = ["overhead", "seed", "capacity", "concurrency", "efficiency", "streaming"]
 SPILL_MS, SLOW_START_S = 100, 6  # the tiny suite keeps 150 ms of each block apart
@@ -63,7 +63,7 @@ OVERHEAD_ONLY = {"steps": ["overhead", "seed"],
 @pytest.fixture(scope="module")
 def proxy_run(tmp_path_factory, tools_ready):
     tmp = tmp_path_factory.mktemp("proxies")
-    return _run(tmp, ["wiremock"] + [p["name"] for p in PROXIES], write_suite(tmp, **OVERHEAD_ONLY))
+    return _run(tmp, ["direct"] + [p["name"] for p in PROXIES], write_suite(tmp, **OVERHEAD_ONLY))
 
 
 def test_nothing_left_running(suite_run, proxy_run):
@@ -122,7 +122,7 @@ def test_work_that_outlives_its_answer_stays_out_of_the_direct_side(proxy_run):
     at the start of the next block are slower (the carry-over, measured) and kept apart; the steady ones
     are not (no drift inside the block)."""
     over = proxy_run["report"].suite.overhead.set_index("target")
-    spill, aa = over.loc["spill"], over.loc["wiremock"]
+    spill, aa = over.loc["spill"], over.loc["direct"]
     # The spill is seen and measured: above what the A/A control's interval allows.
     assert spill["carryover_p50_us_ci_low"] > max(10.0, aa["carryover_p50_us_ci_high"]), spill.to_dict()
     # Nothing of it reaches the steady requests: judged inside the session (early vs late steady requests).
@@ -170,10 +170,10 @@ def test_the_closed_loop_frontier_beside_the_open_one(suite_run):
 def test_compare_calls_a_deliberately_slowed_gateway_a_regression(proxy_run, tmp_path):
     """The same proxy, 3 ms slower: `compare` flags its added latency, and `--fail-on-regression` exits 1;
     the A/A baseline, unchanged, stays within noise."""
-    catalog = build_catalog(tmp_path / "catalog", copies=["wiremock"],
+    catalog = build_catalog(tmp_path / "catalog", copies=["direct"],
                             fakes=[proxy_gateway("delayed", 18998, "delay", 3)])
     # Added latency is the figure at stake: the runs measure the overhead step (and the seed, always).
-    after = make_runner(catalog, ["wiremock", "delayed"], tmp_path / "results",
+    after = make_runner(catalog, ["direct", "delayed"], tmp_path / "results",
                         suite=write_suite(tmp_path, **OVERHEAD_ONLY)).run()
     before = proxy_run["run_dir"]
     result = compare_runs(before, after)
@@ -186,9 +186,31 @@ def test_compare_calls_a_deliberately_slowed_gateway_a_regression(proxy_run, tmp
     assert rows.loc[("delayed", "added_p50_us"), "verdict"] == "regression", result.table.to_string()
     assert rows.loc[("delayed", "added_p50_us"), "after"] - rows.loc[("delayed", "added_p50_us"), "before"] > 2000
     assert "A/A" not in rows.loc[("delayed", "added_p50_us"), "judged_by"]  # 3 ms is beyond the rig's resolution
-    assert rows.loc[("wiremock", "added_p50_us"), "verdict"] == "within noise"
+    assert rows.loc[("direct", "added_p50_us"), "verdict"] == "within noise"
     cli = Path(sys.executable).parent / "aigw-bench"
     out = subprocess.run([str(cli), "compare", str(before), str(after), "--fail-on-regression"], capture_output=True,
                          text=True, timeout=120)
     assert out.returncode == 1, out.stdout + out.stderr
     assert "delayed** added_p50_us" in out.stdout
+
+
+def test_the_report_reads_on_a_desktop_and_on_a_phone(suite_run, tmp_path):
+    """Headless Chromium lays the real report out at 1300 and 420 CSS px: the scorecard is on the first screen
+    of a desktop, nothing reaches past the viewport outside a scroll container, every chart fits its box, and
+    on a phone every table that scrolls says so. Screenshots are kept beside the report."""
+    from tests.browser import layout, screenshot
+
+    html = suite_run["report"].paths["html"]
+    wide = layout(html, 1300, 900, tmp_path / "wide")
+    assert wide["viewport"] == [1300, 900] and wide["document_width"] <= 1300
+    assert wide["overflow"] == [], wide["overflow"][:5]
+    assert wide["scorecard_bottom"] is not None and wide["scorecard_bottom"] <= 900
+    assert wide["charts"] and all(c["fits"] for c in wide["charts"]), wide["charts"]
+    phone = layout(html, 420, 860, tmp_path / "phone")
+    assert phone["viewport"] == [420, 860] and phone["document_width"] <= 420
+    assert phone["overflow"] == [], phone["overflow"][:5]
+    assert all(c["fits"] for c in phone["charts"]), phone["charts"]
+    assert any(w["scrolls"] for w in phone["wraps"]) and all(w["hint"] for w in phone["wraps"] if w["scrolls"])
+    run_dir = suite_run["run_dir"]
+    screenshot(html, run_dir / "report-1300.png", tmp_path / "shot", size="1300,900")
+    screenshot(tmp_path / "phone" / "frame-420.html", run_dir / "report-420.png", tmp_path / "shot", size="500,1060")

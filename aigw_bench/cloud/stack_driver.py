@@ -9,7 +9,7 @@ from pathlib import Path
 
 from aigw_bench.cloud.mock_control import MockProfiles, ProfileNotReady
 from aigw_bench.cloud.outputs import StackOutputs
-from aigw_bench.measure.driver import Endpoint, K6Run, ReportsProgress, SessionLost
+from aigw_bench.measure.driver import Endpoint, K6Run, ReportsProgress, SessionLost, ToolJob, ToolUnavailable
 from aigw_bench.measure.events import EventSink
 from schema.errors import CloudError
 from schema.mock import PacingProfile
@@ -66,3 +66,7 @@ class StackDriver(ReportsProgress):
                               f"switching the mock to the '{profile.name}' profile: {exc}") from None
         self.phase(f"the mock serves the '{profile.name}' profile (restarted in {seconds:.0f} s)")
 
+
+    def run_tool(self, job: ToolJob) -> int | None:
+        """A harness's own load tool (hey) runs on the local engine only: the runners carry k6 alone."""
+        raise ToolUnavailable(f"{job.tool} runs on the local engine only: the cloud's runners carry k6 alone")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,7 +21,16 @@ from aigw_bench.local.noise import Foreign, ForeignMeter
 from aigw_bench.local.ports import free_port
 from aigw_bench.local.processes import ManagedProcess, Supervisor
 from aigw_bench.local.resources import ResourceSampler
-from aigw_bench.measure.driver import Endpoint, K6Job, K6Run, ReportsProgress, SessionLost, StreamJob
+from aigw_bench.measure.driver import (
+    Endpoint,
+    K6Job,
+    K6Run,
+    ReportsProgress,
+    SessionLost,
+    StreamJob,
+    ToolJob,
+    ToolUnavailable,
+)
 from aigw_bench.measure.events import EventSink
 from aigw_bench.run.interrupts import STOP
 from k6_scripts.logs import EXIT_SCRIPT_ABORTED, steady_warmup
@@ -214,6 +224,34 @@ class LocalSession(ReportsProgress):
         self.phase(f"restarting the mock with the '{profile.name}' pacing profile")
         self.processes["mock"] = self.restart_mock(profile)
 
+    def run_tool(self, job: ToolJob) -> int | None:
+        exe = shutil.which(job.tool)
+        if exe is None:
+            raise ToolUnavailable(f"{job.tool} is not installed: `aigw-bench setup` installs it (Debian's package "
+                                  f"'{job.tool}': apt-get install {job.tool})")
+        job.dir.mkdir(parents=True, exist_ok=True)
+        self.phase(job.label)
+        proc = self.sup.start(job.tool, [exe, *job.args], job.output, cwd=job.dir, cpus=self.cpu_plan.loadgen)
+        if not self._await(proc, job.label, job.limit, job.limit):
+            return None
+        return self.sup.stop(proc)
+
+    def _await(self, proc: ManagedProcess, label: str, limit: float, shown: float) -> bool:
+        """Wait for a process of the load generator to end, showing progress over ``shown`` seconds; False (the
+        process stopped) after ``limit`` seconds. Raises SessionLost (it stopped too) if the target or mock dies."""
+        start = time.monotonic()
+        while proc.alive:
+            elapsed = time.monotonic() - start
+            if (dead := self._dead()) is not None:
+                self.sup.stop(proc)
+                raise self._lost(dead, label, elapsed)
+            if elapsed > limit:
+                self.sup.stop(proc)
+                return False
+            self.tick(label, elapsed, shown)
+            time.sleep(0.2)
+        return True
+
     def run_stream_probe(self, job: StreamJob) -> Path:
         job.dir.mkdir(parents=True, exist_ok=True)
         self.phase(job.label)
@@ -224,18 +262,9 @@ class LocalSession(ReportsProgress):
                 "--timeout", f"{job.request_timeout:g}", "--out", str(job.dir)]
         probe = self.sup.start("stream-probe", argv, job.dir / "probe.log", cwd=job.dir, cpus=self.cpu_plan.loadgen)
         limit = job.duration + job.request_timeout + K6_GRACE_SECONDS
-        start = time.monotonic()
-        while probe.alive:
-            elapsed = time.monotonic() - start
-            if (dead := self._dead()) is not None:
-                self.sup.stop(probe)
-                raise self._lost(dead, job.label, elapsed)
-            if elapsed > limit:
-                self.sup.stop(probe)
-                raise SessionLost(Status.K6_FAILED, f"the streaming probe did not finish within {limit:.0f} s",
-                                  probe_log_tail=probe.log_tail(LOG_TAIL_LINES))
-            self.tick(job.label, elapsed, job.duration)
-            time.sleep(0.2)
+        if not self._await(probe, job.label, limit, job.duration):
+            raise SessionLost(Status.K6_FAILED, f"the streaming probe did not finish within {limit:.0f} s",
+                              probe_log_tail=probe.log_tail(LOG_TAIL_LINES))
         code = self.sup.stop(probe)
         out = job.dir / "streams.csv"
         if code != 0 or not out.exists():

@@ -113,6 +113,26 @@ class StreamJob:
     request_timeout: float = 120.0
 
 
+@dataclass(frozen=True)
+class ToolJob:
+    """A published harness's own load tool, run as published after k6's measurement (hey): its name, its
+    arguments, and the file its output goes to (``dir / f"{tool}.txt"``)."""
+
+    label: str
+    dir: Path
+    tool: str
+    args: list[str]
+    limit: float  # seconds before it is stopped
+
+    @property
+    def output(self) -> Path:
+        return self.dir / f"{self.tool}.txt"
+
+
+class ToolUnavailable(Exception):
+    """The tool cannot run where this driver runs k6 (not installed; not on the cloud's runners)."""
+
+
 class Driver(Protocol):
     """One target's session: the mock and the target are up and answered the benchmark's request."""
 
@@ -136,6 +156,11 @@ class Driver(Protocol):
 
     def run_stream_probe(self, job: StreamJob) -> Path:
         """Run the streaming probe against ``direct`` and ``target`` at once; returns its CSV."""
+        ...
+
+    def run_tool(self, job: ToolJob) -> int | None:
+        """Run a load tool to the end on the load generator's CPUs, its output in ``job.output``; returns its
+        exit code. Raises ToolUnavailable where it cannot run, SessionLost if the target or mock died."""
         ...
 
     def emit(self, event: Event) -> None:

@@ -13,7 +13,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from aigw_bench.measure.driver import Driver, K6Job, K6Run, ResourcesUnavailable, SessionLost, StreamJob
+from aigw_bench.measure.driver import (
+    Driver,
+    K6Job,
+    K6Run,
+    ResourcesUnavailable,
+    SessionLost,
+    StreamJob,
+    ToolJob,
+    ToolUnavailable,
+)
 from aigw_bench.measure.events import ProbeDone
 from aigw_bench.measure.plan import Measurement
 from aigw_bench.measure.search import MAX_ERROR_RATE, CapacitySearch, Probe
@@ -363,6 +372,33 @@ def measure_rig(d: Driver, sizes: RigSizes, base: ScenarioParams, rig_dir: Path,
 
 
 # ------------------------------------------------------------------------------ a whole session
+def hey_step(d: Driver, params: ScenarioParams, session_dir: Path) -> StepRecord:
+    """The published tool itself, after k6: ``hey -n N -c C`` with the scenario's body and the target's
+    headers, so that the published figure can be reproduced with the tool that produced it."""
+    started = now_iso()
+    step_dir = session_dir / "hey"
+    if params.iterations is None:
+        return _record("hey", "tool", step_dir, session_dir, status="skipped", started_at=started,
+                       reason="hey -n needs a request count: the scenario sets no 'iterations'")
+    step_dir.mkdir(parents=True, exist_ok=True)
+    (step_dir / "body.json").write_text(build_body(params, d.target.model))
+    args = ["-n", str(params.iterations), "-c", str(params.vus), "-m", "POST", "-T", "application/json",
+            "-D", "body.json", "-t", f"{params.request_timeout:g}"]
+    for name, value in d.target.headers.items():
+        args += ["-H", f"{name}: {value}"]
+    job = ToolJob(label=f"hey -n {params.iterations} -c {params.vus}", dir=step_dir, tool="hey",
+                  args=[*args, d.target.url], limit=params.duration)
+    try:
+        code = d.run_tool(job)
+    except ToolUnavailable as exc:
+        return _record("hey", "tool", step_dir, session_dir, status="skipped", reason=str(exc), started_at=started)
+    ended = f"hey exited with code {code}" if code is not None else f"hey did not end within {params.duration:g} s"
+    status, reason = ("ok", None) if code == 0 else ("failed", ended)
+    return _record("hey", "tool", step_dir, session_dir, status=status, reason=reason, started_at=started,
+                   files={"output": job.output.name, "body": "body.json"},
+                   data={"command": " ".join(["hey", *job.args]), "exit_code": code})
+
+
 def skipped(name: str, reason: str, session_dir: Path) -> StepRecord:
     return _record(name, name, session_dir / name, session_dir, status="skipped", reason=reason)
 
@@ -375,6 +411,8 @@ def session_steps(d: Driver, m: Measurement, session_dir: Path, rig: RigRecord,
                       keep_raw=keep_raw, baseline=baseline)
     else:
         on_step(scenario_step(d, m.scenario.name, m.scenario, m.params, session_dir, raw=keep_raw))
+        if "hey_tool" in m.scenario.report:
+            on_step(hey_step(d, m.params, session_dir))
 
 
 def suite_session(d: Driver, sizes: SuiteSizes, base: ScenarioParams, seed: Scenario, streaming_profile: PacingProfile,

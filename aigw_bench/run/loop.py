@@ -265,7 +265,8 @@ class Runner:
             "main_step": m.main_step,
             "repeats": m.repeats,
             "order": [{"repeat": r, "target": t.name} for r, t in plan.order()],
-            "targets": {t.name: {**_target_record(t), **d.targets.get(t.name, {})} for t in plan.targets},
+            "targets": {t.name: {**_target_record(t), **d.targets.get(t.name, {}), **_mock_identity(t, d.mock)}
+                        for t in plan.targets},
             "mock": d.mock,
             "cpu_pinning": d.cpu_pinning,
             "machine": d.machine,
@@ -353,6 +354,16 @@ def _stop_text(exc: BaseException) -> str:
     if isinstance(exc, DiskFault):
         return f"stopped: {exc}"
     return f"stopped by {stop_reason(exc)}"
+
+
+def _mock_identity(t: Gateway, mock: dict[str, Any] | None) -> dict[str, Any]:
+    """The baseline has no software of its own: it is the mock that ran, so it carries that mock's name and
+    version (fast: nginx + Lua; or WireMock), never a version written in the catalog."""
+    if t.role != "baseline" or not mock:
+        return {}
+    title = " ".join(str(v) for v in (mock.get("title") or mock.get("name"), mock.get("version")) if v)
+    return {"title": f"{t.title}: {title}", "version": mock.get("version") or t.version,
+            "source": mock.get("source") or t.source, "version_check": mock.get("version_check")}
 
 
 def _target_record(t: Gateway) -> dict[str, Any]:

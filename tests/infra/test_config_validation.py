@@ -137,7 +137,7 @@ def test_runner_ami_that_is_not_an_ami_id():
                                   "aigw-bench:runner.ami: String should match pattern")
 
 
-@pytest.mark.parametrize("stack", ["kong", "wiremock", "dev"])
+@pytest.mark.parametrize("stack", ["kong", "direct", "dev"])
 def test_a_shipped_stack_without_the_users_address_range_is_refused(stack):
     result = run_stack(stack, "--unset", "publicAccessCidrs")
     assert_fails_creating_nothing(result, "aigw-bench:publicAccessCidrs is required",

@@ -54,7 +54,7 @@ def creates_load_balancer(resource: dict) -> bool:
 
 
 def test_every_shipped_stack_is_tested():
-    assert set(SHIPPED) >= {"dev", "kong", "kong-konnect", "portkey", "litellm", "wiremock", "nginx"}
+    assert set(SHIPPED) >= {"dev", "kong", "kong-konnect", "portkey", "litellm", "direct", "nginx"}
 
 
 @pytest.mark.parametrize("stack", SHIPPED)
@@ -425,7 +425,7 @@ def test_outputs_for_the_post_deploy_stage(programs, stack):
 
 
 def test_baseline_stack_points_k6_at_the_mock(programs):
-    p = programs["wiremock"]
+    p = programs["direct"]
     assert p.exports["gateway_url"] == p.exports["mock_url"]
     assert f"{RELEASE}::gateway-release" not in p.by_key
 
