@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from aigw_bench.measure.events import Tick
+from aigw_bench.measure.events import TargetStarted, Tick
 from aigw_bench.run import space
 from aigw_bench.run.interrupts import DiskFault
 from analysis.report import ReportIncomplete, build_report, write_report
@@ -158,10 +158,13 @@ def test_a_write_refused_for_want_of_space_stops_the_run_the_same_way(tmp_path, 
     is blinded, so that every write after the filler meets it): the run stops in the same order."""
     monkeypatch.setattr(space, "LOW_WATER", -1)
     with tmpfs(tmp_path / "disk", "64m") as disk:
-        filled = {}
+        filled, session = {}, {}
 
         def on_event(event):
-            if isinstance(event, Tick) and event.target == "direct" and not event.warmup and not filled:
+            # The rig's own ticks also name "direct" (its endpoint): wait for the baseline target's session.
+            if isinstance(event, TargetStarted):
+                session["target"] = event.target if event.index else None
+            if isinstance(event, Tick) and session.get("target") == "direct" and not event.warmup and not filled:
                 filled["at"] = event.elapsed
                 fill(disk)
 
