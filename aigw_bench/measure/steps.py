@@ -448,29 +448,31 @@ def suite_session(d: Driver, sizes: SuiteSizes, base: ScenarioParams, seed: Scen
         on_step(skipped("streaming", left_out, session_dir))
 
 
+def _recorded(on_step: Callable[[StepRecord], None], measure: Callable[[], StepRecord]) -> None:
+    """Run a step that may lose its session half way: what it measured before is recorded all the same."""
+    try:
+        record = measure()
+    except SessionLost as exc:
+        on_step(exc.evidence.pop("partial_step"))
+        raise
+    on_step(record)
+
+
 def _gateway_steps(d: Driver, sizes: SuiteSizes, base: ScenarioParams, session_dir: Path, rig: RigRecord,
                    seed_record: StepRecord, on_step: Callable[[StepRecord], None], left_out: str) -> None:
     """capacity -> closed-loop frontier -> efficiency, for a target that has a process of its own."""
     # Without a measured ceiling (the rig failed) nothing caps the search but its step budget.
     reach = rig.reach_rps or 1e9
     if sizes.runs("capacity"):
-        try:
-            capacity = capacity_step(d, sizes.capacity, base, session_dir, reach, seed_record.data.get("rps"),
-                                     rig.reach_by_bound())
-        except SessionLost as exc:
-            on_step(exc.evidence.pop("partial_step"))
-            raise
-        on_step(capacity)
+        _recorded(on_step, lambda: capacity_step(d, sizes.capacity, base, session_dir, reach,
+                                                 seed_record.data.get("rps"), rig.reach_by_bound()))
     else:
         on_step(skipped("capacity", left_out, session_dir))
     if sizes.concurrency is not None:
         if sizes.runs("concurrency"):
-            try:
-                closed = concurrency_step(d, sizes.concurrency, base, session_dir, sizes.capacity.bounds_ms, reach)
-            except SessionLost as exc:
-                on_step(exc.evidence.pop("partial_step"))
-                raise
-            on_step(closed)
+            concurrency = sizes.concurrency
+            _recorded(on_step, lambda: concurrency_step(d, concurrency, base, session_dir, sizes.capacity.bounds_ms,
+                                                        reach))
         else:
             on_step(skipped("concurrency", left_out, session_dir))
     if sizes.runs("efficiency"):
