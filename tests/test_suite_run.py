@@ -123,8 +123,10 @@ def test_work_that_outlives_its_answer_stays_out_of_the_direct_side(proxy_run):
     are not (no drift inside the block)."""
     over = proxy_run["report"].suite.overhead.set_index("target")
     spill, aa = over.loc["spill"], over.loc["direct"]
-    # The spill is seen and measured: above what the A/A control's interval allows.
-    assert spill["carryover_p50_us_ci_low"] > max(10.0, aa["carryover_p50_us_ci_high"]), spill.to_dict()
+    # The spill is seen and measured: its interval lies above zero and above the A/A control's. Not above a
+    # fixed size: how much 100 ms of CPU slows the next requests depends on the scheduler and the machine's
+    # load (a fresh clone's CI read 8 µs [8.3, ...] against the A/A control's [.., 0.6]).
+    assert spill["carryover_p50_us_ci_low"] > max(0.0, aa["carryover_p50_us_ci_high"]), spill.to_dict()
     # Nothing of it reaches the steady requests: judged inside the session (early vs late steady requests).
     # Not against the A/A control's direct side: that session ran minutes earlier, and on a shared machine
     # sessions differ by more than the leak tolerance (a fresh clone's make test saw it).
@@ -154,8 +156,10 @@ def test_the_warm_up_waits_until_the_target_is_steady(proxy_run):
     ready = proxy_run["outcomes"]["slowstart"].ready_seconds or 0.0
     assert warmup["steady"] is True and warmup["seconds"] + ready >= SLOW_START_S - 1, warmup
     over = proxy_run["report"].suite.overhead.set_index("target")
-    # Its steady cost is the delayed proxy's (the same proxy without the slow start).
-    assert over.loc["slowstart", "added_p50_us"] < over.loc["delayed", "added_p50_us"] + 300, over.loc["slowstart"]
+    # Its steady cost is the delayed proxy's (the same proxy without the slow start). A warm-up that stopped at
+    # its 1 s minimum would leave about 1.5 ms of the decaying 5 ms in the median; sessions minutes apart on a
+    # shared machine differ by a few hundred µs, hence the margin.
+    assert over.loc["slowstart", "added_p50_us"] < over.loc["delayed", "added_p50_us"] + 800, over.loc["slowstart"]
     assert over.loc["slowstart", "warmup_steady"] is True or over.loc["slowstart", "warmup_steady"] == 1
 
 
