@@ -7,6 +7,15 @@ range shown beside it. Where a rate met the bound above a rate that failed it (t
 swings from step to step), ``passed_above_rps`` holds the highest such rate: the figure is unstable.
 A target that passed at the rig's reach in every repeat is rig-bound: its
 capacity is "at least" that rate and the ``capacity_rps`` column stays empty.
+
+A bound can also lie on the target's *stall floor*: a target that pauses (a garbage collector, an event
+loop held up) has a p99 set by its pauses, not by a queue. A queue lifts the median with the tail; a
+pause lifts only the tail. So where, at half of the highest rate it served cleanly, a probe's p99 stands
+TAIL_RATIO times above its p50 and already reaches STALL_SHARE of the bound, whether a probe meets the
+bound is a matter of whether a pause fell inside it: across four default
+runs here Portkey's p99 read 37-87 ms at every rate from 164 to 874 req/s (p50 about 1 ms), and its
+"capacity at p99 <= 50 ms" came out 188, 207, 453 and 824 req/s. Such a bound gets no capacity figure:
+the evidence (that p99, at which rates) and the capacity at the next bound its stalls do not reach.
 """
 
 from __future__ import annotations
@@ -17,9 +26,14 @@ import pandas as pd
 from analysis.load import RunData
 
 FRONTIER_COLUMNS = ["target", "p99_bound_ms", "max_rps", "rig_bound", "repeats", "max_rps_low", "max_rps_high",
-                    "p99_at_max_ms", "failing_rps", "resolved", "note", "passed_above_rps"]
+                    "p99_at_max_ms", "failing_rps", "resolved", "note", "passed_above_rps",
+                    "half_load_rps", "half_load_p99_ms", "stall_bound"]
 PROBE_COLUMNS = ["target", "repeat", "rate", "p99_ms", "p50_ms", "error_rate", "dropped", "achieved_rps",
                  "requests", "clean", "problem"]
+# A p99 at half load within this share of a bound, and this many times its p50, puts the bound on the
+# target's stall floor (above). A queue keeps p99/p50 near ln(100)/ln(2) = 6.6 (M/M/1) or below.
+STALL_SHARE = 0.7
+TAIL_RATIO = 10.0
 
 
 def _searches(run: RunData) -> list[tuple[str, int, dict]]:
@@ -44,12 +58,28 @@ def probes(run: RunData) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=PROBE_COLUMNS)
 
 
+def half_load(probes: list[dict]) -> tuple[float | None, float | None]:
+    """(half the highest rate served cleanly, the highest p99 at or below it of a probe whose tail stood
+    TAIL_RATIO times above its median) over a target's probes of every repeat; probes still disturbed by
+    other work on the machine do not count."""
+    clean = [p for p in probes if p.get("clean") and not p.get("disturbed") and p.get("p99_ms") is not None]
+    if not clean:
+        return None, None
+    half = max(p["rate"] for p in clean) / 2
+    p99s = [p["p99_ms"] for p in clean
+            if p["rate"] <= half and p.get("p50_ms") and p["p99_ms"] >= TAIL_RATIO * p["p50_ms"]]
+    return half, (max(p99s) if p99s else None)
+
+
 def frontier(run: RunData) -> pd.DataFrame:
     """One row per target and bound: the frontier (``frontier.csv``). The baseline's row is the rig's."""
     per_bound: dict[tuple[str, float], list[dict]] = {}
+    per_target: dict[str, list[dict]] = {}
     for target, _repeat, data in _searches(run):
+        per_target.setdefault(target, []).extend(data.get("probes", []))
         for b in data.get("bounds", []):
             per_bound.setdefault((target, float(b["bound_ms"])), []).append(b)
+    halves = {t: half_load(p) for t, p in per_target.items()}
     rows = []
     for (target, bound), results in sorted(per_bound.items()):
         rig_bound = all(r["rig_bound"] for r in results)
@@ -65,6 +95,7 @@ def frontier(run: RunData) -> pd.DataFrame:
         all_values = [r["capacity_rps"] for r in results if r["capacity_rps"] is not None]
         notes = sorted({r["note"] for r in results if r.get("note")})
         above = [rate for r in results for rate in r.get("passed_above_rps") or []]
+        half, half_p99 = halves.get(target, (None, None))
         rows.append({
             "target": target, "p99_bound_ms": bound,
             "max_rps": chosen["capacity_rps"], "rig_bound": rig_bound, "repeats": len(results),
@@ -74,24 +105,53 @@ def frontier(run: RunData) -> pd.DataFrame:
             "resolved": all(r["resolved"] for r in results), "note": "; ".join(notes) or None,
             # The p99 met the bound again above a failing rate: the quoted figure is not a stable one.
             "passed_above_rps": max(above) if above else np.nan,
+            "half_load_rps": half if half is not None else np.nan,
+            "half_load_p99_ms": half_p99 if half_p99 is not None else np.nan,
+            # Never for the rig's own row: it is the reference, and rig-bound rows are "at least" already.
+            "stall_bound": bool(not rig_bound and half_p99 is not None and half_p99 >= STALL_SHARE * bound),
         })
     return pd.DataFrame(rows, columns=FRONTIER_COLUMNS)
 
 
+CAPACITY_COLUMNS = ["target", "capacity_rps", "capacity_rig_bound", "capacity_at_least_rps", "capacity_bound_ms",
+                    "capacity_below_rps", "capacity_stall_bound", "capacity_half_load_p99_ms",
+                    "capacity_half_load_rps", "capacity_next_bound_ms", "capacity_next_rps",
+                    "capacity_next_rig_bound"]
+
+
+def _next_bound(front: pd.DataFrame, target: str, bound: float) -> dict:
+    """The capacity at the first looser bound the target's stalls do not reach (and that it met)."""
+    looser = front[(front["target"] == target) & (front["p99_bound_ms"] > bound)].sort_values("p99_bound_ms")
+    for r in looser.to_dict("records"):
+        if not r["stall_bound"] and pd.notna(r["max_rps"]):
+            return {"capacity_next_bound_ms": r["p99_bound_ms"], "capacity_next_rps": r["max_rps"],
+                    "capacity_next_rig_bound": bool(r["rig_bound"])}
+    return NO_NEXT_BOUND
+
+
+NO_NEXT_BOUND = {"capacity_next_bound_ms": np.nan, "capacity_next_rps": np.nan, "capacity_next_rig_bound": pd.NA}
+
+
 def capacity_columns(front: pd.DataFrame, default_bound_ms: float | None) -> pd.DataFrame:
-    """Per target, at the default bound: ``capacity_rps`` (empty when rig-bound) and ``capacity_rig_bound``."""
+    """Per target, at the default bound: ``capacity_rps`` (empty when rig-bound or stall-bound),
+    ``capacity_rig_bound``, and for a bound on the target's stall floor the evidence and the next bound's."""
     if front.empty or default_bound_ms is None:
-        return pd.DataFrame(columns=["target", "capacity_rps", "capacity_rig_bound", "capacity_at_least_rps",
-                                     "capacity_bound_ms", "capacity_below_rps"])
+        return pd.DataFrame(columns=CAPACITY_COLUMNS)
     at = front[front["p99_bound_ms"] == float(default_bound_ms)]
+    rig_bound, stalls = at["rig_bound"].astype(bool), at["stall_bound"].astype(bool)
     out = pd.DataFrame({
         "target": at["target"],
-        # Never a capacity figure for a rig-bound target: only "at least".
-        "capacity_rps": at["max_rps"].where(~at["rig_bound"].astype(bool)),
-        "capacity_rig_bound": at["rig_bound"].astype(bool),
-        "capacity_at_least_rps": at["max_rps"].where(at["rig_bound"].astype(bool)),
+        # Never a capacity figure for a rig-bound target (only "at least"), nor for a bound its stalls reach.
+        "capacity_rps": at["max_rps"].where(~rig_bound & ~stalls),
+        "capacity_rig_bound": rig_bound,
+        "capacity_at_least_rps": at["max_rps"].where(rig_bound),
         "capacity_bound_ms": at["p99_bound_ms"],
         # Nothing met the bound: the capacity is below the lowest rate tried (the lowest that failed).
-        "capacity_below_rps": at["failing_rps"].where(at["max_rps"].isna()),
-    })
-    return out.reset_index(drop=True)
+        "capacity_below_rps": at["failing_rps"].where(at["max_rps"].isna() & ~stalls),
+        "capacity_stall_bound": stalls,
+        "capacity_half_load_p99_ms": at["half_load_p99_ms"].where(stalls),
+        "capacity_half_load_rps": at["half_load_rps"].where(stalls),
+    }).reset_index(drop=True)
+    nxt = [_next_bound(front, t, float(default_bound_ms)) if stall else NO_NEXT_BOUND
+           for t, stall in zip(out["target"], out["capacity_stall_bound"], strict=True)]
+    return pd.concat([out, pd.DataFrame(nxt, columns=CAPACITY_COLUMNS[-3:])], axis=1)[CAPACITY_COLUMNS]

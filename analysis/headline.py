@@ -76,6 +76,16 @@ def _overhead_part(r: dict) -> tuple[str | None, list[str]]:
     return text, caveats
 
 
+def stall_text(r: dict, bound: float) -> str:
+    """A bound on the target's stall floor: no capacity there, the evidence, and the next bound's capacity."""
+    text = (f"has no capacity at p99 <= {bound:g} ms: its p99 is already {r['capacity_half_load_p99_ms']:,.0f} ms "
+            f"at half its load ({r['capacity_half_load_rps']:,.0f} RPS or less), set by its stalls, not a queue")
+    if _present(r.get("capacity_next_rps")):
+        least = "at least " if _true(r.get("capacity_next_rig_bound")) else ""
+        text += f"; sustains {least}{r['capacity_next_rps']:,.0f} RPS with p99 <= {r['capacity_next_bound_ms']:g} ms"
+    return text
+
+
 def _capacity_part(r: dict, cpus: int | None) -> str | None:
     bound = r.get("capacity_bound_ms")
     if not _present(bound):
@@ -84,6 +94,8 @@ def _capacity_part(r: dict, cpus: int | None) -> str | None:
     if _true(r.get("capacity_rig_bound")):
         return (f"sustains at least {r['capacity_at_least_rps']:,.0f} RPS with p99 <= {bound:g} ms{on} "
                 "(rig-bound: more cannot be measured here)")
+    if _true(r.get("capacity_stall_bound")):
+        return f"{stall_text(r, bound)}{on}"
     unstable = ""
     if _present(r.get("capacity_unstable_up_to_rps")):
         unstable = (f"; unstable: its p99 also met the bound at up to {r['capacity_unstable_up_to_rps']:,.0f} RPS "

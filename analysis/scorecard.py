@@ -47,6 +47,11 @@ def capacity_cell(r: dict) -> str:
     """The capacity at the default bound as one cell: a figure only when the target set it."""
     if _present(r.get("capacity_rig_bound")) and bool(r["capacity_rig_bound"]):
         return f">= {_num(r.get('capacity_at_least_rps'))} (rig-bound)"
+    if _present(r.get("capacity_stall_bound")) and bool(r["capacity_stall_bound"]):
+        text = f"stalls (p99 {_num(r.get('capacity_half_load_p99_ms'))} ms at half load)"
+        if _present(r.get("capacity_next_rps")):
+            text += f"; {_num(r['capacity_next_rps'])} at {r['capacity_next_bound_ms']:g} ms"
+        return text
     if _present(r.get("capacity_rps")):
         text = _num(r["capacity_rps"])
         high = r.get("capacity_high_rps")

@@ -44,6 +44,7 @@ RULE_TITLES = {
     "holdback": "The first streamed token waits inside the target",
     "raw_mismatch": "Per-request samples disagree with k6's summary",
     "capacity_unstable": "A capacity is not stable from step to step",
+    "stalls": "A p99 bound lies within the target's stalls: no capacity there",
     "disturbed": "Other work on the machine disturbed a measurement",
     "carry_over": "The gateway's work leaked into the direct baseline",
 }
@@ -55,7 +56,7 @@ RULE_MARKS = {
     "control": "A/A off", "efficiency": "rate not sustained", "streaming": "streams cut",
     "holdback": "first token held",
     "raw_mismatch": "samples disagree", "capacity_unstable": "capacity unstable", "disturbed": "disturbed",
-    "carry_over": "carry-over",
+    "carry_over": "carry-over", "stalls": "stalls",
 }
 
 
@@ -112,6 +113,8 @@ def _capacity_unstable(suite: SuiteResults | None) -> list[Finding]:
         return []
     out = []
     for r in suite.frontier.dropna(subset=["passed_above_rps"]).to_dict("records"):
+        if r.get("stall_bound"):
+            continue  # said by _stalls: no capacity is quoted at that bound
         below = r["max_rps"] if pd.notna(r["max_rps"]) else r["failing_rps"]
         quoted = (f"the quoted {below:,.0f} RPS is the cautious side of a range" if pd.notna(r["max_rps"])
                   else f"'less than {below:,.0f} RPS' is the cautious reading")
@@ -231,6 +234,22 @@ def _unequal_work(run: RunData, table: pd.DataFrame) -> list[Finding]:
     return out
 
 
+def _stalls(suite: SuiteResults | None) -> list[Finding]:
+    """Bounds on a target's stall floor (analysis/capacity.py): the evidence, and why no capacity is quoted."""
+    if suite is None or suite.frontier.empty or "stall_bound" not in suite.frontier:
+        return []
+    out = []
+    for r in suite.frontier[suite.frontier["stall_bound"].astype(bool)].to_dict("records"):
+        seen = f"; the search's steps met it up to {r['max_rps']:,.0f} RPS" if pd.notna(r["max_rps"]) else ""
+        out.append(Finding("stalls", r["target"],
+                           f"at p99 <= {r['p99_bound_ms']:g} ms: its p99 already reached {r['half_load_p99_ms']:,.1f} "
+                           f"ms at {r['half_load_rps']:,.0f} RPS or less, half the highest rate it served cleanly, "
+                           f"where hardly a queue forms{seen}. Whether a step meets this bound depends on whether "
+                           "one of its pauses fell inside it, so a second run may find any rate: no capacity is "
+                           "quoted at this bound."))
+    return out
+
+
 def _noisy(table: pd.DataFrame, suite: SuiteResults | None = None) -> list[Finding]:
     out = []
     for r in table.dropna(subset=["rps_cv"]).itertuples():
@@ -241,7 +260,8 @@ def _noisy(table: pd.DataFrame, suite: SuiteResults | None = None) -> list[Findi
         front = suite.frontier
         default = front[front["p99_bound_ms"] == float(suite.default_bound_ms or 0)]
         for r in default.dropna(subset=["max_rps_low", "max_rps_high"]).to_dict("records"):
-            if r["repeats"] > 1 and not r["rig_bound"] and r["max_rps_high"] > CAPACITY_SPREAD * r["max_rps_low"]:
+            if (r["repeats"] > 1 and not r["rig_bound"] and not r.get("stall_bound")
+                    and r["max_rps_high"] > CAPACITY_SPREAD * r["max_rps_low"]):
                 out.append(Finding("noisy", r["target"], f"its capacity at p99 <= {r['p99_bound_ms']:g} ms ranged "
                                                          f"{r['max_rps_low']:,.0f}-{r['max_rps_high']:,.0f} RPS over "
                                                          f"{r['repeats']} repeats (the lowest is quoted): a second run "
@@ -381,6 +401,7 @@ def check(run: RunData, table: pd.DataFrame, suite: SuiteResults | None = None) 
         *_errors(table),
         *_rig_bound(run, table),
         *_capacity_unstable(suite),
+        *_stalls(suite),
         *_loadgen_bottleneck(run, table),
         *_few_requests(table),
         *_few_tail_samples(suite),

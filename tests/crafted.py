@@ -181,6 +181,7 @@ class SuiteTarget:
     aa_ms: float = 0.0  # for the baseline: what the rig misattributes in its A/A session
     status: str = "ok"  # "not_runnable": no step runs, the session records only why
     gap_offset_ms: float = 0.0  # added to every gap between chunks read through the target
+    extra_probes: list[tuple[float, float, float]] = field(default_factory=list)  # (rate, p99_ms, p50_ms), clean
 
 
 SUITE_SIZES = {"capacity": {"bounds_ms": [10, 50, 250], "default_bound_ms": 50}, "efficiency": {"rate": 50}}
@@ -254,6 +255,9 @@ def make_suite_run(root: Path, targets: dict[str, SuiteTarget], name: str = "sui
                 probes = [{"rate": c, "p99_ms": b * 0.8, "p50_ms": 1.0, "error_rate": 0.0, "dropped": 0,
                            "achieved_rps": c, "requests": max(1000, int(c * 2)), "problem": None, "clean": True}
                           for b, c in t.capacity.items() if c]
+                probes += [{"rate": rate, "p99_ms": p99, "p50_ms": p50, "error_rate": 0.0, "dropped": 0,
+                            "achieved_rps": rate, "requests": 1000, "problem": None, "clean": True}
+                           for rate, p99, p50 in t.extra_probes]
                 steps["capacity"] = StepRecord(name="capacity", kind="capacity", status="ok", dir="capacity",
                                                data={"bounds": bounds, "probes": probes})
                 steps["efficiency"] = StepRecord(name="efficiency", kind="efficiency", status="ok", dir="efficiency",

@@ -128,3 +128,36 @@ def test_a_capacity_that_passed_above_a_failing_rate_is_called_unstable(report):
     assert "unstable" not in next(h.text for h in report.headlines if h.text.startswith("fastgw "))
     unstable = [f.target for f in report.findings if f.rule == "capacity_unstable"]
     assert unstable == ["slowgw"]
+
+
+# A target that pauses (Portkey's shape here: p99 37-87 ms at any rate from 164 to 874 req/s, p50 about 1 ms),
+# beside one whose tail grows with its queue (p99 8 times its p50 at a third of its load: no stall).
+STALLING = {
+    "direct": SuiteTarget(role="baseline"),
+    "pausing": SuiteTarget(capacity={10: None, 50: 450.0, 250: 800.0}, extra_probes=[(200.0, 60.0, 1.5)]),
+    "queueing": SuiteTarget(capacity={10: 150.0, 50: 400.0, 250: 500.0}),
+}
+
+
+@pytest.fixture(scope="module")
+def stalling(tmp_path_factory):
+    return build_report(make_suite_run(tmp_path_factory.mktemp("stalls"), STALLING))
+
+
+def test_a_bound_within_the_targets_stalls_gets_no_capacity_but_the_evidence_and_the_next_bound(stalling):
+    table = pd.read_csv(stalling.paths["comparison"]).set_index("target")
+    pausing = table.loc["pausing"]
+    assert pd.isna(pausing["capacity_rps"]) and bool(pausing["capacity_stall_bound"]), pausing.to_dict()
+    assert pausing["capacity_half_load_p99_ms"] == 60 and pausing["capacity_half_load_rps"] == 400
+    assert pausing["capacity_next_bound_ms"] == 250 and pausing["capacity_next_rps"] == 800
+    head = next(h.text for h in stalling.headlines if h.text.startswith("pausing "))
+    assert "has no capacity at p99 <= 50 ms" in head and "60 ms at half its load" in head, head
+    assert "sustains 800 RPS with p99 <= 250 ms" in head, head
+    assert [f.target for f in stalling.findings if f.rule == "stalls"] == ["pausing", "pausing"]  # 10 and 50 ms
+    assert "stalls: p99 60 ms at <= 400" in stalling.paths["markdown"].read_text()
+    front = pd.read_csv(stalling.paths["frontier"]).set_index(["target", "p99_bound_ms"])
+    assert not front.loc[("pausing", 250.0), "stall_bound"]
+    # A p99 that rises with the median is a queue, however close to the bound: the capacity stands.
+    queueing = table.loc["queueing"]
+    assert queueing["capacity_rps"] == 400 and not bool(queueing["capacity_stall_bound"])
+    assert not front.loc[("queueing", 10.0), "stall_bound"]  # p99 8 ms = 8 x p50 at 150 of 500 req/s
