@@ -200,11 +200,12 @@ def build_catalog(root: Path, copies: list[str], fakes: list[dict]) -> Path:
     return root
 
 
-def start_mock(sup, work: Path, name: str = DEFAULT_MOCK, profile=None, port: int | None = None):
+def start_mock(sup, work: Path, name: str = DEFAULT_MOCK, profile=None, port: int | None = None, plan=None):
     """A real mock started as the local runner starts it (its config rendered the same way), ready to serve;
-    returns (process, base URL). ``profile``: a PacingProfile (default: instant)."""
+    returns (process, base URL). ``profile``: a PacingProfile (default: instant); ``plan``: a FaultPlan."""
+    from aigw_bench.local.context import mock_settings
     from aigw_bench.local.probes import wait_ready
-    from schema.mock import load_contract, load_profile, settings_json
+    from schema.mock import load_profile
     from schema.templating import render_file, render_list, render_vars
 
     mock = load_mock(name)
@@ -214,8 +215,7 @@ def start_mock(sup, work: Path, name: str = DEFAULT_MOCK, profile=None, port: in
     ctx = {"port": port, **install_vars(spec, mock.name, mock.entry_dir), "entry_dir": str(mock.entry_dir),
            "work_dir": str(work), "cpus": 1, "cpu_list": "", "model": "", "mock_url": "", "mock_host": "127.0.0.1",
            "mock_port": port}
-    ctx = {**ctx, **render_vars(spec.vars, ctx, "mock"), "contract": load_contract(), "profile": profile,
-           "settings_json": settings_json(profile)}
+    ctx = {**ctx, **render_vars(spec.vars, ctx, "mock"), **mock_settings(mock, profile, plan)}
     for out, template in spec.config_files.items():
         (work / out).parent.mkdir(parents=True, exist_ok=True)
         (work / out).write_text(render_file(mock.entry_dir / template, ctx))
