@@ -242,3 +242,42 @@ def test_k6_sorts_every_answer_into_the_class_the_mock_predicts(mixed, tmp_path,
     # (before its own 3 s: the upstream request was cancelled with the client's).
     slow = [r for r in recs if r["answer"] == "slow_first_byte"]
     assert slow and all(r["ending"] == "client_closed" and r["after_ms"] >= 900 for r in slow), slow
+
+
+CASES_JS = r"""
+import { classify } from './faults.js';
+const contract = JSON.parse(open('./contract.json'));
+const events = contract.events;  // the whole stream, as the mock sends it
+const join = (list) => list.join('');
+const res = (body, extra) => Object.assign({ status: 200, error: '', error_code: 0, body: body }, extra || {});
+const cases = {
+  whole: [res(join(events)), 'ok'],
+  no_done: [res(join(events.slice(0, -1))), 'truncated'],
+  no_finish_reason: [res(join(events).replace('"finish_reason":"stop"', '"finish_reason":null')), 'truncated'],
+  no_usage: [res(join(events).replace(/,"usage":\{[^}]*\}/, '')), 'truncated'],
+  short_content: [res(join([events[0], events[1], ...events.slice(-2)])), 'truncated'],
+  bad_event: [res(join(events).replace('data: {"id"', 'data: {"id')), 'invalid_json'],
+  status_503: [res('{}', { status: 503 }), 'status'],
+  reset: [res(join(events.slice(0, 3)), { error: 'unexpected EOF', error_code: 1000 }), 'transport'],
+  timeout: [res(null, { status: 0, error: 'request timeout', error_code: 1050 }), 'timeout'],
+};
+export default function () {
+  const wrong = Object.entries(cases).filter(([, [r, want]]) => classify(r) !== want)
+    .map(([name, [r, want]]) => `${name}: ${classify(r)} (want ${want})`);
+  if (wrong.length) throw new Error(wrong.join('; '));
+  console.log('all ' + Object.keys(cases).length + ' cases classified');
+}
+"""
+
+
+def test_the_stream_validation_catches_each_missing_piece_on_its_own(tmp_path):
+    """Crafted streams, each with one piece missing (no [DONE], no finish_reason, no usage, short content,
+    one bad event), classified by the script's own classify() in k6 (no network)."""
+    params = load_scenario("rate").params("local", {"rate": 1, "vus": 1, "duration": 1, "stream": True})
+    target = RenderTarget("direct", "http://127.0.0.1:9/v1/chat/completions", "gpt-4o-mini")
+    (tmp_path / "faults.js").write_text(render_faults(params, target, "".join(load_contract().tokens(None))).source)
+    (tmp_path / "contract.json").write_text(json.dumps({"events": load_contract().stream_events()}))
+    (tmp_path / "cases.js").write_text(CASES_JS)
+    done = subprocess.run([k6_binary(), "run", "--no-usage-report", "--quiet", "--iterations", "1", "cases.js"],
+                          capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert done.returncode == 0 and "all 9 cases classified" in done.stderr + done.stdout, done.stderr[-2000:]
