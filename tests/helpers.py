@@ -223,3 +223,21 @@ def start_mock(sup, work: Path, name: str = DEFAULT_MOCK, profile=None, port: in
     base = f"http://127.0.0.1:{port}"
     wait_ready("mock", base + spec.ready.path, timeout=spec.ready.timeout_s, proc=proc)
     return proc, base
+
+
+def start_entry(sup, work: Path, target):
+    """A real catalog target (an entry, or ENTRY+VARIANT) started as the local runner starts it, in front of the
+    default mock's ports (its config rendered the same way), ready to serve; returns (process, base URL)."""
+    from aigw_bench.local.context import base_url, target_context
+    from aigw_bench.local.probes import wait_ready
+    from schema.templating import render_file, render_list, render_map
+
+    ctx = target_context(target, load_mock(), plan_cpus(), work)
+    for out, template in target.local.config_files.items():
+        (work / out).parent.mkdir(parents=True, exist_ok=True)
+        (work / out).write_text(render_file(target.entry_dir / template, ctx))
+    proc = sup.start(target.name, render_list(target.local.command, ctx, target.name), work / "target.log",
+                     env=render_map(target.local.env, ctx, target.name), cwd=work)
+    base = base_url(target.local, target.name, ctx)
+    wait_ready(target.name, base + target.local.ready.path, timeout=target.local.ready.timeout_s, proc=proc)
+    return proc, base
