@@ -227,8 +227,9 @@ def start_mock(sup, work: Path, name: str = DEFAULT_MOCK, profile=None, port: in
 
 def start_entry(sup, work: Path, target):
     """A real catalog target (an entry, or ENTRY+VARIANT) started as the local runner starts it, in front of the
-    default mock's ports (its config rendered the same way), ready to serve; returns (process, base URL)."""
-    from aigw_bench.local.context import base_url, target_context
+    default mock's ports (its config rendered the same way), ready to serve; returns (process, base URL, the
+    request headers it is sent, rendered)."""
+    from aigw_bench.local.context import base_url, target_context, target_endpoint
     from aigw_bench.local.probes import wait_ready
     from schema.templating import render_file, render_list, render_map
 
@@ -240,4 +241,4 @@ def start_entry(sup, work: Path, target):
                      env=render_map(target.local.env, ctx, target.name), cwd=work)
     base = base_url(target.local, target.name, ctx)
     wait_ready(target.name, base + target.local.ready.path, timeout=target.local.ready.timeout_s, proc=proc)
-    return proc, base
+    return proc, base, target_endpoint(target, ctx).headers
