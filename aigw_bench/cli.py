@@ -108,6 +108,9 @@ def list_targets(catalog: Path | None) -> None:
         rows.append([g.name, g.role, g.version, _where(g), _installed(g, users), g.title])
         if not g.local.runnable:
             notes.append(f"  {g.name}: not runnable here: {' '.join((g.local.reason or '').split())}")
+        for suite in dict.fromkeys(v.suite for v in g.variants.values()):
+            names = [n + (" (unsupported)" if g.variants[n].unsupported else "") for n in g.variants_of(suite)]
+            notes.append(f"  {g.name}: {suite} variants: {', '.join(names)}")
     for line in _table(rows):
         click.echo(line)
     for line in notes:
@@ -322,10 +325,13 @@ def _scenario_options(f):
                                      "scenario's; a suite starts with 'instant' and streams with its own).")
 @click.option("--no-pin", is_flag=True, help="Do not pin load generator, mock and gateway to separate CPUs.")
 @click.option("--no-raw", is_flag=True, help="Skip k6's per-request CSV (no per-second series).")
+@click.option("--policy", "--variant", "variants",
+              help="Comma-separated catalog variants to run (default: all) of a suite that runs variants: "
+                   "--suite policies (auth, limits, cache, ...), --suite faults.")
 @_catalog_option
 def run(targets: str | None, suite: str | None, scenario: str | None, repeats: int | None, results: Path,
-        mock_name: str, mock_profile: str | None, no_pin: bool, no_raw: bool, catalog: Path | None,
-        **options) -> None:
+        mock_name: str, mock_profile: str | None, no_pin: bool, no_raw: bool, variants: str | None,
+        catalog: Path | None, **options) -> None:
     """Benchmark targets locally: real mock, real gateways, real k6; then write the report.
 
     First the rig measures itself (k6 straight to the mock: ceiling and floor). Then each target in
@@ -341,8 +347,17 @@ def run(targets: str | None, suite: str | None, scenario: str | None, repeats: i
     chosen = _chosen(load_catalog(catalog), _split(targets, "--targets"))
     plan = plan_run("local", targets=chosen, scenario=scenario, suite=suite, mock_profile=mock_profile,
                     knobs=_knobs(options), repeats=repeats, results_root=results,
-                    keep_raw=not no_raw, command_line=sys.argv)
+                    keep_raw=not no_raw, command_line=sys.argv, variants=_split(variants, "--policy"))
+    _notice_left_out(plan)
     _run_and_report(plan, engine)
+
+
+def _notice_left_out(plan) -> None:
+    """Entries a variants suite does not run (they declare none of its variants), said before the run starts."""
+    if plan.left_out:
+        kind = plan.measurement.suite.variants
+        console.print(f"[yellow]notice:[/] {', '.join(plan.left_out)} declare{'s' if len(plan.left_out) == 1 else ''} "
+                      f"no {kind} variant (stacks/<name>/gateway.yaml, variants:): not in this run", markup=True)
 
 
 def _run_and_report(plan, engine, standalone: bool = True) -> Path:

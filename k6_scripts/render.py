@@ -15,6 +15,7 @@ from pathlib import Path
 import jinja2
 
 from k6_scripts.prompt import estimate_tokens, generate_prompt
+from schema.faults import ID_PREFIX, ID_WIDTH, request_id
 from schema.scenarios import Scenario, ScenarioParams, format_duration
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
@@ -50,7 +51,7 @@ def user_prompt(params: ScenarioParams) -> str:
     return generate_prompt(params.prompt_tokens, seed=params.prompt_seed)
 
 
-def build_body(params: ScenarioParams, model: str) -> str:
+def build_body(params: ScenarioParams, model: str, user: str | None = None) -> str:
     """The chat-completions request body as sent on the wire (compact JSON, fixed key order).
 
     Only what the scenario asks for is sent: no system message when ``system_prompt`` is None, and
@@ -59,6 +60,8 @@ def build_body(params: ScenarioParams, model: str) -> str:
     messages = [] if params.system_prompt is None else [{"role": "system", "content": params.system_prompt}]
     messages.append({"role": "user", "content": user_prompt(params)})
     body: dict[str, object] = {"model": model, "messages": messages}
+    if user is not None:
+        body["user"] = user
     for name in _OPTIONAL_FIELDS:
         value = getattr(params, name)
         if value is not None:
@@ -79,8 +82,9 @@ def _environment() -> jinja2.Environment:
     )
 
 
-def _render(template: str, params: ScenarioParams, target: RenderTarget, **extra: object) -> RenderedScript:
-    body = build_body(params, target.model)
+def _render(template: str, params: ScenarioParams, target: RenderTarget, user: str | None = None,
+            **extra: object) -> RenderedScript:
+    body = build_body(params, target.model, user)
     digest = hashlib.sha256(body.encode()).hexdigest()
     source = _environment().get_template(template).render(
         params=params,
@@ -116,3 +120,12 @@ def render_paired(params: ScenarioParams, target: RenderTarget, direct: RenderTa
         raise ValueError("the direct and the target side must send the same body (same model name)")
     return _render("paired.js.j2", params, target, direct=direct, block_ms=round(block * 1000),
                    settle_ms=round(settle * 1000))
+
+
+def render_faults(params: ScenarioParams, target: RenderTarget, expected_content: str) -> RenderedScript:
+    """A faults scenario's script: a fixed arrival rate, a request id per request in the body's ``user``
+    field (the first id, of the same width as every other, is rendered into the body and replaced per
+    request), every answer validated against ``expected_content`` (what the mock sends)."""
+    placeholder = request_id(0)
+    return _render("faults.js.j2", params, target, user=placeholder, id_placeholder=placeholder,
+                   id_prefix=ID_PREFIX, id_digits=ID_WIDTH - len(ID_PREFIX), expected_content=expected_content)

@@ -55,3 +55,15 @@ def load_yaml(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     return data
+
+
+def named_mappings(path: Path, key: str) -> dict[str, dict[str, Any]]:
+    """The mapping under ``key`` of a YAML file, name -> mapping (profiles, fault plans), non-empty; errors name
+    the file and the entry."""
+    raw = load_yaml(path).get(key)
+    if not isinstance(raw, dict) or not raw:
+        raise ConfigError(f"{path}: expected a non-empty '{key}' mapping")
+    for name, spec in raw.items():
+        if not isinstance(spec, dict):
+            raise ConfigError(f"{path}: {key}.{name}: expected a mapping")
+    return raw

@@ -160,6 +160,68 @@ class RequestSpec(Strict):
             raise ValueError("must be an absolute path ending in /chat/completions (the OpenAI chat route)")
         return value
 
+_VARIANT_SEP = "+"  # a variant's target name: ENTRY+VARIANT (litellm+auth), in results, tables and -t
+
+
+class VariantCloud(Strict):
+    """What a variant changes in the cloud section (the same entry deployed with another configuration)."""
+
+    vars: dict[str, str] = Field(default_factory=dict, description="merged over cloud.vars")
+    values: str | None = Field(None, description="helm: another values template (relative to the entry)")
+    manifests: str | None = Field(None, description="manifests: another manifests template")
+    files: dict[str, str] = Field(default_factory=dict, description="merged over cloud.files (name -> template)")
+
+
+class Variant(Strict):
+    """One named configuration of an entry (a policy set, a fault-handling setting): the entry with these
+    overrides merged over it, run by the suite that names the variants' ``suite``. Env and header values
+    of null remove what the entry sets."""
+
+    suite: str = Field(description="the suite whose runs include this variant (a suite file's `variants`), "
+                                   "e.g. policies, faults")
+    summary: str = Field(description="one line for people: what this configuration turns on")
+    upstream: list[str] = Field(default_factory=list, description="what was read in the gateway's source or docs "
+                                "at the pinned version to configure it (file and line)")
+    unsupported: str | None = Field(None, description="this edition cannot do it: the reason and its evidence "
+                                    "(the run records the cell with it and starts nothing)")
+    vars: dict[str, Any] = Field(default_factory=dict, description="template variables merged over local.vars")
+    env: dict[str, str | None] = Field(default_factory=dict, description="merged over local.env (null removes one)")
+    headers: dict[str, str | None] = Field(default_factory=dict, description="merged over request.headers (null "
+                                           "removes one)")
+    config_files: dict[str, str] = Field(default_factory=dict, description="merged over local.config_files (file "
+                                         "name in the work dir -> template relative to the entry)")
+    cloud: VariantCloud | None = Field(None, description="what it changes in the cloud section")
+
+    @field_validator("suite")
+    @classmethod
+    def _suite_name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError("a suite's name: lower-case letters, digits and '-'")
+        return value
+
+    @field_validator("upstream", mode="before")
+    @classmethod
+    def _as_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _unsupported_runs_nothing(self) -> Variant:
+        changes = [k for k in ("vars", "env", "headers", "config_files", "cloud") if getattr(self, k)]
+        if self.unsupported is not None and changes:
+            raise ValueError(f"an unsupported variant runs nothing: drop {', '.join(changes)} or 'unsupported'")
+        return self
+
+    def templates(self) -> list[str]:
+        """Every template file this variant names (local and cloud), relative to the entry."""
+        c = self.cloud
+        cloud = [*(t for t in (c.values, c.manifests) if t), *c.files.values()] if c else []
+        return [*self.config_files.values(), *cloud]
+
+
+def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``over`` merged over ``base``; a key set to None in ``over`` is removed."""
+    return {k: v for k, v in {**base, **over}.items() if v is not None}
+
 
 class Gateway(Strict):
     """One catalog entry: a benchmark target."""
@@ -180,7 +242,12 @@ class Gateway(Strict):
     local: LocalSpec = Field(description="how it runs on this machine")
     cloud: CloudSpec | None = Field(None, description="the deployment on EKS (Helm chart or manifests); none: "
                                                       "the target cannot be deployed to AWS")
+    variants: dict[str, Variant] = Field(default_factory=dict, description="named configurations of this entry "
+                                         "(name -> variant), run as targets ENTRY+NAME by the suite each names")
     entry_dir: Path = Field(exclude=True)
+    # Set on an entry derived with a variant applied (:meth:`with_variant`), never read from the file.
+    variant_of: str | None = Field(None, exclude=True)
+    variant: str | None = Field(None, exclude=True)
 
     @field_validator("name")
     @classmethod
@@ -188,6 +255,61 @@ class Gateway(Strict):
         if not _NAME.match(value):
             raise ValueError("use lower-case letters, digits and '-' (it names folders and stacks)")
         return value
+
+    @field_validator("variants")
+    @classmethod
+    def _variant_names(cls, value: dict[str, Variant]) -> dict[str, Variant]:
+        bad = [n for n in value if not _NAME.match(n)]
+        if bad:
+            raise ValueError(f"variant name {bad[0]!r}: use lower-case letters, digits and '-'")
+        return value
+
+    @property
+    def path(self) -> Path:
+        return self.entry_dir / ENTRY_FILE
+
+    @property
+    def entry(self) -> str:
+        """The catalog entry's name (for a derived variant: the entry it was derived from)."""
+        return self.variant_of or self.name
+
+    @property
+    def unsupported(self) -> str | None:
+        """Why this variant cannot run in this edition (None: it can, or it is no variant)."""
+        if self.variant_of is None or self.variant is None:
+            return None
+        return self.variant_spec.unsupported
+
+    @property
+    def variant_spec(self) -> Variant:
+        assert self.variant is not None
+        return self.variants[self.variant]
+
+    def variants_of(self, suite: str) -> list[str]:
+        """The names of this entry's variants for ``suite``, in the file's order."""
+        return [n for n, v in self.variants.items() if v.suite == suite]
+
+    def with_variant(self, name: str) -> Gateway:
+        """The entry with variant ``name`` merged over it, as a target of its own named ENTRY+NAME."""
+        if self.variant is not None:
+            raise ConfigError(f"{self.path}: {self.name} is already the variant '{self.variant}' of {self.entry}")
+        v = self.variants.get(name)
+        if v is None:
+            known = ", ".join(f"{n} ({spec.suite})" for n, spec in self.variants.items()) or "none"
+            raise ConfigError(f"{self.path}: target '{self.name}' has no variant '{name}' (its variants: {known})")
+        local = self.local.model_copy(update={
+            "vars": {**self.local.vars, **v.vars}, "env": _merged(self.local.env, v.env),
+            "config_files": {**self.local.config_files, **v.config_files}})
+        request = self.request.model_copy(update={"headers": _merged(self.request.headers, v.headers)})
+        cloud = self.cloud
+        if cloud is not None and v.cloud is not None:
+            c = v.cloud
+            cloud = cloud.model_copy(update={"vars": {**cloud.vars, **c.vars}, "files": {**cloud.files, **c.files},
+                                             "values": c.values or cloud.values,
+                                             "manifests": c.manifests or cloud.manifests})
+        return self.model_copy(update={
+            "name": f"{self.name}{_VARIANT_SEP}{name}", "title": f"{self.title}, {name}", "local": local,
+            "request": request, "cloud": cloud, "variant_of": self.name, "variant": name})
 
     @property
     def deployment(self) -> CloudSpec:
@@ -221,13 +343,16 @@ class Catalog:
         return {n: former[n] for n in names or [] if n not in self._entries and n in former}
 
     def get(self, name: str) -> Gateway:
-        name = self.renamed([name]).get(name, name)
+        """An entry by name (or former name), or ENTRY+VARIANT: the entry with that variant applied."""
+        entry, sep, variant = name.partition(_VARIANT_SEP)
+        entry = self.renamed([entry]).get(entry, entry)
         try:
-            return self._entries[name]
+            found = self._entries[entry]
         except KeyError:
             raise ConfigError(
-                f"unknown target '{name}'. Known targets: {', '.join(self.names)} (catalog: {self.root})"
+                f"unknown target '{entry}'. Known targets: {', '.join(self.names)} (catalog: {self.root})"
             ) from None
+        return found.with_variant(variant) if sep else found
 
     def select(self, names: list[str] | None) -> list[Gateway]:
         """The named entries in the order given, or all of them; unknown names fail before anything runs."""
@@ -235,7 +360,7 @@ class Catalog:
             return list(self)
         renamed = self.renamed(names)
         names = [renamed.get(n, n) for n in names]
-        unknown = [n for n in names if n not in self._entries]
+        unknown = [n for n in names if n.partition(_VARIANT_SEP)[0] not in self._entries]
         if unknown:
             raise ConfigError(
                 f"unknown target{'s' if len(unknown) > 1 else ''} {', '.join(repr(u) for u in unknown)}. "
@@ -245,11 +370,46 @@ class Catalog:
         for n in names:
             if n not in seen:
                 seen.append(n)
-        return [self._entries[n] for n in seen]
+        return [self.get(n) for n in seen]
 
     @property
     def baseline(self) -> Gateway | None:
         return next((g for g in self if g.role == "baseline"), None)
+
+
+def variant_targets(targets: list[Gateway], suite: str | None,
+                    chosen: list[str] | None) -> tuple[list[Gateway], list[str]]:
+    """The targets a run measures: without a variants ``suite``, ``targets`` as they are; with one, each entry's
+    variants of that suite (all, or those ``chosen``), the baseline as it is (the reference), a target named
+    as ENTRY+VARIANT as it is. Also the entries left out (they declare no variant of the suite), for a notice.
+    A chosen variant an entry does not declare fails, naming the target, the variant and the file."""
+    if suite is None:
+        if chosen:
+            raise ConfigError(f"variants ({', '.join(chosen)}) are chosen for a suite that runs variants (e.g. "
+                              "--suite policies); this run's suite or scenario runs the entries as they are")
+        return targets, []
+    declared = {n for t in targets for n in t.variants_of(suite)}
+    unknown = [n for n in chosen or [] if n not in declared]
+    if unknown:
+        raise ConfigError(f"unknown {suite} variant{'s' if len(unknown) > 1 else ''} "
+                          f"{', '.join(repr(u) for u in unknown)}: the selected targets declare "
+                          f"{', '.join(sorted(declared)) or 'none'}")
+    out: list[Gateway] = []
+    left_out: list[str] = []
+    for t in targets:
+        names = t.variants_of(suite)
+        if t.variant is not None or (t.role == "baseline" and not names):
+            out.append(t)
+            continue
+        if not names:
+            left_out.append(t.name)
+            continue
+        for n in chosen or names:
+            if n not in names:
+                raise ConfigError(f"{t.path}: target '{t.name}' does not declare the {suite} variant '{n}' "
+                                  f"(it declares: {', '.join(names)})")
+            out.append(t.with_variant(n))
+    return out, left_out
 
 
 def refuse_known_bad(path: Path, name: str, version: str, install: InstallSpec | None, entry_dir: Path) -> None:
@@ -277,6 +437,10 @@ def refuse_known_bad(path: Path, name: str, version: str, install: InstallSpec |
 def load_entry(entry_dir: Path) -> Gateway:
     path = entry_dir / ENTRY_FILE
     data = load_yaml(path)
+    for derived in ("variant_of", "variant"):
+        if isinstance(data, dict) and derived in data:
+            raise ConfigError(f"{path}: {derived}: not a field of the file (set on an entry derived with a variant; "
+                              "declare variants under 'variants:')")
     try:
         entry = Gateway.model_validate({**data, "entry_dir": entry_dir})
     except ValidationError as err:
@@ -290,6 +454,12 @@ def load_entry(entry_dir: Path) -> Gateway:
     for template in entry.cloud.templates() if entry.cloud else []:
         if not (entry_dir / template).is_file():
             raise ConfigError(f"{path}: cloud template {template} not found")
+    for name, variant in entry.variants.items():
+        for template in variant.templates():
+            if not (entry_dir / template).is_file():
+                raise ConfigError(f"{path}: variants.{name}: template {template} not found")
+        if variant.cloud is not None and entry.cloud is None:
+            raise ConfigError(f"{path}: variants.{name}.cloud: the entry has no cloud section to change")
     return entry
 
 

@@ -19,7 +19,16 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from schema.base import REPO_DIR
-from schema.catalog import Gateway, InstallSpec, LocalSpec, ReadySpec, RequestSpec, VersionProbe
+from schema.catalog import (
+    Gateway,
+    InstallSpec,
+    LocalSpec,
+    ReadySpec,
+    RequestSpec,
+    Variant,
+    VariantCloud,
+    VersionProbe,
+)
 from schema.cloud import Chart, CloudSpec, Image, Metrics, SecretHeader, SecretSpec
 
 DOC = REPO_DIR / "docs" / "catalog.md"
@@ -40,6 +49,8 @@ SECTIONS: list[tuple[type[BaseModel], str]] = [
     (Metrics, "cloud.metrics"),
     (SecretSpec, "cloud.secrets.NAME"),
     (SecretHeader, "cloud.secret_headers.HEADER"),
+    (Variant, "variants.NAME"),
+    (VariantCloud, "variants.NAME.cloud"),
 ]
 _PATHS = {model: path for model, path in SECTIONS}
 

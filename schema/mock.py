@@ -3,7 +3,8 @@
 ```
 mock_llm/
   contract.json       the exact bytes every mock answers with (both mocks assemble them from here)
-  profiles.yaml       pacing profiles (time to first token, time per token, jitter, faults)
+  profiles.yaml       pacing profiles (time to first token, time per token, jitter)
+  faults.yaml         fault plans: which attempts are answered badly, and how (schema/faults.py)
   fast/mock.yaml      nginx + Lua: the default, far faster than any gateway
   wiremock/mock.yaml  WireMock, the published benchmark's mock (instant profile only)
 ```
@@ -22,10 +23,11 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
-from schema.base import REPO_DIR, Strict, format_validation_error, load_yaml, parse_file
+from schema.base import REPO_DIR, Strict, format_validation_error, load_yaml, named_mappings, parse_file
 from schema.catalog import LocalSpec, refuse_known_bad
 from schema.cloud import MockCloudSpec
 from schema.errors import ConfigError
+from schema.faults import FaultPlan
 
 MOCKS_DIR = REPO_DIR / "mock_llm"
 CONTRACT_FILE = MOCKS_DIR / "contract.json"
@@ -38,18 +40,6 @@ DEFAULT_PROFILE = "instant"
 _SAFE_TEXT = re.compile(r'^[^"\\/\x00-\x1f]*$')
 
 
-class Faults(Strict):
-    """Fractions of requests the mock answers badly (for scenarios that test a gateway's retries)."""
-
-    http_429: float = Field(0.0, ge=0, le=1)
-    http_500: float = Field(0.0, ge=0, le=1)
-    disconnect: float = Field(0.0, ge=0, le=1, description="connection closed mid-answer")
-
-    @property
-    def any(self) -> bool:
-        return self.http_429 > 0 or self.http_500 > 0 or self.disconnect > 0
-
-
 class PacingProfile(Strict):
     """How long the mock takes to answer; fixed when the mock starts."""
 
@@ -60,7 +50,6 @@ class PacingProfile(Strict):
     per_token_ms: float = Field(0.0, ge=0, le=60_000)
     output_tokens: int | None = Field(None, ge=1, le=100_000)
     jitter_sigma: float = Field(0.0, ge=0, le=2)
-    faults: Faults = Faults()
 
     @property
     def paced(self) -> bool:
@@ -81,6 +70,10 @@ class MockDefinition(Strict):
     description: str = ""
     profiles: list[str] = Field(default_factory=lambda: [DEFAULT_PROFILE],
                                 description="the pacing profiles this implementation can serve")
+    fault_plans: bool = Field(False, description="serves mock_llm/faults.yaml's plans and counts attempts per "
+                                                 "request id (GET /__aigw/requests)")
+    fallback_port: int | None = Field(None, ge=1, le=65535, description="local port of the second, healthy instance "
+                                      "a faults scenario starts beside the mock (a gateway's fallback upstream)")
     local: LocalSpec
     cloud: MockCloudSpec | None = Field(None, description="the deployment on EKS; none: local only")
     entry_dir: Path = Field(exclude=True)
@@ -97,6 +90,13 @@ class MockDefinition(Strict):
         if profile.name not in self.profiles:
             raise ConfigError(f"the {self.name} mock cannot serve the '{profile.name}' pacing profile (it serves: "
                               f"{', '.join(self.profiles)}); choose another with --mock or --mock-profile")
+
+
+    def require_fault_plan(self, plan: FaultPlan) -> None:
+        if not self.fault_plans:
+            raise ConfigError(f"the {self.name} mock cannot serve the fault plan '{plan.name}' "
+                              f"({self.entry_dir / ENTRY_FILE}: fault_plans is not true): it neither injects "
+                              "faults per request nor counts attempts; run with --mock fast")
 
 
 class StreamPieces(Strict):
@@ -129,7 +129,7 @@ class Contract(Strict):
         for text in [self.content, *self.stream.tokens]:
             if not _SAFE_TEXT.match(text):
                 raise ValueError(f"text {text!r} needs JSON escaping (quote, backslash, slash or control character)")
-        needed = {"invalid_json", "missing_messages", "rate_limited", "server_error", "not_found"}
+        needed = {"invalid_json", "missing_messages", "rate_limited", "server_error", "unavailable", "not_found"}
         if missing := needed - set(self.errors):
             raise ValueError(f"errors: missing {', '.join(sorted(missing))}")
         return self
@@ -174,16 +174,8 @@ def load_contract(path: Path = CONTRACT_FILE) -> Contract:
 
 
 def load_profiles(path: Path = PROFILES_FILE) -> dict[str, PacingProfile]:
-    data = load_yaml(path)
-    raw = data.get("profiles")
-    if not isinstance(raw, dict) or not raw:
-        raise ConfigError(f"{path}: expected a non-empty 'profiles' mapping")
-    out = {}
-    for name, spec in raw.items():
-        if not isinstance(spec, dict):
-            raise ConfigError(f"{path}: profiles.{name}: expected a mapping")
-        out[name] = _validated(PacingProfile, {"name": name, **spec}, path)
-    return out
+    return {name: _validated(PacingProfile, {"name": name, **spec}, path)
+            for name, spec in named_mappings(path, "profiles").items()}
 
 
 def load_profile(name: str, path: Path = PROFILES_FILE) -> PacingProfile:
@@ -215,7 +207,12 @@ def load_mock(name: str = DEFAULT_MOCK, root: Path = MOCKS_DIR) -> MockDefinitio
     return mock
 
 
-def settings_json(profile: PacingProfile, contract_path: Path | str = CONTRACT_FILE) -> str:
-    """What the mock is told at start: where the contract is and the pacing profile (JSON)."""
-    profile_data = profile.model_dump(exclude={"description", "source"})
-    return json.dumps({"contract": str(contract_path), "profile": profile_data}, separators=(",", ":"))
+def settings_json(profile: PacingProfile, contract_path: Path | str = CONTRACT_FILE,
+                  plan: FaultPlan | None = None) -> str:
+    """What the mock is told at start: where the contract is, the pacing profile and, for a faults
+    scenario, the fault plan (JSON). Without a plan the mock neither injects faults nor counts."""
+    settings: dict[str, Any] = {"contract": str(contract_path),
+                                "profile": profile.model_dump(exclude={"description", "source"})}
+    if plan is not None:
+        settings["plan"] = plan.settings()
+    return json.dumps(settings, separators=(",", ":"))

@@ -97,6 +97,9 @@ class Outcome(BaseModel):
     repeat: int
     status: Status
     reason: str | None = None
+    # A catalog variant run as its own target (ENTRY+VARIANT): the entry and the variant; absent otherwise.
+    entry: str | None = None
+    variant: str | None = None
     evidence: dict[str, Any] = Field(default_factory=dict)
     started_at: str | None = None
     finished_at: str | None = None
@@ -153,7 +156,7 @@ def write_json(path: Path, data: Any) -> None:
 def write_outcome(run_dir: Path, outcome: Outcome) -> Path:
     path = target_dir(run_dir, outcome.target, outcome.repeat) / OUTCOME
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_json(path, outcome.model_dump())
+    write_json(path, outcome.model_dump(exclude={k for k in ("entry", "variant") if getattr(outcome, k) is None}))
     return path
 
 

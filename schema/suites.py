@@ -201,6 +201,8 @@ class Suite(BaseModel):
     name: str
     description: str
     body: Body = Body()
+    variants: str | None = Field(None, description="run each target's catalog variants whose `suite` is this "
+                                 "(e.g. policies); none: the entries as they are")
     profiles: dict[Profile, SuiteSizes]
 
     def sizes(self, profile: Profile) -> SuiteSizes:

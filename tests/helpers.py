@@ -200,11 +200,12 @@ def build_catalog(root: Path, copies: list[str], fakes: list[dict]) -> Path:
     return root
 
 
-def start_mock(sup, work: Path, name: str = DEFAULT_MOCK, profile=None, port: int | None = None):
+def start_mock(sup, work: Path, name: str = DEFAULT_MOCK, profile=None, port: int | None = None, plan=None):
     """A real mock started as the local runner starts it (its config rendered the same way), ready to serve;
-    returns (process, base URL). ``profile``: a PacingProfile (default: instant)."""
+    returns (process, base URL). ``profile``: a PacingProfile (default: instant); ``plan``: a FaultPlan."""
+    from aigw_bench.local.context import mock_settings
     from aigw_bench.local.probes import wait_ready
-    from schema.mock import load_contract, load_profile, settings_json
+    from schema.mock import load_profile
     from schema.templating import render_file, render_list, render_vars
 
     mock = load_mock(name)
@@ -214,8 +215,7 @@ def start_mock(sup, work: Path, name: str = DEFAULT_MOCK, profile=None, port: in
     ctx = {"port": port, **install_vars(spec, mock.name, mock.entry_dir), "entry_dir": str(mock.entry_dir),
            "work_dir": str(work), "cpus": 1, "cpu_list": "", "model": "", "mock_url": "", "mock_host": "127.0.0.1",
            "mock_port": port}
-    ctx = {**ctx, **render_vars(spec.vars, ctx, "mock"), "contract": load_contract(), "profile": profile,
-           "settings_json": settings_json(profile)}
+    ctx = {**ctx, **render_vars(spec.vars, ctx, "mock"), **mock_settings(mock, profile, plan)}
     for out, template in spec.config_files.items():
         (work / out).parent.mkdir(parents=True, exist_ok=True)
         (work / out).write_text(render_file(mock.entry_dir / template, ctx))
@@ -223,3 +223,22 @@ def start_mock(sup, work: Path, name: str = DEFAULT_MOCK, profile=None, port: in
     base = f"http://127.0.0.1:{port}"
     wait_ready("mock", base + spec.ready.path, timeout=spec.ready.timeout_s, proc=proc)
     return proc, base
+
+
+def start_entry(sup, work: Path, target):
+    """A real catalog target (an entry, or ENTRY+VARIANT) started as the local runner starts it, in front of the
+    default mock's ports (its config rendered the same way), ready to serve; returns (process, base URL, the
+    request headers it is sent, rendered)."""
+    from aigw_bench.local.context import base_url, target_context, target_endpoint
+    from aigw_bench.local.probes import wait_ready
+    from schema.templating import render_file, render_list, render_map
+
+    ctx = target_context(target, load_mock(), plan_cpus(), work)
+    for out, template in target.local.config_files.items():
+        (work / out).parent.mkdir(parents=True, exist_ok=True)
+        (work / out).write_text(render_file(target.entry_dir / template, ctx))
+    proc = sup.start(target.name, render_list(target.local.command, ctx, target.name), work / "target.log",
+                     env=render_map(target.local.env, ctx, target.name), cwd=work)
+    base = base_url(target.local, target.name, ctx)
+    wait_ready(target.name, base + target.local.ready.path, timeout=target.local.ready.timeout_s, proc=proc)
+    return proc, base, target_endpoint(target, ctx).headers

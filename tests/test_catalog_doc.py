@@ -52,7 +52,7 @@ def test_the_mocks_extra_variables_are_named():
     mock = load_mock()
     plain = entry_context(mock.local, mock.name, mock.entry_dir, NO_WORK_DIR, None, 1, "", mock)
     extra = set(mock_context(mock, plan_cpus(), NO_WORK_DIR, load_profile("instant"))) - set(plain)
-    assert extra == {"contract", "profile", "settings_json"}
+    assert extra == {"contract", "profile", "settings_json", "fault_plan"}
     sentence = TEXT.split("The mock's own templates", 1)[1].split("\n\n", 1)[0]
     assert all(f"`{name}`" in sentence for name in extra)
 

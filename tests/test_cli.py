@@ -45,6 +45,8 @@ def test_every_command_has_help(command):
         (["--mock", "wiremock", "--mock-profile", "llm"], "the wiremock mock cannot serve the 'llm' pacing profile"),
         (["--repeats", "0"], "Invalid value for '--repeats' / '-r'"),
         (["--vus", "many"], "Invalid value for '--vus'"),
+        (["--policy", "auth"], "variants (auth) are chosen for a suite that runs variants"),
+        (["-t", "nginx+nope"], "target 'nginx' has no variant 'nope'"),
     ],
 )
 def test_bad_run_arguments_fail_before_anything_starts(tmp_path, args, message):

@@ -2,7 +2,7 @@
 
 Both answer the same bytes (mock_llm/contract.json), stream server-sent events flushed one by one,
 refuse a body that is not JSON or has no `messages` with an OpenAI-style 400; the fast one paces its
-answers as the profile says (within 10%) and injects faults when asked.
+answers as the profile says (within 10%). Faults: tests/test_mock_faults.py.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from aigw_bench.local.processes import Supervisor
-from schema.mock import Faults, load_contract, load_profile
+from schema.mock import load_contract, load_profile
 from tests.helpers import start_mock
 
 pytestmark = pytest.mark.slow
@@ -137,29 +137,3 @@ def test_non_streaming_waits_ttft_plus_tokens_times_per_token(paced):
         assert resp.json()["usage"]["completion_tokens"] == PACED.output_tokens
     waits.sort()
     assert waits[2] == pytest.approx(PACED.nominal_seconds(PACED.output_tokens), rel=0.10)
-
-
-@pytest.mark.parametrize(("faults", "expect"), [
-    (Faults(http_429=1.0), 429),
-    (Faults(http_500=1.0), 500),
-    (Faults(disconnect=1.0), "cut"),
-])
-def test_faults_when_asked(tmp_path, tools_ready, faults, expect):
-    profile = load_profile("instant").model_copy(update={"faults": faults, "output_tokens": 10})
-    with Supervisor() as sup:
-        _, base = start_mock(sup, tmp_path, "fast", profile=profile, port=18972)
-        with httpx.Client(base_url=base, timeout=10, trust_env=False) as client:
-            if expect == "cut":
-                with client.stream("POST", CHAT, content=json.dumps({**BODY, "stream": True})) as resp:
-                    received = ""
-                    with pytest.raises(httpx.RemoteProtocolError):
-                        for text in resp.iter_text():
-                            received += text
-                tokens = received.count('"content":"') - received.count('"content":""')  # the role event: ""
-                assert tokens == 5 and "[DONE]" not in received and "usage" not in received
-                with pytest.raises(httpx.RemoteProtocolError):  # non-streaming: closed without an answer
-                    post(client, BODY)
-            else:
-                resp = post(client, BODY)
-                assert resp.status_code == expect
-                assert resp.text == load_contract().errors["rate_limited" if expect == 429 else "server_error"].body

@@ -1,11 +1,12 @@
 """The template variables of a local entry (its command, env, config files, base URL, headers), the
 same for a run and for ``aigw-bench render``, so what render prints is what a run sends.
 
-Every entry's templates see: ``port``, ``mock_url``, ``mock_host``, ``mock_port``, ``install_dir``
+Every entry's templates see: ``port``, ``mock_url``, ``mock_host``, ``mock_port``, ``fallback_url``,
+``fallback_port``, ``install_dir``
 (npm and pip installs only), ``entry_dir``, ``work_dir``, ``cpus`` (CPUs given to the process),
 ``cpu_list``, ``model`` and the entry's own ``vars``; the mock's templates also see ``contract``,
-``profile`` and ``settings_json``. docs/catalog.md documents them with examples
-(tests/test_catalog_doc.py keeps the two in step).
+``profile``, ``settings_json`` and ``fault_plan`` (true when a fault plan is served). docs/catalog.md
+documents them with examples (tests/test_catalog_doc.py keeps the two in step).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from aigw_bench.local import install
 from aigw_bench.local.cpus import CpuPlan
 from aigw_bench.measure.driver import Endpoint
 from schema.catalog import Gateway, LocalSpec
+from schema.faults import FaultPlan
 from schema.mock import MockDefinition, PacingProfile, load_contract, settings_json
 from schema.templating import render_map, render_str, render_vars
 
@@ -35,11 +37,14 @@ def install_vars(spec: LocalSpec, name: str, entry_dir: Path) -> dict[str, str]:
 def entry_context(spec: LocalSpec, name: str, entry_dir: Path, work_dir: Path, cpus: list[int] | None,
                   cpu_count: int, model: str, mock: MockDefinition) -> dict[str, Any]:
     mock_port = mock.local.port
+    fallback = mock.fallback_port
     context = {
         "port": spec.port,
         "mock_url": f"http://{MOCK_HOST}:{mock_port}",
         "mock_host": MOCK_HOST,
         "mock_port": mock_port,
+        "fallback_url": f"http://{MOCK_HOST}:{fallback}" if fallback else "",
+        "fallback_port": fallback or "",
         **install_vars(spec, name, entry_dir),
         "entry_dir": str(entry_dir),
         "work_dir": str(work_dir),
@@ -50,11 +55,21 @@ def entry_context(spec: LocalSpec, name: str, entry_dir: Path, work_dir: Path, c
     return {**context, **render_vars(spec.vars, context, f"{name}: local.vars")}
 
 
-def mock_context(mock: MockDefinition, cpu_plan: CpuPlan, work_dir: Path, profile: PacingProfile) -> dict[str, Any]:
+def mock_context(mock: MockDefinition, cpu_plan: CpuPlan, work_dir: Path, profile: PacingProfile,
+                 fault_plan: FaultPlan | None = None) -> dict[str, Any]:
     """The mock works in a folder of its own (its rendered config) next to the target's files."""
     context = entry_context(mock.local, mock.name, mock.entry_dir, work_dir / "mock", cpu_plan.mock,
                             cpu_plan.mock_cpus, "", mock)
-    return {**context, "contract": load_contract(), "profile": profile, "settings_json": settings_json(profile)}
+    return {**context, **mock_settings(mock, profile, fault_plan)}
+
+
+def mock_settings(mock: MockDefinition, profile: PacingProfile, fault_plan: FaultPlan | None) -> dict[str, Any]:
+    """The mock's own template variables: the contract, the pacing profile and the fault plan, if any (one
+    the mock cannot serve is refused by name)."""
+    if fault_plan is not None:
+        mock.require_fault_plan(fault_plan)
+    return {"contract": load_contract(), "profile": profile, "fault_plan": fault_plan is not None,
+            "settings_json": settings_json(profile, plan=fault_plan)}
 
 
 def target_context(target: Gateway, mock: MockDefinition, cpu_plan: CpuPlan, work_dir: Path) -> dict[str, Any]:

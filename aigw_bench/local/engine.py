@@ -51,6 +51,11 @@ PLACE = "local"
 RIG_LOCK = Path(tempfile.gettempdir()) / "aigw-bench-local-rig.lock"
 
 
+def _started(targets: list[Gateway]) -> list[Gateway]:
+    """The targets whose processes a run starts (a variant its edition cannot do starts nothing)."""
+    return [t for t in targets if t.unsupported is None]
+
+
 class LocalEngine(Engine):
     name = "local"
     environment = "local"
@@ -68,8 +73,8 @@ class LocalEngine(Engine):
 
     # ----------------------------------------------------------------- before anything starts
     def locks(self, plan: RunPlan) -> list[tuple[Path, str]]:
-        ports = [str(self.mock.local.port)] + [str(t.local.port) for t in plan.targets
-                                               if t.local.runnable and t.local.port]
+        ports = list(dict.fromkeys([str(self.mock.local.port), *(str(t.local.port) for t in plan.targets
+                                                                 if t.local.runnable and t.local.port)]))
         return [(RIG_LOCK, f"this machine's local rig (ports {', '.join(ports)} and the CPUs it pins)")]
 
     def prepare(self, emit: EventSink) -> None:
@@ -102,7 +107,7 @@ class LocalEngine(Engine):
             mock.require_profile(profile)
         mock_ctx = mock_context(mock, self.cpu_plan, NO_WORK_DIR, plan.measurement.profile)
         checks: list[tuple[str, LocalSpec, Path, dict[str, Any]]] = [("mock", mock.local, mock.entry_dir, mock_ctx)]
-        for t in plan.targets:
+        for t in _started(plan.targets):
             if t.local.runnable:
                 checks.append((t.name, t.local, t.entry_dir, target_context(t, mock, self.cpu_plan, NO_WORK_DIR)))
         versions: dict[str, dict[str, Any]] = {}
@@ -126,7 +131,7 @@ class LocalEngine(Engine):
             versions.setdefault(t.name, {"pinned": t.version, "installed": None, "matches_pin": None})
         self._check_ports_distinct(plan.targets)
         ports = {"mock": mock.local.port}
-        ports.update({t.name: t.local.port for t in plan.targets if t.local.runnable and t.local.port})
+        ports.update({t.name: t.local.port for t in _started(plan.targets) if t.local.runnable and t.local.port})
         require_free({k: v for k, v in ports.items() if v is not None})
         self.versions = versions
 

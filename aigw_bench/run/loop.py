@@ -103,7 +103,7 @@ class Runner:
         targets = self.plan.targets
         if not targets:
             raise ConfigError("no target selected: name one or more with -t (`aigw-bench list` shows them)")
-        reasons = {t.name: self.engine.not_runnable(t) for t in targets}
+        reasons = {t.name: _not_runnable(self.engine, t) for t in targets}
         if all(reason is not None for reason in reasons.values()):
             why = "; ".join(f"{name}: {' '.join(str(reason).split()).rstrip('.')}" for name, reason in reasons.items())
             hint = f" {self.engine.not_runnable_hint}" if self.engine.not_runnable_hint else ""
@@ -261,7 +261,9 @@ class Runner:
             "command_line": plan.command_line,
             "scenario": scenario_record(m.scenario, m.params),
             "suite": ({"name": m.suite.name, "description": m.suite.description, "profile": m.where,
-                       "sizes": m.sizes.model_dump() if m.sizes else None} if m.suite else None),
+                       "sizes": m.sizes.model_dump() if m.sizes else None,
+                       **({"variants": m.suite.variants, "left_out": plan.left_out} if m.suite.variants else {})}
+                      if m.suite else None),
             "main_step": m.main_step,
             "repeats": m.repeats,
             "order": [{"repeat": r, "target": t.name} for r, t in plan.order()],
@@ -310,10 +312,13 @@ class Runner:
         engine, m = self.engine, self.plan.measurement
         work = target_dir(self.run_dir, target.name, repeat)
         work.mkdir(parents=True, exist_ok=True)
-        outcome = Outcome(target=target.name, repeat=repeat, status=Status.OK, started_at=now_iso())
-        reason = engine.not_runnable(target)
+        outcome = Outcome(target=target.name, repeat=repeat, status=Status.OK, started_at=now_iso(),
+                          entry=target.variant_of, variant=target.variant)
+        reason = _not_runnable(engine, target)
         if reason is not None:
             outcome.status, outcome.reason = Status.NOT_RUNNABLE, reason
+            if target.unsupported is not None:
+                outcome.evidence["unsupported"] = target.unsupported
             outcome.finished_at = now_iso()
             return outcome
         on_step = recorder(outcome, m.main_step, self._save_unfinished)
@@ -349,6 +354,13 @@ class Runner:
                       "machine stopped); what its steps wrote is kept"}))
 
 
+def _not_runnable(engine: Engine, target: Gateway) -> str | None:
+    """Why ``target`` does not run: a variant its edition cannot do (whatever the engine), or the engine's reason."""
+    if target.unsupported is not None:
+        return f"not in this edition: {target.unsupported}"
+    return engine.not_runnable(target)
+
+
 def _stop_text(exc: BaseException) -> str:
     """Why a session stopped early, in its outcome's words."""
     if isinstance(exc, DiskFault):
@@ -368,5 +380,10 @@ def _mock_identity(t: Gateway, mock: dict[str, Any] | None) -> dict[str, Any]:
 
 def _target_record(t: Gateway) -> dict[str, Any]:
     """What the catalog says of a target (engines add what they know: versions found, stacks)."""
-    return {"title": t.title, "role": t.role, "version": t.version, "source": t.source, "route": t.request.path,
-            "model": t.request.model}
+    record = {"title": t.title, "role": t.role, "version": t.version, "source": t.source, "route": t.request.path,
+              "model": t.request.model}
+    if t.variant is not None:
+        v = t.variant_spec
+        record.update({"entry": t.entry, "variant": t.variant, "variant_suite": v.suite, "summary": v.summary,
+                       "upstream": v.upstream, "unsupported": v.unsupported})
+    return record

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from aigw_bench.measure.plan import Knobs, Measurement, measurement
-from schema.catalog import Gateway
+from schema.catalog import Gateway, variant_targets
 from schema.errors import ConfigError
 from schema.scenarios import Profile
 from schema.suites import RigSizes, load_rig_sizes
@@ -33,6 +33,7 @@ class RunPlan:
     results_root: Path
     keep_raw: bool = True
     command_line: list[str] = field(default_factory=list)
+    left_out: list[str] = field(default_factory=list)  # entries without a variant of the suite's variants
 
     def order(self) -> list[tuple[int, Gateway]]:
         return interleaved_order(self.targets, self.measurement.repeats)
@@ -40,9 +41,12 @@ class RunPlan:
 
 def plan_run(where: Profile, *, targets: list[Gateway], scenario: str | None, suite: str | None,
              mock_profile: str | None, knobs: Knobs, repeats: int | None, results_root: Path,
-             keep_raw: bool = True, command_line: list[str] | None = None) -> RunPlan:
-    """A validated plan with the sizes of ``where``; every problem fails here, before anything starts."""
+             keep_raw: bool = True, command_line: list[str] | None = None,
+             variants: list[str] | None = None) -> RunPlan:
+    """A validated plan with the sizes of ``where``; every problem fails here, before anything starts. A suite
+    that runs variants (``variants:`` in its file) measures each entry's variants of it (``variants``: some)."""
     m = measurement(where, scenario=scenario, suite=suite, mock_profile=mock_profile, knobs=knobs, repeats=repeats)
-    return RunPlan(measurement=m, targets=targets, rig=load_rig_sizes(where), results_root=results_root,
-                   keep_raw=keep_raw, command_line=command_line or [])
+    chosen, left_out = variant_targets(targets, m.suite.variants if m.suite else None, variants)
+    return RunPlan(measurement=m, targets=chosen, rig=load_rig_sizes(where), results_root=results_root,
+                   keep_raw=keep_raw, command_line=command_line or [], left_out=left_out)
 

@@ -5,6 +5,12 @@
 -- only reads and parses the JSON body, checks `messages`, waits as the pacing profile says and
 -- writes. The profile is fixed at start (gateways strip unknown headers, so nothing is signalled
 -- per request).
+--
+-- With a fault plan (mock_llm/faults.yaml, schema/faults.py) every attempt is drawn from
+-- md5("<seed>:<request id>:<attempt>") (its first 32 bits) against the cumulative rates of the faults active at that
+-- moment, the request id being the body's `user` field, and recorded in the shared dictionary
+-- `aigw_requests`: what was answered, how the answer ended, and whether the client closed its side
+-- first (and after how long). Without a plan none of this runs: the default path is unchanged.
 
 local cjson = require "cjson.safe"
 
@@ -13,11 +19,14 @@ local M = {}
 local S                  -- settings: profile, contract path (decoded from the rendered config)
 local completion         -- the non-streaming body
 local completion_tokens  -- tokens in one answer (streaming: content chunks)
+local completion_of      -- function(n): a valid completion whose content is the first n tokens (fault "truncated")
 local role_event         -- first SSE event (role), sent together with the first token
 local token_events = {}  -- one SSE event per content token
 local final_event        -- finish_reason + usage
 local done_event         -- data: [DONE]
 local errors = {}        -- name -> {status, body}
+local plan               -- the fault plan (nil: no faults, nothing counted)
+local A                  -- ngx.shared.aigw_requests: "epoch", "seq", "lost", "a:<id>" (attempts), "r:<id>:<n>"
 
 local function read_file(path)
   local f, err = io.open(path, "rb")
@@ -63,6 +72,11 @@ function M.init(settings_json)
     completion = with_usage(subst(c.completion, "CONTENT", '"' .. content .. '"'), c.prompt_tokens, n)
   end
   completion_tokens = n
+  completion_of = function(k)
+    local parts = {}
+    for i = 1, k do parts[i] = tokens[(i - 1) % #tokens + 1] end
+    return with_usage(subst(c.completion, "CONTENT", '"' .. table.concat(parts) .. '"'), c.prompt_tokens, k)
+  end
   for i = 1, n do
     token_events[i] = subst(c.stream.token, "TOKEN", '"' .. tokens[(i - 1) % #tokens + 1] .. '"')
   end
@@ -70,6 +84,11 @@ function M.init(settings_json)
   final_event = with_usage(c.stream.final, c.prompt_tokens, n)
   done_event = c.stream.done
   for name, e in pairs(c.errors) do errors[name] = e end
+  plan = S.plan
+  if plan then
+    A = assert(ngx.shared.aigw_requests, "a fault plan needs lua_shared_dict aigw_requests")
+    A:set("epoch", ngx.now())
+  end
 end
 
 -- The same, with the settings in a file (on EKS: settings.json of the mock's ConfigMap).
@@ -98,11 +117,11 @@ local function pause(ms)
   if s > 0 then ngx.sleep(s) end
 end
 
-local function answer_error(name)
+local function answer_error(name, retry_after_s)
   local e = errors[name]
   ngx.status = e.status
   ngx.header["Content-Type"] = "application/json"
-  if e.status == 429 then ngx.header["Retry-After"] = "1" end
+  if retry_after_s then ngx.header["Retry-After"] = tostring(retry_after_s) end
   ngx.print(e.body)
   return ngx.exit(e.status)
 end
@@ -118,30 +137,148 @@ local function request_body()
   return data
 end
 
-local function chance(p)
-  return p and p > 0 and math.random() < p
+-- ------------------------------------------------------------------ the fault plan's bookkeeping
+
+-- The record of one attempt, kept in the shared dictionary as JSON. A full dictionary is counted
+-- ("lost"), never silently evicted: the reader refuses a count with records missing.
+local function note(rec, ending, status)
+  ngx.update_time()
+  rec.ending = ending
+  if status then rec.status = status end
+  rec.after_ms = math.floor((ngx.now() - rec.t0) * 1000 + 0.5)
+  local ok = A:safe_set(rec.key, cjson.encode({
+    id = rec.id, attempt = rec.attempt, answer = rec.answer, status = rec.status, t_s = rec.t_s,
+    ending = ending, after_ms = rec.after_ms, stream = rec.stream,
+  }))
+  if not ok then A:incr("lost", 1, 0) end
 end
 
-local function stream(faults)
+-- Which answer this attempt gets: the plan's rule (schema/faults.py FaultPlan.choose).
+local function draw_fault(rid, attempt, t)
+  local u = tonumber(ngx.md5(plan.seed .. ":" .. rid .. ":" .. attempt):sub(1, 8), 16) / 4294967296
+  local edge = 0
+  for _, f in ipairs(plan.faults) do
+    if f.from_s <= t and (f.to_s == nil or t < f.to_s) then
+      edge = edge + f.rate
+      if u < edge then return f end
+    end
+  end
+  return nil
+end
+
+-- Counts the attempt, draws its fault and watches the client: returns the fault (or nil) and the record.
+local function attempt_of(req)
+  local rid = req.user
+  if type(rid) ~= "string" then rid = "#" .. A:incr("seq", 1, 0) end
+  local attempt = A:incr("a:" .. rid, 1, 0)
+  ngx.update_time()
+  local now = ngx.now()
+  local t = now - A:get("epoch")
+  local fault = draw_fault(rid, attempt, t)
+  local rec = {key = "r:" .. rid .. ":" .. attempt, id = rid, attempt = attempt, t0 = now,
+               t_s = math.floor(t * 1000 + 0.5) / 1000, answer = fault and fault.fault or "ok", status = 0,
+               stream = req.stream == true}
+  note(rec, "running")
+  -- The client closing its side while the mock waits or writes (lua_check_client_abort on).
+  ngx.on_abort(function()
+    note(rec, "client_closed")
+    return ngx.exit(499)
+  end)
+  return fault, rec
+end
+
+-- Writes and flushes; a client that has gone is recorded and ends the request.
+local function send(rec, ...)
+  local ok = ngx.print(...)
+  if ok then ok = ngx.flush(true) end
+  if not ok and rec then
+    note(rec, "client_closed")
+    return ngx.exit(499)
+  end
+end
+
+local function finish(rec, status)
+  if rec then note(rec, "complete", status) end
+end
+
+local function stream(fault, rec)
   local p = S.profile
   ngx.header["Content-Type"] = "text/event-stream"
   ngx.header["Cache-Control"] = "no-cache"
-  local cut = chance(faults.disconnect) and math.floor(completion_tokens / 2) or nil
+  local kind = fault and fault.fault
+  local cut = (kind == "cut_stream" or kind == "truncated") and fault.after_chunks or nil
+  local bad = kind == "malformed" and math.max(1, math.floor(completion_tokens / 2)) or nil
+  if rec then rec.status = 200 end
   pause(p.ttft_ms)
-  -- Headers, the role event and the first token leave together at the time to first token.
-  ngx.print(role_event, token_events[1])
-  ngx.flush(true)
-  for i = 2, completion_tokens do
-    if cut and i > cut then
-      -- A connection closed mid-stream: no final chunk, no [DONE].
-      return ngx.exit(ngx.ERROR)
+  -- A cut stream ends with the connection closed (the client sees it fail); a truncated one ends cleanly.
+  local function stop()
+    if kind == "truncated" then
+      finish(rec, 200)
+      return ngx.exit(ngx.HTTP_OK)
     end
+    note(rec, "closed_by_mock")
+    return ngx.exit(ngx.ERROR)
+  end
+  if cut == 0 then
+    send(rec, role_event)
+    return stop()
+  end
+  -- Headers, the role event and the first token leave together at the time to first token.
+  send(rec, role_event, bad == 1 and token_events[1]:sub(1, math.floor(#token_events[1] / 2)) .. "\n\n"
+                          or token_events[1])
+  for i = 2, completion_tokens do
+    if cut and i > cut then return stop() end  -- no final chunk, no [DONE]
     pause(p.per_token_ms)
-    ngx.print(token_events[i])
-    ngx.flush(true)
+    local event = token_events[i]
+    if i == bad then event = event:sub(1, math.floor(#event / 2)) .. "\n\n" end
+    send(rec, event)
   end
   ngx.print(final_event, done_event)
+  finish(rec, 200)
   return ngx.exit(ngx.HTTP_OK)
+end
+
+-- A fault that answers before (or instead of) the normal answer; returns true when it answered.
+local function answer_fault(fault, rec)
+  local kind = fault.fault
+  if kind == "http_429" then
+    finish(rec, 429)
+    answer_error("rate_limited", fault.retry_after_s)
+    return true
+  elseif kind == "http_500" or kind == "http_503" then
+    finish(rec, kind == "http_500" and 500 or 503)
+    answer_error(kind == "http_500" and "server_error" or "unavailable")
+    return true
+  elseif kind == "reset" or kind == "down" then
+    note(rec, "closed_by_mock")
+    ngx.exit(444)  -- closed without an answer
+    return true
+  elseif kind == "slow_first_byte" then
+    ngx.sleep(fault.delay_ms / 1000)  -- then the normal answer (a client that leaves meanwhile: on_abort)
+  end
+  return false
+end
+
+-- Non-streaming answers a fault changes: cut under the full Content-Length, or malformed but clean.
+local function answer_body(fault, rec)
+  local kind = fault and fault.fault
+  ngx.header["Content-Type"] = "application/json"
+  if kind == "cut_stream" then
+    local keep = math.min(#completion - 1, math.floor(#completion * fault.after_chunks / completion_tokens))
+    ngx.header["Content-Length"] = #completion
+    send(rec, completion:sub(1, keep))
+    note(rec, "closed_by_mock", 200)
+    return ngx.exit(ngx.ERROR)
+  elseif kind == "truncated" then
+    ngx.print(completion_of(math.min(fault.after_chunks, completion_tokens - 1)))
+  elseif kind == "malformed" then
+    local body = completion:sub(1, math.floor(#completion / 2))
+    ngx.header["Content-Length"] = #body
+    ngx.print(body)
+  else
+    ngx.print(completion)
+  end
+  finish(rec, 200)
 end
 
 function M.chat()
@@ -151,11 +288,12 @@ function M.chat()
   local messages = req.messages
   if type(messages) ~= "table" or messages[1] == nil then return answer_error("missing_messages") end
 
-  local faults = S.profile.faults or {}
-  if chance(faults.http_429) then return answer_error("rate_limited") end
-  if chance(faults.http_500) then return answer_error("server_error") end
-  if req.stream == true then return stream(faults) end
-  if chance(faults.disconnect) then return ngx.exit(444) end  -- closed without an answer
+  local fault, rec
+  if plan then
+    fault, rec = attempt_of(req)
+    if fault and answer_fault(fault, rec) then return end
+  end
+  if req.stream == true then return stream(fault, rec) end
 
   local p = S.profile
   if p.ttft_ms > 0 or p.per_token_ms > 0 then
@@ -163,8 +301,36 @@ function M.chat()
     local s = draw(p.ttft_ms) + completion_tokens * draw(p.per_token_ms)
     if s > 0 then ngx.sleep(s) end
   end
+  if rec then return answer_body(fault, rec) end
   ngx.header["Content-Type"] = "application/json"
   ngx.print(completion)
+end
+
+-- GET /__aigw/requests: every attempt recorded since the last reset, and how many records were lost.
+function M.requests()
+  if not plan then return answer_error("not_found") end
+  local attempts = {}
+  for _, key in ipairs(A:get_keys(0)) do
+    if key:sub(1, 2) == "r:" then
+      local rec = A:get(key)
+      if rec then attempts[#attempts + 1] = cjson.decode(rec) end
+    end
+  end
+  ngx.update_time()
+  ngx.header["Content-Type"] = "application/json"
+  ngx.print(cjson.encode({plan = plan.name, seed = plan.seed, since_s = ngx.now() - A:get("epoch"),
+                          lost = A:get("lost") or 0, attempts = attempts}))
+end
+
+-- POST /__aigw/reset: a scenario starts: its clock (the plan's windows) and its counts from zero.
+function M.reset()
+  if not plan then return answer_error("not_found") end
+  A:flush_all()
+  A:flush_expired()
+  ngx.update_time()
+  A:set("epoch", ngx.now())
+  ngx.header["Content-Type"] = "application/json"
+  ngx.print('{"reset":true}')
 end
 
 function M.not_found()
