@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from aigw_bench.measure.works import answer_samples, verdicts
+from analysis.report import write_report
 from schema.catalog import load_catalog
 from schema.results import read_manifest_data, read_outcomes
 from schema.templating import render_file
@@ -117,10 +119,11 @@ def test_answer_samples_read_k6s_log_lines():
 def policies_run(tmp_path_factory, tools_ready):
     """nginx and LiteLLM with everything on, nginx's observe, and an unsupported Portkey policy: one run."""
     before = tool_processes()
-    runner = make_runner(None, ["nginx+governed", "litellm+governed", "nginx+observe", "portkey+auth"],
+    runner = make_runner(None, ["nginx+none", "nginx+governed", "litellm+governed", "nginx+observe", "portkey+auth"],
                          tmp_path_factory.mktemp("results"), suite=SHORT)
     run_dir = runner.run()
     left = tool_processes() - before
+    write_report(run_dir)
     outcomes = {o.target: o for o in read_outcomes(run_dir)}
     return run_dir, outcomes, left
 
@@ -182,3 +185,30 @@ def test_an_unsupported_policy_is_reported_with_its_evidence(policies_run):
     assert (o.entry, o.variant) == ("portkey", "auth") and "works" not in o.steps
     record = read_manifest_data(run_dir)["targets"]["portkey+auth"]
     assert record["unsupported"].startswith("the OSS server checks no key") and record["variant_suite"] == "policies"
+
+
+def test_policy_csv_and_the_report_section(policies_run):
+    run_dir = policies_run[0]
+    policy = pd.read_csv(run_dir / "policy.csv").set_index("target")
+    assert set(policy.index) == {"nginx+none", "nginx+governed", "litellm+governed", "nginx+observe", "portkey+auth"}
+    assert policy.loc["nginx+governed", "works"] == "yes" and policy.loc["litellm+governed", "works"] == "no"
+    assert policy.loc["nginx+none", "works"] == "not checked" and policy.loc["nginx+none", "delta_p50_us"] == 0
+    assert bool(policy.loc["portkey+auth", "supported"]) is False
+    assert policy.loc["portkey+auth", "works"] == "not in this edition"
+    assert "checks no key" in policy.loc["portkey+auth", "evidence"]
+    # the difference to none is the two targets' added p50 apart, inside its own interval
+    g, n = policy.loc["nginx+governed"], policy.loc["nginx+none"]
+    assert g["delta_p50_us"] == pytest.approx(g["added_p50_us"] - n["added_p50_us"])
+    assert g["delta_p50_us_ci_low"] <= g["delta_p50_us"] <= g["delta_p50_us_ci_high"]
+    assert g["cache_hit_p50_us"] > 0 and pd.isna(policy.loc["nginx+observe", "cache_hit_p50_us"])
+    report = (run_dir / "report.md").read_text()
+    assert "## Policy cost" in report and "| portkey | auth | not in this edition |" in report
+    assert 'id="chart-policy-cost"' in (run_dir / "report.html").read_text()
+
+
+def test_runs_without_policies_write_no_policy_file(tmp_path):
+    from analysis.policy import policy_table
+
+    class Run:  # a run whose suite runs no variants
+        manifest = type("M", (), {"suite": None})()
+    assert policy_table(Run(), pd.DataFrame()).empty
