@@ -212,3 +212,35 @@ def test_runs_without_policies_write_no_policy_file(tmp_path):
     class Run:  # a run whose suite runs no variants
         manifest = type("M", (), {"suite": None})()
     assert policy_table(Run(), pd.DataFrame()).empty
+
+
+# ------------------------------------------------------------------ bad checks, the minute window
+@pytest.mark.parametrize(("check", "message"), [
+    ({"kind": "limit"}, "a limit check needs 'limit'"),
+    ({"kind": "limit", "limit": 30, "per_seconds": 60, "seconds": 90}, "at most one window"),
+    ({"kind": "observe", "metrics_path": "/m"}, "needs 'metrics_path' and 'counter'"),
+    ({"kind": "observe", "metrics_path": "/m", "counter": "no group"}, "one capturing group"),
+    ({"kind": "quota"}, "works.0.kind"),
+])
+def test_bad_checks_name_the_file_and_the_field(tmp_path, check, message):
+    from schema.errors import ConfigError
+    from tests.test_catalog import GOOD, write_entry
+
+    write_entry(tmp_path, "demo", {**GOOD, "variants": {"x": {"suite": "policies", "summary": "s", "works": [check]}}})
+    with pytest.raises(ConfigError) as err:
+        load_catalog(tmp_path)
+    text = str(err.value)
+    assert "demo/gateway.yaml" in text and "variants.x.works.0" in text and message in text
+
+
+# 1_000_020 is a minute's start: 40 s in leaves 20 s (enough for 8 + 3), 55 s in leaves 5 s (wait 5 + 1)
+@pytest.mark.parametrize(("now", "slept"), [(1_000_060.0, None), (1_000_075.0, 6.0)])
+def test_a_per_minute_limit_probe_waits_for_a_whole_minute(monkeypatch, now, slept):
+    from aigw_bench.measure import steps
+
+    naps = []
+    monkeypatch.setattr(steps.time, "time", lambda: now)
+    monkeypatch.setattr(steps.time, "sleep", naps.append)
+    check = {"kind": "limit", "window": "minute"}
+    steps._clear_of_minute_end([check], 8.0, lambda text: None)
+    assert naps == ([] if slept is None else [pytest.approx(slept)])
