@@ -542,9 +542,16 @@ def _cloud_plan(stack_outputs, cat, *, scenario, suite, mock_profile, knobs: Kno
     """The run's plan with the cloud sizes (no stacks yet: checks the options before any stack is read)."""
     from aigw_bench.run.plan import plan_run
 
-    return plan_run("cloud", targets=[cat.get(o.gateway_name) for o in stack_outputs], scenario=scenario, suite=suite,
+    plan = plan_run("cloud", targets=[cat.get(o.gateway_name) for o in stack_outputs], scenario=scenario, suite=suite,
                     mock_profile=mock_profile, knobs=knobs, repeats=repeats, results_root=results,
                     command_line=sys.argv)
+    chosen = plan.measurement.suite
+    if chosen is not None and chosen.variants:
+        # A stack deploys its entry as it is: measuring it under a variant's name would be a substitute.
+        raise ConfigError(f"suite '{chosen.name}' runs catalog variants ({chosen.variants}), which the cloud stacks "
+                          "do not deploy yet: run it locally (aigw-bench run --suite "
+                          f"{chosen.name}); docs/policies.md, 'What is not here'")
+    return plan
 
 
 def _plan_sizes(plan) -> dict[str, float]:

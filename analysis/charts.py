@@ -286,3 +286,24 @@ def drift(series: pd.DataFrame, resources: pd.DataFrame, colours: dict[str, str]
     title = "Sustained load: latency and gateway memory over time (shaded: the minutes compared)"
     return _two_panels(fig, top, bottom, title, "latency p50 (ms, 10 s rolling)", "gateway RSS (MiB)",
                        "seconds into the measurement")
+
+
+def policy_deltas(policy: pd.DataFrame, colours: dict[str, str]) -> str:
+    """Δp50 against `none` (µs) per target and policy, with 95% interval bars; one colour per target."""
+    data = policy[(policy["policy"] != "none") & policy["delta_p50_us"].notna()]
+    labels = [f"{r['entry']} {r['policy']}" for r in data.to_dict("records")]
+    fig, ax = plt.subplots(figsize=(7, max(2.0, 0.32 * len(labels) + 1.0)))
+    y = np.arange(len(labels))
+    values = data["delta_p50_us"].to_numpy(dtype=float)
+    err = np.nan_to_num(np.vstack([values - data["delta_p50_us_ci_low"].to_numpy(dtype=float),
+                                   data["delta_p50_us_ci_high"].to_numpy(dtype=float) - values]).clip(min=0))
+    ax.barh(y, values, xerr=err, capsize=3,
+            color=[colours.get(f"{e}+none", colours.get(t, "#333")) for e, t in zip(data["entry"], data["target"],
+                                                                                       strict=True)])
+    ax.axvline(0, color="#333", linewidth=0.8)
+    ax.set_yticks(y, labels)
+    ax.invert_yaxis()
+    ax.set_xscale("symlog", linthresh=10)
+    ax.set_xlabel("added p50 against the same target with no policy (µs, symlog)")
+    ax.set_title("Policy cost at concurrency 1")
+    return _svg(fig)

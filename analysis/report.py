@@ -1,7 +1,8 @@
 """Build every report artefact of a run directory from its files.
 
 ``comparison.csv`` (one row per target, full precision), ``frontier.csv`` and ``probes.csv`` (suite
-runs: the capacity frontier and every probed rate), ``stages.csv`` and ``drift.csv`` (scenarios that
+runs: the capacity frontier and every probed rate), ``policy.csv`` (the policies suite: cost and works per
+target and policy, analysis/policy.py), ``stages.csv`` and ``drift.csv`` (scenarios that
 report a ramp's stages or a sustained run's drift), ``report.md`` (pull requests),
 ``report.html`` (self-contained, offline) and ``timeseries.parquet`` / ``resources.parquet`` /
 ``metrics.parquet`` (columnar copies for pandas). Always regenerated from the run's files, so
@@ -27,6 +28,7 @@ from analysis.compare import comparison
 from analysis.derive import ensure_derived
 from analysis.headline import Headline, headlines, scenario_headlines, suite_headlines
 from analysis.load import RunData, load_run
+from analysis.policy import policy_table
 from analysis.report_html import render_html
 from analysis.report_md import render_markdown
 from analysis.scenario_results import ScenarioResults, scenario_results
@@ -113,15 +115,16 @@ def build_report(run_dir: Path) -> Report:
             table, findings, closed_loop=run.manifest.scenario.executor != "constant-arrival-rate",
             paced=own.paced)
     card = run_scorecard(run, table, findings, suite)
-    markdown = render_markdown(run, table, findings, heads, suite, own, card)
-    html = render_html(run, table, findings, heads, suite, own, card)
+    policy = policy_table(run, table)
+    markdown = render_markdown(run, table, findings, heads, suite, own, card, policy)
+    html = render_html(run, table, findings, heads, suite, own, card, policy)
     planned: list[tuple[str, Path, Writer]] = [
         ("comparison", run_dir / "comparison.csv", partial(_to_csv, table)),
         ("markdown", run_dir / "report.md", partial(_text, markdown)),
         ("html", run_dir / "report.html", partial(_text, html)),
     ]
     for kind, frame in (("frontier", suite.frontier), ("probes", suite.probes), ("stages", own.stages),
-                        ("drift", own.drift)):
+                        ("drift", own.drift), ("policy", policy)):
         if not frame.empty:
             planned.append((kind, run_dir / f"{kind}.csv", partial(_to_csv, frame)))
     for kind, frame in (("timeseries", run.timeseries), ("resources", run.resources), ("metrics", run.metrics)):

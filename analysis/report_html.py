@@ -34,7 +34,7 @@ from analysis.report_md import (
     version_rows,
 )
 from analysis.report_scenario import scenario_tables
-from analysis.report_tables import closing_tables, rig_summary, suite_tables
+from analysis.report_tables import closing_tables, policy_cost_table, rig_summary, suite_tables
 from analysis.scenario_results import ScenarioResults
 from analysis.scorecard import Scorecard
 from analysis.suite import SuiteResults
@@ -58,8 +58,13 @@ def _repeats(table: pd.DataFrame) -> dict[str, Any] | None:
 
 
 def _charts(run: RunData, table: pd.DataFrame, colours: dict[str, str],
-            suite: SuiteResults | None, own: ScenarioResults | None = None) -> list[dict[str, Any]]:
+            suite: SuiteResults | None, own: ScenarioResults | None = None,
+            policy: pd.DataFrame | None = None) -> list[dict[str, Any]]:
     out = []
+    if policy is not None and policy["delta_p50_us"].notna().any():
+        out.append({"id": "policy-cost", "svg": charts.policy_deltas(policy, colours),
+                    "caption": "What each policy adds at concurrency 1 over the same target with no policy "
+                               "(Δp50), with 95% intervals."})
     if own is not None and not own.stages.empty:
         out.append({"id": "scaling", "svg": charts.scaling(run.timeseries, own.stages, own.scaling, colours),
                     "caption": "Throughput ramp: requests per second and p95 latency of each stage against its mean "
@@ -117,7 +122,7 @@ def inline_markdown(text: object) -> Markup:
 
 def render_html(run: RunData, table: pd.DataFrame, findings: list[Finding], heads: list[Headline],
                 suite: SuiteResults | None = None, own: ScenarioResults | None = None,
-                card: Scorecard | None = None) -> str:
+                card: Scorecard | None = None, policy: pd.DataFrame | None = None) -> str:
     m = run.manifest
     s = m.scenario
     p = s.params
@@ -151,11 +156,12 @@ def render_html(run: RunData, table: pd.DataFrame, findings: list[Finding], head
         validity_note=VALIDITY_NOTE if card is not None else VALIDITY_FIRST,
         suite=m.suite,
         suite_tables=(scenario_tables(own, table) if own is not None else [])
+        + [t for t in [policy_cost_table(policy) if policy is not None else None] if t is not None]
         + (suite_tables(run, suite, table) if suite is not None and not suite.empty else []),
         closing_tables=closing_tables(run),
         results=_results(run, table, colours, own.paced if own is not None else False),
         repeats_table=_repeats(table),
-        charts=_charts(run, table, colours, suite, own),
+        charts=_charts(run, table, colours, suite, own, policy),
         cost=_cost(table, m.cost),
         versions=version_rows(m),
         manifest_lines=manifest_lines(m),

@@ -18,7 +18,7 @@ from analysis.compare import MAX_VALID_ERROR_RATE, RATE_ADDED_COLUMNS
 from analysis.headline import Headline
 from analysis.load import RunData
 from analysis.report_scenario import scenario_tables
-from analysis.report_tables import TextTable, closing_tables, rig_summary, suite_tables
+from analysis.report_tables import TextTable, closing_tables, policy_cost_table, rig_summary, suite_tables
 from analysis.scenario_results import ScenarioResults
 from analysis.scorecard import Scorecard
 from analysis.suite import SuiteResults
@@ -309,7 +309,7 @@ def rebuild_command(run_dir: Path) -> str:
 
 def render_markdown(run: RunData, table: pd.DataFrame, findings: list[Finding], heads: list[Headline],
                     suite: SuiteResults | None = None, own: ScenarioResults | None = None,
-                    card: Scorecard | None = None) -> str:
+                    card: Scorecard | None = None, policy: pd.DataFrame | None = None) -> str:
     m = run.manifest
     closed = is_closed_loop(run)
     paced = own.paced if own is not None else False
@@ -343,6 +343,9 @@ def render_markdown(run: RunData, table: pd.DataFrame, findings: list[Finding], 
     if own is not None:
         for t in scenario_tables(own, table):
             parts += _section(t)
+    policy_cost = policy_cost_table(policy) if policy is not None else None
+    if policy_cost is not None:  # the question of a policies run: before the per-step tables
+        parts += _section(policy_cost)
     if suite is not None and not suite.empty:
         for t in suite_tables(run, suite, table):
             parts += _section(t)

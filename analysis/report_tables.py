@@ -346,3 +346,41 @@ def durations_table(run: RunData) -> TextTable | None:
     return TextTable("Where the time went", ["part", "seconds", "times", "seconds each"], rows,
                      "Wall clock from the step records (started/finished) and the manifest; sessions include "
                      "targets that could not run.")
+
+
+def _signed_us(value: Any) -> str:
+    return ("+" if _present(value) and float(value) > 0 else "") + _us(value)
+
+
+def _pct(value: Any) -> str:
+    return f" ({float(value):+.0f}%)" if _present(value) else ""
+
+
+def policy_cost_table(policy: pd.DataFrame) -> TextTable | None:
+    """The policies suite: per target and policy, its cost over `none` and whether it worked (analysis/policy.py)."""
+    if policy.empty:
+        return None
+    rows = []
+    for r in policy.sort_values(["entry"], kind="stable").to_dict("records"):
+        works = r["works"] if r["supported"] else "not in this edition"
+        delta = "–" if r["policy"] == "none" or not _present(r["delta_p50_us"]) else (
+            f"{_signed_us(r['delta_p50_us'])} ({_ci_us(r['delta_p50_us_ci_low'], r['delta_p50_us_ci_high'])})")
+        added = "–" if not _present(r["added_p50_us"]) else (
+            f"{_us(r['added_p50_us'])} ({_ci_us(r['added_p50_us_ci_low'], r['added_p50_us_ci_high'])})")
+        rows.append([r["entry"], r["policy"], works, added, delta,
+                     _num(r["capacity_rps"]) + ("" if r["policy"] == "none" else _pct(r["capacity_change_pct"])),
+                     _num(r["cpu_ms_per_request"], 2) + ("" if r["policy"] == "none" else _pct(r["cpu_change_pct"])),
+                     _us(r["cache_hit_p50_us"]) if _present(r["cache_hit_p50_us"]) else "–",
+                     r["evidence"] or "–"])
+    return TextTable(
+        "Policy cost: what each policy adds, and whether it worked under load",
+        ["target", "policy", "works", "added p50 (95% CI)", "vs none: Δp50 (95% CI)", "capacity req/s (vs none)",
+         "CPU-ms / request (vs none)", "cache hit p50", "evidence"],
+        rows,
+        "Each policy is the target with that configuration (its catalog variant), in a session of its own. Added "
+        "p50: over direct at concurrency 1; Δp50: its difference to the same target with no policy (`none`), "
+        "with a 95% interval from independent block bootstraps of both sessions. Capacity at the default p99 "
+        "bound and CPU-ms per request at the fixed rate, with their change against `none`. Works: every check of "
+        "the `works` step passed under load (yes), one failed (no, with what was seen), or the edition does not "
+        "have the feature (with the evidence). Cache hit p50: latency of repeated requests served from the cache "
+        "under load (the cost steps send one body, so their figures are the hit path). docs/policies.md.")

@@ -11,6 +11,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import jinja2
 
@@ -120,6 +121,15 @@ def render_paired(params: ScenarioParams, target: RenderTarget, direct: RenderTa
         raise ValueError("the direct and the target side must send the same body (same model name)")
     return _render("paired.js.j2", params, target, direct=direct, block_ms=round(block * 1000),
                    settle_ms=round(settle * 1000))
+
+
+def render_works(params: ScenarioParams, target: RenderTarget, checks: list[dict], mock_count_url: str,
+                 rate: float, duration: float) -> RenderedScript:
+    """The policies' correctness probes (``works``) beside a steady load of ``rate`` req/s for ``duration`` s."""
+    parts = urlsplit(target.url)
+    sized = params.model_copy(update={"duration": duration})
+    return _render("works.js.j2", sized, target, checks=checks, mock_count_url=mock_count_url, rate=rate,
+                   base_url=f"{parts.scheme}://{parts.netloc}")
 
 
 def render_faults(params: ScenarioParams, target: RenderTarget, expected_content: str) -> RenderedScript:

@@ -172,6 +172,50 @@ class VariantCloud(Strict):
     files: dict[str, str] = Field(default_factory=dict, description="merged over cloud.files (name -> template)")
 
 
+class WorksCheck(Strict):
+    """A check that a variant's feature does its job, run under load by a suite's `works` step: the probe's
+    requests go beside a steady load of the benchmark's own requests, and their answers are counted."""
+
+    kind: Literal["auth", "limit", "cache", "guard", "observe"] = Field(
+        description="auth: a missing and a wrong key are refused (401/403), the right one admitted; limit: twice "
+                    "the limit offered, the limit admitted (within tolerance), the rest answered 429; cache: a "
+                    "repeated request does not reach the mock, a changed one does; guard: a marked prompt is "
+                    "refused, clean ones pass; observe: the gateway's own request counter moved by what was sent")
+    header: str = Field("Authorization", description="auth: the header holding the key (the variant's value is the "
+                                                     "right one)")
+    wrong: str = Field("Bearer sk-aigw-bench-wrong-key", description="auth: the wrong key's header value")
+    limit: int | None = Field(None, ge=1, description="limit: requests the gateway admits per `per_seconds`")
+    per_seconds: float = Field(1.0, gt=0, le=3600, description="limit: the limit's window")
+    seconds: float = Field(5.0, ge=1, le=120, description="limit: how long the probe offers twice the limit "
+                                                         "(at most one window of a per-minute limit)")
+    tolerance: float = Field(0.2, gt=0, lt=1, description="limit: admitted within this fraction of the limit")
+    window: Literal["sliding", "minute"] = Field("sliding", description="limit: 'minute' when the gateway counts per "
+                                                 "UTC wall-clock minute (the probe then starts where it does not "
+                                                 "cross a minute's end)")
+    model: str | None = Field(None, description="limit, cache: the model the probe's requests name (a deployment "
+                                                "configured for the probe; the mock counts requests per model)")
+    headers: dict[str, str] = Field(default_factory=dict, description="extra headers of the probe's requests")
+    repeats: int = Field(20, ge=2, le=1000, description="cache: how often the same request is sent")
+    marker: str = Field("aigwblockedmarker", description="guard: the word the guard blocks")
+    metrics_path: str | None = Field(None, description="observe: the gateway's metrics page (a path on its host)")
+    counter: str | None = Field(None, description="observe: a regex whose first group, summed over every matching "
+                                                  "line of the page, is the requests the gateway counted")
+    slack: int = Field(0, ge=0, le=1000, description="observe: requests the counter may differ by (its own page "
+                                                     "views, when it counts them)")
+
+    @model_validator(mode="after")
+    def _complete(self) -> WorksCheck:
+        if self.kind == "limit" and self.limit is None:
+            raise ValueError("a limit check needs 'limit' (requests per per_seconds that the gateway admits)")
+        if self.kind == "observe" and not (self.metrics_path and self.counter):
+            raise ValueError("an observe check needs 'metrics_path' and 'counter'")
+        if self.kind == "observe" and self.counter and re.compile(self.counter).groups < 1:
+            raise ValueError("counter: the regex needs one capturing group around the count")
+        if self.kind == "limit" and self.seconds > self.per_seconds and self.per_seconds > 1:
+            raise ValueError("a limit check offers at most one window of a limit longer than a second")
+        return self
+
+
 class Variant(Strict):
     """One named configuration of an entry (a policy set, a fault-handling setting): the entry with these
     overrides merged over it, run by the suite that names the variants' ``suite``. Env and header values
@@ -191,6 +235,8 @@ class Variant(Strict):
     config_files: dict[str, str] = Field(default_factory=dict, description="merged over local.config_files (file "
                                          "name in the work dir -> template relative to the entry)")
     cloud: VariantCloud | None = Field(None, description="what it changes in the cloud section")
+    works: list[WorksCheck] = Field(default_factory=list, description="checks that the feature does its job, run "
+                                    "under load by the suite's `works` step")
 
     @field_validator("suite")
     @classmethod
@@ -206,7 +252,7 @@ class Variant(Strict):
 
     @model_validator(mode="after")
     def _unsupported_runs_nothing(self) -> Variant:
-        changes = [k for k in ("vars", "env", "headers", "config_files", "cloud") if getattr(self, k)]
+        changes = [k for k in ("vars", "env", "headers", "config_files", "cloud", "works") if getattr(self, k)]
         if self.unsupported is not None and changes:
             raise ValueError(f"an unsupported variant runs nothing: drop {', '.join(changes)} or 'unsupported'")
         return self

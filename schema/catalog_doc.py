@@ -28,6 +28,7 @@ from schema.catalog import (
     Variant,
     VariantCloud,
     VersionProbe,
+    WorksCheck,
 )
 from schema.cloud import Chart, CloudSpec, Image, Metrics, SecretHeader, SecretSpec
 
@@ -51,6 +52,7 @@ SECTIONS: list[tuple[type[BaseModel], str]] = [
     (SecretHeader, "cloud.secret_headers.HEADER"),
     (Variant, "variants.NAME"),
     (VariantCloud, "variants.NAME.cloud"),
+    (WorksCheck, "variants.NAME.works[]"),
 ]
 _PATHS = {model: path for model, path in SECTIONS}
 

@@ -4,13 +4,14 @@ same for a run and for ``aigw-bench render``, so what render prints is what a ru
 Every entry's templates see: ``port``, ``mock_url``, ``mock_host``, ``mock_port``, ``fallback_url``,
 ``fallback_port``, ``install_dir``
 (npm and pip installs only), ``entry_dir``, ``work_dir``, ``cpus`` (CPUs given to the process),
-``cpu_list``, ``model`` and the entry's own ``vars``; the mock's templates also see ``contract``,
+``cpu_list``, ``model``, ``user`` and the entry's own ``vars``; the mock's templates also see ``contract``,
 ``profile``, ``settings_json`` and ``fault_plan`` (true when a fault plan is served). docs/catalog.md
 documents them with examples (tests/test_catalog_doc.py keeps the two in step).
 """
 
 from __future__ import annotations
 
+import getpass
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,9 @@ def entry_context(spec: LocalSpec, name: str, entry_dir: Path, work_dir: Path, c
         "cpus": cpu_count,
         "cpu_list": ",".join(str(c) for c in cpus) if cpus else "",
         "model": model,
+        # Who runs the processes: nginx started as root runs its workers as `nobody` unless its config names
+        # a user, and those cannot write files (a cache) under a session folder only root can enter.
+        "user": getpass.getuser(),
     }
     return {**context, **render_vars(spec.vars, context, f"{name}: local.vars")}
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,8 +27,9 @@ from aigw_bench.measure.driver import (
 from aigw_bench.measure.events import ProbeDone
 from aigw_bench.measure.plan import Measurement
 from aigw_bench.measure.search import MAX_ERROR_RATE, CapacitySearch, Probe
+from aigw_bench.measure.works import answer_samples, verdicts
 from k6_scripts.logs import steady_warmup
-from k6_scripts.render import build_body, render_paired, render_script
+from k6_scripts.render import build_body, render_paired, render_script, render_works
 from schema.k6 import metric
 from schema.manifest import RigRecord
 from schema.mock import DEFAULT_PROFILE, PacingProfile, load_profile
@@ -399,16 +401,54 @@ def hey_step(d: Driver, params: ScenarioParams, session_dir: Path) -> StepRecord
                    data={"command": " ".join(["hey", *job.args]), "exit_code": code})
 
 
+def works_step(d: Driver, checks: list[dict[str, Any]], rate: float, base: ScenarioParams,
+               session_dir: Path) -> StepRecord:
+    """Each check's probe beside a steady load of ``rate`` req/s of the benchmark's request (the efficiency
+    step's rate), in one k6 run; the verdicts and their counts go into the record."""
+    started = now_iso()
+    step_dir = session_dir / "works"
+    duration = max([6.0, *(c["seconds"] + 2.0 for c in checks if c["kind"] == "limit")])
+    mock_count = d.direct.url.split("/v1/", 1)[0] + "/__aigw/count"
+    source = render_works(base, d.target, checks, mock_count, rate, duration).source
+    _clear_of_minute_end(checks, duration, d.phase)
+    run = d.run_k6(K6Job(label=f"works: {', '.join(c['kind'] for c in checks)} under {rate:g} req/s", dir=step_dir,
+                         source=source, duration=duration, request_timeout=base.request_timeout, split=False))
+    found = verdicts(run.summary, checks)
+    log = step_dir / run.files.get("k6_log", "k6.log")
+    samples = answer_samples(log.read_text(errors="replace")) if log.exists() else []
+    for i, verdict in enumerate(found):
+        verdict["answers"] = [{k: v for k, v in s.items() if k != "check"} for s in samples if s.get("check") == i]
+    status = "ok" if run.summary is not None else "failed"
+    return _record("works", "works", step_dir, session_dir, status=status, started_at=started, files=run.files,
+                   reason=None if run.summary else f"no k6 summary: {run.summary_problem}",
+                   data={**_k6_facts(run), "rate": rate, "checks": checks, "verdicts": found})
+
+
+def _clear_of_minute_end(checks: list[dict[str, Any]], duration: float, say: Callable[[str], None]) -> None:
+    """A limit counted per wall-clock minute (window 'minute') would admit twice the limit over a minute's end:
+    wait (at most a minute) until the probe fits before the next one."""
+    if not any(c["kind"] == "limit" and c["window"] == "minute" for c in checks):
+        return
+    left = 60.0 - (time.time() % 60.0)
+    if left < duration + 3.0:
+        say(f"works: waiting {left + 1:.0f} s for the next minute (the limit counts per wall-clock minute)")
+        time.sleep(left + 1.0)
+
+
 def skipped(name: str, reason: str, session_dir: Path) -> StepRecord:
     return _record(name, name, session_dir / name, session_dir, status="skipped", reason=reason)
 
 
 def session_steps(d: Driver, m: Measurement, session_dir: Path, rig: RigRecord,
-                  on_step: Callable[[StepRecord], None], baseline: bool, keep_raw: bool = True) -> None:
-    """What a session measures: the suite's steps, or its scenario."""
+                  on_step: Callable[[StepRecord], None], baseline: bool, keep_raw: bool = True,
+                  works: list[dict[str, Any]] | None = None) -> None:
+    """What a session measures: the suite's steps, or its scenario; then, in a suite, the variant's
+    correctness checks (``works``: the catalog variant's, as plain data) under load."""
     if m.suite and m.sizes and m.streaming_profile:
         suite_session(d, m.sizes, m.params, m.scenario, m.streaming_profile, session_dir, rig, on_step,
                       keep_raw=keep_raw, baseline=baseline)
+        if works:
+            on_step(works_step(d, works, m.sizes.efficiency.rate, m.params, session_dir))
     else:
         on_step(scenario_step(d, m.scenario.name, m.scenario, m.params, session_dir, raw=keep_raw))
         if "hey_tool" in m.scenario.report:

@@ -327,7 +327,7 @@ class Runner:
         try:
             with engine.session(target, repeat, work, outcome) as driver:
                 session_steps(driver, m, work, rig, on_step, baseline=target.role == "baseline",
-                              keep_raw=self.plan.keep_raw)
+                              keep_raw=self.plan.keep_raw, works=_works(target))
         except SessionLost as failed:
             adopt_partial(outcome, driver.k6_runs if driver else [], work, m.main_step)
             outcome.status, outcome.reason = failed.status, failed.reason  # type: ignore[assignment]
@@ -352,6 +352,11 @@ class Runner:
             "status": Status.UNFINISHED,
             "reason": "the runner stopped during this session without recording how it ended (killed, or the "
                       "machine stopped); what its steps wrote is kept"}))
+
+
+def _works(target: Gateway) -> list[dict[str, Any]]:
+    """The variant's correctness checks as plain data (none for an entry as it is)."""
+    return [c.model_dump() for c in target.variant_spec.works] if target.variant is not None else []
 
 
 def _not_runnable(engine: Engine, target: Gateway) -> str | None:

@@ -13,6 +13,7 @@
 -- first (and after how long). Without a plan none of this runs: the default path is unchanged.
 
 local cjson = require "cjson.safe"
+local counts = ngx.shared.aigw_counts  -- probe requests per model (lua_shared_dict in nginx.conf.j2)
 
 local M = {}
 
@@ -287,6 +288,9 @@ function M.chat()
   if type(req) ~= "table" then return answer_error("invalid_json") end
   local messages = req.messages
   if type(messages) ~= "table" or messages[1] == nil then return answer_error("missing_messages") end
+  -- Requests a correctness probe names (model aigw-probe-*) are counted: did a cache keep one from us?
+  local model = req.model
+  if type(model) == "string" and model:sub(1, 11) == "aigw-probe-" then counts:incr(model, 1, 0) end
 
   local fault, rec
   if plan then
@@ -304,6 +308,12 @@ function M.chat()
   if rec then return answer_body(fault, rec) end
   ngx.header["Content-Type"] = "application/json"
   ngx.print(completion)
+end
+
+-- GET /__aigw/count?model=NAME: how many requests naming that probe model reached the mock.
+function M.count()
+  ngx.header["Content-Type"] = "application/json"
+  ngx.print(cjson.encode({ model = ngx.var.arg_model, count = counts:get(ngx.var.arg_model or "") or 0 }))
 end
 
 -- GET /__aigw/requests: every attempt recorded since the last reset, and how many records were lost.
