@@ -40,6 +40,11 @@ KNOWN_BAD_RELEASES: dict[str, dict[str, dict[str, str]]] = {
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
 
+def _string_as_list(cls: Any, value: Any) -> Any:
+    """A list of strings may be written as one string (a field validator of several models)."""
+    return [value] if isinstance(value, str) else value
+
+
 class InstallSpec(Strict):
     """What the harness installs for a local process (``aigw-bench setup``). Exactly one of npm, pip, apt.
     npm and pip installs are keyed by their lock files (shared by every entry with the same lock);
@@ -52,11 +57,7 @@ class InstallSpec(Strict):
     apt: list[str] | None = Field(None, description="Debian packages, installed with apt-get (as root or with sudo)")
     provides: list[str] | None = Field(None, description="apt only: binaries on PATH or absolute paths of files that "
                                                          "prove the packages are there (a string or a list)")
-
-    @field_validator("provides", mode="before")
-    @classmethod
-    def _as_list(cls, value: Any) -> Any:
-        return [value] if isinstance(value, str) else value
+    _provides_as_list = field_validator("provides", mode="before")(_string_as_list)
 
     @model_validator(mode="after")
     def _exactly_one(self) -> InstallSpec:
@@ -226,6 +227,7 @@ class Variant(Strict):
     summary: str = Field(description="one line for people: what this configuration turns on")
     upstream: list[str] = Field(default_factory=list, description="what was read in the gateway's source or docs "
                                 "at the pinned version to configure it (file and line)")
+    _upstream_as_list = field_validator("upstream", mode="before")(_string_as_list)
     unsupported: str | None = Field(None, description="this edition cannot do it: the reason and its evidence "
                                     "(the run records the cell with it and starts nothing)")
     vars: dict[str, Any] = Field(default_factory=dict, description="template variables merged over local.vars")
@@ -244,11 +246,6 @@ class Variant(Strict):
         if not _NAME.match(value):
             raise ValueError("a suite's name: lower-case letters, digits and '-'")
         return value
-
-    @field_validator("upstream", mode="before")
-    @classmethod
-    def _as_list(cls, value: Any) -> Any:
-        return [value] if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _unsupported_runs_nothing(self) -> Variant:
