@@ -49,9 +49,31 @@ def parse_file(path: Path, parse: Callable[[str], Any], kind: str) -> Any:
         raise ConfigError(f"{path}: not valid {kind}: {exc}") from None
 
 
+class UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a mapping that names a key twice. Plain YAML keeps the last and drops
+    the first without a word: two `variants:` blocks of one entry, left by a merge, lost every fault
+    configuration of the first."""
+
+
+def _unique_mapping(loader: UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _value in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue  # `<<:` merges are overridden on purpose
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(None, None, f"found the key {key!r} twice in one mapping",
+                                                    key_node.start_mark)
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
 def load_yaml(path: Path) -> dict[str, Any]:
-    """Read a YAML mapping, with errors that name the file."""
-    data = parse_file(path, yaml.safe_load, "YAML")
+    """Read a YAML mapping, with errors that name the file (and the line of a key given twice)."""
+    data = parse_file(path, lambda text: yaml.load(text, Loader=UniqueKeyLoader), "YAML")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     return data

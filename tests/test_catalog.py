@@ -216,6 +216,18 @@ def test_broken_yaml_names_the_file(tmp_path):
         load_catalog(tmp_path)
 
 
+def test_a_key_given_twice_is_refused_with_its_line(tmp_path):
+    """YAML would keep the second `variants:` and drop the first without a word (a merge did that)."""
+    text = yaml.safe_dump(GOOD, sort_keys=False) + "variants:\n  a: {suite: policies, summary: one}\n"
+    text += "variants:\n  b: {suite: faults, summary: two}\n"
+    (tmp_path / "demo").mkdir()
+    (tmp_path / "demo" / "gateway.yaml").write_text(text)
+    with pytest.raises(ConfigError, match=r"found the key 'variants' twice in one mapping") as err:
+        load_catalog(tmp_path)
+    second = text.count("\n") - 1  # the second `variants:` line
+    assert str(tmp_path / "demo" / "gateway.yaml") in str(err.value) and f"line {second}," in str(err.value)
+
+
 def test_two_baselines_are_refused(tmp_path):
     for name in ("a", "b"):
         write_entry(tmp_path, name, {**GOOD, "name": name, "role": "baseline", "local": {}})

@@ -105,7 +105,7 @@ def test_bad_suite_values_name_the_file_and_field(tmp_path):
                                            "max_vus": 10})
     with pytest.raises(ConfigError, match="bounds_ms: positive, increasing"):
         load_suite(str(path))
-    with pytest.raises(ConfigError, match=r"unknown suite 'nope'\. Known suites: default, thorough"):
+    with pytest.raises(ConfigError, match=r"unknown suite 'nope'\. Known suites: default, policies, thorough"):
         load_suite("nope")
 
 

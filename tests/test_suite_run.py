@@ -30,7 +30,7 @@ pytestmark = pytest.mark.slow
 TARGETS = ["direct", "nginx", "portkey", "litellm"]
 GATEWAYS = ["nginx", "portkey", "litellm"]
 STEPS = ["overhead", "seed", "capacity", "concurrency", "efficiency", "streaming"]
-SPILL_MS, SLOW_START_S = 100, 6  # the tiny suite keeps 150 ms of each block apart
+SPILL_MS, SLOW_START_S = 100, 6  # the proxies' run keeps 250 ms of each block apart (OVERHEAD_ONLY)
 LOADGEN_CPU = (plan_cpus().loadgen or [0])[0]
 PROXIES = [proxy_gateway("spill", 18996, "spill", SPILL_MS, LOADGEN_CPU),
            proxy_gateway("slowstart", 18997, "slowstart", SLOW_START_S),
@@ -53,11 +53,13 @@ def suite_run(tmp_path_factory, tools_ready):
     return _run(tmp, TARGETS, write_suite(tmp))
 
 
-# The overhead step of the tiny suite, twice as long (10 blocks a side instead of 5: the carry-over's
-# interval narrow enough to tell the spill from the A/A control's on a shared machine).
+# The overhead step of the tiny suite, longer: 10 blocks a side instead of 5 (the carry-over's interval
+# narrow enough to tell the spill from the A/A control's on a shared machine), and 250 ms of each 500 ms
+# block kept apart. The spill's 100 ms of CPU shares the load generator's CPU with k6, so it lasts about
+# 200 ms of wall time: a 150 ms settle let it reach the steady requests in a fresh clone's CI.
 OVERHEAD_ONLY = {"steps": ["overhead", "seed"],
-                 "overhead": {"duration": "6s", "warmup": "1s", "warmup_max": "12s", "steady_seconds": 2,
-                              "block": "300ms", "settle": "150ms"}}
+                 "overhead": {"duration": "10s", "warmup": "1s", "warmup_max": "12s", "steady_seconds": 2,
+                              "block": "500ms", "settle": "250ms"}}
 
 
 @pytest.fixture(scope="module")
