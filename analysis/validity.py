@@ -309,12 +309,13 @@ def _carry_over(suite: SuiteResults | None) -> list[Finding]:
     out = []
     for r in suite.overhead.to_dict("records"):
         if outlasts_settle(r):
-            out.append(Finding("carry_over", r["target"], f"the steady direct requests early in each "
-                                                          f"block were {r['carryover_drift_us']:+.0f} µs slower at p50 "
-                                                          "than the late ones: its carry-over outlasted the settle "
-                                                          "window and part of "
-                                                          "its cost may be missing from its added latency (raise the "
-                                                          "overhead step's settle)."))
+            nan = float("nan")
+            low, high = r.get("carryover_drift_us_ci_low", nan), r.get("carryover_drift_us_ci_high", nan)
+            out.append(Finding("carry_over", r["target"],
+                               f"the steady direct requests early in each block were {r['carryover_drift_us']:+.0f} µs "
+                               f"slower at p50 (95% interval {low:+.0f} to {high:+.0f}) than the late ones: its "
+                               "carry-over outlasted the settle window and part of its cost may be missing from its "
+                               "added latency (raise the overhead step's settle)."))
         elif "direct_leak_us" in r and leaks(r):
             out.append(Finding("carry_over", r["target"], f"the direct requests in its sessions took "
                                                           f"{r['direct_leak_us']:+.0f} µs at p50 against the A/A "

@@ -18,6 +18,8 @@ from schema.errors import ConfigError
 from schema.mock import load_mock
 from schema.templating import render_file, render_list, render_map
 
+pytestmark = pytest.mark.pure
+
 GOOD = {
     "name": "demo",
     "title": "Demo",

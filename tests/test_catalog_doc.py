@@ -22,6 +22,8 @@ from schema.mock import load_mock, load_profile
 from schema.templating import render_file
 from tests.doc_examples import follow_haproxy, follow_litellm
 
+pytestmark = pytest.mark.pure
+
 TEXT = DOC.read_text()
 
 

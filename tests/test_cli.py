@@ -12,6 +12,8 @@ import yaml
 
 from schema.catalog import load_catalog
 
+pytestmark = pytest.mark.pure
+
 CLI = str(Path(sys.executable).parent / "aigw-bench")
 COMMANDS = ["list", "setup", "check", "run", "report", "render"]
 CATALOG = load_catalog()

@@ -31,6 +31,8 @@ from schema.scenarios import load_scenario
 from tests.cloud_fakes import LoopbackServer, stack_outputs
 from tests.k8s_fakes import runner_argv, runner_env
 
+pytestmark = pytest.mark.pure
+
 COMPLETION = json.dumps({
     "id": "chatcmpl-test", "object": "chat.completion", "created": 1767225600, "model": "gpt-4o-mini",
     "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],

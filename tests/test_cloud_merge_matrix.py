@@ -23,6 +23,8 @@ from schema.errors import CloudError
 from tests.cloud_fakes import stack_outputs
 from tests.crafted import Target, k6_csv, make_run
 
+pytestmark = pytest.mark.pure
+
 CLI = str(Path(sys.executable).parent / "aigw-bench")
 
 

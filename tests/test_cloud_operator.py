@@ -34,6 +34,8 @@ from schema.scenarios import parse_duration
 from tests.cloud_fakes import cloud_case, stack_outputs
 from tests.k8s_fakes import FakeCluster, FakePrometheus, latency_script
 
+pytestmark = pytest.mark.pure
+
 SECONDS = 10
 
 

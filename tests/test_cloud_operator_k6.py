@@ -25,6 +25,8 @@ from k6_scripts.render import RenderTarget, render_script
 from schema.k6 import COMPLETE_EXIT_CODES
 from schema.scenarios import load_scenario
 
+pytestmark = pytest.mark.pure
+
 ANSWER = json.dumps({"id": "x", "object": "chat.completion", "model": "m", "created": 0,
                      "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"},
                                   "finish_reason": "stop"}],

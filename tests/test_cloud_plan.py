@@ -9,6 +9,8 @@ from aigw_bench import cli as cli_module
 from aigw_bench.cloud.plan_cost import StackCost, estimate_matrix, estimate_run
 from tests.cloud_fakes import stack_outputs
 
+pytestmark = pytest.mark.pure
+
 
 def test_run_estimate_is_stack_hours_at_the_stacks_hourly_cost():
     stacks = [StackCost("kong", 3.6), StackCost("portkey", 4.0)]

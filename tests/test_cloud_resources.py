@@ -9,6 +9,8 @@ import pytest
 
 from aigw_bench.cloud.resources import cpu_seconds, pod_usage
 
+pytestmark = pytest.mark.pure
+
 
 def answer(series: list[list[tuple[float, float]]]) -> str:
     return json.dumps({"status": "success", "data": {"resultType": "matrix", "result": [

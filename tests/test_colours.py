@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import itertools
 
+import pytest
+
 from analysis.charts import target_colours
+
+pytestmark = pytest.mark.pure
 
 RUN = {"direct": "baseline", "nginx": "floor", "haproxy": "floor", "haproxy-nodelay": "floor",
        "litellm": "gateway", "litellm-router": "gateway", "portkey": "gateway", "kong": "gateway"}

@@ -13,6 +13,8 @@ from analysis.report import build_report
 from schema.base import REPO_DIR
 from tests.crafted import SuiteTarget, Target, make_run, make_suite_run
 
+pytestmark = pytest.mark.pure
+
 DOC = REPO_DIR / "docs" / "columns.md"
 ROW = re.compile(r"^\| `(?P<column>[a-z0-9_]+)` \| (?P<unit>[^|]+?) \| (?P<meaning>.+) \|$")
 # Each unit and what a column of it must carry in its name.

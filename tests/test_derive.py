@@ -10,6 +10,7 @@ from concurrent.futures import ProcessPoolExecutor
 from typing import ClassVar
 
 import pandas as pd
+import pytest
 
 from analysis import derive
 from analysis.derive import ensure_derived
@@ -17,6 +18,8 @@ from analysis.report import build_report
 from analysis.timeseries import SERIES_FILES, write_timeseries
 from schema.results import read_outcomes, target_dir, write_outcome
 from tests.crafted import Target, k6_csv, make_run
+
+pytestmark = pytest.mark.pure
 
 
 def add_raw(run_dir, target, seconds, repeat=1):

@@ -13,6 +13,8 @@ from schema.errors import ConfigError
 from schema.faults import FAULT_NAMES, HEALTHY, FaultPlan, load_plan, load_plans, request_id
 from schema.mock import load_mock, load_profile
 
+pytestmark = pytest.mark.pure
+
 
 def test_the_shipped_plans_load_and_cover_every_fault():
     plans = load_plans()

@@ -20,6 +20,8 @@ from schema.catalog import load_catalog
 from tests.doc_examples import follow_haproxy, follow_litellm
 from tests.helpers import fake_gateway
 
+pytestmark = pytest.mark.pure
+
 REPO = Path(__file__).resolve().parents[1]
 ENTRY_FILE = "gateway.yaml"
 

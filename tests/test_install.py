@@ -16,6 +16,8 @@ from aigw_bench.local import install
 from schema.catalog import InstallSpec, load_catalog
 from schema.locks import read_lock
 
+pytestmark = pytest.mark.pure
+
 CLI = str(Path(sys.executable).parent / "aigw-bench")
 HASH = "--hash=sha256:" + "1" * 64
 # pip-compile's two annotation styles: "# via -r file" on one line, and a "# via" block.

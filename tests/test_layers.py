@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.pure
+
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("schema", "k6_scripts", "analysis", "components", "aigw_bench")
 

@@ -3,7 +3,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from analysis.logtext import plain_lines, terminal_lines
+
+pytestmark = pytest.mark.pure
 
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 PORTKEY = ("\x1b[2J\x1b[3J\x1b[H" + "".join(f"\r{f} Starting AI Gateway..." for f in SPINNER) + "\r"

@@ -19,6 +19,8 @@ from analysis.native_histogram import (
     relative_error_bound,
 )
 
+pytestmark = pytest.mark.pure
+
 QUANTILES = (0.5, 0.9, 0.95, 0.99, 0.999)
 
 

@@ -6,6 +6,8 @@ import pytest
 
 from k6_scripts.prompt import estimate_tokens, generate_prompt
 
+pytestmark = pytest.mark.pure
+
 
 @pytest.mark.parametrize("tokens", [1, 2, 13, 14, 15, 16, 17, 100, 999, 1000, 1001, 8000])
 def test_estimate_is_exactly_the_requested_size(tokens):

@@ -12,6 +12,8 @@ from aigw_bench.run.environment import k6_binary
 from k6_scripts.render import RenderTarget, build_body, render_script
 from schema.scenarios import load_scenario, parse_duration
 
+pytestmark = pytest.mark.pure
+
 TARGETS = [
     RenderTarget("direct", "http://127.0.0.1:18080/v1/chat/completions", "gpt-4o-mini"),
     RenderTarget("portkey", "http://127.0.0.1:18787/v1/chat/completions", "gpt-4o-mini",

@@ -18,6 +18,8 @@ from analysis.report import build_report
 from analysis.stats import summarize_repeats
 from tests.crafted import SuiteTarget, Target, make_run, make_suite_run
 
+pytestmark = pytest.mark.pure
+
 CLEAN = {
     "direct": Target(role="baseline", rps=[5000], p50=5, p95=10, p99=15, cpu={"loadgen": 0.3, "mock": 0.3}),
     "nginx": Target(role="floor", rps=[3000], p50=6, p95=12, p99=18, cpu={"loadgen": 0.3, "mock": 0.3}),

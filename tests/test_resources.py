@@ -10,7 +10,11 @@ import sys
 import textwrap
 from contextlib import contextmanager
 
+import pytest
+
 from aigw_bench.local.resources import ResourceSampler
+
+pytestmark = pytest.mark.pure
 
 # Burns CPU in a second thread (a thread's time must count) and in its main thread, and says how much
 # its whole process used. argv[1]: "stay" keeps the worker alive after its work, "exit" lets it end.

@@ -6,11 +6,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from aigw_bench.measure.driver import Endpoint, K6Job, K6Run
 from aigw_bench.measure.steps import measure_rig
 from schema.mock import load_profile
 from schema.scenarios import load_scenario
 from schema.suites import load_rig_sizes
+
+pytestmark = pytest.mark.pure
 
 
 class PacedMock:

@@ -15,6 +15,8 @@ from analysis.stages import assign_stages, schedule
 from schema.results import read_outcomes, target_dir, write_outcome
 from tests.crafted import Target, add_raw, make_run
 
+pytestmark = pytest.mark.pure
+
 # ------------------------------------------------------------------------------------ the ramp
 # 1 VU, then 10 s to 2, 10 s to 4, 10 s to 8 VUs, 5 s down to 0 (35 s); k6's vus sample each second.
 RAMP = {"vus": 1, "duration": 35, "warmup": 0, "prompt": "Hi", "max_tokens": 100, "stream": False,

@@ -7,6 +7,8 @@ import pytest
 from schema.errors import ConfigError
 from schema.scenarios import format_duration, list_scenarios, load_scenario, parse_duration
 
+pytestmark = pytest.mark.pure
+
 
 @pytest.mark.parametrize(("text", "seconds"), [("20s", 20), ("3m", 180), ("1m30s", 90), ("500ms", 0.5),
                                                ("1h", 3600), ("2.5s", 2.5), ("45", 45)])

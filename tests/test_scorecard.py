@@ -15,6 +15,8 @@ from analysis.report import build_report
 from analysis.validity import RULE_MARKS, RULE_TITLES
 from tests.crafted import RIG, SuiteTarget, make_suite_run
 
+pytestmark = pytest.mark.pure
+
 
 # The rig's own search: nothing met 10 ms (its lowest rate, 1,446, failed), 50 ms found, 250 ms out of steps.
 def _bound(bound_ms: float, capacity: float | None, failing: float, resolved: bool) -> dict:

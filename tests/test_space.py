@@ -12,6 +12,8 @@ from aigw_bench.run.interrupts import DiskFault
 from aigw_bench.run.space import MIB, REPORT_RESERVE, DiskWatch, Reserve, estimate, free_bytes
 from tests.helpers import SUDO, failing_ext4, fill, tmpfs
 
+pytestmark = pytest.mark.pure
+
 
 def test_the_estimate_follows_the_plan():
     suite = measurement("local", scenario=None, suite="default", mock_profile=None, knobs=Knobs(), repeats=None)

@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from analysis.overhead import Pairs, added_latency, leaks
+from analysis.overhead import Block, Pairs, added_latency, carry_over, leaks, outlasts_settle
 from analysis.stats import cluster_bootstrap_diff, t95
+
+pytestmark = pytest.mark.pure
 
 
 def synthetic_pairs(rng: np.random.Generator, n: int, shift_ms: float, drift: bool = True) -> Pairs:
@@ -147,3 +149,29 @@ def test_a_direct_side_above_the_control_s_by_more_than_the_tolerance_leaks():
     assert not leaks({"direct_leak_us": 8.0, "direct_p50_us": 58.0})  # the 10 µs floor
     assert leaks({"direct_leak_us": 11.0, "direct_p50_us": 61.0})
     assert not leaks({"direct_leak_us": float("nan"), "direct_p50_us": 95.0})
+
+
+def _steady_blocks(rng, early_shift_ms: float, noise_ms: float, blocks: int = 8) -> Pairs:
+    """Blocks of 300 steady direct requests at 0.1 ms, the first third ``early_shift_ms`` slower, each block
+    moved as a whole by ``noise_ms`` (a shared machine: some blocks' starts slower, others' ends)."""
+    out = []
+    for i in range(blocks):
+        d = 0.1 + rng.normal(0, 0.002, 300)
+        d[:100] += early_shift_ms + (noise_ms if i % 2 else -noise_ms)
+        out.append(Block(d, d + 0.1, direct_settle=np.full(50, 0.1), after_target=True))
+    return Pairs(out)
+
+
+def test_a_drift_is_judged_on_its_interval_not_its_point():
+    """The steady requests' early-against-late drift flags a carry-over that outlasted the settle window only
+    when its interval lies above the tolerance: blocks that drift both ways by 30 µs average +15 µs (what a
+    no-spill proxy read on this machine) and are not flagged; a steady +30 µs in every block is."""
+    rng = np.random.default_rng(5)
+    noisy = carry_over([_steady_blocks(rng, 0.015, 0.03)])
+    assert noisy["carryover_drift_us"] > 10 and noisy["carryover_drift_us_ci_low"] < 10, noisy
+    assert not outlasts_settle({**noisy, "direct_p50_us": 100.0})
+    steady = carry_over([_steady_blocks(rng, 0.030, 0.0)])
+    assert steady["carryover_drift_us_ci_low"] > 25, steady
+    assert outlasts_settle({**steady, "direct_p50_us": 100.0})
+    # A run written before the interval existed is judged on the point.
+    assert outlasts_settle({"carryover_drift_us": 30.0, "direct_p50_us": 100.0})

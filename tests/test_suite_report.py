@@ -12,6 +12,8 @@ import pytest
 from analysis.report import build_report
 from tests.crafted import SuiteTarget, make_suite_run
 
+pytestmark = pytest.mark.pure
+
 PROMISED = ["added_p50_us", "added_p50_us_ci_low", "added_p50_us_ci_high", "added_p99_us", "capacity_rps",
             "capacity_rig_bound", "cpu_ms_per_request", "rss_mib"]
 

@@ -30,9 +30,12 @@ pytestmark = pytest.mark.slow
 TARGETS = ["direct", "nginx", "portkey", "litellm"]
 GATEWAYS = ["nginx", "portkey", "litellm"]
 STEPS = ["overhead", "seed", "capacity", "concurrency", "efficiency", "streaming"]
-# The spill burns the load generator's CPU for 180 ms of wall time, from 20 ms after its traffic stops: most
-# of the 250 ms the proxies' run keeps apart (so the carry-over's median moves), ending 50 ms before it.
-SPILL_MS, SLOW_START_S = 180, 6
+# The spill burns the load generator's CPU for 300 ms of wall time, from 20 ms after its traffic stops: 60% of
+# the 500 ms the proxies' run keeps apart (enough slowed requests to move the carry-over's median), ending
+# 180 ms before the steady requests. A 180 ms spill ending 50 ms before them reached them on a shared machine
+# (drift +30 µs [13.6, 39.5]); 120 ms in 250 ms moved the median too little (9 µs [1.1, ..] against the A/A
+# control's [.., 2.8]). Measured side by side: this setting read 33.9 µs [30.2, 40.1] and drift [-3.6, 9.6].
+SPILL_MS, SLOW_START_S = 300, 6
 LOADGEN_CPU = (plan_cpus().loadgen or [0])[0]
 PROXIES = [proxy_gateway("spill", 18996, "spill", SPILL_MS, LOADGEN_CPU),
            proxy_gateway("slowstart", 18997, "slowstart", SLOW_START_S),
@@ -55,13 +58,11 @@ def suite_run(tmp_path_factory, tools_ready):
     return _run(tmp, TARGETS, write_suite(tmp))
 
 
-# The overhead step of the tiny suite, longer: 10 blocks a side instead of 5 (the carry-over's interval
-# narrow enough to tell the spill from the A/A control's on a shared machine), and 250 ms of each 500 ms
-# block kept apart (150 ms of 300 left 30 ms between the spill's end and the steady requests: it reached
-# them in a fresh clone's CI; a 100 ms spill in 250 ms then slowed too few to move the median).
+# The overhead step of the tiny suite, longer: 1 s blocks, half of each kept apart, 7 blocks a side (the
+# carry-over's interval narrow enough to tell the spill from the A/A control's on a shared machine).
 OVERHEAD_ONLY = {"steps": ["overhead", "seed"],
-                 "overhead": {"duration": "10s", "warmup": "1s", "warmup_max": "12s", "steady_seconds": 2,
-                              "block": "500ms", "settle": "250ms"}}
+                 "overhead": {"duration": "14s", "warmup": "1s", "warmup_max": "12s", "steady_seconds": 2,
+                              "block": "1000ms", "settle": "500ms"}}
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +102,12 @@ def test_every_gateway_has_the_promised_figures(suite_run):
         for column in ("added_p50_us", "added_p50_us_ci_low", "added_p50_us_ci_high", "added_p99_us",
                        "cpu_ms_per_request", "rss_mib", "added_ttft_p50_ms"):
             assert pd.notna(row[column]), (name, column)
-        assert pd.notna(row["capacity_rps"]) or bool(row["capacity_rig_bound"]), name
+        # A capacity, a rig-bound "at least", or (when pauses set the target's p99) no capacity but the evidence:
+        # the p99 measured at half the highest clean rate.
+        stalls = str(row["capacity_stall_bound"]).lower() == "true"
+        capacity = row.filter(like="capacity").to_dict()
+        assert (pd.notna(row["capacity_rps"]) or bool(row["capacity_rig_bound"])
+                or (stalls and pd.notna(row["capacity_half_load_p99_ms"]))), (name, capacity)
         # Each gateway adds something: the interval on the difference excludes zero.
         assert row["added_p50_us_ci_low"] > 0, (name, row["added_p50_us_ci_low"])
         assert row["cpu_ms_per_request"] > 0 and row["rss_mib"] > 1
@@ -122,7 +128,7 @@ def test_frontier_file_and_headline(suite_run):
 
 # ------------------------------------------------------------------ the measurement's own checks
 def test_work_that_outlives_its_answer_stays_out_of_the_direct_side(proxy_run):
-    """The spill proxy burns the load generator's CPU for 180 ms once its traffic stops: the direct requests
+    """The spill proxy burns the load generator's CPU for 300 ms once its traffic stops: the direct requests
     at the start of the next block are slower (the carry-over, measured) and kept apart; the steady ones
     are not (no drift inside the block)."""
     over = proxy_run["report"].suite.overhead.set_index("target")

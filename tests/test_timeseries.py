@@ -22,6 +22,8 @@ from analysis.timeseries import (
 )
 from tests.crafted import HEADER, k6_csv
 
+pytestmark = pytest.mark.pure
+
 # k6 writes values with six decimals: an estimate may be off by that much on top of the bucket error.
 ROUNDING_MS = 1e-6
 

@@ -8,6 +8,8 @@ import pytest
 from analysis.upstream import amplification, cancellation, recovery_seconds
 from schema.faults import FaultPlan
 
+pytestmark = pytest.mark.pure
+
 
 def rec(rid, attempt=1, answer="ok", ending="complete", after_ms=0, t_s=0.0):
     return {"id": rid, "attempt": attempt, "answer": answer, "ending": ending, "after_ms": after_ms, "t_s": t_s}

@@ -18,6 +18,8 @@ from schema.results import Outcome, Status, read_outcomes, write_outcome
 from tests.helpers import write_suite
 from tests.test_catalog import GOOD, write_entry
 
+pytestmark = pytest.mark.pure
+
 DIRECT = {"name": "direct", "title": "Direct", "role": "baseline", "version": "1", "source": "tests",
           "local": {"base_url": "{{ mock_url }}"}}
 VARIANTS = {

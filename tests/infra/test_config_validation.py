@@ -11,6 +11,8 @@ from components.subnets import subnet_layout
 from schema.catalog import load_catalog
 from tests.infra.conftest import run_stack
 
+pytestmark = pytest.mark.pure
+
 
 def assert_fails_creating_nothing(result: dict, *fragments: str) -> None:
     assert "error" in result, "the program accepted the config"

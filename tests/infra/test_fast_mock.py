@@ -19,6 +19,8 @@ from components.prices import allocatable_cpu
 from schema.mock import CONTRACT_FILE, load_mock, load_profile, settings_json
 from tests.infra.conftest import SHIPPED, Program, run_stack
 
+pytestmark = pytest.mark.pure
+
 DEPLOYMENT = "kubernetes:apps/v1:Deployment::mock-deployment"
 CONFIGMAP = "kubernetes:core/v1:ConfigMap::mock-files"
 NLB = "kubernetes:core/v1:Service::mock-llm-nlb"

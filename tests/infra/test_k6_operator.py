@@ -14,6 +14,8 @@ from components.prices import price_table
 from tests.infra.conftest import Program, run_stack
 from tests.infra.test_config_validation import assert_fails_creating_nothing
 
+pytestmark = pytest.mark.pure
+
 RELEASE = "kubernetes:helm.sh/v3:Release"
 NODE_GROUP = "eks:index:ManagedNodeGroup"
 CONFIG_MAP = "kubernetes:core/v1:ConfigMap"

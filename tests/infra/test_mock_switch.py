@@ -14,6 +14,8 @@ from components.mock_args import FAST_MOCK_TYPE, WIREMOCK_TYPE
 from tests.infra.conftest import Program
 from tests.infra.preview import blocked_creates, conflicts, k8s_identity, plan_update
 
+pytestmark = pytest.mark.pure
+
 NAMESPACE = "kubernetes:core/v1:Namespace"
 SERVICE = "kubernetes:core/v1:Service"
 

@@ -14,6 +14,8 @@ from components.registry_mirrors import CERTS_DIR, SCRIPT_CONTENT_TYPE
 from tests.infra.conftest import Program, run_stack
 from tests.infra.test_config_validation import assert_fails_creating_nothing
 
+pytestmark = pytest.mark.pure
+
 NODE_GROUP = "eks:index:ManagedNodeGroup"
 MIRRORS = '{"docker.io": "https://mirror.example.com/", "quay.io": "http://quay-cache.internal:5000"}'
 

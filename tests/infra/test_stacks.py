@@ -14,6 +14,8 @@ from schema.catalog import load_catalog
 from schema.mock import load_contract, load_mock
 from tests.infra.conftest import SHIPPED, STACKS_DIR, USER_CIDR
 
+pytestmark = pytest.mark.pure
+
 REPO = Path(__file__).resolve().parents[2]
 RELEASE = "kubernetes:helm.sh/v3:Release"
 SERVICE = "kubernetes:core/v1:Service"
