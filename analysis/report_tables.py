@@ -289,6 +289,12 @@ def closing_tables(run: RunData) -> list[TextTable]:
 
 def _size_text(key: str, value: Any) -> str:
     """One size as a person reads it: the unit from the key's name (durations in s, bounds in ms, rates in req/s)."""
+    if isinstance(value, list) and value and all(isinstance(v, dict) and "name" in v for v in value):
+        # the faults suite's scenarios: each by its name and what it sets
+        return f"{key} " + ", ".join(
+            v["name"] + " (" + ", ".join(f"{k} {w:g}" if isinstance(w, float) else f"{k} {w}" for k, w in v.items()
+                                       if k not in ("name", "description") and w not in (None, False)) + ")"
+            for v in value)
     if isinstance(value, list):
         return f"{key.replace('_ms', '')} {', '.join(f'{v:g}' if isinstance(v, float) else str(v) for v in value)}" + (
             " ms" if key.endswith("_ms") else "")
@@ -296,7 +302,7 @@ def _size_text(key: str, value: Any) -> str:
         return f"{key} {value}"
     unit = (" ms" if key.endswith("_ms") else " req/s" if key in ("rate", "min_rate") or key.endswith("_rps")
             else " s" if key in ("duration", "warmup", "warmup_max", "block", "settle", "idle", "after", "step",
-                                 "max_step", "quiet_wait") else "")
+                                 "max_step", "quiet_wait", "request_timeout") else "")
     return f"{key.replace('_ms', '')} {value:g}{unit}"
 
 
