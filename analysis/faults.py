@@ -11,8 +11,8 @@ from this frame (:func:`verdicts`).
 - truncated_as_success: HTTP 200 answers that ended cleanly yet were short or invalid JSON;
 - cancel_propagated: of the attempts the plan held longer than the client waited (a slow first byte
   beyond its request timeout), the share the upstream saw closed before its answer;
-- recovery_s: after an outage window, seconds to the first attempt answered normally (the upstream's view
-  of the first success through the target);
+- recovery_s: after an outage window, seconds to the first attempt the mock (not its fallback) answered
+  normally: the upstream's view of the target's first success against it once it is back;
 - added_p50_us / added_p99_us: the client's latency over direct's in the same scenario;
 - rss_growth_mib: the gateway's memory after the scenario minus before it.
 """
@@ -117,7 +117,9 @@ def scenario_row(run: RunData, outcome: Outcome, record: StepRecord) -> dict[str
                     "upstream_attempts": sum(1 for a in mock if a["id"].startswith("aigw-")),
                     "fallback_attempts": sum(1 for a in fallback if a["id"].startswith("aigw-"))})
     row["cancel_propagated"], row["cancel_after_ms"] = _cancel(plan, float(data["request_timeout"]), mock + fallback)
-    row["recovery_s"] = recovery_seconds(plan, mock + fallback)
+    # The primary mock's records only: a fallback answering through the outage is not the upstream's recovery;
+    # what counts is when the target succeeds against the upstream that came back (a cooldown delays it).
+    row["recovery_s"] = recovery_seconds(plan, mock)
     before, after = data.get("rss_before_mib"), data.get("rss_after_mib")
     row["rss_growth_mib"] = after - before if before is not None and after is not None else None
     cpu = data.get("cpu_seconds")

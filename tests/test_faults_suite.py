@@ -105,6 +105,8 @@ def test_malformed_answers_are_counted_as_delivered_successes(suite_run, config)
     bad = list(planned("malformed", r).values()).count("malformed")
     assert bad > 0 and r["truncated_as_success"] == r["answers_invalid_json"] == bad
     assert r["status_mix"] == f"200:{int(r['requests'])}"  # every one of them HTTP 200
+    # A 200 is not retried, and both mocks' counts started again with the scenario: one attempt per request.
+    assert (r["upstream_attempts"], r["fallback_attempts"], r["amplification_max"]) == (r["requests"], 0, 1)
 
 
 @pytest.mark.parametrize("config", ["direct", "resilient"])
