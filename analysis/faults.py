@@ -34,7 +34,7 @@ STEP_PREFIX = "faults-"  # aigw_bench/measure/faults.py names each scenario's st
 DIRECT = "direct"  # the configuration of the baseline: the reference every difference is taken against
 AS_IS = "as is"  # an entry run without a variant
 CLASSES = ("ok", "status", "transport", "timeout", "truncated", "invalid_json")
-COLUMNS = ["target", "entry", "config", "scenario", "plan", "stream", "status", "requests", "success_rate",
+COLUMNS = ["target", "entry", "config", "scenario", "plan", "stream", "status", "requests", "dropped", "success_rate",
            *(f"answers_{c}" for c in CLASSES), "status_mix", "truncated_as_success", "amplification_mean",
            "amplification_max", "upstream_attempts", "fallback_attempts", "unseen", "cancel_propagated",
            "cancel_after_ms", "recovery_s", "p50_ms", "p99_ms", "added_p50_us", "added_p99_us", "rss_growth_mib",
@@ -106,7 +106,10 @@ def scenario_row(run: RunData, outcome: Outcome, record: StepRecord) -> dict[str
     iterations = int(metric(summary, "iterations", "count") or 0)
     requests = int(metric(summary, "http_reqs", "count") or 0)
     classes = {c: int(metric(summary, f"aigw_answers{{class:{c}}}", "count") or 0) for c in CLASSES}
-    row: dict[str, Any] = {"requests": requests, "success_rate": classes["ok"] / requests if requests else None,
+    # Requests k6 could not start on time (every VU busy waiting for an answer): the rate was not held.
+    dropped = int(metric(summary, "dropped_iterations", "count") or 0)
+    row: dict[str, Any] = {"requests": requests, "dropped": dropped,
+                           "success_rate": classes["ok"] / requests if requests else None,
                            **{f"answers_{c}": n for c, n in classes.items()}, "status_mix": _statuses(summary),
                            "truncated_as_success": classes["truncated"] + classes["invalid_json"],
                            "p50_ms": metric(summary, "http_req_duration", "med"),
