@@ -541,7 +541,13 @@ def _aws_clients():
 def _cloud_plan(stack_outputs, cat, *, scenario, suite, mock_profile, knobs: Knobs, repeats, results: Path):
     """The run's plan with the cloud sizes (no stacks yet: checks the options before any stack is read)."""
     from aigw_bench.run.plan import plan_run
+    from schema.suites import load_suite
 
+    if suite and not scenario and any(p.faults for p in load_suite(suite).profiles.values()):
+        raise ConfigError(f"suite '{suite}' runs faults scenarios, which are local only for now: the mock's fault "
+                          "plans and its second, healthy instance are not deployed on EKS yet. Run it on this "
+                          f"machine: aigw-bench run --suite {suite} (docs/faults.md, 'What is built and what is "
+                          "not yet')")
     plan = plan_run("cloud", targets=[cat.get(o.gateway_name) for o in stack_outputs], scenario=scenario, suite=suite,
                     mock_profile=mock_profile, knobs=knobs, repeats=repeats, results_root=results,
                     command_line=sys.argv)

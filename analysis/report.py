@@ -26,11 +26,13 @@ import pandas as pd
 
 from analysis.compare import comparison
 from analysis.derive import ensure_derived
+from analysis.faults import faults_table, verdicts
 from analysis.headline import Headline, headlines, scenario_headlines, suite_headlines
 from analysis.load import RunData, load_run
 from analysis.policy import policy_table
 from analysis.report_html import render_html
 from analysis.report_md import render_markdown
+from analysis.report_tables import resilience_tables
 from analysis.scenario_results import ScenarioResults, scenario_results
 from analysis.scorecard import Scorecard, scorecard
 from analysis.suite import SuiteResults, suite_results
@@ -116,15 +118,17 @@ def build_report(run_dir: Path) -> Report:
             paced=own.paced)
     card = run_scorecard(run, table, findings, suite)
     policy = policy_table(run, table)
-    markdown = render_markdown(run, table, findings, heads, suite, own, card, policy)
-    html = render_html(run, table, findings, heads, suite, own, card, policy)
+    faults = faults_table(run)
+    resilience = resilience_tables(faults, verdicts(faults))
+    markdown = render_markdown(run, table, findings, heads, suite, own, card, policy, resilience)
+    html = render_html(run, table, findings, heads, suite, own, card, policy, resilience)
     planned: list[tuple[str, Path, Writer]] = [
         ("comparison", run_dir / "comparison.csv", partial(_to_csv, table)),
         ("markdown", run_dir / "report.md", partial(_text, markdown)),
         ("html", run_dir / "report.html", partial(_text, html)),
     ]
     for kind, frame in (("frontier", suite.frontier), ("probes", suite.probes), ("stages", own.stages),
-                        ("drift", own.drift), ("policy", policy)):
+                        ("drift", own.drift), ("policy", policy), ("faults", faults)):
         if not frame.empty:
             planned.append((kind, run_dir / f"{kind}.csv", partial(_to_csv, frame)))
     for kind, frame in (("timeseries", run.timeseries), ("resources", run.resources), ("metrics", run.metrics)):

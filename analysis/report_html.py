@@ -34,7 +34,7 @@ from analysis.report_md import (
     version_rows,
 )
 from analysis.report_scenario import scenario_tables
-from analysis.report_tables import closing_tables, policy_cost_table, rig_summary, suite_tables
+from analysis.report_tables import TextTable, closing_tables, policy_cost_table, rig_summary, suite_tables
 from analysis.scenario_results import ScenarioResults
 from analysis.scorecard import Scorecard
 from analysis.suite import SuiteResults
@@ -122,7 +122,8 @@ def inline_markdown(text: object) -> Markup:
 
 def render_html(run: RunData, table: pd.DataFrame, findings: list[Finding], heads: list[Headline],
                 suite: SuiteResults | None = None, own: ScenarioResults | None = None,
-                card: Scorecard | None = None, policy: pd.DataFrame | None = None) -> str:
+                card: Scorecard | None = None, policy: pd.DataFrame | None = None,
+                resilience: list[TextTable] | None = None) -> str:
     m = run.manifest
     s = m.scenario
     p = s.params
@@ -157,6 +158,7 @@ def render_html(run: RunData, table: pd.DataFrame, findings: list[Finding], head
         suite=m.suite,
         suite_tables=(scenario_tables(own, table) if own is not None else [])
         + [t for t in [policy_cost_table(policy) if policy is not None else None] if t is not None]
+        + (resilience or [])
         + (suite_tables(run, suite, table) if suite is not None and not suite.empty else []),
         closing_tables=closing_tables(run),
         results=_results(run, table, colours, own.paced if own is not None else False),

@@ -309,7 +309,8 @@ def rebuild_command(run_dir: Path) -> str:
 
 def render_markdown(run: RunData, table: pd.DataFrame, findings: list[Finding], heads: list[Headline],
                     suite: SuiteResults | None = None, own: ScenarioResults | None = None,
-                    card: Scorecard | None = None, policy: pd.DataFrame | None = None) -> str:
+                    card: Scorecard | None = None, policy: pd.DataFrame | None = None,
+                    resilience: list[TextTable] | None = None) -> str:
     m = run.manifest
     closed = is_closed_loop(run)
     paced = own.paced if own is not None else False
@@ -346,6 +347,8 @@ def render_markdown(run: RunData, table: pd.DataFrame, findings: list[Finding], 
     policy_cost = policy_cost_table(policy) if policy is not None else None
     if policy_cost is not None:  # the question of a policies run: before the per-step tables
         parts += _section(policy_cost)
+    for t in resilience or []:  # the question of a faults run, likewise
+        parts += _section(t)
     if suite is not None and not suite.empty:
         for t in suite_tables(run, suite, table):
             parts += _section(t)

@@ -289,6 +289,12 @@ def closing_tables(run: RunData) -> list[TextTable]:
 
 def _size_text(key: str, value: Any) -> str:
     """One size as a person reads it: the unit from the key's name (durations in s, bounds in ms, rates in req/s)."""
+    if isinstance(value, list) and value and all(isinstance(v, dict) and "name" in v for v in value):
+        # the faults suite's scenarios: each by its name and what it sets
+        return f"{key} " + ", ".join(
+            v["name"] + " (" + ", ".join(f"{k} {w:g}" if isinstance(w, float) else f"{k} {w}" for k, w in v.items()
+                                       if k not in ("name", "description") and w not in (None, False)) + ")"
+            for v in value)
     if isinstance(value, list):
         return f"{key.replace('_ms', '')} {', '.join(f'{v:g}' if isinstance(v, float) else str(v) for v in value)}" + (
             " ms" if key.endswith("_ms") else "")
@@ -296,7 +302,7 @@ def _size_text(key: str, value: Any) -> str:
         return f"{key} {value}"
     unit = (" ms" if key.endswith("_ms") else " req/s" if key in ("rate", "min_rate") or key.endswith("_rps")
             else " s" if key in ("duration", "warmup", "warmup_max", "block", "settle", "idle", "after", "step",
-                                 "max_step", "quiet_wait") else "")
+                                 "max_step", "quiet_wait", "request_timeout") else "")
     return f"{key.replace('_ms', '')} {value:g}{unit}"
 
 
@@ -384,3 +390,53 @@ def policy_cost_table(policy: pd.DataFrame) -> TextTable | None:
         "the `works` step passed under load (yes), one failed (no, with what was seen), or the edition does not "
         "have the feature (with the evidence). Cache hit p50: latency of repeated requests served from the cache "
         "under load (the cost steps send one body, so their figures are the hit path). docs/policies.md.")
+
+
+def resilience_tables(faults: pd.DataFrame, found: pd.DataFrame) -> list[TextTable]:
+    """The faults suite: per target, configuration and scenario, what the client saw and the upstream received
+    (analysis/faults.py), direct first as the reference; then the verdicts in plain words with their evidence."""
+    if faults.empty:
+        return []
+    order = {"direct": 0}
+    rows = []
+    ranked = faults.assign(_rank=faults["config"].map(lambda c: order.get(c, 1)))
+    for r in ranked.sort_values(["_rank", "entry", "config"], kind="stable").to_dict("records"):
+        if r["status"] != "ok":
+            rows.append([r["entry"], r["config"], r["scenario"], "–", f"not measured: {r['reason'] or r['status']}",
+                         "", "", "", "", "", "", ""])
+            continue
+        amp = (f"{float(r['amplification_mean']):.2f} / {int(r['amplification_max'])}"
+               if _present(r["amplification_mean"]) else "–")
+        cancel = (f"{float(r['cancel_propagated']):.0%} after {_num(r['cancel_after_ms'])} ms"
+                  if _present(r["cancel_propagated"]) else "–")
+        rows.append([r["entry"], r["config"], r["scenario"], _num(r["requests"]),
+                     _num(100 * r["success_rate"], 1, "%") if _present(r["success_rate"]) else "–",
+                     r["status_mix"] or "–", amp, _num(r["truncated_as_success"]), cancel,
+                     _num(r["recovery_s"], 2, " s") if _present(r["recovery_s"]) else "–",
+                     "–" if r["config"] == "direct" else _us(r["added_p99_us"]),
+                     _num(r["rss_growth_mib"], 1, " MiB") if _present(r["rss_growth_mib"]) else "–"])
+    table = TextTable(
+        "Resilience: what each gateway does when the LLM misbehaves",
+        ["target", "config", "scenario", "requests", "success", "statuses", "attempts / request (mean / max)",
+         "200 but short or invalid", "upstream closed after client left", "recovery", "added p99", "RSS growth"],
+        rows,
+        "Each scenario: the mock restarted with a fault plan (mock_llm/faults.yaml), a fixed arrival rate, every "
+        "answer validated by the client. Success: HTTP 200 with the mock's whole, valid answer. Statuses: HTTP "
+        "status counts (0: no answer: a reset, a cut, a timeout). Attempts per request: what the mock and its "
+        "healthy second instance received per client request. 200 but short or invalid: answers that ended "
+        "cleanly at the HTTP level but were cut short or were not valid JSON, delivered as successes. Upstream "
+        "closed: of the answers the plan held past the client's timeout, the share the mock saw closed, and the "
+        "median time. Recovery: seconds from the end of the outage to the first normal answer at the mock. Added "
+        "p99: over direct in the same scenario. direct (k6 to the mock) is the reference: what a gateway adds "
+        "or hides is the difference. docs/faults.md.")
+    verdict_rows = [[v["entry"], v["config"], v["verdict"], v["evidence"]] for v in found.to_dict("records")]
+    verdict_table = TextTable(
+        "Resilience verdicts",
+        ["target", "config", "verdict", "evidence"],
+        verdict_rows or [["–", "–", "nothing a target added or hid beyond what the mock did", "–"]],
+        "Derived from the table above against direct's row for the same scenario: a success rate 2 points above "
+        "direct's hides failures, below it adds them; more than 1.05 attempts per request is retrying; any answer "
+        "delivered as HTTP 200 while short or invalid is passed as a success; an upstream answer not closed after "
+        "the client left is kept running; a recovery more than 1 s after direct's is slow; more than 10 MiB of "
+        "resident memory gained over a scenario is growth (one scenario: not proof of a leak).")
+    return [table, verdict_table]

@@ -8,7 +8,7 @@ mock and of its healthy second instance, docs/faults.md) turned into the figures
 - recovery: after a ``down`` window, the first attempt answered normally, in seconds after the
   window's end (the upstream's view of the gateway's first success).
 
-Pure functions over the records; the suite step that fetches them is not built yet (docs/faults.md).
+Pure functions over the records; analysis/faults.py applies them to each scenario's ``upstream.json``.
 """
 
 from __future__ import annotations

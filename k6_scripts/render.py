@@ -21,6 +21,10 @@ from schema.scenarios import Scenario, ScenarioParams, format_duration
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 
+# The HTTP statuses a faults scenario counts one by one (its status mix; 0: no answer, a transport error or
+# a timeout); any other is in http_reqs' total.
+FAULT_STATUSES = (0, 200, 400, 408, 429, 499, 500, 502, 503, 504)
+
 # Optional body fields, in the order they are written; a parameter set to None leaves its field out.
 _OPTIONAL_FIELDS = ("max_tokens", "temperature", "stream")
 
@@ -138,4 +142,5 @@ def render_faults(params: ScenarioParams, target: RenderTarget, expected_content
     request), every answer validated against ``expected_content`` (what the mock sends)."""
     placeholder = request_id(0)
     return _render("faults.js.j2", params, target, user=placeholder, id_placeholder=placeholder,
-                   id_prefix=ID_PREFIX, id_digits=ID_WIDTH - len(ID_PREFIX), expected_content=expected_content)
+                   id_prefix=ID_PREFIX, id_digits=ID_WIDTH - len(ID_PREFIX), expected_content=expected_content,
+                   statuses=FAULT_STATUSES, graceful_stop=format_duration(params.request_timeout + 2.0))

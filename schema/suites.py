@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from schema.base import REPO_DIR, format_validation_error, load_yaml
 from schema.errors import ConfigError
+from schema.faults import FAULTS_FILE, load_plans
 from schema.scenarios import Profile, parse_duration
 
 SUITE_DIR = REPO_DIR / "k6_scripts" / "suites"
@@ -24,7 +25,8 @@ SUITE_DIR = REPO_DIR / "k6_scripts" / "suites"
 class _Sizes(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    @field_validator("duration", "warmup", "step", "max_step", "idle", "after", mode="before", check_fields=False)
+    @field_validator("duration", "warmup", "step", "max_step", "idle", "after", "request_timeout", "settle",
+                     mode="before", check_fields=False)
     @classmethod
     def _seconds(cls, value: Any) -> Any:
         return parse_duration(value) if isinstance(value, str) else value
@@ -54,7 +56,7 @@ class OverheadSizes(_Sizes):
     settle: float = Field(0.1, ge=0.001, le=30, description="the first seconds of a block, kept apart (the "
                           "carry-over)")
 
-    @field_validator("warmup_max", "block", "settle", mode="before")
+    @field_validator("warmup_max", "block", mode="before")
     @classmethod
     def _max_seconds(cls, value: Any) -> Any:
         return parse_duration(value) if isinstance(value, str) else value
@@ -145,8 +147,61 @@ class ConcurrencySizes(_Sizes):
         return value
 
 
-STEPS = ("overhead", "seed", "capacity", "concurrency", "efficiency", "streaming")
-StepName = Literal["overhead", "seed", "capacity", "concurrency", "efficiency", "streaming"]
+class FaultScenario(_Sizes):
+    """One scenario of the faults suite: the mock serves ``plan`` (mock_llm/faults.yaml) while k6 sends the
+    fixed arrival rate with this request timeout, streaming or not."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", description="the step's name: faults-<name>")
+    plan: str = Field(description="a fault plan of mock_llm/faults.yaml")
+    stream: bool = False
+    duration: float | None = Field(None, ge=1, le=3600, description="measured seconds (none: the profile's)")
+    request_timeout: float | None = Field(None, ge=1, le=600, description="k6's request timeout (none: the "
+                                          "profile's); shorter than the mock's answer, the client gives up")
+    description: str = ""
+
+    @field_validator("plan")
+    @classmethod
+    def _known_plan(cls, value: str) -> str:
+        plans = load_plans()
+        if value not in plans:
+            raise ValueError(f"unknown fault plan '{value}' (known: {', '.join(plans)}; {FAULTS_FILE})")
+        return value
+
+
+class FaultsSizes(_Sizes):
+    """The faults suite (docs/faults.md): each scenario at ``rate`` requests per second for ``duration``."""
+
+    rate: float = Field(gt=0, le=100_000, description="requests per second, the same for every target and scenario")
+    duration: float = Field(gt=0, le=3600)
+    request_timeout: float = Field(10.0, ge=1, le=600, description="k6's request timeout unless a scenario sets one")
+    vus: int = Field(20, ge=1, le=100_000, description="VUs allocated before the start")
+    max_vus: int = Field(200, ge=1, le=100_000)
+    settle: float = Field(0.3, ge=0, le=30, description="seconds after k6 ends before the mocks' records are read "
+                          "(a client's close is noted as the mock sees it)")
+    scenarios: list[FaultScenario] = Field(min_length=1)
+
+    @field_validator("scenarios")
+    @classmethod
+    def _unique(cls, value: list[FaultScenario]) -> list[FaultScenario]:
+        names = [s.name for s in value]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"scenario names must be unique: {', '.join(twice)} given twice")
+        return value
+
+    def timeout_of(self, scenario: FaultScenario) -> float:
+        return scenario.request_timeout or self.request_timeout
+
+    def duration_of(self, scenario: FaultScenario) -> float:
+        return scenario.duration or self.duration
+
+    def seconds(self) -> float:
+        """At most how long the scenarios measure (each to its last request's timeout)."""
+        return sum(self.duration_of(s) + self.timeout_of(s) + self.settle for s in self.scenarios)
+
+
+STEPS = ("overhead", "seed", "capacity", "concurrency", "efficiency", "streaming", "faults")
+StepName = Literal["overhead", "seed", "capacity", "concurrency", "efficiency", "streaming", "faults"]
 
 
 class SuiteSizes(_Sizes):
@@ -160,10 +215,13 @@ class SuiteSizes(_Sizes):
     concurrency: ConcurrencySizes | None = Field(None, description="none: no closed-loop frontier")
     efficiency: EfficiencySizes
     streaming: StreamingSizes
+    faults: FaultsSizes | None = Field(None, description="none: no faults scenarios (docs/faults.md)")
 
     @model_validator(mode="after")
     def _steps_have_sizes(self) -> SuiteSizes:
         if self.steps is not None:
+            if "faults" in self.steps and self.faults is None:
+                raise ValueError("steps: 'faults' is listed but the profile has no faults sizes")
             if "seed" not in self.steps:
                 raise ValueError("steps: the seed (the published shape) is always run: the comparison's rows come "
                                  "from it; list it with the steps you want")
@@ -173,7 +231,7 @@ class SuiteSizes(_Sizes):
 
     def runs(self, step: str) -> bool:
         """Whether this profile runs ``step`` (concurrency only where it is sized)."""
-        if step == "concurrency" and self.concurrency is None:
+        if (step == "concurrency" and self.concurrency is None) or (step == "faults" and self.faults is None):
             return False
         return self.steps is None or step in self.steps
 
@@ -184,7 +242,8 @@ class SuiteSizes(_Sizes):
                    "capacity": c.max_steps * (c.warmup + (c.max_step or c.step)),
                    "concurrency": len(k.levels) * (k.warmup + k.duration) if k else 0.0,
                    "efficiency": self.efficiency.idle + self.efficiency.duration + self.efficiency.after,
-                   "streaming": self.streaming.duration}
+                   "streaming": self.streaming.duration,
+                   "faults": self.faults.seconds() if self.faults else 0.0}
         return sum(v for step, v in seconds.items() if self.runs(step))
 
 

@@ -1,5 +1,6 @@
-"""comparison.csv's column dictionary (docs/columns.md) against the real columns: every column described
-once, in the file's order, with its unit in its name; counts whole; no added latency from a closed loop."""
+"""comparison.csv's and faults.csv's column dictionaries (docs/columns.md) against the real columns: every
+column described once, in the file's order, with its unit in its name; counts whole; no added latency from a
+closed loop."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pandas as pd
 import pytest
 
 from analysis.compare import COMPARISON_COLUMNS, INTEGER_COLUMNS, RATE_ADDED_COLUMNS
+from analysis.faults import COLUMNS as FAULTS_COLUMNS
 from analysis.report import build_report
 from schema.base import REPO_DIR
 from tests.crafted import SuiteTarget, Target, make_run, make_suite_run
@@ -26,8 +28,15 @@ UNIT_IN_NAME = {
 PLAIN = {"text", "flag", "count"}  # no unit: the name says what it is
 
 
-def dictionary() -> list[tuple[str, str, str]]:
-    rows = [ROW.match(line) for line in DOC.read_text().splitlines()]
+FAULTS_HEADING = "# `faults.csv`"
+# faults.csv's own: attempts per request, and the share of held answers whose cancellation reached the mock.
+FAULTS_UNITS = {**UNIT_IN_NAME, "attempts/request": r"^amplification_", "fraction": r"_(rate|share|propagated)$"}
+
+
+def dictionary(csv: str = "comparison") -> list[tuple[str, str, str]]:
+    """The rows of one CSV's dictionary: comparison.csv's (before faults.csv's heading) or faults.csv's."""
+    before, _, after = DOC.read_text().partition(FAULTS_HEADING)
+    rows = [ROW.match(line) for line in (before if csv == "comparison" else after).splitlines()]
     return [(m["column"], m["unit"], m["meaning"]) for m in rows if m]
 
 
@@ -39,16 +48,25 @@ def test_every_column_is_described_once_in_order():
         f"not a column {sorted(set(documented) - set(COMPARISON_COLUMNS))}")
 
 
-def test_every_column_carries_its_unit_in_its_name():
+def test_every_faults_column_is_described_once_in_order():
+    documented = [column for column, _, _ in dictionary("faults")]
+    assert documented == FAULTS_COLUMNS, (
+        "docs/columns.md (faults.csv) and analysis.faults.COLUMNS differ: "
+        f"undocumented {sorted(set(FAULTS_COLUMNS) - set(documented))}, "
+        f"not a column {sorted(set(documented) - set(FAULTS_COLUMNS))}")
+
+
+@pytest.mark.parametrize("csv,units", [("comparison", UNIT_IN_NAME), ("faults", FAULTS_UNITS)])
+def test_every_column_carries_its_unit_in_its_name(csv, units):
     wrong = []
-    for column, unit, _ in dictionary():
+    for column, unit, _ in dictionary(csv):
         if unit in PLAIN:
-            if re.search("|".join(UNIT_IN_NAME.values()), column) and unit != "count":
+            if re.search("|".join(units.values()), column) and unit != "count":
                 wrong.append(f"{column}: unit '{unit}' but the name reads like a measure")
             continue
-        if unit not in UNIT_IN_NAME:
+        if unit not in units:
             wrong.append(f"{column}: unknown unit '{unit}'")
-        elif not re.search(UNIT_IN_NAME[unit], column):
+        elif not re.search(units[unit], column):
             wrong.append(f"{column}: unit '{unit}' not in its name")
     assert not wrong, wrong
 

@@ -60,10 +60,12 @@ def entry_context(spec: LocalSpec, name: str, entry_dir: Path, work_dir: Path, c
 
 
 def mock_context(mock: MockDefinition, cpu_plan: CpuPlan, work_dir: Path, profile: PacingProfile,
-                 fault_plan: FaultPlan | None = None) -> dict[str, Any]:
-    """The mock works in a folder of its own (its rendered config) next to the target's files."""
-    context = entry_context(mock.local, mock.name, mock.entry_dir, work_dir / "mock", cpu_plan.mock,
-                            cpu_plan.mock_cpus, "", mock)
+                 fault_plan: FaultPlan | None = None, fallback: bool = False) -> dict[str, Any]:
+    """The mock works in a folder of its own (its rendered config) next to the target's files; its second,
+    healthy instance (``fallback``) in another, on the mock's ``fallback_port``."""
+    spec = mock.local.model_copy(update={"port": mock.fallback_port}) if fallback else mock.local
+    context = entry_context(spec, mock.name, mock.entry_dir, work_dir / ("fallback" if fallback else "mock"),
+                            cpu_plan.mock, cpu_plan.mock_cpus, "", mock)
     return {**context, **mock_settings(mock, profile, fault_plan)}
 
 

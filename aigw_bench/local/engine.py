@@ -17,6 +17,7 @@ from typing import Any
 
 from aigw_bench.local import install
 from aigw_bench.local.context import (
+    MOCK_HOST,
     NO_WORK_DIR,
     base_url,
     mock_context,
@@ -38,12 +39,23 @@ from aigw_bench.run.plan import RunPlan
 from k6_scripts.render import build_body
 from schema.catalog import Gateway, LocalSpec
 from schema.errors import ConfigError, PortInUseError
+from schema.faults import FaultPlan, load_plan, load_plans
 from schema.mock import MockDefinition, PacingProfile
 from schema.results import Outcome, Status
 from schema.suites import NoiseSizes
 from schema.templating import render_file, render_list, render_map
 
 PLACE = "local"
+HEALTHY_PLAN = "healthy"  # the plan of the mock's second instance: no fault, every attempt counted
+
+
+def _fault_plans(plan: RunPlan) -> list[FaultPlan]:
+    """The fault plans the run's faults scenarios serve (none outside the faults suite)."""
+    sizes = plan.measurement.sizes
+    if sizes is None or not sizes.runs("faults") or sizes.faults is None:
+        return []
+    plans = load_plans()
+    return [plans[name] for name in dict.fromkeys([HEALTHY_PLAN, *(s.plan for s in sizes.faults.scenarios)])]
 
 
 # One local run at a time per machine, whatever its clone or results directory: the ports are the
@@ -73,8 +85,9 @@ class LocalEngine(Engine):
 
     # ----------------------------------------------------------------- before anything starts
     def locks(self, plan: RunPlan) -> list[tuple[Path, str]]:
-        ports = list(dict.fromkeys([str(self.mock.local.port), *(str(t.local.port) for t in plan.targets
-                                                                 if t.local.runnable and t.local.port)]))
+        fallback = [str(self.mock.fallback_port)] if _fault_plans(plan) and self.mock.fallback_port else []
+        ports = list(dict.fromkeys([str(self.mock.local.port), *fallback, *(str(t.local.port) for t in plan.targets
+                                                                            if t.local.runnable and t.local.port)]))
         return [(RIG_LOCK, f"this machine's local rig (ports {', '.join(ports)} and the CPUs it pins)")]
 
     def prepare(self, emit: EventSink) -> None:
@@ -105,6 +118,12 @@ class LocalEngine(Engine):
         mock = self.mock
         for profile in plan.measurement.profiles():
             mock.require_profile(profile)
+        plans = _fault_plans(plan)
+        for fault_plan in plans:
+            mock.require_fault_plan(fault_plan)
+        if plans and mock.fallback_port is None:
+            raise ConfigError(f"the faults suite starts a second, healthy {mock.name} mock beside the first: "
+                              f"{mock.entry_dir / 'mock.yaml'} has no fallback_port")
         mock_ctx = mock_context(mock, self.cpu_plan, NO_WORK_DIR, plan.measurement.profile)
         checks: list[tuple[str, LocalSpec, Path, dict[str, Any]]] = [("mock", mock.local, mock.entry_dir, mock_ctx)]
         for t in _started(plan.targets):
@@ -130,7 +149,7 @@ class LocalEngine(Engine):
         for t in plan.targets:
             versions.setdefault(t.name, {"pinned": t.version, "installed": None, "matches_pin": None})
         self._check_ports_distinct(plan.targets)
-        ports = {"mock": mock.local.port}
+        ports = {"mock": mock.local.port, **({"fallback mock": mock.fallback_port} if plans else {})}
         ports.update({t.name: t.local.port for t in _started(plan.targets) if t.local.runnable and t.local.port})
         require_free({k: v for k, v in ports.items() if v is not None})
         self.versions = versions
@@ -179,24 +198,34 @@ class LocalEngine(Engine):
             status = Status.MOCK_FAILED if role == "mock" else Status.NOT_READY
             raise SessionLost(status, str(exc), last_probe=exc.last, **process_evidence(proc)) from None
 
-    def start_mock(self, sup: Supervisor, work: Path, profile: PacingProfile) -> ManagedProcess:
-        """The mock with its rendered config in work/mock, started on its CPUs and answering; stopped by ``sup``."""
+    def start_mock(self, sup: Supervisor, work: Path, profile: PacingProfile, plan: FaultPlan | None = None,
+                   fallback: bool = False) -> ManagedProcess:
+        """The mock with its rendered config in work/mock, started on its CPUs and answering; stopped by ``sup``.
+        ``plan``: the fault plan it serves; ``fallback``: its second instance (work/fallback, ``fallback_port``)."""
         mock = self.mock
+        role = "fallback" if fallback else "mock"
+        ctx = mock_context(mock, self.cpu_plan, work, profile, plan, fallback=fallback)
         # Also for callers outside a run (the benchmarks): a port someone holds is named, not reported
         # as "the mock exited".
-        require_free({"mock": mock.local.port})
-        ctx = mock_context(mock, self.cpu_plan, work, profile)
-        proc = self._start(sup, "mock", "mock", mock.local, ctx, mock.entry_dir, work, self.cpu_plan.mock)
-        self.mock_ready_seconds = round(self._wait_ready("mock", mock.local, ctx, proc, "mock"), 2)
+        require_free({"fallback mock" if fallback else "mock": ctx["port"]})
+        proc = self._start(sup, role, role, mock.local, ctx, mock.entry_dir, work, self.cpu_plan.mock)
+        ready = round(self._wait_ready(role, mock.local, ctx, proc, "mock"), 2)
+        if not fallback:
+            self.mock_ready_seconds = ready
         return proc
 
     def _restarter(self, sup: Supervisor, work: Path, current: dict[str, ManagedProcess]):
-        def restart(profile: PacingProfile) -> ManagedProcess:
+        def restart(profile: PacingProfile, plan: FaultPlan | None = None) -> ManagedProcess:
             sup.stop(current["mock"])
             require_free({"mock": self.mock.local.port}, wait=5.0)
-            current["mock"] = self.start_mock(sup, work, profile)
+            current["mock"] = self.start_mock(sup, work, profile, plan)
             return current["mock"]
         return restart
+
+    def _upstreams(self, processes: dict[str, ManagedProcess]) -> dict[str, str]:
+        """The base URL of each mock running (the faults step reads and clears their records)."""
+        ports = {"mock": self.mock.local.port, "fallback": self.mock.fallback_port}
+        return {role: f"http://{MOCK_HOST}:{ports[role]}" for role in ("mock", "fallback") if role in processes}
 
     @contextmanager
     def _supervised(self, lost_status: str) -> Iterator[Supervisor]:
@@ -247,6 +276,9 @@ class LocalEngine(Engine):
                                                             if target.local.port else {})}, wait=5.0)
             emit(Phase(target=target.name, phase="starting mock"))
             processes = {"mock": self.start_mock(sup, work, m.profile)}
+            if _fault_plans(self.ctx.plan):  # the resilient configurations' fallback upstream, counted too
+                emit(Phase(target=target.name, phase="starting the second, healthy mock"))
+                processes["fallback"] = self.start_mock(sup, work, m.profile, load_plan(HEALTHY_PLAN), fallback=True)
             ctx = target_context(target, self.mock, self.cpu_plan, work)
             if target.local.command:
                 emit(Phase(target=target.name, phase="starting gateway"))
@@ -259,7 +291,8 @@ class LocalEngine(Engine):
             emit(Phase(target=target.name, phase="checking the route"))
             self._smoke(target, endpoint, processes.get("gateway"), outcome)
             yield LocalSession(sup, self.cpu_plan, mock_endpoint(self.mock, target.request.model), endpoint, processes,
-                               self._restarter(sup, work, processes), emit, noise=self.ctx.plan.rig.noise)
+                               self._restarter(sup, work, processes), emit, noise=self.ctx.plan.rig.noise,
+                               upstreams=self._upstreams(processes))
 
     def _smoke(self, target: Gateway, endpoint: Endpoint, gateway: ManagedProcess | None, outcome: Outcome) -> None:
         """The benchmark's request once: a target that cannot serve it is not measured."""

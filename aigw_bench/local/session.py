@@ -15,10 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from aigw_bench.local.cpus import CpuPlan
 from aigw_bench.local.loadgen import K6Files, live_stats, start_k6
 from aigw_bench.local.noise import Foreign, ForeignMeter
 from aigw_bench.local.ports import free_port
+from aigw_bench.local.probes import smoke_request
 from aigw_bench.local.processes import ManagedProcess, Supervisor
 from aigw_bench.local.resources import ResourceSampler
 from aigw_bench.measure.driver import (
@@ -34,6 +37,7 @@ from aigw_bench.measure.driver import (
 from aigw_bench.measure.events import EventSink
 from aigw_bench.run.interrupts import STOP
 from k6_scripts.logs import EXIT_SCRIPT_ABORTED, steady_warmup
+from schema.faults import FaultPlan
 from schema.k6 import COMPLETE_EXIT_CODES, read_summary_file
 from schema.mock import PacingProfile
 from schema.results import Status
@@ -44,6 +48,7 @@ K6_GRACE_SECONDS = 60.0
 LOG_TAIL_LINES = 25
 SAMPLE_INTERVAL = 1.0
 IDLE_SAMPLE_INTERVAL = 0.5
+WARM_TIMEOUT = 15.0  # the request through the target after the mock restarted (a slow fault may hold it)
 
 
 def process_evidence(proc: ManagedProcess | None, code: int | None = None) -> dict[str, Any]:
@@ -87,9 +92,10 @@ class LocalSession(ReportsProgress):
     direct: Endpoint
     target: Endpoint
     processes: dict[str, ManagedProcess]  # role ("mock", "gateway") -> process
-    restart_mock: Callable[[PacingProfile], ManagedProcess]
+    restart_mock: Callable[..., ManagedProcess]  # (profile, fault plan or None) -> the new mock
     on_event: EventSink
     noise: NoiseSizes = field(default_factory=NoiseSizes)
+    upstreams: dict[str, str] = field(default_factory=dict)  # role (mock, fallback) -> base URL
     environment: str = "local"
     k6_runs: list[K6Run] = field(default_factory=list)
 
@@ -132,7 +138,7 @@ class LocalSession(ReportsProgress):
             window = meter.start()
             run = self._k6(job, files, job.duration, warmup=False)
             foreign = meter.stop(window)
-            if not foreign.disturbed or len(earlier) >= self.noise.max_remeasure:
+            if not foreign.disturbed or not job.remeasure or len(earlier) >= self.noise.max_remeasure:
                 break
             # Other work on the machine shared this window: its figures are set aside, the window measured again.
             earlier.append({**foreign.record(), "files": _set_aside(job.dir, len(earlier) + 1, run.files)})
@@ -223,6 +229,39 @@ class LocalSession(ReportsProgress):
     def use_profile(self, profile: PacingProfile) -> None:
         self.phase(f"restarting the mock with the '{profile.name}' pacing profile")
         self.processes["mock"] = self.restart_mock(profile)
+
+    def use_fault_plan(self, plan: FaultPlan, profile: PacingProfile, warm_body: str) -> None:
+        self.phase(f"restarting the mock with the fault plan '{plan.name}'")
+        self.processes["mock"] = self.restart_mock(profile, plan)
+        # The target's kept-alive connections went with the old mock: one request replaces them, so that the
+        # scenario's first requests do not meet a closed connection the plan did not put there.
+        smoke_request(self.target.url, warm_body, self.target.headers, False, timeout=WARM_TIMEOUT)
+        if (dead := self._dead()) is not None:
+            raise self._lost(dead, f"first request after the mock's restart with plan '{plan.name}'", 0.0)
+
+    def _upstream(self, role: str, method: str, path: str) -> dict[str, Any]:
+        base = self.upstreams.get(role)
+        if base is None:
+            raise SessionLost(Status.MOCK_FAILED, f"no {role} mock runs in this session (the faults suite starts both)")
+        try:
+            resp = httpx.request(method, base + path, timeout=30.0, trust_env=False)
+            resp.raise_for_status()
+            return resp.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            raise SessionLost(Status.MOCK_FAILED, f"the {role} mock did not answer {method} {path}: "
+                                                  f"{type(exc).__name__}: {exc}") from None
+
+    def reset_upstream(self) -> None:
+        for role in self.upstreams:
+            self._upstream(role, "POST", "/__aigw/reset")
+
+    def upstream_records(self) -> dict[str, dict[str, Any]]:
+        out = {}
+        for role in self.upstreams:
+            doc = self._upstream(role, "GET", "/__aigw/requests")
+            # cjson writes an empty list as {}: an empty record list, said as one
+            out[role] = {**doc, "attempts": doc.get("attempts") or []}
+        return out
 
     def run_tool(self, job: ToolJob) -> int | None:
         exe = shutil.which(job.tool)

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from aigw_bench.measure.events import Event, EventSink, Phase, Tick
 from k6_scripts.render import RenderTarget
+from schema.faults import FaultPlan
 from schema.mock import PacingProfile
 
 # Where requests go: the chat route's full URL, the headers and the model name of the body.
@@ -39,6 +40,9 @@ class K6Job:
     # AIGW_STEADY of the warm-up: it runs until the target is steady, ``warmup`` being its longest
     # (k6_scripts/templates/paired.js.j2); None: a warm-up of exactly ``warmup`` seconds.
     steady: str | None = None
+    # A window disturbed by other work may be measured again; not a faults scenario's (the mock's counts and
+    # its plan's clock started with the first window: a second one would count every request id twice).
+    remeasure: bool = True
 
 
 @dataclass
@@ -156,6 +160,21 @@ class Driver(Protocol):
 
     def run_stream_probe(self, job: StreamJob) -> Path:
         """Run the streaming probe against ``direct`` and ``target`` at once; returns its CSV."""
+        ...
+
+    def use_fault_plan(self, plan: FaultPlan, profile: PacingProfile, warm_body: str) -> None:
+        """Restart the mock serving ``plan`` with ``profile``'s pacing (its second, healthy instance keeps
+        running); returns when it
+        answers and one request through the target (``warm_body``, whatever its answer) has replaced the
+        target's connections to the mock that was stopped. Raises SessionLost if the mock cannot start."""
+        ...
+
+    def reset_upstream(self) -> None:
+        """Clear both mocks' attempt records and start their plans' clocks (POST /__aigw/reset)."""
+        ...
+
+    def upstream_records(self) -> dict[str, dict[str, Any]]:
+        """Both mocks' attempt records (GET /__aigw/requests) by role: ``mock``, ``fallback``."""
         ...
 
     def run_tool(self, job: ToolJob) -> int | None:

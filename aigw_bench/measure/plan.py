@@ -57,8 +57,9 @@ class Measurement:
         return "seed" if self.suite else self.scenario.name
 
     def profiles(self) -> list[PacingProfile]:
-        """Every pacing profile the mock must serve for this measurement."""
-        return [p for p in (self.profile, self.streaming_profile) if p is not None]
+        """Every pacing profile the mock must serve for this measurement (the streaming step's only if it runs)."""
+        streams = self.sizes is None or self.sizes.runs("streaming")
+        return [p for p in (self.profile, self.streaming_profile if streams else None) if p is not None]
 
 
 def measurement(where: Profile, *, scenario: str | None, suite: str | None, mock_profile: str | None,

@@ -25,6 +25,7 @@ from aigw_bench.measure.driver import (
     ToolUnavailable,
 )
 from aigw_bench.measure.events import ProbeDone
+from aigw_bench.measure.faults import faults_steps
 from aigw_bench.measure.plan import Measurement
 from aigw_bench.measure.search import MAX_ERROR_RATE, CapacitySearch, Probe
 from aigw_bench.measure.works import answer_samples, verdicts
@@ -443,12 +444,15 @@ def session_steps(d: Driver, m: Measurement, session_dir: Path, rig: RigRecord,
                   on_step: Callable[[StepRecord], None], baseline: bool, keep_raw: bool = True,
                   works: list[dict[str, Any]] | None = None) -> None:
     """What a session measures: the suite's steps, or its scenario; then, in a suite, the variant's
-    correctness checks (``works``: the catalog variant's, as plain data) under load."""
+    correctness checks (``works``: the catalog variant's, as plain data) under load, and the faults
+    scenarios where the suite sizes them (aigw_bench/measure/faults.py)."""
     if m.suite and m.sizes and m.streaming_profile:
         suite_session(d, m.sizes, m.params, m.scenario, m.streaming_profile, session_dir, rig, on_step,
                       keep_raw=keep_raw, baseline=baseline)
         if works:
             on_step(works_step(d, works, m.sizes.efficiency.rate, m.params, session_dir))
+        if m.sizes.runs("faults") and m.sizes.faults is not None:
+            faults_steps(d, m.sizes.faults, m.params, m.profile, session_dir, on_step)
     else:
         on_step(scenario_step(d, m.scenario.name, m.scenario, m.params, session_dir, raw=keep_raw))
         if "hey_tool" in m.scenario.report:
