@@ -4,9 +4,12 @@ port is taken, and one that fails to start, named with the target, the policy an
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -21,6 +24,7 @@ from schema.services import load_service
 from tests.helpers import build_catalog, command_line, fake_gateway, make_runner, tool_processes
 
 SHORT = Path(__file__).parent / "policies-short.yaml"
+CLI = Path(sys.executable).with_name("aigw-bench")
 REDIS = load_service("redis")
 TARGET = "litellm+limits-workers"
 
@@ -49,6 +53,7 @@ def workers_run(tmp_path_factory, tools_ready):
     run_dir = make_runner(None, [TARGET], tmp_path_factory.mktemp("results"), suite=SHORT,
                           on_event=read_redis).run()
     left = tool_processes() - before
+    (run_dir / "redis-counters.json").write_text(json.dumps(counters))  # what was read, for a person to see
     return run_dir, {o.target: o for o in read_outcomes(run_dir)}, counters, left
 
 
@@ -154,3 +159,17 @@ def test_a_service_that_fails_to_start_is_reported_and_nothing_measured_is_lost(
     assert "exited with code 1 before it became ready" in failed.reason
     assert any("no-such-directive" in line for line in failed.evidence["log_tail"])
     assert not left and port_is_free(REDIS.port) and port_is_free(18555)
+
+
+def test_setup_installs_the_services_a_targets_variants_need(tmp_path):
+    """`aigw-bench setup` adds the services any variant of a chosen target names (apt, only when missing)."""
+    services = tmp_path / "services"
+    shutil.copytree(SERVICES_DIR / "redis", services / "redis")
+    entry = {**fake_gateway("fake", 18555, "pass"),
+             "variants": {"shared": {"suite": "policies", "summary": "with Redis", "services": ["redis"]}}}
+    (tmp_path / "catalog").mkdir()
+    catalog = build_catalog(tmp_path / "catalog", [], [entry])
+    out = subprocess.run([str(CLI), "setup", "fake", "--catalog", str(catalog)], capture_output=True, text=True,
+                         timeout=120, env={**os.environ, SERVICES_ENV: str(services)})
+    assert out.returncode == 0, out.stderr
+    assert "redis: apt ..." in out.stderr and "redis: up to date" in out.stderr  # redis-server and redis-cli there
