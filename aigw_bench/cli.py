@@ -149,6 +149,7 @@ def setup(targets: tuple[str, ...], with_browser: bool, catalog: Path | None) ->
     """
     from aigw_bench.local.install import InstallTarget, disk_usage, install, tools_dir, unused_tool_dirs
     from schema.catalog import InstallSpec
+    from schema.services import load_service
 
     cat = load_catalog(catalog)
     mocks = [load_mock(name) for name in list_mocks()]
@@ -157,6 +158,10 @@ def setup(targets: tuple[str, ...], with_browser: bool, catalog: Path | None) ->
               if g.local.runnable and g.local.install]
     chosen = {g.name for g in _chosen(cat, list(targets) or None)}
     items = [t for t in every if t.name in chosen or t.name in {m.name for m in mocks}]
+    # The backing services (services/<name>/) the chosen targets or any of their variants need.
+    needed = dict.fromkeys(n for g in cat if g.name in chosen
+                           for n in [*g.local.services, *(n for v in g.variants.values() for n in v.services)])
+    items += [InstallTarget(s.name, s.install, s.entry_dir) for s in map(load_service, needed)]
     # The hey scenario also runs the published tool itself (Debian's hey) after k6.
     items.append(InstallTarget("hey", InstallSpec(apt=["hey"], provides="hey"), mocks[0].entry_dir))
     if with_browser:

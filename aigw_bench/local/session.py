@@ -108,7 +108,7 @@ class LocalSession(ReportsProgress):
 
     def _lost(self, dead: tuple[str, ManagedProcess, int | None], what: str, elapsed: float) -> SessionLost:
         role, proc, code = dead
-        who = "the mock" if role == "mock" else self.target.name
+        who = {"mock": "the mock", "gateway": self.target.name}.get(role, f"{self.target.name}'s {role}")
         status = Status.MOCK_FAILED if role == "mock" else Status.DIED
         return SessionLost(status, f"{who} exited during the {what} after {elapsed:.1f} s (exit code {code}); "
                                    "data up to that point kept", **process_evidence(proc, code))

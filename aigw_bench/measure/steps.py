@@ -36,6 +36,7 @@ from schema.manifest import RigRecord
 from schema.mock import DEFAULT_PROFILE, PacingProfile, load_profile
 from schema.results import StepRecord, now_iso
 from schema.scenarios import Scenario, ScenarioParams
+from schema.services import SERVICE_ROLE
 from schema.suites import (
     CapacitySizes,
     ConcurrencySizes,
@@ -266,11 +267,16 @@ def efficiency_step(d: Driver, sizes: EfficiencySizes, base: ScenarioParams, ses
     _write_rows(step_dir / "resources-phases.csv", rows)
     loaded, idle_rss, after_rss = _rss(run.resources, role), _rss(idle, role), _rss(after, role)
     requests = metric(run.summary, "http_reqs", "count")
-    cpu = run.cpu_seconds.get(role)
+    own = run.cpu_seconds.get(role)
+    # A backing service the target needs (role service:NAME, e.g. Redis for shared counters) is part of what
+    # the target costs: its CPU counts in the target's, and is recorded apart too.
+    services = {r.removeprefix(SERVICE_ROLE): v for r, v in run.cpu_seconds.items() if r.startswith(SERVICE_ROLE)}
+    cpu = own + sum(services.values()) if own is not None else None
     data = {
         **_k6_facts(run), "rate": sizes.rate, "role": role,
         "dropped": metric(run.summary, "dropped_iterations", "count") or 0,
         "cpu_seconds": cpu, "mock_cpu_seconds": run.cpu_seconds.get("mock"),
+        **({"own_cpu_seconds": own, "services_cpu_seconds": services} if services else {}),
         "loadgen_cpu_seconds": run.cpu_seconds.get("loadgen"),
         "cpu_ms_per_request": (cpu * 1000.0 / requests) if cpu is not None and requests else None,
         "rss_idle_mib": max(idle_rss) if idle_rss else None,
