@@ -104,6 +104,20 @@ def test_a_taken_port_is_refused_before_anything_starts_naming_the_service_and_p
     assert not any(tmp_path.rglob("*.log"))  # nothing was started
 
 
+def test_the_rig_lock_names_the_services_ports(tmp_path):
+    """A second run is told which ports the first holds: a service's among them."""
+    from aigw_bench.local.cpus import plan_cpus
+    from aigw_bench.local.engine import LocalEngine
+    from aigw_bench.measure.plan import Knobs
+    from aigw_bench.run.plan import plan_run
+    from schema.mock import load_mock
+
+    plan = plan_run("local", targets=load_catalog().select(["litellm+cache"]), scenario="seed", suite=None,
+                    mock_profile=None, knobs=Knobs(), repeats=None, results_root=tmp_path)
+    (_, what), = LocalEngine(load_mock("fast"), plan_cpus()).locks(plan)
+    assert f"{REDIS.port}" in what, what
+
+
 def test_an_unknown_service_is_refused_naming_the_file_and_field(tmp_path):
     entry = {**fake_gateway("fake", 18555, "pass"),
              "variants": {"x": {"suite": "policies", "summary": "s", "services": ["memcached"]}}}

@@ -88,8 +88,10 @@ class LocalEngine(Engine):
     # ----------------------------------------------------------------- before anything starts
     def locks(self, plan: RunPlan) -> list[tuple[Path, str]]:
         fallback = [str(self.mock.fallback_port)] if _fault_plans(plan) and self.mock.fallback_port else []
-        ports = list(dict.fromkeys([str(self.mock.local.port), *fallback, *(str(t.local.port) for t in plan.targets
-                                                                            if t.local.runnable and t.local.port)]))
+        runnable = [t for t in plan.targets if t.local.runnable]
+        ports = list(dict.fromkeys([str(self.mock.local.port), *fallback,
+                                    *(str(t.local.port) for t in runnable if t.local.port),
+                                    *(str(port) for t in runnable for port in services.ports(t).values())]))
         return [(RIG_LOCK, f"this machine's local rig (ports {', '.join(ports)} and the CPUs it pins)")]
 
     def prepare(self, emit: EventSink) -> None:
