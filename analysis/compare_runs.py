@@ -42,6 +42,7 @@ class Figure:
     spread: tuple[str, str] | None = None  # between-session range, widening the interval
     ratio: str | None = None  # the same-run ratio to compare across machines
     resolved_by_control: bool = False  # a change must exceed the A/A control's own reading
+    same_as: str | None = None  # a column both runs must agree on for the figure to be compared
 
 
 RATIOS = {"added_p50_x_floor": Figure(False, "added_p50_x_floor_ci_low", "added_p50_x_floor_ci_high"),
@@ -53,6 +54,8 @@ SUITE_FIGURES = {
                            resolved_by_control=True),
     "added_p99_us": Figure(False, "added_p99_us_ci_low", "added_p99_us_ci_high", resolved_by_control=True),
     "capacity_rps": Figure(True, "capacity_low_rps", "capacity_high_rps", ratio="capacity_x_ceiling"),
+    # A stall-bound target has no capacity at the default bound; the headline quotes the next bound's.
+    "capacity_next_rps": Figure(True, same_as="capacity_next_bound_ms"),
     "cpu_ms_per_request": Figure(False, "cpu_ms_per_request_low", "cpu_ms_per_request_high", ratio="cpu_x_floor"),
     "rss_mib": Figure(False),
     "added_ttft_p50_ms": Figure(False, "added_ttft_p50_ms_ci_low", "added_ttft_p50_ms_ci_high",
@@ -185,6 +188,10 @@ def compare_runs(before_dir: Path, after_dir: Path, threshold: float = 0.05) -> 
             vb, va = _number(rb.get(metric)), _number(ra.get(metric))
             if vb is None or va is None:
                 continue  # not measured in one of the runs (a rig-bound capacity, a baseline's CPU)
+            if figure.same_as and _number(rb.get(figure.same_as)) != _number(ra.get(figure.same_as)):
+                notes.append(f"{target}: {metric} not compared: {figure.same_as} was {rb.get(figure.same_as)} "
+                             f"before and {ra.get(figure.same_as)} after")
+                continue
             resolution = control_resolution([before, after], metric, figure) if figure.resolved_by_control else None
             verdict, judged = _verdict(metric, figure, rb, ra, threshold, resolution)
             rows.append({"target": target, "metric": metric, "before": vb, "after": va,

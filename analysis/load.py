@@ -61,6 +61,13 @@ class SummaryError(Exception):
     pass
 
 
+def disturbed(record: StepRecord) -> bool:
+    """The noise guard found the step's window disturbed by other work, still, after measuring it again (or,
+    for a capacity search, one of its probes: a probe's verdict decides the figure)."""
+    probes = record.data.get("probes") or []
+    return bool((record.data.get("noise") or {}).get("disturbed") or any(p.get("disturbed") for p in probes))
+
+
 @dataclass
 class RunData:
     run_dir: Path
@@ -86,8 +93,13 @@ class RunData:
         return self.manifest.roles()
 
     def step_records(self, step: str) -> list[tuple[Outcome, StepRecord]]:
-        """Every session's record of one step (all repeats), with the session it belongs to."""
-        return [(o, o.steps[step]) for o in self.sessions if step in o.steps]
+        """Every session's record of one step (all repeats), with the session it belongs to. A record whose
+        window other work on the machine still disturbed after the noise guard measured it again is left out
+        where the same target has a clean one: a disturbed window is said (validity), never a figure beside
+        a clean one. With no clean session it stays, and validity says its figures are not the target's own."""
+        records = [(o, o.steps[step]) for o in self.sessions if step in o.steps]
+        clean = {o.target for o, r in records if not disturbed(r)}
+        return [(o, r) for o, r in records if not (disturbed(r) and o.target in clean)]
 
     def step_path(self, outcome: Outcome, record: StepRecord, name: str | None = None) -> Path:
         """A step's directory, or one of its files."""

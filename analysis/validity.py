@@ -288,15 +288,21 @@ def _disturbed(run: RunData) -> list[Finding]:
         for name, record in o.steps.items():
             noise = record.data.get("noise") or {}
             if noise.get("disturbed"):
+                kept = any(r is record for _, r in run.step_records(name))
+                fate = ("its figures are not this target's own (no clean session of this step)" if kept else
+                        "left out of its figures: another session of this step was clean")
                 out.append(Finding("disturbed", o.target, f"its {name} window (repeat {o.repeat}), measured again "
                                                           f"{noise.get('remeasured', 0)} time(s): {_foreign(noise)}; "
-                                                          "its figures are not this target's own."))
+                                                          f"{fate}."))
+            left_out = not any(r is record for _, r in run.step_records(name))
             for probe in record.data.get("probes") or []:
                 if probe.get("disturbed"):
+                    fate = ("this search is left out of its capacity: another session's was clean" if left_out
+                            else "its verdict is not trusted")
                     out.append(Finding("disturbed", o.target, f"its capacity probe at {probe['rate']:,.0f} req/s "
                                                               f"(repeat {o.repeat}) ran with "
                                                               f"{probe.get('foreign_cores') or 0:.2f} cores of other "
-                                                              "work on the machine: its verdict is not trusted."))
+                                                              f"work on the machine: {fate}."))
     return out
 
 

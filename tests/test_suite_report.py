@@ -163,3 +163,38 @@ def test_a_bound_within_the_targets_stalls_gets_no_capacity_but_the_evidence_and
     queueing = table.loc["queueing"]
     assert queueing["capacity_rps"] == 400 and not bool(queueing["capacity_stall_bound"])
     assert not front.loc[("queueing", 10.0), "stall_bound"]  # p99 8 ms = 8 x p50 at 150 of 500 req/s
+
+
+def test_compare_judges_a_stall_bound_targets_capacity_at_its_next_bound(tmp_path):
+    """`compare` has no capacity at the default bound for a stall-bound target, so it compares the one the
+    headline quotes (at the next bound), and only when both runs quote it at the same bound."""
+    from analysis.compare_runs import compare_runs
+
+    halved = {**STALLING, "pausing": SuiteTarget(capacity={10: None, 50: 300.0, 250: 400.0},
+                                                 extra_probes=[(100.0, 60.0, 1.5)])}
+    before = make_suite_run(tmp_path / "a", STALLING, name="before")
+    rows = compare_runs(before, make_suite_run(tmp_path / "b", halved, name="after")).table
+    row = rows.set_index(["target", "metric"]).loc[("pausing", "capacity_next_rps")]
+    assert (row["before"], row["after"], row["verdict"]) == (800, 400, "regression"), rows.to_string()
+    # Measured with a 100 ms bound beside the 50 ms one: the next bound is another, so no verdict, but a note.
+    moved = {**STALLING, "pausing": SuiteTarget(capacity={10: None, 50: 450.0, 100: 800.0},
+                                                extra_probes=[(200.0, 60.0, 1.5)])}
+    result = compare_runs(before, make_suite_run(tmp_path / "c", moved, name="moved"))
+    assert not ((result.table["target"] == "pausing") & (result.table["metric"] == "capacity_next_rps")).any()
+    assert any(n.startswith("pausing: capacity_next_rps not compared") for n in result.notes), result.notes
+
+
+def test_a_disturbed_session_is_left_out_where_another_is_clean(tmp_path):
+    """A window other work still disturbed after being measured again is said, never a figure beside a clean
+    one: `gw`'s disturbed session (reading 6 ms) is left out of its added latency (2 ms, from the clean one);
+    `alone` has no clean session, so its figure stays and validity says it is not its own."""
+    targets = {"direct": SuiteTarget(role="baseline"),
+               "gw": SuiteTarget(added_ms=2.0, disturbed={2}, disturbed_added_ms=6.0),
+               "alone": SuiteTarget(added_ms=3.0, disturbed={1, 2}, disturbed_added_ms=3.0)}
+    rep = build_report(make_suite_run(tmp_path, targets, repeats=2))
+    over = rep.suite.overhead.set_index("target")
+    assert over.loc["gw", "repeats"] == 1 and 1800 < over.loc["gw", "added_p50_us"] < 2200, over.loc["gw"]
+    assert over.loc["alone", "repeats"] == 2
+    said = {f.target: f.message for f in rep.findings if f.rule == "disturbed"}
+    assert "left out of its figures" in said["gw"] and "python (pid 4242)" in said["gw"], said
+    assert "not this target's own" in said["alone"], said
