@@ -14,6 +14,7 @@ import pandas as pd
 from analysis.headline import difference_reading, us_text
 from analysis.load import RunData
 from analysis.suite import SuiteResults
+from analysis.validity import TAIL_SAMPLES
 from schema.manifest import RigRecord
 
 
@@ -392,6 +393,11 @@ def policy_cost_table(policy: pd.DataFrame) -> TextTable | None:
         "under load (the cost steps send one body, so their figures are the hit path). docs/policies.md.")
 
 
+def _rough_p99(requests: object) -> str:
+    """' ‡' when a p99 rests on fewer than TAIL_SAMPLES samples beyond it (fewer than 1,000 requests)."""
+    return " ‡" if _present(requests) and float(requests) * 0.01 < TAIL_SAMPLES else ""
+
+
 def resilience_tables(faults: pd.DataFrame, found: pd.DataFrame) -> list[TextTable]:
     """The faults suite: per target, configuration and scenario, what the client saw and the upstream received
     (analysis/faults.py), direct first as the reference; then the verdicts in plain words with their evidence."""
@@ -413,7 +419,8 @@ def resilience_tables(faults: pd.DataFrame, found: pd.DataFrame) -> list[TextTab
                      _num(100 * r["success_rate"], 1, "%") if _present(r["success_rate"]) else "–",
                      r["status_mix"] or "–", amp, _num(r["truncated_as_success"]), cancel,
                      _num(r["recovery_s"], 2, " s") if _present(r["recovery_s"]) else "–",
-                     "–" if r["config"] == "direct" else _us(r["added_p99_us"]),
+                     "–" if r["config"] == "direct" or not _present(r["added_p99_us"])
+                     else _us(r["added_p99_us"]) + _rough_p99(r["requests"]),
                      _num(r["rss_growth_mib"], 1, " MiB") if _present(r["rss_growth_mib"]) else "–"])
     table = TextTable(
         "Resilience: what each gateway does when the LLM misbehaves",
@@ -427,7 +434,8 @@ def resilience_tables(faults: pd.DataFrame, found: pd.DataFrame) -> list[TextTab
         "cleanly at the HTTP level but were cut short or were not valid JSON, delivered as successes. Upstream "
         "closed: of the answers the plan held past the client's timeout, the share the mock saw closed, and the "
         "median time. Recovery: seconds from the end of the outage to the first normal answer at the mock. Added "
-        "p99: over direct in the same scenario. direct (k6 to the mock) is the reference: what a gateway adds "
+        "p99: over direct in the same scenario; ‡: fewer than 1,000 requests, so the p99 rests on fewer than "
+        f"{TAIL_SAMPLES} samples beyond it: rough. direct (k6 to the mock) is the reference: what a gateway adds "
         "or hides is the difference. docs/faults.md.")
     verdict_rows = [[v["entry"], v["config"], v["verdict"], v["evidence"]] for v in found.to_dict("records")]
     verdict_table = TextTable(
