@@ -467,15 +467,21 @@ def report(run_dir: Path) -> None:
               help="Relative change (%) counted as real when a run has no repeats to judge the noise by.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write the markdown here.")
 @click.option("--fail-on-regression", is_flag=True, help="Exit with status 1 if any regression is found.")
-def compare(before: Path, after: Path, threshold: float, output: Path | None, fail_on_regression: bool) -> None:
+@click.option("--history", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="A folder of earlier runs like BEFORE (same suite, machine and versions) whose spread confirms a "
+                   "change in capacity, CPU, memory or throughput (repeatable; default: BEFORE's and AFTER's folders).")
+def compare(before: Path, after: Path, threshold: float, output: Path | None, fail_on_regression: bool,
+            history: tuple[Path, ...]) -> None:
     """Compare two run directories (e.g. before/after a gateway upgrade): change per target and metric.
 
-    With repeats in both runs a change is real when the 95% intervals do not overlap; otherwise when it
-    exceeds --threshold. Regressions are listed first.
+    A change is real when the two runs' 95% intervals (widened to their sessions' range) do not overlap, or
+    beyond --threshold where a run has none; capacity, CPU, memory and throughput also need to move by more
+    than their spread over three or more earlier runs like BEFORE, else they are "unconfirmed". Regressions
+    are listed first.
     """
     from analysis.compare_runs import compare_runs, render_comparison
 
-    result = compare_runs(before, after, threshold / 100.0)
+    result = compare_runs(before, after, threshold / 100.0, history=list(history) or None)
     text = render_comparison(result, before, after)
     if output:
         output.write_text(text)

@@ -8,6 +8,12 @@ throughput. A change is real when the two runs' uncertainties do not overlap: fo
 one run's requests; the sessions show what a second run finds), for capacity and CPU the range over
 repeats. A figure without either is judged by a relative threshold (default 5%).
 
+A figure that moves between runs more than between one run's sessions (capacity, CPU per request,
+memory, closed-loop throughput: analysis/history.py) is confirmed only against earlier runs of the same
+suite on the same machine (at least three, found beside the runs compared): a change beyond the
+intervals but within where one more such run would fall (a 95% prediction from them) is noise, and one
+with fewer such runs is "unconfirmed", listed apart and never a regression.
+
 An added latency also has to move by more than the rig can resolve: the A/A control's own reading
 (its value and interval bounds) is what the rig attributes to a proxy that is not there, so a change
 smaller than the two runs' A/A magnitudes summed is within noise even when the intervals part.
@@ -28,6 +34,7 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.compare import comparison
+from analysis.history import MIN_RUNS, Spread, earlier_runs
 from analysis.load import load_run
 from analysis.report_md import fmt, markdown_table
 from analysis.stats import intervals_separate
@@ -43,24 +50,27 @@ class Figure:
     ratio: str | None = None  # the same-run ratio to compare across machines
     resolved_by_control: bool = False  # a change must exceed the A/A control's own reading
     same_as: str | None = None  # a column both runs must agree on for the figure to be compared
+    between_runs: bool = False  # confirmed only against its spread over earlier runs (analysis/history.py)
 
 
 RATIOS = {"added_p50_x_floor": Figure(False, "added_p50_x_floor_ci_low", "added_p50_x_floor_ci_high"),
-          "capacity_x_ceiling": Figure(True, "capacity_x_ceiling_low", "capacity_x_ceiling_high"),
-          "cpu_x_floor": Figure(False)}
+          "capacity_x_ceiling": Figure(True, "capacity_x_ceiling_low", "capacity_x_ceiling_high", between_runs=True),
+          "cpu_x_floor": Figure(False, between_runs=True)}
 SUITE_FIGURES = {
     "added_p50_us": Figure(False, "added_p50_us_ci_low", "added_p50_us_ci_high",
                            ("added_p50_us_sessions_low", "added_p50_us_sessions_high"), "added_p50_x_floor",
                            resolved_by_control=True),
     "added_p99_us": Figure(False, "added_p99_us_ci_low", "added_p99_us_ci_high", resolved_by_control=True),
-    "capacity_rps": Figure(True, "capacity_low_rps", "capacity_high_rps", ratio="capacity_x_ceiling"),
+    "capacity_rps": Figure(True, "capacity_low_rps", "capacity_high_rps", ratio="capacity_x_ceiling",
+                           between_runs=True),
     # A stall-bound target has no capacity at the default bound; the headline quotes the next bound's.
-    "capacity_next_rps": Figure(True, same_as="capacity_next_bound_ms"),
-    "cpu_ms_per_request": Figure(False, "cpu_ms_per_request_low", "cpu_ms_per_request_high", ratio="cpu_x_floor"),
-    "rss_mib": Figure(False),
+    "capacity_next_rps": Figure(True, same_as="capacity_next_bound_ms", between_runs=True),
+    "cpu_ms_per_request": Figure(False, "cpu_ms_per_request_low", "cpu_ms_per_request_high", ratio="cpu_x_floor",
+                                 between_runs=True),
+    "rss_mib": Figure(False, between_runs=True),
     "added_ttft_p50_ms": Figure(False, "added_ttft_p50_ms_ci_low", "added_ttft_p50_ms_ci_high",
                                 resolved_by_control=True),
-    "rps": Figure(True, "rps_ci_low", "rps_ci_high"),
+    "rps": Figure(True, "rps_ci_low", "rps_ci_high", between_runs=True),
 }
 SCENARIO_FIGURES = {"rps": Figure(True, "rps_ci_low", "rps_ci_high"),
                     "latency_p50_ms": Figure(False, "latency_p50_ms_ci_low", "latency_p50_ms_ci_high"),
@@ -162,12 +172,32 @@ def _notes(before_run, after_run) -> tuple[list[str], bool]:
     return notes, same_machine
 
 
-def compare_runs(before_dir: Path, after_dir: Path, threshold: float = 0.05) -> RunComparison:
+def _between_runs(verdict: str, judged: str, after: float, values: list[float]) -> tuple[str, str]:
+    """A change beyond one run's intervals, confirmed (or not) by where one more run of the first
+    configuration would put the figure (its runs' ``values``)."""
+    if verdict not in ("regression", "improvement"):
+        return verdict, judged
+    spread = Spread.of(values)
+    if spread is None:
+        return "unconfirmed", (f"{judged}; between-run spread not measured ({len(values)} run(s) like the first "
+                               f"with this figure, {MIN_RUNS} needed)")
+    runs = f"95% prediction {spread.low:,.4g}-{spread.high:,.4g} from {spread.runs} runs"
+    if spread.holds(after):
+        return "within noise", f"within what another run of the first finds ({runs})"
+    return verdict, f"{judged} and beyond what another run of the first finds ({runs})"
+
+
+def compare_runs(before_dir: Path, after_dir: Path, threshold: float = 0.05,
+                 history: list[Path] | None = None) -> RunComparison:
+    """``history``: folders holding earlier runs like ``before`` (default: the two runs' own folders)."""
     before_run, after_run = load_run(before_dir), load_run(after_dir)
     suites = before_run.is_suite and after_run.is_suite
     before = comparison(before_run, suite_results(before_run) if suites else None)
     after = comparison(after_run, suite_results(after_run) if suites else None)
     notes, same_machine = _notes(before_run, after_run)
+    folders = [Path(before_dir).parent, Path(after_dir).parent] if history is None else history
+    earlier = earlier_runs(Path(before_dir), before_run.manifest, before, exclude=Path(after_dir), folders=folders)
+    notes += [f"left out of the between-run spread: {why}" for why in earlier.left_out]
     figures = SUITE_FIGURES if suites else SCENARIO_FIGURES
     rows = []
     b_idx, a_idx = before.set_index("target"), after.set_index("target")
@@ -194,6 +224,9 @@ def compare_runs(before_dir: Path, after_dir: Path, threshold: float = 0.05) -> 
                 continue
             resolution = control_resolution([before, after], metric, figure) if figure.resolved_by_control else None
             verdict, judged = _verdict(metric, figure, rb, ra, threshold, resolution)
+            if figure.between_runs:
+                version = rb.get("version")
+                verdict, judged = _between_runs(verdict, judged, va, earlier.values(target, metric, version))
             rows.append({"target": target, "metric": metric, "before": vb, "after": va,
                          "change_pct": (va / vb - 1) * 100 if vb else float("nan"), "judged_by": judged,
                          "verdict": verdict})
@@ -211,11 +244,21 @@ def render_comparison(result: RunComparison, before_dir: Path, after_dir: Path) 
     else:
         lines += [f"- **{r.target}** {r.metric}: {r.before:,.2f} -> {r.after:,.2f} "
                   f"({r.change_pct:+.1f}%, {r.judged_by})" for r in regressions.itertuples()] + [""]
+    unconfirmed = result.table[result.table["verdict"] == "unconfirmed"]
+    if not unconfirmed.empty:
+        lines += ["## Unconfirmed", "",
+                  "Beyond one run's sessions, but these figures move between runs more than between sessions, "
+                  f"and fewer than {MIN_RUNS} runs like the first are beside it to say by how much: repeat the "
+                  "first configuration into the same results directory, then compare again.", "",
+                  *(f"- {r.target} {r.metric}: {r.before:,.2f} -> {r.after:,.2f} ({r.change_pct:+.1f}%)"
+                    for r in unconfirmed.itertuples()), ""]
     rows = [[r.target, r.metric, fmt(r.before), fmt(r.after), fmt(r.change_pct, 1, "%"), r.verdict, r.judged_by]
             for r in result.table.itertuples()]
     lines += ["## The headline's figures", "",
               markdown_table(["target", "figure", "before", "after", "change", "verdict", "judged by"], rows), "",
               "Judged by: the two runs' intervals (for added latency widened to the range of each run's "
               "per-session figures), or a threshold where a figure has none. An added latency must also "
-              "move by more than the two runs' A/A control readings summed (the rig's resolution).", ""]
+              "move by more than the two runs' A/A control readings summed (the rig's resolution); capacity, "
+              "CPU, memory and closed-loop throughput beyond where another run like the first would put them "
+              "(a 95% prediction from three or more such runs: docs/method.md, 'Between runs').", ""]
     return "\n".join(lines)

@@ -5,6 +5,7 @@ separate, and the validity of efficiency and streaming."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -165,6 +166,18 @@ def test_a_bound_within_the_targets_stalls_gets_no_capacity_but_the_evidence_and
     assert not front.loc[("queueing", 10.0), "stall_bound"]  # p99 8 ms = 8 x p50 at 150 of 500 req/s
 
 
+def with_table(run_dir: Path) -> Path:
+    """The run with the per-target table its report writes (comparison.csv), without the rest of the report."""
+    from analysis.compare import comparison
+    from analysis.history import TABLE
+    from analysis.load import load_run
+    from analysis.suite import suite_results
+
+    run = load_run(run_dir)
+    comparison(run, suite_results(run)).to_csv(run_dir / TABLE, index=False)
+    return run_dir
+
+
 def test_compare_judges_a_stall_bound_targets_capacity_at_its_next_bound(tmp_path):
     """`compare` has no capacity at the default bound for a stall-bound target, so it compares the one the
     headline quotes (at the next bound), and only when both runs quote it at the same bound."""
@@ -173,6 +186,8 @@ def test_compare_judges_a_stall_bound_targets_capacity_at_its_next_bound(tmp_pat
     halved = {**STALLING, "pausing": SuiteTarget(capacity={10: None, 50: 300.0, 250: 400.0},
                                                  extra_probes=[(100.0, 60.0, 1.5)])}
     before = make_suite_run(tmp_path / "a", STALLING, name="before")
+    for again in ("again-1", "again-2"):  # the between-run spread a capacity is confirmed against: none here
+        with_table(make_suite_run(tmp_path / "a", STALLING, name=again))
     rows = compare_runs(before, make_suite_run(tmp_path / "b", halved, name="after")).table
     row = rows.set_index(["target", "metric"]).loc[("pausing", "capacity_next_rps")]
     assert (row["before"], row["after"], row["verdict"]) == (800, 400, "regression"), rows.to_string()
@@ -182,6 +197,47 @@ def test_compare_judges_a_stall_bound_targets_capacity_at_its_next_bound(tmp_pat
     result = compare_runs(before, make_suite_run(tmp_path / "c", moved, name="moved"))
     assert not ((result.table["target"] == "pausing") & (result.table["metric"] == "capacity_next_rps")).any()
     assert any(n.startswith("pausing: capacity_next_rps not compared") for n in result.notes), result.notes
+
+
+def test_compare_confirms_a_capacity_change_against_its_spread_between_runs(tmp_path):
+    """A capacity moves between runs more than between one run's sessions: a change beyond the sessions is
+    a regression only where another run of the first configuration would not find it (a 95% prediction from
+    three runs at 390, 400, 410 req/s: about 350-455); within that, noise; with fewer than three such runs,
+    unconfirmed, listed apart, never a regression."""
+    from analysis.compare_runs import compare_runs, render_comparison
+
+    def targets(capacity: float) -> dict[str, SuiteTarget]:
+        return {"direct": SuiteTarget(role="baseline"),
+                "gw": SuiteTarget(capacity={10: 100.0, 50: capacity, 250: capacity * 1.25})}
+
+    before = make_suite_run(tmp_path / "runs", targets(400.0), name="before")
+    for name, capacity in (("earlier-1", 390.0), ("earlier-2", 410.0)):
+        with_table(make_suite_run(tmp_path / "runs", targets(capacity), name=name))
+    # gw at another version is another configuration: its 100 req/s is no part of the spread.
+    other = with_table(make_suite_run(tmp_path / "runs", targets(100.0), name="other-version"))
+    table = pd.read_csv(other / "comparison.csv")
+    table.loc[table["target"] == "gw", "version"] = "0.9"
+    table.to_csv(other / "comparison.csv", index=False)
+
+    def verdict(after_capacity: float) -> tuple[str, str]:
+        after = make_suite_run(tmp_path / f"after-{after_capacity:g}", targets(after_capacity), name="after")
+        row = compare_runs(before, after).table.set_index(["target", "metric"]).loc[("gw", "capacity_rps")]
+        return row["verdict"], row["judged_by"]
+
+    noise, judged = verdict(370.0)
+    assert noise == "within noise" and "within what another run of the first finds" in judged, judged
+    low, high = (float(x.replace(",", "")) for x in re.search(r"prediction ([\d,.]+)-([\d,.]+) from 3 runs",
+                                                              judged).groups())
+    assert 340 < low < 360 and 445 < high < 465, judged
+    slower, judged = verdict(300.0)
+    assert slower == "regression" and "beyond what another run of the first finds" in judged, judged
+    lone = make_suite_run(tmp_path / "lone", targets(150.0), name="after")
+    result = compare_runs(before, lone, history=[tmp_path / "lone"])
+    row = result.table.set_index(["target", "metric"]).loc[("gw", "capacity_rps")]
+    assert row["verdict"] == "unconfirmed" and "1 run(s) like the first" in row["judged_by"], row.to_dict()
+    assert result.regressions.empty
+    text = render_comparison(result, before, lone)
+    assert "## Unconfirmed" in text and "- gw capacity_rps: 400.00 -> 150.00 (-62.5%)" in text, text
 
 
 def test_a_disturbed_session_is_left_out_where_another_is_clean(tmp_path):
