@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from analysis.headline import difference_reading, us_text
+from analysis.history import MIN_RUNS, earlier_runs
 from analysis.load import RunData
 from analysis.suite import SuiteResults
 from analysis.validity import TAIL_SAMPLES
@@ -143,7 +144,41 @@ def frontier_table(suite: SuiteResults, order: list[str], baseline: str | None) 
         "whether a pause fell inside the step (the target's stalls, not a queue): no capacity at that bound. "
         "The rig's row is k6 straight to the mock: a target within 80% of it is rig-bound, its capacity at least "
         "that. The rig's own figure is printed only when its search found one above every target's (every "
-        "request passes through the rig); otherwise the row says where its search stopped.")
+        "request passes through the rig); otherwise the row says where its search stopped. The range covers "
+        "this run's sessions, minutes apart: another run on the same machine may find more ('Between runs' "
+        "below when three or more runs like this one share its folder; docs/method.md).")
+
+
+BETWEEN_RUNS = {"capacity_rps": ("capacity req/s", 0), "cpu_ms_per_request": ("CPU-ms per request", 3),
+                "added_p50_us": ("added p50 µs", 0)}
+
+
+def between_runs_table(run: RunData, table: pd.DataFrame) -> TextTable | None:
+    """The headline's figures over this run and the earlier runs like it in its folder: what a second run
+    finds, which this run's sessions cannot say (analysis/history.py)."""
+    history = earlier_runs(run.run_dir, run.manifest, table, exclude=run.run_dir, folders=[run.run_dir.parent])
+    if len(history.tables) < MIN_RUNS:
+        return None
+    rows = []
+    for _, r in table[table["role"] != "baseline"].iterrows():
+        cells = [r["target"]]
+        for metric, (_, digits) in BETWEEN_RUNS.items():
+            values = history.values(r["target"], metric, r.get("version"))
+            span = f"{min(values):,.{digits}f}" + (f"–{max(values):,.{digits}f}" if max(values) > min(values) else "")
+            cells.append(f"{span} ({len(values)})" if values else "–")
+        if any(c != "–" for c in cells[1:]):
+            rows.append(cells)
+    if not rows:
+        return None
+    return TextTable(
+        "Between runs: what a second run found",
+        ["target", *(label for label, _ in BETWEEN_RUNS.values())],
+        rows,
+        f"Lowest–highest over this run and the {len(history.tables) - 1} other run(s) in {run.run_dir.parent.name}/ "
+        "of the same suite and sizes on this machine, with the target at the same version (how many had the "
+        "figure in brackets). This run's intervals and ranges cover its own sessions; this is what another run "
+        "found. `aigw-bench compare` confirms a change in capacity or CPU against these runs (docs/method.md, "
+        "'Between runs').")
 
 
 def rig_frontier_cell(r: pd.Series, others: pd.DataFrame) -> str:
@@ -280,7 +315,7 @@ def suite_tables(run: RunData, suite: SuiteResults, table: pd.DataFrame) -> list
     baseline = next((t for t, role in run.roles().items() if role == "baseline"), None)
     return [t for t in (overhead_table(suite, order), frontier_table(suite, order, baseline),
                         closed_frontier_table(suite, order), efficiency_table(suite, order),
-                        streaming_table(suite, order, table)) if t is not None]
+                        streaming_table(suite, order, table), between_runs_table(run, table)) if t is not None]
 
 
 def closing_tables(run: RunData) -> list[TextTable]:

@@ -240,6 +240,23 @@ def test_compare_confirms_a_capacity_change_against_its_spread_between_runs(tmp_
     assert "## Unconfirmed" in text and "- gw capacity_rps: 400.00 -> 150.00 (-62.5%)" in text, text
 
 
+def test_the_report_shows_what_earlier_runs_like_it_found(tmp_path):
+    """With two earlier runs like it in its folder (same suite, machine, versions), the report shows each
+    target's capacity, CPU and added latency over the three; a run alone in its folder shows no such table."""
+    def targets(capacity: float) -> dict[str, SuiteTarget]:
+        return {"direct": SuiteTarget(role="baseline"),
+                "gw": SuiteTarget(capacity={10: 100.0, 50: capacity, 250: capacity * 1.25})}
+
+    alone = build_report(make_suite_run(tmp_path / "alone", targets(400.0)))
+    assert "## Between runs" not in alone.paths["markdown"].read_text()
+    for name, capacity in (("earlier-1", 390.0), ("earlier-2", 330.0)):
+        with_table(make_suite_run(tmp_path / "runs", targets(capacity), name=name))
+    text = build_report(make_suite_run(tmp_path / "runs", targets(400.0), name="now")).paths["markdown"].read_text()
+    section = text[text.index("## Between runs"):]
+    assert re.search(r"\| gw \| 330–400 \(3\) \| 2\.000 \(3\) \| [\d,–]+ \(3\) \|", section), section[:600]
+    assert "the 2 other run(s) in runs/" in section
+
+
 def test_a_disturbed_session_is_left_out_where_another_is_clean(tmp_path):
     """A window other work still disturbed after being measured again is said, never a figure beside a clean
     one: `gw`'s disturbed session (reading 6 ms) is left out of its added latency (2 ms, from the clean one);
