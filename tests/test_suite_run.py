@@ -18,7 +18,6 @@ import pandas as pd
 import pytest
 
 from aigw_bench.local.cpus import plan_cpus
-from analysis.compare_runs import compare_runs
 from analysis.overhead import Block, Pairs, carry_over, outlasts_settle, read_pairs
 from analysis.report import build_report
 from schema.results import read_manifest_data, read_outcomes
@@ -181,31 +180,39 @@ def test_the_closed_loop_frontier_beside_the_open_one(suite_run):
     assert "Closed-loop frontier" in report.paths["markdown"].read_text()
 
 
+# The slowed run's overhead step: shorter than OVERHEAD_ONLY's (3 ms stands far above a 5 s window's noise).
+SLOWED = {"steps": ["overhead", "seed"],
+          "overhead": {"duration": "5s", "warmup": "1s", "warmup_max": "6s", "steady_seconds": 2,
+                       "block": "500ms", "settle": "250ms"}}
+
+
 def test_compare_calls_a_deliberately_slowed_gateway_a_regression(proxy_run, tmp_path):
-    """The same proxy, 3 ms slower: `compare` flags its added latency, and `--fail-on-regression` exits 1;
+    """The same proxy, 3 ms slower: `compare --fail-on-regression` flags its added latency and exits 1;
     the A/A baseline, unchanged, stays within noise."""
     catalog = build_catalog(tmp_path / "catalog", copies=["direct"],
                             fakes=[proxy_gateway("delayed", 18998, "delay", 3)])
     # Added latency is the figure at stake: the runs measure the overhead step (and the seed, always).
     after = make_runner(catalog, ["direct", "delayed"], tmp_path / "results",
-                        suite=write_suite(tmp_path, **OVERHEAD_ONLY)).run()
+                        suite=write_suite(tmp_path, **SLOWED)).run()
     before = proxy_run["run_dir"]
-    result = compare_runs(before, after)
     # Only the listed steps ran; the rest are recorded as skipped, and the rig measured no frontier.
     delayed = {o.target: o for o in read_outcomes(after)}["delayed"]
     assert [n for n, r in delayed.steps.items() if r.status == "ok"] == ["overhead", "seed"]
     assert "left out of this run's steps" in delayed.steps["capacity"].reason
     assert read_manifest_data(after)["rig"]["frontier"] is None
-    rows = result.table.set_index(["target", "metric"])
-    assert rows.loc[("delayed", "added_p50_us"), "verdict"] == "regression", result.table.to_string()
-    assert rows.loc[("delayed", "added_p50_us"), "after"] - rows.loc[("delayed", "added_p50_us"), "before"] > 2000
-    assert "A/A" not in rows.loc[("delayed", "added_p50_us"), "judged_by"]  # 3 ms is beyond the rig's resolution
-    assert rows.loc[("direct", "added_p50_us"), "verdict"] == "within noise"
     cli = Path(sys.executable).parent / "aigw-bench"
-    out = subprocess.run([str(cli), "compare", str(before), str(after), "--fail-on-regression"], capture_output=True,
-                         text=True, timeout=120)
+    out = subprocess.run([str(cli), "compare", str(before), str(after), "--fail-on-regression", "-o",
+                          str(tmp_path / "compare.md")], capture_output=True, text=True, timeout=180)
     assert out.returncode == 1, out.stdout + out.stderr
-    assert "delayed** added_p50_us" in out.stdout
+    text = (tmp_path / "compare.md").read_text()
+    assert "delayed** added_p50_us" in text, text
+    rows = {tuple(cells[:2]): cells for cells in
+            ([c.strip() for c in line.strip("|").split("|")] for line in text.splitlines() if line.startswith("| "))}
+    slowed = rows[("delayed", "added_p50_us")]  # target, figure, before, after, change, verdict, judged by
+    assert slowed[5] == "regression", slowed
+    assert float(slowed[3].replace(",", "")) - float(slowed[2].replace(",", "")) > 2000, slowed
+    assert "A/A" not in slowed[6]  # 3 ms is beyond the rig's resolution
+    assert rows[("direct", "added_p50_us")][5] == "within noise", rows[("direct", "added_p50_us")]
 
 
 def test_the_report_reads_on_a_desktop_and_on_a_phone(suite_run, tmp_path):
