@@ -166,4 +166,4 @@ def test_a_mock_that_cannot_serve_the_plans_is_refused_before_anything_starts(tm
                     mock_profile=None, knobs=Knobs(), repeats=None, results_root=tmp_path)
     with pytest.raises(ConfigError, match=r"the wiremock mock cannot serve the fault plan 'healthy' .*run with "
                                           r"--mock fast"):
-        LocalEngine(load_mock("wiremock"), plan_cpus()).preflight(plan)
+        LocalEngine(load_mock("wiremock"), plan_cpus()).validate(plan)

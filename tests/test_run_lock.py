@@ -71,3 +71,24 @@ def test_a_run_into_a_results_directory_in_use_is_refused_before_anything_starts
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_a_bad_argument_is_said_while_another_run_holds_the_rig(tmp_path):
+    """What the plan asks of the mock is checked before the rig's lock: a wrong --mock-profile is said at once,
+    not hidden behind "another run is using this machine's local rig"."""
+    from aigw_bench.local.engine import RIG_LOCK
+
+    if live_holder(RIG_LOCK) is not None:
+        pytest.skip(f"a real run holds {RIG_LOCK}")
+    holder = hold(RIG_LOCK, tmp_path / "20261205-120000-suite-default")
+    try:
+        out = subprocess.run([str(Path(sys.executable).parent / "aigw-bench"), "run", "-t", "direct", "--mock",
+                              "wiremock", "--mock-profile", "llm", "--results", str(tmp_path / "results")],
+                             capture_output=True, text=True, timeout=60)
+    finally:
+        holder.kill()
+        holder.wait()
+        RIG_LOCK.unlink(missing_ok=True)
+    said = " ".join(out.stderr.split())
+    assert out.returncode == 2 and "the wiremock mock cannot serve the 'llm' pacing profile" in said, out.stderr
+    assert not (tmp_path / "results").exists()

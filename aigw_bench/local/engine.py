@@ -117,8 +117,9 @@ class LocalEngine(Engine):
                                                "anyway; disturbed windows are measured again or flagged"))
         return quiet
 
-    def preflight(self, plan: RunPlan) -> None:
-        """Check installs, programs, templates and ports; record the versions found. Raises on any problem."""
+    def validate(self, plan: RunPlan) -> None:
+        """The mock serves what the plan needs: said before the rig's lock, so a bad argument fails at once
+        even while another run holds the rig."""
         mock = self.mock
         for profile in plan.measurement.profiles():
             mock.require_profile(profile)
@@ -128,6 +129,10 @@ class LocalEngine(Engine):
         if plans and mock.fallback_port is None:
             raise ConfigError(f"the faults suite starts a second, healthy {mock.name} mock beside the first: "
                               f"{mock.entry_dir / 'mock.yaml'} has no fallback_port")
+
+    def preflight(self, plan: RunPlan) -> None:
+        """Check installs, programs, templates and ports; record the versions found. Raises on any problem."""
+        mock = self.mock
         mock_ctx = mock_context(mock, self.cpu_plan, NO_WORK_DIR, plan.measurement.profile)
         checks: list[tuple[str, LocalSpec, Path, dict[str, Any]]] = [("mock", mock.local, mock.entry_dir, mock_ctx)]
         for t in _started(plan.targets):
@@ -155,7 +160,7 @@ class LocalEngine(Engine):
         started = [t for t in _started(plan.targets) if t.local.runnable]
         self.services = {t.name: services.check(t) for t in started if t.local.services}
         self._check_ports_distinct(plan.targets)
-        ports = {"mock": mock.local.port, **({"fallback mock": mock.fallback_port} if plans else {})}
+        ports = {"mock": mock.local.port, **({"fallback mock": mock.fallback_port} if _fault_plans(plan) else {})}
         ports.update({t.name: t.local.port for t in started if t.local.port})
         for t in started:
             ports.update(services.ports(t))
