@@ -247,3 +247,28 @@ def test_a_per_minute_limit_probe_waits_for_a_whole_minute(monkeypatch, now, sle
     check = {"kind": "limit", "window": "minute"}
     steps._clear_of_minute_end([check], 8.0, lambda text: None)
     assert naps == ([] if slept is None else [pytest.approx(slept)])
+
+
+@pytest.mark.parametrize(("window", "remeasure"), [("minute", False), ("sliding", True)])
+def test_a_per_minute_limit_probe_is_never_measured_again_in_the_same_minute(monkeypatch, tmp_path, window, remeasure):
+    """The noise guard measures a disturbed window again at once; a limit counted per wall-clock minute would
+    then find its counter spent by the first window (every probe request refused): that window is flagged
+    instead. Other checks may be measured again."""
+    from types import SimpleNamespace
+
+    from aigw_bench.measure import steps
+
+    monkeypatch.setattr(steps.time, "time", lambda: 1_000_060.0)  # a minute's start: no wait
+    monkeypatch.setattr(steps, "render_works", lambda *args: SimpleNamespace(source="// probe"))
+    jobs = []
+
+    def run_k6(job):
+        jobs.append(job)
+        raise InterruptedError  # the job is what this test reads
+
+    driver = SimpleNamespace(direct=SimpleNamespace(url="http://127.0.0.1:18080/v1/chat/completions"), target=None,
+                             phase=lambda text: None, run_k6=run_k6)
+    check = {"kind": "limit", "window": window, "seconds": 6.0}
+    with pytest.raises(InterruptedError):
+        steps.works_step(driver, [check], 50.0, SimpleNamespace(request_timeout=60.0), tmp_path)
+    assert [j.remeasure for j in jobs] == [remeasure]

@@ -417,9 +417,12 @@ def works_step(d: Driver, checks: list[dict[str, Any]], rate: float, base: Scena
     duration = max([6.0, *(c["seconds"] + 2.0 for c in checks if c["kind"] == "limit")])
     mock_count = d.direct.url.split("/v1/", 1)[0] + "/__aigw/count"
     source = render_works(base, d.target, checks, mock_count, rate, duration).source
-    _clear_of_minute_end(checks, duration, d.phase)
+    per_minute = _clear_of_minute_end(checks, duration, d.phase)
+    # A window measured again inside the same wall-clock minute would find the limit's counter already spent
+    # by the first (every probe request refused): a per-minute limit's window is flagged, never re-measured.
     run = d.run_k6(K6Job(label=f"works: {', '.join(c['kind'] for c in checks)} under {rate:g} req/s", dir=step_dir,
-                         source=source, duration=duration, request_timeout=base.request_timeout, split=False))
+                         source=source, duration=duration, request_timeout=base.request_timeout, split=False,
+                         remeasure=not per_minute))
     found = verdicts(run.summary, checks)
     log = step_dir / run.files.get("k6_log", "k6.log")
     samples = answer_samples(log.read_text(errors="replace")) if log.exists() else []
@@ -431,15 +434,16 @@ def works_step(d: Driver, checks: list[dict[str, Any]], rate: float, base: Scena
                    data={**_k6_facts(run), "rate": rate, "checks": checks, "verdicts": found})
 
 
-def _clear_of_minute_end(checks: list[dict[str, Any]], duration: float, say: Callable[[str], None]) -> None:
+def _clear_of_minute_end(checks: list[dict[str, Any]], duration: float, say: Callable[[str], None]) -> bool:
     """A limit counted per wall-clock minute (window 'minute') would admit twice the limit over a minute's end:
-    wait (at most a minute) until the probe fits before the next one."""
+    wait (at most a minute) until the probe fits before the next one. True when a check counts per minute."""
     if not any(c["kind"] == "limit" and c["window"] == "minute" for c in checks):
-        return
+        return False
     left = 60.0 - (time.time() % 60.0)
     if left < duration + 3.0:
         say(f"works: waiting {left + 1:.0f} s for the next minute (the limit counts per wall-clock minute)")
         time.sleep(left + 1.0)
+    return True
 
 
 def skipped(name: str, reason: str, session_dir: Path) -> StepRecord:
