@@ -74,8 +74,9 @@ def test_a_variant_the_cloud_cannot_deploy_is_a_cell_with_the_catalogs_reason(tm
         cat.get("litellm+limits-workers"))
     assert engine.not_runnable(cat.get("litellm+observe")) is None  # the loop says "not in this edition"
     assert engine.not_runnable(cat.get("litellm+none")) is None
-    # nginx's local-only variants would be the entry as it is under their name: refused as such.
-    assert "has no cloud section" in engine.not_runnable(cat.get("nginx+auth"))
+    # A variant that changes only the local process would be the entry as it is under its name: refused.
+    assert "has no cloud section" in engine.not_runnable(cat.get("litellm+defaults"))
+    assert "no Lua module" in engine.not_runnable(cat.get("nginx+guard"))
     # With only the deployed ones chosen, the plan validates.
     case = cloud_case(tmp_path, [out], scenario=None, suite=policies_cloud_suite(tmp_path), repeats=None)
     case.plan.targets[:] = [t for t in case.plan.targets if t.variant in ("none", "observe", "limits-workers")]

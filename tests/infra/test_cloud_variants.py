@@ -200,6 +200,33 @@ def test_litellm_values_hold_each_variants_policy(stacks):
         assert secret["metadata"]["namespace"] == variant_namespace("gateway", v)
 
 
+def test_nginx_variants_render_their_directives_into_the_stacks_nginx_conf():
+    result = run_stack("nginx", "--set", 'variants=["none", "auth", "limits", "cache", "observe"]',
+                       "--set", "gatewayCpuLimit=2")
+    assert "error" not in result, result.get("error")
+    p = Program(result)
+
+    def conf(variant: str | None) -> str:
+        name = f"gateway-{variant}-configmap-nginx-proxy" if variant else "gateway-configmap-nginx-proxy"
+        return p.inputs("kubernetes:core/v1:ConfigMap", name)["data"]["nginx.conf"]
+
+    assert conf("none") == conf(None)  # the proxy role, as the entry
+    assert '"Bearer sk-aigw-nginx-local" 1;' in conf("auth") and "if ($aigw_key_ok = 0)" in conf("auth")
+    assert load_catalog().get("nginx+auth").request.headers["Authorization"] == "Bearer sk-aigw-nginx-local"
+    limits = conf("limits")
+    assert "zone=aigw_all:1m rate=100000r/s" in limits and "zone=aigw_probe:1m rate=20r/s" in limits
+    assert "limit_req_status 429;" in limits
+    cache = conf("cache")
+    assert 'proxy_cache_key "$request_uri|$request_body";' in cache and "proxy_cache_methods POST;" in cache
+    assert "proxy_buffer_size 64k;" in cache and "proxy_buffering on;" in cache
+    observe = conf("observe")
+    assert "location = /nginx_status { stub_status; }" in observe
+    assert load_catalog().get("nginx+observe").variant_spec.works[0].metrics_path == "/nginx_status"
+    for v in ("none", "auth", "limits", "cache", "observe"):
+        cm = p.inputs("kubernetes:core/v1:ConfigMap", f"gateway-{v}-configmap-nginx-proxy")
+        assert cm["metadata"]["namespace"] == variant_namespace("gateway", v)
+
+
 def test_each_deployed_variant_adds_one_nlb_to_the_cost():
     cat = load_catalog()
     raw = {"gateway": "kong", "publicAccessCidrs": ["198.51.100.0/24"]}
@@ -221,8 +248,9 @@ def test_each_deployed_variant_adds_one_nlb_to_the_cost():
         ("kong", '["cache"]', ["variant 'cache' of kong is not in this edition", "proxy-cache accepts POST"]),
         ("litellm", '["limits-workers"]', ["variant 'limits-workers' of litellm cannot be deployed to the cloud"]),
         ("litellm", '["observe"]', ["variant 'observe' of litellm is not in this edition", "prometheus_client"]),
-        ("nginx", '["auth"]', ["variant 'auth' of nginx changes the local process (vars)",
-                               "add variants.auth.cloud"]),
+        ("litellm", '["defaults"]', ["variant 'defaults' of litellm changes the local process (vars)",
+                                     "add variants.defaults.cloud"]),
+        ("nginx", '["guard"]', ["variant 'guard' of nginx cannot be deployed to the cloud", "no Lua module"]),
         ("direct", '["none"]', ["the direct entry deploys nothing"]),
         ("kong", '["auth", "auth"]', ["aigw-bench:variants: 'auth' listed more than once"]),
     ],
