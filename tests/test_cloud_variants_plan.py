@@ -22,10 +22,10 @@ POLICIES_SHORT = Path(__file__).with_name("policies-short.yaml")
 KEY = {"Authorization": "Bearer sk-stack-key"}
 
 
-def policies_cloud_suite(directory):
+def policies_cloud_suite(directory, **changes):
     """tests/policies-short.yaml with its sizes as the cloud profile (what `cloud run` uses)."""
     data = yaml.safe_load(POLICIES_SHORT.read_text())
-    data["profiles"] = {"cloud": data["profiles"]["local"]}
+    data["profiles"] = {"cloud": {**data["profiles"]["local"], **changes}}
     path = directory / "policies-short.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return str(path)

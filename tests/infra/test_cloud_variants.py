@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from components.config import cost_lines, parse
+from components.config import ConfigValidationError, cost_lines, parse
 from components.prices import price_table
 from schema.catalog import load_catalog
 from schema.cloud import variant_namespace
@@ -256,7 +256,18 @@ def test_each_deployed_variant_adds_one_nlb_to_the_cost():
     ],
 )
 def test_a_variant_the_stack_cannot_deploy_is_refused_naming_it(stack, variants, fragments):
-    assert_fails_creating_nothing(run_stack(stack, "--set", f"variants={variants}"), *fragments)
+    """The config as the program parses it (milliseconds); the program itself is run for one case below."""
+    raw = {"gateway": stack, "publicAccessCidrs": ["198.51.100.0/24"], "variants": yaml.safe_load(variants),
+           "litellmMasterKey": "sk-test"}
+    with pytest.raises(ConfigValidationError) as err:
+        parse(raw, stack, load_catalog(), {"litellmMasterKey"})
+    for fragment in fragments:
+        assert fragment in str(err.value), str(err.value)
+
+
+def test_pulumi_preview_fails_on_a_refused_variant_before_any_resource_exists():
+    assert_fails_creating_nothing(run_stack("kong", "--set", 'variants=["cache"]'),
+                                  "aigw-bench:variants: variant 'cache' of kong is not in this edition")
 
 
 def test_variants_that_do_not_fit_the_gateway_pool_name_the_node_count():
