@@ -41,7 +41,8 @@ def policies_run(tmp_path_factory, aws, tools_ready):
                               gateway_secret_headers={"Authorization": f"Bearer {key}"},
                               variant_urls={"auth": proxy.url})
             out = out.model_copy(update={"gateway_url": "http://198.51.100.9:1"})  # TEST-NET: never answers
-            result, run_dir, agent = cloud_cli(monkeypatch, aws, [out], policies_cloud_suite(tmp, steps=["seed"]), tmp / "results",
+            suite = policies_cloud_suite(tmp, steps=["seed"])
+            result, run_dir, agent = cloud_cli(monkeypatch, aws, [out], suite, tmp / "results",
                                                extra=["--policy", "auth,observe,limits-workers"])
             seen = list(proxy.seen)
             proxy.close()
