@@ -7,10 +7,13 @@ cloud-specific lives in components/; the gateway itself comes from stacks/<gatew
 
 from __future__ import annotations
 
+import dataclasses
+
 import pulumi
 import pulumi_aws as aws
 
 from components import prices
+from components.cloud_variants import services_of
 from components.cluster import Cluster, ClusterArgs
 from components.cluster_dns import COREDNS_VERSION, ClusterDns, ClusterDnsArgs
 from components.config import NAMESPACE, ConfigValidationError, Settings, parse, read_raw_config
@@ -87,15 +90,22 @@ config_values = {key: getattr(cfg, "".join("_" + c.lower() if c.isupper() else c
                  for key in cloud.required_config}
 secret_config = pulumi.Config(NAMESPACE)
 secret_values = {config_key: secret_config.require_secret(config_key) for config_key in cloud.secret_config_keys}
-gateway = GatewayRelease("gateway", GatewayArgs(
+gateway_args = GatewayArgs(
     entry=settings.entry, cloud=cloud, replicas=settings.replicas, cpu_per_replica=settings.cpu_per_replica,
     workers=settings.workers, mock_cluster_url=mock.cluster_url, mock_url=mock.url, provider=cluster.provider,
     lb_controller=lbc.release, source_ranges=[cfg.vpc_cidr], cluster_ready=cluster_ready, config=config_values,
-    secret_values=secret_values))
+    secret_values=secret_values)
+gateway = GatewayRelease("gateway", gateway_args)
+# The `variants` key: each variant as a gateway of its own (its namespace, its NLB, its backing services
+# beside it), the same size as the entry's (components/cloud_variants.py).
+variant_gateways = {
+    v.variant: GatewayRelease(f"gateway-{v.variant}", dataclasses.replace(
+        gateway_args, entry=v, cloud=v.deployment, services=services_of(v), nlb_name=f"gateway-{v.variant}-nlb"))
+    for v in settings.variants}
 
 observability = Observability("observability", ObservabilityArgs(
     provider=cluster.provider, lb_controller=lbc.release, source_ranges=[cfg.vpc_cidr], cluster_ready=cluster_ready,
-    gateway_namespace=cloud.namespace))
+    gateway_namespace=cloud.namespace, variant_namespaces=[v.deployment.namespace for v in settings.variants]))
 GrafanaDashboards("dashboards", GrafanaDashboardsArgs(
     provider=cluster.provider, namespace=OBSERVABILITY_NAMESPACE, observability_release=observability.release))
 
@@ -121,6 +131,8 @@ cost_lines = config_cost_lines(cfg, cloud.kind)
 pulumi.export("gateway_name", settings.entry.name)
 pulumi.export("gateway_version", cloud.image.tag if cloud.image else settings.entry.version)
 pulumi.export("gateway_url", gateway.url)
+# {variant: base URL}: `cloud run` sends target ENTRY+VARIANT there (aigw_bench/cloud/outputs.py).
+pulumi.export("variant_urls", {name: g.url for name, g in variant_gateways.items()})
 pulumi.export("mock_url", mock.url)
 pulumi.export("mock_cluster_url", mock.cluster_url)
 # The mock as deployed (recorded in every result), and where `cloud run` switches its pacing profile

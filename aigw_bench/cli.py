@@ -549,9 +549,12 @@ def _aws_clients():
     return clients
 
 
-def _cloud_plan(stack_outputs, cat, *, scenario, suite, mock_profile, knobs: Knobs, repeats, results: Path):
-    """The run's plan with the cloud sizes (no stacks yet: checks the options before any stack is read)."""
+def _cloud_plan(stack_outputs, cat, *, scenario, suite, mock_profile, knobs: Knobs, repeats, results: Path,
+                variants: str | None = None):
+    """The run's plan with the cloud sizes (no stacks yet: checks the options before any stack is read; the
+    variants chosen with --policy are checked against the stacks' entries once they are)."""
     from aigw_bench.run.plan import plan_run
+    from schema.catalog import variant_targets
     from schema.suites import load_suite
 
     if suite and not scenario and any(p.faults for p in load_suite(suite).profiles.values()):
@@ -561,13 +564,12 @@ def _cloud_plan(stack_outputs, cat, *, scenario, suite, mock_profile, knobs: Kno
                           "not yet')")
     plan = plan_run("cloud", targets=[cat.get(o.gateway_name) for o in stack_outputs], scenario=scenario, suite=suite,
                     mock_profile=mock_profile, knobs=knobs, repeats=repeats, results_root=results,
-                    command_line=sys.argv)
+                    command_line=sys.argv, variants=_split(variants, "--policy") if stack_outputs else None)
+    # A suite that runs variants measures each on the gateway its stack deployed for it (stack config
+    # `variants`); the engine's validate() refuses one the stack did not deploy, naming the commands.
     chosen = plan.measurement.suite
-    if chosen is not None and chosen.variants:
-        # A stack deploys its entry as it is: measuring it under a variant's name would be a substitute.
-        raise ConfigError(f"suite '{chosen.name}' runs catalog variants ({chosen.variants}), which the cloud stacks "
-                          "do not deploy yet: run it locally (aigw-bench run --suite "
-                          f"{chosen.name}); docs/policies.md, 'What is not here'")
+    if not stack_outputs and variants and not (chosen and chosen.variants):
+        variant_targets([], None, _split(variants, "--policy"))  # refuses: variants chosen for a run without any
     return plan
 
 
@@ -652,6 +654,9 @@ def _cloud_options(f):
                                      "its cloud sizes are used."),
         click.option("--mock-profile", help="The mock's pacing profile at the start of each session (default: the "
                                             "scenario's; a suite starts with 'instant' and streams with its own)."),
+        click.option("--policy", "--variant", "variants",
+                     help="Comma-separated catalog variants to run (default: all) of a suite that runs variants "
+                          "(--suite policies); each must be deployed by its stack (stack config `variants`)."),
     ]
     for option in reversed(options):
         f = option(f)
@@ -664,9 +669,9 @@ def _cloud_options(f):
 @_scenario_options
 @_engine_options
 @_catalog_option
-def cloud_run(stacks: str, suite: str | None, mock_profile: str | None, scenario: str | None, repeats: int | None,
-              results: Path, engine: str, parallelism: int | None, prometheus_url: str | None, yes: bool,
-              catalog: Path | None, **options) -> None:
+def cloud_run(stacks: str, suite: str | None, mock_profile: str | None, variants: str | None, scenario: str | None,
+              repeats: int | None, results: Path, engine: str, parallelism: int | None, prometheus_url: str | None,
+              yes: bool, catalog: Path | None, **options) -> None:
     """Benchmark already deployed stacks (after `pulumi up`): the rig first (k6 on each stack's load
     generators straight to its mock), then the suite's steps (or a scenario) per target: k6 on the EC2
     runner(s) via SSM, results through S3; or, with --engine operator, as k6-operator TestRuns on the
@@ -676,8 +681,9 @@ def cloud_run(stacks: str, suite: str | None, mock_profile: str | None, scenario
 
     cat = load_catalog(catalog)
     knobs = _knobs(options)
+    # bad options fail before any stack is read
     planned = _cloud_plan([], cat, scenario=scenario, suite=suite, mock_profile=mock_profile, knobs=knobs,
-                          repeats=repeats, results=results)  # bad options fail before any stack is read
+                          repeats=repeats, results=results, variants=variants)
     make_engine = _cloud_engine(engine, parallelism, prometheus_url)
     outputs = [read_stack_outputs(s) for s in _split(stacks, "--stack") or []]
     _confirm_plan(estimate_run([StackCost(o.stack, o.hourly_cost_usd) for o in outputs], engine=engine,
@@ -688,7 +694,7 @@ def cloud_run(stacks: str, suite: str | None, mock_profile: str | None, scenario
         for o in outputs:
             console.print(grafana_hint(o), markup=False)
     plan = _cloud_plan(outputs, cat, scenario=scenario, suite=suite, mock_profile=mock_profile, knobs=knobs,
-                       repeats=repeats, results=results)
+                       repeats=repeats, results=results, variants=variants)
     _run_and_report(plan, make_engine(outputs))
 
 
@@ -702,7 +708,7 @@ def cloud_run(stacks: str, suite: str | None, mock_profile: str | None, scenario
 @click.option("--rerun", is_flag=True, help="Measure stacks again even if the matrix already has their results.")
 @_engine_options
 @_catalog_option
-def cloud_matrix(stacks: str, suite: str | None, mock_profile: str | None, scenario: str | None,
+def cloud_matrix(stacks: str, suite: str | None, mock_profile: str | None, variants: str | None, scenario: str | None,
                  repeats: int | None, results: Path, directory: Path | None, keep: bool, rerun: bool, engine: str,
                  parallelism: int | None, prometheus_url: str | None, yes: bool, catalog: Path | None,
                  **options) -> None:
@@ -720,7 +726,7 @@ def cloud_matrix(stacks: str, suite: str | None, mock_profile: str | None, scena
     cat = load_catalog(catalog)
     knobs = _knobs(options)
     planned = _cloud_plan([], cat, scenario=scenario, suite=suite, mock_profile=mock_profile, knobs=knobs,
-                          repeats=repeats, results=results)  # bad options: before any deploy
+                          repeats=repeats, results=results, variants=variants)  # bad options: before any deploy
     names = _split(stacks, "--stacks") or []
     make_engine = _cloud_engine(engine, parallelism, prometheus_url)
     workspace = PulumiWorkspace(REPO_DIR)
@@ -730,7 +736,7 @@ def cloud_matrix(stacks: str, suite: str | None, mock_profile: str | None, scena
 
     def benchmark(outputs, root: Path) -> Path:
         plan = _cloud_plan([outputs], cat, scenario=scenario, suite=suite, mock_profile=mock_profile, knobs=knobs,
-                           repeats=repeats, results=root)
+                           repeats=repeats, results=root, variants=variants)
         return _run_and_report(plan, make_engine([outputs]), standalone=False)
 
     result = run_matrix(names, directory, workspace, benchmark, keep=keep, rerun=rerun,

@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from pydantic.alias_generators import to_camel
 
+from components.cloud_variants import VariantError, parse_cpu, resolve_variants, services_of
 from components.prices import CostLine, allocatable_cpu, estimate, price_table, total
 from components.registry_mirrors import check_mirror
 from components.subnets import PRIVATE_MASK, subnet_layout
@@ -120,6 +121,9 @@ class StackConfig(_Model):
     # Registry host -> mirror URL for every node's image pulls (components/registry_mirrors.py), e.g.
     # {docker.io: https://mirror.example.com}: Docker Hub limits anonymous pulls per NAT address.
     registry_mirrors: dict[str, str] = Field(default_factory=dict)
+    # The entry's variants deployed beside it, each a gateway of its own (components/cloud_variants.py): what
+    # `cloud run --suite policies` measures as targets ENTRY+VARIANT.
+    variants: list[str] = Field(default_factory=list)
     # Plain values a catalog entry asks for (required_config), e.g. Konnect endpoints.
     konnect_control_plane: str | None = None
     konnect_telemetry: str | None = None
@@ -203,6 +207,7 @@ class Settings(BaseModel):
     mock: MockDefinition
     mock_spec: MockCloudSpec
     mock_profile: PacingProfile
+    variants: list[Gateway] = Field(default_factory=list)  # config.variants applied, each in its own namespace
 
     @property
     def workers(self) -> int:
@@ -233,7 +238,8 @@ def cost_lines(config: StackConfig, gateway_kind: str) -> list[CostLine]:
         kubernetes_version=config.kubernetes_version, node_groups=groups,
         runners=(config.runner.instance_type, config.runner.count, config.runner.disk_gib),
         nat_gateways=1 if config.nat_gateways == "single" else config.availability_zones,
-        load_balancers=2 + (0 if gateway_kind == "none" else 1))  # mock, Prometheus, gateway
+        # mock, Prometheus, the gateway and one per deployed variant
+        load_balancers=2 + (0 if gateway_kind == "none" else 1 + len(config.variants)))
 
 
 def _key(loc: tuple[Any, ...]) -> str:
@@ -276,17 +282,28 @@ def parse(raw: dict[str, Any], stack: str, catalog: Catalog, secret_keys: set[st
                 f"{_key((config_key,))} {why}: the {entry.name} entry needs it as a secret "
                 f"(`pulumi config set --secret {config_key} ...`)")
 
+    try:
+        variants = resolve_variants(entry, config.variants, catalog)
+    except VariantError as exc:
+        raise ConfigValidationError(f"{_key(('variants',))}: {exc}") from None
     replicas = config.gateway_replicas or cloud.replicas
     cpu_per_replica = config.gateway_cpu_limit / replicas
     pool = config.nodes.gateway
     node_cpu = allocatable_cpu(price_table().instances[pool.instance_type].vcpus)
-    per_node = math.ceil(replicas / pool.count)
+    # Every deployed variant is a gateway of the same size on the same pool.
+    gateways = 1 + len(variants)
+    per_node = math.ceil(replicas * gateways / pool.count)
     if cloud.kind != "none" and per_node * cpu_per_replica > node_cpu:
         most = math.floor(node_cpu / per_node * replicas * 1000) / 1000
+        nodes = math.ceil(replicas * gateways / math.floor(node_cpu / cpu_per_replica)) if cpu_per_replica <= node_cpu \
+            else None
+        more = f"nodes.gateway.count {nodes}" if nodes else "more gateway nodes: nodes.gateway.count"
+        each = f" for each of {gateways} gateways (the entry and {len(variants)} variant(s))" if variants else ""
         raise ConfigValidationError(
-            f"{_key(('gatewayCpuLimit',))}: {config.gateway_cpu_limit:g} CPUs over {replicas} replica(s) on "
+            f"{_key(('gatewayCpuLimit',))}: {config.gateway_cpu_limit:g} CPUs over {replicas} replica(s){each} on "
             f"{pool.count} {pool.instance_type} node(s) needs {per_node * cpu_per_replica:g} CPUs per node, but a "
-            f"node can allocate {node_cpu:g}; allowed: at most {most:g} (or more gateway nodes: nodes.gateway.count)")
+            f"node can allocate {node_cpu:g}; allowed: at most {most:g} (or {more})")
+    _check_services_fit(config, variants)
     if config.mock_cpu is not None:
         mock_cpu = allocatable_cpu(price_table().instances[config.nodes.mock.instance_type].vcpus)
         if config.mock_cpu > mock_cpu:
@@ -297,7 +314,25 @@ def parse(raw: dict[str, Any], stack: str, catalog: Catalog, secret_keys: set[st
     return Settings(stack=stack, config=config, entry=entry, cloud=cloud, replicas=replicas,
                     cpu_per_replica=cpu_per_replica, secrets=secrets,
                     open_endpoint=config.api_endpoint_open_to_internet, mock=mock, mock_spec=mock.deployment,
-                    mock_profile=load_profiles()[config.mock_profile])
+                    mock_profile=load_profiles()[config.mock_profile], variants=variants)
+
+
+# CPUs of the tools pool kept for its own workloads (CoreDNS asks for 2 x 0.1; Prometheus, Grafana, the load
+# balancer controller and the k6-operator run without requests) when backing services are placed there.
+TOOLS_RESERVED_CPU = 1.0
+
+
+def _check_services_fit(config: StackConfig, variants: list[Gateway]) -> None:
+    """The backing services of the deployed variants (one pod per variant and service) fit their pool: a pod
+    that cannot be scheduled would leave `pulumi up` waiting for the Helm release until it times out."""
+    tools = sum(parse_cpu(s.cloud.cpu) for v in variants for s in services_of(v) if s.cloud is not None)
+    pool = config.nodes.tools
+    room = allocatable_cpu(price_table().instances[pool.instance_type].vcpus) * pool.count - TOOLS_RESERVED_CPU
+    if tools > room:
+        raise ConfigValidationError(
+            f"{_key(('variants',))}: the backing services of {len(variants)} variant(s) ask for {tools:g} CPUs on the "
+            f"tools pool, which has {room:g} to spare ({pool.count} {pool.instance_type}); allowed: fewer variants, "
+            "or more tools nodes (`pulumi config set --path nodes.tools.count N`)")
 
 
 def _check_api_endpoint(config: StackConfig) -> None:

@@ -17,10 +17,12 @@ import pulumi_kubernetes as k8s
 import yaml
 
 from components import scheduling
+from components.backing_service import deploy_service
 from components.helm import pinned_release
 from components.load_balancer import internal_nlb_service, service_url
 from schema.catalog import Gateway
 from schema.cloud import CloudSpec
+from schema.services import ServiceDefinition
 from schema.templating import render_file, render_map
 
 RELEASE = "gateway"
@@ -49,6 +51,10 @@ class GatewayArgs:
     cluster_ready: Sequence[pulumi.Resource]  # node groups and cluster DNS
     config: dict[str, str] = field(default_factory=dict)
     secret_values: dict[str, pulumi.Output[str]] = field(default_factory=dict)
+    # Backing services deployed in the gateway's namespace before it (a variant's: Redis); templates see each
+    # as services.<name>.host|port|url, as on this machine.
+    services: Sequence[ServiceDefinition] = ()
+    nlb_name: str = "gateway-nlb"  # the NLB Service's resource name (a variant's gateway: its own)
 
 
 def scrape_annotations(cloud: CloudSpec) -> dict[str, str]:
@@ -82,6 +88,7 @@ def template_context(args: GatewayArgs) -> dict[str, Any]:
         "node_selector": scheduling.node_selector("gateway"),
         "tolerations": scheduling.tolerations("gateway"),
         "config": args.config,
+        "services": {s.name: s.cloud_template_vars(cloud.namespace) for s in args.services},
         **cloud.vars,
     }
 
@@ -131,7 +138,10 @@ class GatewayRelease(pulumi.ComponentResource):
             for secret_name, spec in cloud.secrets.items()
         ]
         values, docs = render_documents(args)
-        workload_deps = [ns, *secrets, *args.cluster_ready]
+        services = [r for s in args.services for r in deploy_service(
+            f"{name}-{s.name}", s, cloud.namespace, provider=args.provider, parent=self,
+            depends_on=[ns, *args.cluster_ready])]
+        workload_deps = [ns, *secrets, *services, *args.cluster_ready]
         workloads: list[pulumi.Resource] = []
         if cloud.kind == "helm":
             assert cloud.chart is not None and values is not None
@@ -148,7 +158,7 @@ class GatewayRelease(pulumi.ComponentResource):
                     opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=workload_deps)))
         selector = render_map(cloud.selector, template_context(args), f"{args.entry.name}: cloud.selector")
         service = internal_nlb_service(
-            "gateway-nlb", namespace=ns.metadata["name"], selector=selector, port=NLB_PORT,
+            args.nlb_name, namespace=ns.metadata["name"], selector=selector, port=NLB_PORT,
             target_port=int(cloud.port or 0), lb_controller=args.lb_controller,
             source_ranges=args.source_ranges, parent=self, provider=args.provider,
             extra_depends_on=workloads)

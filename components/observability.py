@@ -48,9 +48,10 @@ class ObservabilityArgs:
     cluster_ready: Sequence[pulumi.Resource]  # node groups and cluster DNS
     gateway_namespace: str
     retention: str = "3d"
+    variant_namespaces: Sequence[str] = ()  # the deployed variants' gateways, scraped as the entry's
 
 
-def values(gateway_namespace: str, retention: str) -> dict:
+def values(gateway_namespace: str, retention: str, variant_namespaces: Sequence[str] = ()) -> dict:
     tools = scheduling.placement("tools")
     grafana_admin = {"existingSecret": GRAFANA_ADMIN_SECRET, "userKey": "admin-user", "passwordKey": "admin-password"}
     return {
@@ -68,7 +69,8 @@ def values(gateway_namespace: str, retention: str) -> dict:
             "scrapeInterval": "5s",
             "additionalScrapeConfigs": [{
                 "job_name": "gateway-pods",
-                "kubernetes_sd_configs": [{"role": "pod", "namespaces": {"names": [gateway_namespace]}}],
+                "kubernetes_sd_configs": [{"role": "pod",
+                                           "namespaces": {"names": [gateway_namespace, *variant_namespaces]}}],
                 "relabel_configs": [
                     {"source_labels": ["__meta_kubernetes_pod_annotation_prometheus_io_scrape"],
                      "action": "keep", "regex": "true"},
@@ -104,7 +106,7 @@ class Observability(pulumi.ComponentResource):
             release=RELEASE,
             chart=CHART,
             namespace=ns.metadata["name"],
-            values=values(args.gateway_namespace, args.retention),
+            values=values(args.gateway_namespace, args.retention, args.variant_namespaces),
             opts=pulumi.ResourceOptions(parent=self, provider=args.provider,
                                         depends_on=[*args.cluster_ready, admin]),
         )

@@ -177,10 +177,21 @@ _VARIANT_SEP = "+"  # a variant's target name: ENTRY+VARIANT (litellm+auth), in 
 class VariantCloud(Strict):
     """What a variant changes in the cloud section (the same entry deployed with another configuration)."""
 
-    vars: dict[str, str] = Field(default_factory=dict, description="merged over cloud.vars")
+    vars: dict[str, Any] = Field(default_factory=dict, description="merged over cloud.vars (e.g. the `policy` the "
+                                 "local variant sets in vars, for the cloud templates)")
     values: str | None = Field(None, description="helm: another values template (relative to the entry)")
     manifests: str | None = Field(None, description="manifests: another manifests template")
     files: dict[str, str] = Field(default_factory=dict, description="merged over cloud.files (name -> template)")
+    unsupported: str | None = Field(None, description="this variant cannot be deployed to the cloud: the reason (a "
+                                    "stack's `variants` refuses it, naming it)")
+
+    @model_validator(mode="after")
+    def _unsupported_changes_nothing(self) -> VariantCloud:
+        changes = [k for k in ("vars", "values", "manifests", "files") if getattr(self, k)]
+        if self.unsupported is not None and changes:
+            raise ValueError(f"a variant the cloud cannot deploy changes nothing there: drop {', '.join(changes)} "
+                             "or 'unsupported'")
+        return self
 
 
 class WorksCheck(Strict):
@@ -213,6 +224,9 @@ class WorksCheck(Strict):
                                                   "line of the page, is the requests the gateway counted")
     slack: int = Field(0, ge=0, le=1000, description="observe: requests the counter may differ by (its own page "
                                                      "views, when it counts them)")
+    settle_s: float = Field(0.0, ge=0, le=30, description="observe: seconds to wait after the load before reading the "
+                                                          "counter (a gateway whose workers publish counts "
+                                                          "periodically)")
 
     @model_validator(mode="after")
     def _complete(self) -> WorksCheck:

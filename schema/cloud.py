@@ -17,6 +17,12 @@ from pydantic import Field, model_validator
 from schema.base import Strict
 
 
+def variant_namespace(namespace: str, variant: str) -> str:
+    """Where a stack deploys its entry's variant ``variant`` (stack config ``variants``): a namespace of its own
+    beside the entry's, so that each variant is its own gateway with its own NLB."""
+    return f"{namespace}-{variant}"
+
+
 class Chart(Strict):
     repo: str = Field(description="https chart repository, or oci://registry/path")
     name: str = Field(description="the chart's name in the repository")
@@ -63,7 +69,7 @@ class CloudSpec(Strict):
     values: str | None = Field(None, description="Helm values template, relative to the entry folder")
     manifests: str | None = Field(None, description="manifests template (multi-document YAML)")
     files: dict[str, str] = Field(default_factory=dict, description="name -> template, rendered for the others")
-    vars: dict[str, str] = Field(default_factory=dict, description="extra template variables")
+    vars: dict[str, Any] = Field(default_factory=dict, description="extra template variables")
     metrics: Metrics | None = Field(None, description="scraped by the stack's Prometheus when set")
     required_config: list[str] = Field(default_factory=list, description="plain stack config keys the entry needs "
                                                                          "(pulumi config set KEY VALUE)")

@@ -67,7 +67,7 @@ def test_bad_run_arguments_fail_before_anything_starts(tmp_path, args, message):
         (["--suite", "nope"], "unknown suite 'nope'"),
         (["--suite", "default", "-s", "seed"], "choose a scenario (--scenario) or a suite (--suite), not both"),
         (["-s", "seed", "--mock-profile", "nope"], "unknown mock profile 'nope'"),
-        (["--suite", "policies"], "which the cloud stacks do not deploy yet"),
+        (["--policy", "auth"], "variants (auth) are chosen for a suite that runs variants"),
         (["--suite", "faults"], "runs faults scenarios, which are local only for now"),
     ],
 )

@@ -137,7 +137,7 @@ def assert_local_layout(run_dir, outcome):
         assert (session / name).is_file(), name
 
 
-def cloud_cli(monkeypatch, aws, outputs: list[StackOutputs], suite, results, sleep=None):
+def cloud_cli(monkeypatch, aws, outputs: list[StackOutputs], suite, results, sleep=None, extra=()):
     """`aigw-bench cloud run --stack ... --suite ...` in this process: the stack outputs, the AWS clients
     and the rig's sizes are the fakes'; everything from the options to the report is the command's own
     (its kubeconfig goes to the fake API server through the real kubernetes client)."""
@@ -149,7 +149,7 @@ def cloud_cli(monkeypatch, aws, outputs: list[StackOutputs], suite, results, sle
     fast = {"poll_interval": 0.1, "prometheus_lag_s": 1, **({"sleep": sleep(agent)} if sleep else {})}
     monkeypatch.setattr("aigw_bench.cloud.engine.Ec2Engine", partial(Ec2Engine, **fast))
     result = CliRunner().invoke(cli_main, ["cloud", "run", "--yes", "--stack", ",".join(by_stack),
-                                           "--suite", str(suite),
+                                           "--suite", str(suite), *extra,
                                            "--results", str(results)])
     (run_dir,) = [d for d in results.iterdir() if d.is_dir()]
     return result, run_dir, agent

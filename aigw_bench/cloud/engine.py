@@ -33,11 +33,13 @@ from aigw_bench.cloud.outputs import StackOutputs
 from aigw_bench.cloud.remote import Remote
 from aigw_bench.cloud.stack_driver import PROFILE_SWITCH_SECONDS, StackDriver
 from aigw_bench.cloud.user_data import USER_DATA_WAIT_SECONDS, wait_user_data
+from aigw_bench.cloud.variants import refuse_missing_variants
 from aigw_bench.measure.driver import Endpoint, SessionLost
 from aigw_bench.measure.events import EventSink, Phase, ignore
 from aigw_bench.run.engine import Description, Engine
 from aigw_bench.run.interrupts import STOP
 from aigw_bench.run.plan import RunPlan
+from components.cloud_variants import undeployable
 from schema.catalog import Gateway
 from schema.errors import CloudError, ConfigError
 from schema.manifest import Manifest, RigRecord
@@ -82,14 +84,24 @@ class CloudEngine(Engine):
         return self._kube[out.stack]
 
     def outputs(self, target: Gateway) -> StackOutputs:
-        return self.by_target[target.name]
+        """The stack that deploys the target's entry (a variant ENTRY+VARIANT: its entry's stack)."""
+        return self.by_target[target.entry]
+
+    def not_runnable(self, target: Gateway) -> str | None:
+        """A variant the cloud cannot deploy (its catalog entry says why) is a cell with that reason."""
+        if target.variant is None or target.unsupported is not None:
+            return None
+        why = undeployable(target.variant_spec, target.variant, target)
+        return f"{target.variant} {why}" if why else None
 
     # ----------------------------------------------------------------- before anything starts
     def validate(self, plan: RunPlan) -> None:
-        """Every target has a stack, and every stack's mock serves the pacing profiles the plan needs."""
+        """Every target has a stack, every variant target a gateway of its own on it, and every stack's mock
+        serves the pacing profiles the plan needs."""
         for t in plan.targets:
-            if t.name not in self.by_target:
+            if t.entry not in self.by_target:
                 raise ConfigError(f"no deployed stack serves target '{t.name}'")
+        refuse_missing_variants(plan.targets, self.by_target, self.not_runnable)
         for stack, out in self.stacks.items():
             missing = [p.name for p in plan.measurement.profiles() if p.name not in out.mock_profiles]
             if missing:
@@ -218,7 +230,7 @@ class CloudEngine(Engine):
 
     @contextmanager
     def session(self, target: Gateway, repeat: int, work: Path, outcome: Outcome) -> Iterator[StackDriver]:
-        out = self.outputs(target)
+        out = self.outputs(target).for_variant(target.variant)
         ends = stack_endpoints(out, target)
         outcome.url = ends.target.url
         outcome.evidence["endpoint"] = out.gateway_url

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from schema.catalog import REPO_DIR
+from schema.cloud import variant_namespace
 from schema.errors import CloudError
 
 INSTALL_PULUMI = "install it from https://www.pulumi.com/docs/iac/download-install/ and run `pulumi login`"
@@ -52,6 +53,8 @@ class StackOutputs(BaseModel):
     gateway_name: str = Field(description="catalog entry deployed by the stack")
     gateway_version: str
     gateway_url: str = Field(description="base URL of the gateway's internal NLB, reachable from the runner")
+    variant_urls: dict[str, str] = Field(default_factory=dict, description="the deployed variants of the entry "
+                                         "(stack config `variants`): name -> base URL of the variant's own NLB")
     mock_url: str = Field(description="base URL of the mock's internal NLB")
     mock_cluster_url: str = Field(description="the mock as the gateway reaches it (in-cluster service URL)")
     k6_runner_instance_ids: list[str] = Field(min_length=1)
@@ -80,6 +83,17 @@ class StackOutputs(BaseModel):
     k6_operator: dict[str, Any] = Field(default_factory=dict)
     prometheus_service: dict[str, Any] = Field(default_factory=dict)
     grafana_service: dict[str, Any] = Field(default_factory=dict)
+
+    def for_variant(self, variant: str | None) -> StackOutputs:
+        """The stack as a session of target ENTRY+VARIANT sees it: the variant's NLB and namespace (where its
+        pods' CPU and memory are read) in place of the entry's."""
+        if variant is None:
+            return self
+        if variant not in self.variant_urls:
+            raise CloudError(f"stack '{self.stack}' deploys no variant '{variant}' of {self.gateway_name} (it deploys "
+                             f"{', '.join(self.variant_urls) or 'none'})")
+        return self.model_copy(update={"gateway_url": self.variant_urls[variant],
+                                       "gateway_namespace": variant_namespace(self.gateway_namespace, variant)})
 
     @field_validator("kubeconfig", mode="before")
     @classmethod

@@ -26,6 +26,7 @@ USER_CIDR = "198.51.100.0/24"
 EVERY_STACK: tuple[str, ...] = ("--set", f'publicAccessCidrs=["{USER_CIDR}"]')
 STACK_EXTRAS: dict[str, tuple[str, ...]] = {
     "litellm": ("--secret", "litellmMasterKey=sk-test-master-key"),
+    "litellm-policies": ("--secret", "litellmMasterKey=sk-test-master-key"),
     "kong-konnect": ("--set", "konnectControlPlane=abc123.us.cp0.konghq.com",
                      "--set", "konnectTelemetry=abc123.us.tp0.konghq.com",
                      "--secret", "konnectCert=-----BEGIN CERTIFICATE-----test",

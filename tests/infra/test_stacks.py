@@ -11,6 +11,7 @@ import yaml
 from components.cluster_dns import COREDNS_VERSION
 from components.prices import allocatable_cpu, price_table
 from schema.catalog import load_catalog
+from schema.cloud import variant_namespace
 from schema.mock import load_contract, load_mock
 from tests.infra.conftest import SHIPPED, STACKS_DIR, USER_CIDR
 
@@ -206,7 +207,9 @@ def test_gateway_cpu_limits_sum_to_the_cap_and_requests_equal_limits(programs, s
 def test_every_load_balancer_is_internal_and_admits_only_the_vpc(programs, stack):
     services = [r for r in programs[stack].resources if creates_load_balancer(r)]
     vpc_cidr = programs[stack].inputs("awsx:ec2:Vpc", "network-vpc")["cidrBlock"]
-    assert len(services) == (3 if deploys_a_gateway(stack) else 2)  # gateway (if any), mock, Prometheus
+    # gateway (if any) and one per deployed variant, mock, Prometheus
+    variants = len(programs[stack].exports["variant_urls"])
+    assert len(services) == (3 + variants if deploys_a_gateway(stack) else 2)
     for s in services:
         assert s["type"] == SERVICE, f"{s['name']}: only our own Services may create load balancers"
         ann = s["inputs"]["metadata"]["annotations"]
@@ -518,7 +521,9 @@ def test_the_catalogs_metrics_endpoint_reaches_the_scrape_job(programs, stack):
         "additionalScrapeConfigs"]
     sources = {label for rule in job["relabel_configs"] for label in rule["source_labels"]}
     assert {f"__meta_kubernetes_pod_annotation_prometheus_io_{a}" for a in ("scrape", "port", "path")} <= sources
-    assert job["kubernetes_sd_configs"][0]["namespaces"]["names"] == [p.exports["gateway_namespace"]]
+    namespace = p.exports["gateway_namespace"]
+    assert job["kubernetes_sd_configs"][0]["namespaces"]["names"] == [
+        namespace, *(variant_namespace(namespace, v) for v in p.exports["variant_urls"])]
 
 
 def test_kong_is_scraped_on_its_status_listener(programs):
