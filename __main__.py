@@ -94,7 +94,7 @@ gateway_args = GatewayArgs(
     entry=settings.entry, cloud=cloud, replicas=settings.replicas, cpu_per_replica=settings.cpu_per_replica,
     workers=settings.workers, mock_cluster_url=mock.cluster_url, mock_url=mock.url, provider=cluster.provider,
     lb_controller=lbc.release, source_ranges=[cfg.vpc_cidr], cluster_ready=cluster_ready, config=config_values,
-    secret_values=secret_values)
+    secret_values=secret_values, fallback_cluster_url=mock.fallback_url)
 gateway = GatewayRelease("gateway", gateway_args)
 # The `variants` key: each variant as a gateway of its own (its namespace, its NLB, its backing services
 # beside it), the same size as the entry's (components/cloud_variants.py).
@@ -135,6 +135,7 @@ pulumi.export("gateway_url", gateway.url)
 pulumi.export("variant_urls", {name: g.url for name, g in variant_gateways.items()})
 pulumi.export("mock_url", mock.url)
 pulumi.export("mock_cluster_url", mock.cluster_url)
+pulumi.export("mock_fallback_cluster_url", mock.fallback_url)  # the faults suite's second mock ("": none)
 # The mock as deployed (recorded in every result), and where `cloud run` switches its pacing profile
 # (namespace, ConfigMap and its settings key, Deployment; null: the mock serves one profile only).
 pulumi.export("mock_name", settings.mock.name)

@@ -555,13 +555,7 @@ def _cloud_plan(stack_outputs, cat, *, scenario, suite, mock_profile, knobs: Kno
     variants chosen with --policy are checked against the stacks' entries once they are)."""
     from aigw_bench.run.plan import plan_run
     from schema.catalog import variant_targets
-    from schema.suites import load_suite
 
-    if suite and not scenario and any(p.faults for p in load_suite(suite).profiles.values()):
-        raise ConfigError(f"suite '{suite}' runs faults scenarios, which are local only for now: the mock's fault "
-                          "plans and its second, healthy instance are not deployed on EKS yet. Run it on this "
-                          f"machine: aigw-bench run --suite {suite} (docs/faults.md, 'What is built and what is "
-                          "not yet')")
     plan = plan_run("cloud", targets=[cat.get(o.gateway_name) for o in stack_outputs], scenario=scenario, suite=suite,
                     mock_profile=mock_profile, knobs=knobs, repeats=repeats, results_root=results,
                     command_line=sys.argv, variants=_split(variants, "--policy") if stack_outputs else None)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -27,10 +28,14 @@ from components import scheduling
 from components.load_balancer import internal_nlb_service, service_url
 from components.mock_args import FAST_MOCK_TYPE, SKIP_AWAIT, MockArgs, memory_mib, mock_namespace, switchable
 from schema.cloud import MockCloudSpec
+from schema.faults import HEALTHY_PLAN, FaultPlan, load_plan
 from schema.mock import CONTRACT_FILE, MockDefinition, PacingProfile, settings_json
 from schema.templating import render_file, render_vars
 
 NAME = "fast-mock"  # ConfigMap, Deployment, ClusterIP Service and container
+FALLBACK_NAME = "fast-mock-fallback"  # the same for its second, healthy instance
+FALLBACK_CPU = 1.0
+FALLBACK_MEMORY = "1Gi"  # nginx, the records' 64 MiB shared dict, the 256 MiB in-memory /tmp
 CONFIG_DIR = "/etc/mock"
 SETTINGS_KEY = "settings.json"
 # Set on the pod template: a new value restarts the pod. `cloud run` sets it when it switches the
@@ -49,21 +54,24 @@ def workers(cpu: float) -> int:
     return max(1, math.floor(cpu))
 
 
-def config_files(mock: MockDefinition, spec: MockCloudSpec, profile: PacingProfile, cpu: float) -> dict[str, str]:
-    """The ConfigMap's files: nginx.conf rendered for EKS, the Lua module, the contract, the settings."""
+def config_files(mock: MockDefinition, spec: MockCloudSpec, profile: PacingProfile, cpu: float,
+                 plan: FaultPlan | None = None) -> dict[str, str]:
+    """The ConfigMap's files: nginx.conf rendered for EKS, the Lua module, the contract, the settings (the
+    pacing profile and, for the fallback instance, its fault plan). The cloud ``vars`` set ``fault_plan``:
+    nginx.conf is rendered once, by `pulumi up`, and must hold what any plan `cloud run` switches to needs."""
     context = {"workers": workers(cpu), **render_vars(spec.vars, {}, "mock_llm/fast/mock.yaml: cloud.vars")}
     return {
         "nginx.conf": render_file(mock.entry_dir / "nginx.conf.j2", context),
         "mock.lua": (mock.entry_dir / "mock.lua").read_text(),
         "contract.json": CONTRACT_FILE.read_text(),
-        SETTINGS_KEY: settings_json(profile, f"{CONFIG_DIR}/contract.json"),
+        SETTINGS_KEY: settings_json(profile, f"{CONFIG_DIR}/contract.json", plan=plan),
     }
 
 
-def container(args: MockArgs, cpu: str, memory: str) -> dict:
+def container(args: MockArgs, cpu: str, memory: str, name: str = NAME) -> dict:
     spec = args.spec
     return {
-        "name": NAME,
+        "name": name,
         "image": spec.image.ref,
         "command": spec.command,
         "ports": [{"name": "http", "containerPort": spec.port, "protocol": "TCP"}],
@@ -86,23 +94,56 @@ class FastMock(pulumi.ComponentResource):
     service: k8s.core.v1.Service
     cluster_url: str
     url: pulumi.Output[str]
-    control: dict[str, str]
+    control: dict[str, Any]
+    fallback_url: str = ""  # the second, healthy instance in-cluster ("" without fault plans)
 
     def __init__(self, name: str, args: MockArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(FAST_MOCK_TYPE, name, None, switchable(FAST_MOCK_TYPE, opts))
         spec = args.spec
-        labels = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/part-of": "aigw-bench"}
         ns = mock_namespace(name, spec.namespace, self, args.provider)
         files = config_files(args.mock, spec, args.profile, args.cpu)
+        self.configmap, self.deployment, self.service, labels = self._instance(
+            name, NAME, args, files, f"{args.cpu:g}", f"{memory_mib(args.memory_gib)}Mi", "mock", ns,
+            # The switch between mocks must not wait for this Deployment (components/mock_args.py).
+            metadata_annotations=SKIP_AWAIT)
+        self.cluster_url = cluster_url(NAME, spec)
+        nlb = internal_nlb_service(
+            "mock-llm-nlb", namespace=ns.metadata["name"], selector=labels, port=spec.port, target_port=spec.port,
+            lb_controller=args.lb_controller, source_ranges=args.source_ranges, parent=self, provider=args.provider,
+            extra_depends_on=[self.deployment])
+        self.url = service_url(nlb, spec.port)
+        self.control = control(NAME, spec)
+        if args.mock.fault_plans:
+            # The second, healthy instance (plan `healthy`): the `resilient` configurations' fallback upstream,
+            # its attempts counted as the first one's. Not on the mock pool: the first pod takes that node's
+            # allocatable CPU. On the tools pool, with FALLBACK_CPU (requests = limits): it serves only what a
+            # gateway sends it after a fault, a small share of the faults suite's fixed rate.
+            fallback_files = config_files(args.mock, spec, args.profile, FALLBACK_CPU, plan=load_plan(HEALTHY_PLAN))
+            self.fallback_deployment = self._instance(
+                f"{name}-fallback", FALLBACK_NAME, args, fallback_files, f"{FALLBACK_CPU:g}", FALLBACK_MEMORY,
+                "tools", ns)[1]
+            self.fallback_url = cluster_url(FALLBACK_NAME, spec)
+            self.control["fallback"] = control(FALLBACK_NAME, spec)
+        self.register_outputs({"url": self.url, "cluster_url": self.cluster_url, "control": self.control,
+                               "fallback_url": self.fallback_url})
+
+    def _instance(self, name: str, k8s_name: str, args: MockArgs, files: dict[str, str], cpu: str, memory: str,
+                  pool: scheduling.Role, ns: k8s.core.v1.Namespace, metadata_annotations: dict[str, str] | None = None,
+                  ) -> tuple[k8s.core.v1.ConfigMap, k8s.apps.v1.Deployment, k8s.core.v1.Service, dict[str, str]]:
+        """One instance of the mock: its ConfigMap, its one-pod Deployment on ``pool`` and its ClusterIP Service
+        (the gateway's in-cluster address: no NLB hop between gateway and mock). Returns them and the pod's
+        labels (each instance its own: a Service of one never selects the other's pod)."""
+        spec = args.spec
+        labels = {"app.kubernetes.io/name": k8s_name, "app.kubernetes.io/part-of": "aigw-bench"}
         after_ns = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[ns])
-        self.configmap = k8s.core.v1.ConfigMap(
-            f"{name}-files", metadata={"name": NAME, "namespace": spec.namespace, "labels": labels}, data=files,
+        configmap = k8s.core.v1.ConfigMap(
+            f"{name}-files", metadata={"name": k8s_name, "namespace": spec.namespace, "labels": labels}, data=files,
             opts=after_ns)
-        cpu, memory = f"{args.cpu:g}", f"{memory_mib(args.memory_gib)}Mi"
         static = "".join(files[k] for k in sorted(files) if k != SETTINGS_KEY)
-        self.deployment = k8s.apps.v1.Deployment(
+        deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
-            metadata={"name": NAME, "namespace": spec.namespace, "labels": labels, "annotations": SKIP_AWAIT},
+            metadata={"name": k8s_name, "namespace": spec.namespace, "labels": labels,
+                      **({"annotations": metadata_annotations} if metadata_annotations else {})},
             spec={
                 "replicas": 1,
                 "strategy": {"type": "Recreate"},
@@ -111,28 +152,31 @@ class FastMock(pulumi.ComponentResource):
                     "metadata": {"labels": labels, "annotations": {
                         SETTINGS_ANNOTATION: sha256(files[SETTINGS_KEY]), CONFIG_ANNOTATION: sha256(static)}},
                     "spec": {
-                        "containers": [container(args, cpu, memory)],
-                        "volumes": [{"name": "config", "configMap": {"name": NAME}},
+                        "containers": [container(args, cpu, memory, k8s_name)],
+                        "volumes": [{"name": "config", "configMap": {"name": k8s_name}},
                                     {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "256Mi"}}],
                         "terminationGracePeriodSeconds": 10,
-                        **scheduling.placement("mock"),
+                        **scheduling.placement(pool),
                     },
                 },
             },
             opts=pulumi.ResourceOptions(parent=self, provider=args.provider,
-                                        depends_on=[*args.cluster_ready, self.configmap]))
-        # In-cluster address for the gateway: no NLB hop between gateway and mock.
-        self.service = k8s.core.v1.Service(
-            f"{name}-service", metadata={"name": NAME, "namespace": spec.namespace, "labels": labels},
+                                        depends_on=[*args.cluster_ready, configmap]))
+        service = k8s.core.v1.Service(
+            f"{name}-service", metadata={"name": k8s_name, "namespace": spec.namespace, "labels": labels},
             spec={"type": "ClusterIP", "selector": labels,
                   "ports": [{"name": "http", "port": spec.port, "targetPort": spec.port, "protocol": "TCP"}]},
             opts=after_ns)
-        self.cluster_url = f"http://{NAME}.{spec.namespace}.svc.cluster.local:{spec.port}"
-        nlb = internal_nlb_service(
-            "mock-llm-nlb", namespace=ns.metadata["name"], selector=labels, port=spec.port, target_port=spec.port,
-            lb_controller=args.lb_controller, source_ranges=args.source_ranges, parent=self, provider=args.provider,
-            extra_depends_on=[self.deployment])
-        self.url = service_url(nlb, spec.port)
-        self.control = {"namespace": spec.namespace, "configmap": NAME, "settings_key": SETTINGS_KEY,
-                        "deployment": NAME, "settings_annotation": SETTINGS_ANNOTATION}
-        self.register_outputs({"url": self.url, "cluster_url": self.cluster_url, "control": self.control})
+        return configmap, deployment, service, labels
+
+
+def cluster_url(k8s_name: str, spec: MockCloudSpec) -> str:
+    return f"http://{k8s_name}.{spec.namespace}.svc.cluster.local:{spec.port}"
+
+
+def control(k8s_name: str, spec: MockCloudSpec) -> dict[str, Any]:
+    """Where `cloud run` switches an instance's settings (profile, fault plan) and reads its records (the
+    ClusterIP Service, through the API server's service proxy): aigw_bench/cloud/outputs.py MockControl."""
+    return {"namespace": spec.namespace, "configmap": k8s_name, "settings_key": SETTINGS_KEY,
+            "deployment": k8s_name, "settings_annotation": SETTINGS_ANNOTATION, "service": k8s_name,
+            "port": spec.port}

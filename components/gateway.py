@@ -50,6 +50,7 @@ class GatewayArgs:
     source_ranges: Sequence[str]  # who may call its NLB: the VPC CIDR
     cluster_ready: Sequence[pulumi.Resource]  # node groups and cluster DNS
     config: dict[str, str] = field(default_factory=dict)
+    fallback_cluster_url: str = ""  # the mock's second, healthy instance (templates: fallback_url)
     secret_values: dict[str, pulumi.Output[str]] = field(default_factory=dict)
     # Backing services deployed in the gateway's namespace before it (a variant's: Redis); templates see each
     # as services.<name>.host|port|url, as on this machine.
@@ -82,6 +83,7 @@ def template_context(args: GatewayArgs) -> dict[str, Any]:
         "mock_url": args.mock_cluster_url,
         "mock_host": mock_host,
         "mock_port": int(mock_port or 80),
+        "fallback_url": args.fallback_cluster_url,
         "model": args.entry.request.model,
         "route": args.entry.request.path,
         "pod_annotations": scrape_annotations(cloud),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -74,7 +74,8 @@ class DeployedMock(Protocol):
 
     url: pulumi.Output[str]  # its internal NLB, for the k6 runner
     cluster_url: str  # in-cluster, for the gateway
-    control: dict[str, str] | None  # how `cloud run` switches its pacing profile (None: it cannot)
+    control: dict[str, Any] | None  # how `cloud run` switches its pacing profile (None: it cannot)
+    fallback_url: str  # its second, healthy instance in-cluster, the gateways' fallback ("": none)
 
 
 def memory_mib(memory_gib: float) -> int:

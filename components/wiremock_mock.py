@@ -51,6 +51,7 @@ class WireMock(pulumi.ComponentResource):
     cluster_url: str
     url: pulumi.Output[str]
     control: dict[str, str] | None = None
+    fallback_url: str = ""  # no fault plans (mock_llm/wiremock/mock.yaml), no second instance
 
     def __init__(self, name: str, args: MockArgs, opts: pulumi.ResourceOptions | None = None):
         # The type token predates the fast mock; kept so that deployed stacks keep their resources.

@@ -144,3 +144,9 @@ def render_faults(params: ScenarioParams, target: RenderTarget, expected_content
     return _render("faults.js.j2", params, target, user=placeholder, id_placeholder=placeholder,
                    id_prefix=ID_PREFIX, id_digits=ID_WIDTH - len(ID_PREFIX), expected_content=expected_content,
                    statuses=FAULT_STATUSES, graceful_stop=format_duration(params.request_timeout + 2.0))
+
+
+def render_warm(target: RenderTarget, body: str, timeout: float) -> str:
+    """One request through ``target`` with ``body``, whatever its answer (after the mock restarted)."""
+    return _environment().get_template("warm.js.j2").render(
+        target=target, body=body, timeout=format_duration(timeout), max_duration=format_duration(timeout + 5.0))

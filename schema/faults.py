@@ -25,6 +25,7 @@ from schema.errors import ConfigError
 
 FAULTS_FILE = REPO_DIR / "mock_llm" / "faults.yaml"
 HEALTHY = "ok"  # the answer of an attempt no fault was drawn for
+HEALTHY_PLAN = "healthy"  # the plan of the mock's second instance (the fallback): no fault, every attempt counted
 # The body field that carries the request id, and its fixed width (``aigw-`` + 11 digits).
 ID_FIELD = "user"
 ID_PREFIX = "aigw-"

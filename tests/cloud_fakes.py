@@ -526,92 +526,151 @@ class SsmAgent:
 
 class FakeKubernetes(LoopbackServer):
     """The few endpoints of the Kubernetes API the stage calls (read/patch a ConfigMap, patch and read
-    a Deployment), with a controller and a kubelet behind them: a patched pod template makes the
-    Deployment roll out, i.e. ``restart(configmap data)`` is called (a real local mock restarted with
-    those files) and the Deployment's status follows it. ``never_ready``: the new pod never becomes
-    ready. Requests need the kubeconfig's bearer token; every request is recorded."""
+    a Deployment, the service proxy), with a controller and a kubelet behind them: a patched pod template
+    makes the Deployment roll out, i.e. ``restart(configmap data)`` is called (a real local mock restarted
+    with those files) and the Deployment's status follows it. ``never_ready``: the new pod never becomes
+    ready. ``add_mock`` adds another such pair (the fast mock's second instance); ``proxy_to`` makes a
+    Service reachable through ``/api/v1/namespaces/<ns>/services/<name>:<port>/proxy/<path>``, forwarded to a
+    real local server as the API server forwards to the Service's pod. Requests need the kubeconfig's bearer
+    token; every request is recorded."""
 
     def __init__(self, namespace: str, name: str, files: dict[str, str], restart, never_ready: bool = False):
         self.token = f"token-{uuid.uuid4().hex}"
         self.requests: list[tuple[str, str, str | None]] = []
-        self.restarts = 0
-        self.configmap = {"apiVersion": "v1", "kind": "ConfigMap",
-                          "metadata": {"name": name, "namespace": namespace, "resourceVersion": "1"},
-                          "data": dict(files)}
-        labels = {"app.kubernetes.io/name": name}
-        self.deployment = {
-            "apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": name, "namespace": namespace, "generation": 1, "resourceVersion": "1"},
-            "spec": {"replicas": 1, "selector": {"matchLabels": labels}, "strategy": {"type": "Recreate"},
-                     "template": {"metadata": {"labels": labels, "annotations": {}},
-                                  "spec": {"containers": [{"name": name, "image": "openresty/openresty:test"}]}}},
-            "status": {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "readyReplicas": 1,
-                       "availableReplicas": 1},
-        }
-        self.paths = {f"/api/v1/namespaces/{namespace}/configmaps/{name}": "configmap",
-                      f"/apis/apps/v1/namespaces/{namespace}/deployments/{name}": "deployment",
-                      f"/apis/apps/v1/namespaces/{namespace}/deployments/{name}/status": "deployment"}
-        self._restart, self.never_ready = restart, never_ready
+        self.namespace, self.name = namespace, name
+        self.objects: dict[str, dict] = {}  # path -> object
+        self.rollouts: dict[str, tuple] = {}  # Deployment name -> (its ConfigMap, restart)
+        self.restarts_of: dict[str, int] = {}
+        self.proxies: dict[str, str] = {}  # "<ns>/<service>:<port>" -> base URL
+        self.never_ready = never_ready
+        self.add_mock(name, files, restart)
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
-            def _reply(self, status: int, doc: dict) -> None:
-                body = json.dumps(doc).encode()
+            def _reply(self, status: int, doc: dict | bytes, ctype: str = "application/json") -> None:
+                body = doc if isinstance(doc, bytes) else json.dumps(doc).encode()
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
 
-            def _object(self):
+            def _authorized(self) -> bool:
                 owner.requests.append((self.command, self.path, self.headers.get("Content-Type")))
                 if self.headers.get("Authorization") != f"Bearer {owner.token}":
                     self._reply(401, {"kind": "Status", "status": "Failure", "reason": "Unauthorized", "code": 401})
+                    return False
+                return True
+
+            def _object(self):
+                if not self._authorized():
                     return None
-                kind = owner.paths.get(urlparse(self.path).path)
-                if kind is None:
+                path = urlparse(self.path).path.removesuffix("/status")
+                if path not in owner.objects:
                     self._reply(404, {"kind": "Status", "status": "Failure", "reason": "NotFound", "code": 404})
-                return kind
+                    return None
+                return path
+
+            def _proxy(self) -> bool:
+                match = re.fullmatch(r"/api/v1/namespaces/([^/]+)/services/([^/]+)/proxy(/.*)", self.path)
+                if not match:
+                    return False
+                if self._authorized():
+                    base = owner.proxies.get(f"{match.group(1)}/{match.group(2)}")
+                    if base is None:
+                        self._reply(503, {"kind": "Status", "status": "Failure", "code": 503,
+                                          "message": f"no endpoints available for service {match.group(2)!r}"})
+                        return True
+                    import urllib.request
+                    length = int(self.headers.get("Content-Length") or 0)
+                    request = urllib.request.Request(base + match.group(3), method=self.command,
+                                                     data=self.rfile.read(length) if length else None)
+                    with urllib.request.urlopen(request, timeout=30) as answer:
+                        self._reply(answer.status, answer.read(), answer.headers.get("Content-Type"))
+                return True
 
             def do_GET(self):
-                kind = self._object()
-                if kind:
-                    self._reply(200, getattr(owner, kind))
+                if self._proxy():
+                    return
+                path = self._object()
+                if path:
+                    self._reply(200, owner.objects[path])
+
+            def do_POST(self):
+                if not self._proxy():
+                    self._reply(405, {"kind": "Status", "status": "Failure", "code": 405})
 
             def do_PATCH(self):
-                kind = self._object()
-                if not kind:
+                path = self._object()
+                if not path:
                     return
                 if self.headers.get("Content-Type") not in ("application/strategic-merge-patch+json",
                                                             "application/merge-patch+json"):
                     self._reply(415, {"kind": "Status", "status": "Failure", "code": 415})
                     return
                 patch = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
-                self._reply(200, owner.patch(kind, patch))
+                self._reply(200, owner.patch(path, patch))
 
             def log_message(self, *args):
                 pass
 
         super().__init__(Handler)
 
-    def patch(self, kind: str, patch: dict) -> dict:
-        obj = getattr(self, kind)
-        before = json.dumps(obj["spec"]["template"]) if kind == "deployment" else None
+    def add_mock(self, name: str, files: dict[str, str], restart) -> None:
+        """A ConfigMap and a Deployment named ``name`` whose roll-out calls ``restart(data)``."""
+        ns = self.namespace
+        configmap = {"apiVersion": "v1", "kind": "ConfigMap",
+                     "metadata": {"name": name, "namespace": ns, "resourceVersion": "1"}, "data": dict(files)}
+        labels = {"app.kubernetes.io/name": name}
+        deployment = {
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": ns, "generation": 1, "resourceVersion": "1"},
+            "spec": {"replicas": 1, "selector": {"matchLabels": labels}, "strategy": {"type": "Recreate"},
+                     "template": {"metadata": {"labels": labels, "annotations": {}},
+                                  "spec": {"containers": [{"name": name, "image": "openresty/openresty:test"}]}}},
+            "status": {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "readyReplicas": 1,
+                       "availableReplicas": 1},
+        }
+        self.objects[f"/api/v1/namespaces/{ns}/configmaps/{name}"] = configmap
+        self.objects[f"/apis/apps/v1/namespaces/{ns}/deployments/{name}"] = deployment
+        self.rollouts[name] = (configmap, restart)
+        self.restarts_of[name] = 0
+
+    def proxy_to(self, service: str, port: int, base: str) -> None:
+        self.proxies[f"{self.namespace}/{service}:{port}"] = base
+
+    def configmap_of(self, name: str) -> dict:
+        return self.objects[f"/api/v1/namespaces/{self.namespace}/configmaps/{name}"]
+
+    @property
+    def configmap(self) -> dict:
+        return self.configmap_of(self.name)
+
+    @property
+    def restarts(self) -> int:
+        return self.restarts_of[self.name]
+
+    def patch(self, path: str, patch: dict) -> dict:
+        obj = self.objects[path]
+        deployment = obj["kind"] == "Deployment"
+        before = json.dumps(obj["spec"]["template"]) if deployment else None
         _merge(obj, patch)
         obj["metadata"]["resourceVersion"] = str(int(obj["metadata"]["resourceVersion"]) + 1)
-        if kind == "deployment" and json.dumps(obj["spec"]["template"]) != before:
+        if deployment and json.dumps(obj["spec"]["template"]) != before:
             obj["metadata"]["generation"] += 1
-            threading.Thread(target=self._roll_out, args=(obj["metadata"]["generation"],), daemon=True).start()
+            threading.Thread(target=self._roll_out, args=(obj, obj["metadata"]["generation"]), daemon=True).start()
         return obj
 
-    def _roll_out(self, generation: int) -> None:
-        status = self.deployment["status"]
+    def _roll_out(self, deployment: dict, generation: int) -> None:
+        status = deployment["status"]
         # Recreate: the controller sees the change, the old pod goes, the new one starts.
         status.update(observedGeneration=generation, updatedReplicas=0, readyReplicas=0, availableReplicas=0)
         if self.never_ready:
             return
-        self._restart(dict(self.configmap["data"]))
-        self.restarts += 1
+        name = deployment["metadata"]["name"]
+        configmap, restart = self.rollouts[name]
+        restart(dict(configmap["data"]))
+        self.restarts_of[name] += 1
         status.update(updatedReplicas=1, readyReplicas=1, availableReplicas=1)
 
     def kubeconfig(self) -> str:

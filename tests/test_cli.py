@@ -68,7 +68,6 @@ def test_bad_run_arguments_fail_before_anything_starts(tmp_path, args, message):
         (["--suite", "default", "-s", "seed"], "choose a scenario (--scenario) or a suite (--suite), not both"),
         (["-s", "seed", "--mock-profile", "nope"], "unknown mock profile 'nope'"),
         (["--policy", "auth"], "variants (auth) are chosen for a suite that runs variants"),
-        (["--suite", "faults"], "runs faults scenarios, which are local only for now"),
     ],
 )
 def test_bad_cloud_arguments_fail_before_any_stack_is_read_or_deployed(tmp_path, command, args, message):

@@ -88,8 +88,9 @@ def test_shipped_suites_load_with_local_and_cloud_sizes():
     assert {"default", "thorough"} <= set(list_suites())
     for name in list_suites():
         suite = load_suite(name)
-        if suite.sizes("local").faults is not None:  # local only for now (docs/faults.md)
-            assert "cloud" not in suite.profiles
+        if suite.sizes("local").faults is not None:  # the faults suite: the same scenarios on EKS, larger
+            local, cloud = suite.sizes("local").faults, suite.sizes("cloud").faults
+            assert cloud is not None and cloud.scenarios == local.scenarios and cloud.rate > local.rate
             continue
         local, cloud = suite.sizes("local"), suite.sizes("cloud")
         assert cloud.capacity.step > local.capacity.step and cloud.seed.vus == 400  # the published size

@@ -34,7 +34,8 @@ class StackEndpoints:
 
 def stack_endpoints(out: StackOutputs, gateway: Gateway) -> StackEndpoints:
     where = f"{gateway.name}: request.headers"
-    headers = render_map(gateway.request.headers, {"mock_url": out.mock_cluster_url}, where)
+    headers = render_map(gateway.request.headers, {"mock_url": out.mock_cluster_url,
+                                                   "fallback_url": out.mock_fallback_cluster_url}, where)
     # Secret headers (the stack's gateway key) replace the catalog's local values of the same name.
     secret = {name: value.get_secret_value() for name, value in out.gateway_secret_headers.items()}
     return StackEndpoints(

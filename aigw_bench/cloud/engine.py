@@ -29,6 +29,7 @@ from aigw_bench.cloud.ec2_driver import BARRIER_GRACE_SECONDS, ENDPOINT_WAIT_SEC
 from aigw_bench.cloud.endpoints import rig_endpoint, stack_endpoints
 from aigw_bench.cloud.kube import KubeAccess, kube_access
 from aigw_bench.cloud.mock_control import MockProfiles
+from aigw_bench.cloud.mock_faults import MockFaults, mock_faults, require_fault_plans
 from aigw_bench.cloud.outputs import StackOutputs
 from aigw_bench.cloud.remote import Remote
 from aigw_bench.cloud.stack_driver import PROFILE_SWITCH_SECONDS, StackDriver
@@ -36,12 +37,14 @@ from aigw_bench.cloud.user_data import USER_DATA_WAIT_SECONDS, wait_user_data
 from aigw_bench.cloud.variants import refuse_missing_variants
 from aigw_bench.measure.driver import Endpoint, SessionLost
 from aigw_bench.measure.events import EventSink, Phase, ignore
+from aigw_bench.measure.faults import served_plans
 from aigw_bench.run.engine import Description, Engine
 from aigw_bench.run.interrupts import STOP
 from aigw_bench.run.plan import RunPlan
 from components.cloud_variants import undeployable
 from schema.catalog import Gateway
 from schema.errors import CloudError, ConfigError
+from schema.faults import HEALTHY_PLAN, load_plan
 from schema.manifest import Manifest, RigRecord
 from schema.mock import MockDefinition, load_mock, load_profiles
 from schema.results import Outcome, Status
@@ -76,6 +79,7 @@ class CloudEngine(Engine):
         self.poll_interval, self.sleep, self.clock = poll_interval, sleep, clock
         self.profile_switch_s = profile_switch_s
         self._profiles: dict[str, MockProfiles | None] = {}
+        self._faults: dict[str, MockFaults] = {}  # a run with faults scenarios: both mocks of each stack
 
     def kube(self, out: StackOutputs) -> KubeAccess:
         """The stack's Kubernetes clients, made once."""
@@ -102,7 +106,11 @@ class CloudEngine(Engine):
             if t.entry not in self.by_target:
                 raise ConfigError(f"no deployed stack serves target '{t.name}'")
         refuse_missing_variants(plan.targets, self.by_target, self.not_runnable)
+        faults = served_plans(plan.measurement.sizes)
         for stack, out in self.stacks.items():
+            if faults:  # a plan the deployed mock cannot serve: refused before anything runs
+                require_fault_plans(out, f"suite '{plan.measurement.suite.name if plan.measurement.suite else ''}' "
+                                         f"(fault plans {', '.join(p.name for p in faults)})")
             missing = [p.name for p in plan.measurement.profiles() if p.name not in out.mock_profiles]
             if missing:
                 raise ConfigError(
@@ -123,6 +131,11 @@ class CloudEngine(Engine):
                                     clock=self.clock, interval=max(self.poll_interval, 0.2))
             profiles.current()  # access to the cluster, and the settings where the stack says they are
             self._profiles[stack] = profiles
+            if served_plans(plan.measurement.sizes):
+                faults = mock_faults(self.kube(out), require_fault_plans(out, "the faults suite"), out.cluster_name,
+                                     sleep=self.sleep, clock=self.clock, interval=max(self.poll_interval, 0.2))
+                faults.fallback.current()  # the second mock's settings where the stack says they are
+                self._faults[stack] = faults
 
     @abstractmethod
     def _preflight_load_generators(self, plan: RunPlan) -> None: ...
@@ -237,6 +250,7 @@ class CloudEngine(Engine):
         with self._cloud_faults(Status.K6_FAILED), self._driver(out, work, ends.direct, ends.target, ends.secret,
                                                                 f"{target.name}/r{repeat}") as driver:
             outcome.evidence.update(self._session_evidence(driver))
+            driver.mock_faults = self._faults.get(out.stack)
             driver.use_profile(self.ctx.plan.measurement.profile)
             yield driver
 
@@ -259,6 +273,10 @@ class CloudEngine(Engine):
                 continue
             deployed = load_profiles().get(out.mock_profile)
             try:
+                fallback = self._faults[stack].fallback if stack in self._faults else None
+                healthy = load_plan(HEALTHY_PLAN)
+                if fallback is not None and deployed is not None and not fallback.serves(deployed, healthy):
+                    fallback.switch(deployed, self.profile_switch_s, plan=healthy)  # the second mock's, likewise
                 if deployed is None or profiles.serves(deployed):
                     continue
                 self.ctx.emit(Phase(target=stack, phase=f"restoring the mock's '{deployed.name}' pacing profile"))

@@ -25,6 +25,7 @@ from typing import Any
 from aigw_bench.cloud.kube import KubeAccess
 from aigw_bench.cloud.outputs import MockControl
 from schema.errors import CloudError
+from schema.faults import FaultPlan
 from schema.mock import PacingProfile, settings_json
 
 # (connect, read) seconds for every API call.
@@ -57,6 +58,11 @@ class MockSettings:
     @property
     def profile(self) -> dict[str, Any]:
         return json.loads(self.text)["profile"]
+
+    @property
+    def plan(self) -> dict[str, Any] | None:
+        """The fault plan served (None: no faults, nothing counted)."""
+        return json.loads(self.text).get("plan")
 
 
 def _describe(exc: Exception, what: str, cluster: str) -> CloudError:
@@ -104,20 +110,25 @@ class MockProfiles:
             raise CloudError(f"ConfigMap {c.namespace}/{c.configmap} has no {c.settings_key}: redeploy the stack")
         return MockSettings(text)
 
-    def serves(self, profile: PacingProfile) -> bool:
-        """True if the mock's settings carry ``profile`` and its Deployment has rolled them out (nothing to
-        switch). Settings written by a switch whose pod never became ready are not served: the next
-        session's switch waits for that rollout (bounded) instead of measuring against a broken mock."""
-        if self.current().profile != json.loads(settings_json(profile))["profile"]:
+    def serves(self, profile: PacingProfile, plan: FaultPlan | None = None) -> bool:
+        """True if the mock's settings carry ``profile`` and ``plan`` (None: no fault plan) and its Deployment
+        has rolled them out (nothing to switch). Settings written by a switch whose pod never became ready
+        are not served: the next session's switch waits for that rollout (bounded) instead of measuring
+        against a broken mock."""
+        wanted = json.loads(settings_json(profile, plan=plan))
+        current = self.current()
+        if current.profile != wanted["profile"] or current.plan != wanted.get("plan"):
             return False
         status = self._status()
         return self._rolled_out(status, status["generation"] or 0)
 
-    def switch(self, profile: PacingProfile, timeout_s: float, on_wait: Callable[[float], None] | None = None) -> float:
-        """Write the settings, restart the pod, wait for the rollout; returns the seconds it took."""
+    def switch(self, profile: PacingProfile, timeout_s: float, on_wait: Callable[[float], None] | None = None,
+               plan: FaultPlan | None = None) -> float:
+        """Write the settings (``profile`` and ``plan``, None: no faults), restart the pod, wait for the rollout;
+        returns the seconds it took."""
         c = self.control
         started = self.clock()
-        text = settings_json(profile, self.current().contract)
+        text = settings_json(profile, self.current().contract, plan=plan)
         self._call(f"writing {c.settings_key} of ConfigMap {c.namespace}/{c.configmap}",
                    self.core.patch_namespaced_config_map, c.configmap, c.namespace, {"data": {c.settings_key: text}})
         patch = {"spec": {"template": {"metadata": {"annotations": {c.settings_annotation: settings_sha256(text)}}}}}
@@ -130,8 +141,9 @@ class MockProfiles:
                 return self.clock() - started
             waited = self.clock() - started
             if waited > timeout_s:
+                serving = f"the '{profile.name}' pacing profile" + (f" and fault plan '{plan.name}'" if plan else "")
                 raise ProfileNotReady(
-                    f"the mock did not become ready with the '{profile.name}' pacing profile within {timeout_s:.0f} s "
+                    f"the mock did not become ready with {serving} within {timeout_s:.0f} s "
                     f"(Deployment {c.namespace}/{c.deployment}: {status}); see `kubectl -n {c.namespace} describe "
                     f"deployment {c.deployment}` and its pod's events", status)
             if on_wait:

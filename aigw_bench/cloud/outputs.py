@@ -42,6 +42,11 @@ class MockControl(BaseModel):
     settings_key: str
     deployment: str
     settings_annotation: str = Field(description="pod-template annotation holding the settings' sha256")
+    # Its ClusterIP Service: `cloud run` reads and clears a fault plan's records there, through the API
+    # server's service proxy. Stacks deployed before fault plans on EKS export none.
+    service: str | None = None
+    port: int | None = None
+    fallback: MockControl | None = Field(None, description="its second, healthy instance (the faults suite)")
 
 
 class StackOutputs(BaseModel):
@@ -57,6 +62,8 @@ class StackOutputs(BaseModel):
                                          "(stack config `variants`): name -> base URL of the variant's own NLB")
     mock_url: str = Field(description="base URL of the mock's internal NLB")
     mock_cluster_url: str = Field(description="the mock as the gateway reaches it (in-cluster service URL)")
+    mock_fallback_cluster_url: str = Field("", description="the mock's second, healthy instance in-cluster (the "
+                                           "`resilient` configurations' fallback); '': not deployed")
     k6_runner_instance_ids: list[str] = Field(min_length=1)
     k6_runner_ami: str | None = None
     results_bucket: str

@@ -33,13 +33,14 @@ from aigw_bench.local.processes import ManagedProcess, Supervisor, reap_stale_gr
 from aigw_bench.local.session import LocalSession, process_evidence
 from aigw_bench.measure.driver import Endpoint, SessionLost
 from aigw_bench.measure.events import EventSink, Phase, Reaped
+from aigw_bench.measure.faults import served_plans
 from aigw_bench.run.engine import Description, Engine, RunContext
 from aigw_bench.run.environment import machine_info
 from aigw_bench.run.plan import RunPlan
 from k6_scripts.render import build_body
 from schema.catalog import Gateway, LocalSpec
 from schema.errors import ConfigError, PortInUseError
-from schema.faults import FaultPlan, load_plan, load_plans
+from schema.faults import HEALTHY_PLAN, FaultPlan, load_plan
 from schema.mock import MockDefinition, PacingProfile
 from schema.results import Outcome, Status
 from schema.services import list_services
@@ -47,16 +48,11 @@ from schema.suites import NoiseSizes
 from schema.templating import render_file, render_list, render_map
 
 PLACE = "local"
-HEALTHY_PLAN = "healthy"  # the plan of the mock's second instance: no fault, every attempt counted
 
 
 def _fault_plans(plan: RunPlan) -> list[FaultPlan]:
     """The fault plans the run's faults scenarios serve (none outside the faults suite)."""
-    sizes = plan.measurement.sizes
-    if sizes is None or not sizes.runs("faults") or sizes.faults is None:
-        return []
-    plans = load_plans()
-    return [plans[name] for name in dict.fromkeys([HEALTHY_PLAN, *(s.plan for s in sizes.faults.scenarios)])]
+    return served_plans(plan.measurement.sizes)
 
 
 # One local run at a time per machine, whatever its clone or results directory: the ports are the

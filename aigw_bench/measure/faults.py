@@ -19,17 +19,26 @@ from typing import Any
 
 from aigw_bench.measure.driver import Driver, K6Job, K6Run, ResourcesUnavailable, SessionLost
 from k6_scripts.render import build_body, render_faults
-from schema.faults import FaultPlan, load_plans
+from schema.faults import HEALTHY_PLAN, FaultPlan, load_plans
 from schema.k6 import metric
 from schema.mock import PacingProfile, load_contract
 from schema.results import StepRecord, now_iso
 from schema.scenarios import ScenarioParams
-from schema.suites import FaultScenario, FaultsSizes
+from schema.suites import FaultScenario, FaultsSizes, SuiteSizes
 
 UPSTREAM_FILE = "upstream.json"
 STEP_PREFIX = "faults-"
 ROLE = "gateway"  # whose memory and CPU a scenario weighs (the baseline has none)
 RSS_SECONDS = 0.5  # memory sampled for this long before the first scenario and after each
+
+
+def served_plans(sizes: SuiteSizes | None) -> list[FaultPlan]:
+    """The fault plans a run's faults scenarios serve, the second mock's ``healthy`` first (none outside the
+    faults suite): what every engine checks its mock can serve before anything runs."""
+    if sizes is None or not sizes.runs("faults") or sizes.faults is None:
+        return []
+    plans = load_plans()
+    return [plans[name] for name in dict.fromkeys([HEALTHY_PLAN, *(s.plan for s in sizes.faults.scenarios)])]
 
 
 def expected_content(profile: PacingProfile, stream: bool) -> str:

@@ -157,9 +157,12 @@ def test_outputs_tell_cloud_run_how_to_switch_the_profile(programs):
     outputs = StackOutputs.from_outputs("kong", p.exports)
     configmap = p.inputs("kubernetes:core/v1:ConfigMap", "mock-files")["metadata"]
     deployment = p.by_key[DEPLOYMENT]["inputs"]["metadata"]
+    service = p.inputs("kubernetes:core/v1:Service", "mock-service")
+    fallback = outputs.mock_control.fallback  # tests/infra/test_fallback_mock.py
     assert outputs.mock_control == MockControl(
         namespace=configmap["namespace"], configmap=configmap["name"], settings_key="settings.json",
-        deployment=deployment["name"], settings_annotation=SETTINGS_ANNOTATION)
+        deployment=deployment["name"], settings_annotation=SETTINGS_ANNOTATION,
+        service=service["metadata"]["name"], port=service["spec"]["ports"][0]["port"], fallback=fallback)
     assert deployment["namespace"] == configmap["namespace"] == outputs.mock_namespace
     assert outputs.mock_name == "fast" and outputs.mock_profiles == ["instant", "llm"]
     assert p.exports["chart_versions"]["mock"] == f"image {p.exports['mock_image']}"

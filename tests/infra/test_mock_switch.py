@@ -50,7 +50,10 @@ def test_switching_the_mock_creates_no_object_that_still_exists(fast, wiremock_k
     # Only the mocks' own workloads and files change; nothing else is created or deleted.
     created = {r["name"] for r in registrations(new) if r["urn"] in plan.creates}
     deleted = {r["name"] for r in registrations(old) if r["urn"] in plan.deletes}
-    mine = {"fast": {"mock-files", "mock-deployment", "mock-service"}, "wiremock": {"mock-mappings", "mock-release"}}
+    # the fast mock's second, healthy instance (the faults suite's fallback) comes and goes with it
+    mine = {"fast": {"mock-files", "mock-deployment", "mock-service", "mock-fallback-files",
+                     "mock-fallback-deployment", "mock-fallback-service"},
+            "wiremock": {"mock-mappings", "mock-release"}}
     assert created == mine[new.exports["mock_name"]] and deleted == mine[old.exports["mock_name"]]
     # The new mock's pod waits for the old one's node: pulumi up does not wait for it.
     assert blocked_creates(registrations(old), registrations(new), plan) == []

@@ -153,10 +153,13 @@ def workloads(p, role: str) -> list[dict]:
     names = {"gateway": ["gateway-release"], "mock": ["mock-release"],
              "tools": ["lbc-release", "observability-release", "k6-operator-release"]}
     found = [p.inputs(RELEASE, n)["values"] for n in names[role] if f"{RELEASE}::{n}" in p.by_key]
-    parents = {"gateway": GATEWAY_COMPONENT, "mock": FAST_MOCK_COMPONENT}
-    if role in parents:
-        found += [d["inputs"]["spec"]["template"]["spec"] for d in deployments(p, parents[role])]
-    return found
+    # The fast mock's second, healthy instance (the faults suite's fallback) runs on the tools pool: the first
+    # one takes the mock node's allocatable CPU (tests/infra/test_fallback_mock.py).
+    fast_mock = deployments(p, FAST_MOCK_COMPONENT)
+    by_role = {"gateway": deployments(p, GATEWAY_COMPONENT),
+               "mock": [d for d in fast_mock if d["name"] != "mock-fallback-deployment"],
+               "tools": [d for d in fast_mock if d["name"] == "mock-fallback-deployment"]}
+    return found + [d["inputs"]["spec"]["template"]["spec"] for d in by_role[role]]
 
 
 @pytest.mark.parametrize("stack", SHIPPED)
