@@ -12,7 +12,8 @@ A figure that moves between runs more than between one run's sessions (capacity,
 memory, closed-loop throughput: analysis/history.py) is confirmed only against earlier runs of the same
 suite on the same machine (at least three, found beside the runs compared): a change beyond the
 intervals but within where one more such run would fall (a 95% prediction from them) is noise, and one
-with fewer such runs is "unconfirmed", listed apart and never a regression.
+with fewer such runs is "unconfirmed", listed apart and never a regression. Added p50 is confirmed the
+same way where such runs exist, and otherwise keeps its own rules (one slowed run is a regression).
 
 An added latency also has to move by more than the rig can resolve: the A/A control's own reading
 (its value and interval bounds) is what the rig attributes to a proxy that is not there, so a change
@@ -51,6 +52,8 @@ class Figure:
     resolved_by_control: bool = False  # a change must exceed the A/A control's own reading
     same_as: str | None = None  # a column both runs must agree on for the figure to be compared
     between_runs: bool = False  # confirmed only against its spread over earlier runs (analysis/history.py)
+    # Confirmed against earlier runs where there are enough, else judged by its own rules (not "unconfirmed").
+    history_if_any: bool = False
 
 
 RATIOS = {"added_p50_x_floor": Figure(False, "added_p50_x_floor_ci_low", "added_p50_x_floor_ci_high"),
@@ -59,7 +62,7 @@ RATIOS = {"added_p50_x_floor": Figure(False, "added_p50_x_floor_ci_low", "added_
 SUITE_FIGURES = {
     "added_p50_us": Figure(False, "added_p50_us_ci_low", "added_p50_us_ci_high",
                            ("added_p50_us_sessions_low", "added_p50_us_sessions_high"), "added_p50_x_floor",
-                           resolved_by_control=True),
+                           resolved_by_control=True, between_runs=True, history_if_any=True),
     "added_p99_us": Figure(False, "added_p99_us_ci_low", "added_p99_us_ci_high", resolved_by_control=True),
     "capacity_rps": Figure(True, "capacity_low_rps", "capacity_high_rps", ratio="capacity_x_ceiling",
                            between_runs=True),
@@ -172,12 +175,16 @@ def _notes(before_run, after_run) -> tuple[list[str], bool]:
     return notes, same_machine
 
 
-def _between_runs(verdict: str, judged: str, after: float, values: list[float]) -> tuple[str, str]:
+def _between_runs(verdict: str, judged: str, after: float, values: list[float],
+                  history_if_any: bool = False) -> tuple[str, str]:
     """A change beyond one run's intervals, confirmed (or not) by where one more run of the first
-    configuration would put the figure (its runs' ``values``)."""
+    configuration would put the figure (its runs' ``values``). ``history_if_any``: with too few runs the
+    figure's own verdict stands."""
     if verdict not in ("regression", "improvement"):
         return verdict, judged
     spread = Spread.of(values)
+    if spread is None and history_if_any:
+        return verdict, f"{judged}; no {MIN_RUNS} runs like the first to confirm it against"
     if spread is None:
         return "unconfirmed", (f"{judged}; between-run spread not measured ({len(values)} run(s) like the first "
                                f"with this figure, {MIN_RUNS} needed)")
@@ -226,7 +233,8 @@ def compare_runs(before_dir: Path, after_dir: Path, threshold: float = 0.05,
             verdict, judged = _verdict(metric, figure, rb, ra, threshold, resolution)
             if figure.between_runs:
                 version = rb.get("version")
-                verdict, judged = _between_runs(verdict, judged, va, earlier.values(target, metric, version))
+                verdict, judged = _between_runs(verdict, judged, va, earlier.values(target, metric, version),
+                                                figure.history_if_any)
             rows.append({"target": target, "metric": metric, "before": vb, "after": va,
                          "change_pct": (va / vb - 1) * 100 if vb else float("nan"), "judged_by": judged,
                          "verdict": verdict})

@@ -240,6 +240,31 @@ def test_compare_confirms_a_capacity_change_against_its_spread_between_runs(tmp_
     assert "## Unconfirmed" in text and "- gw capacity_rps: 400.00 -> 150.00 (-62.5%)" in text, text
 
 
+def test_compare_confirms_an_added_latency_change_against_earlier_runs_where_there_are_any(tmp_path):
+    """Added latency moves between runs too (nginx read 138 then 121 µs, both runs' sessions apart): with three
+    runs like the first beside it (1.9, 2.0, 2.1 ms), 1.8 ms is within what another run finds; without them
+    the intervals and sessions decide, so one deliberately slowed run is still a regression."""
+    from analysis.compare_runs import compare_runs
+
+    def targets(added_ms: float) -> dict[str, SuiteTarget]:
+        return {"direct": SuiteTarget(role="baseline"), "gw": SuiteTarget(added_ms=added_ms)}
+
+    before = make_suite_run(tmp_path / "runs", targets(2.0), name="before")
+    for name, added in (("earlier-1", 1.9), ("earlier-2", 2.1)):
+        with_table(make_suite_run(tmp_path / "runs", targets(added), name=name))
+    after = make_suite_run(tmp_path / "after", targets(1.8), name="after")
+
+    def row(history: list[Path] | None) -> pd.Series:
+        return compare_runs(before, after, history=history).table.set_index(["target", "metric"]).loc[
+            ("gw", "added_p50_us")]
+
+    confirmed = row(None)
+    assert confirmed["verdict"] == "within noise", confirmed.to_dict()
+    assert "within what another run of the first finds" in confirmed["judged_by"], confirmed.to_dict()
+    alone = row([tmp_path / "after"])
+    assert alone["verdict"] == "improvement" and "no 3 runs like the first" in alone["judged_by"], alone.to_dict()
+
+
 def test_the_report_shows_what_earlier_runs_like_it_found(tmp_path):
     """With two earlier runs like it in its folder (same suite, machine, versions), the report shows each
     target's capacity, CPU and added latency over the three; a run alone in its folder shows no such table."""
