@@ -35,7 +35,7 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.compare import comparison
-from analysis.history import MIN_RUNS, Spread, earlier_runs
+from analysis.history import MIN_RUNS, Prediction, earlier_runs
 from analysis.load import load_run
 from analysis.report_md import fmt, markdown_table
 from analysis.stats import intervals_separate
@@ -182,14 +182,14 @@ def _between_runs(verdict: str, judged: str, after: float, values: list[float],
     figure's own verdict stands."""
     if verdict not in ("regression", "improvement"):
         return verdict, judged
-    spread = Spread.of(values)
-    if spread is None and history_if_any:
+    prediction = Prediction.of(values)
+    if prediction is None and history_if_any:
         return verdict, f"{judged}; no {MIN_RUNS} runs like the first to confirm it against"
-    if spread is None:
+    if prediction is None:
         return "unconfirmed", (f"{judged}; between-run spread not measured ({len(values)} run(s) like the first "
                                f"with this figure, {MIN_RUNS} needed)")
-    runs = f"95% prediction {spread.low:,.4g}-{spread.high:,.4g} from {spread.runs} runs"
-    if spread.holds(after):
+    runs = f"95% prediction {prediction.low:,.4g}-{prediction.high:,.4g} from {prediction.runs} runs"
+    if prediction.holds(after):
         return "within noise", f"within what another run of the first finds ({runs})"
     return verdict, f"{judged} and beyond what another run of the first finds ({runs})"
 

@@ -29,7 +29,7 @@ TABLE = "comparison.csv"
 
 
 @dataclass(frozen=True)
-class Spread:
+class Prediction:
     """Where one more run of a configuration would put a figure, from the runs made of it: a 95%
     prediction interval on the log scale (the figures move by factors, and stay positive), Student's t
     with n - 1 degrees of freedom. Three runs give a wide one (t = 4.3); that is what three runs know."""
@@ -39,7 +39,7 @@ class Spread:
     high: float
 
     @classmethod
-    def of(cls, values: list[float]) -> Spread | None:
+    def of(cls, values: list[float]) -> Prediction | None:
         logs = np.log([v for v in values if v > 0])
         if len(logs) < MIN_RUNS or len(logs) != len(values):
             return None
