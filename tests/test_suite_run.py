@@ -58,10 +58,12 @@ def suite_run(tmp_path_factory, tools_ready):
 
 
 # The overhead step of the tiny suite, longer: 1 s blocks, half of each kept apart, 7 blocks a side (the
-# carry-over's interval narrow enough to tell the spill from the A/A control's on a shared machine).
+# carry-over's interval narrow enough to tell the spill from the A/A control's on a shared machine). Steady
+# within 10%, up to 16 s: a Python proxy's per-second medians wander by more than the default 5% (the
+# delayed proxy read 0.560, 0.505, 0.465 ms), and at 5% in 12 s a fresh clone's CI once never saw two agree.
 OVERHEAD_ONLY = {"steps": ["overhead", "seed"],
-                 "overhead": {"duration": "14s", "warmup": "1s", "warmup_max": "12s", "steady_seconds": 2,
-                              "block": "1000ms", "settle": "500ms"}}
+                 "overhead": {"duration": "14s", "warmup": "1s", "warmup_max": "16s", "steady_seconds": 2,
+                              "steady_tolerance": 0.1, "block": "1000ms", "settle": "500ms"}}
 
 
 @pytest.fixture(scope="module")
