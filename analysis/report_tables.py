@@ -164,8 +164,11 @@ def between_runs_table(run: RunData, table: pd.DataFrame) -> TextTable | None:
         cells = [r["target"]]
         for metric, (_, digits) in BETWEEN_RUNS.items():
             values = history.values(r["target"], metric, r.get("version"))
+            if not values:  # e.g. the capacity of a rig-bound target: no run has a figure
+                cells.append("–")
+                continue
             span = f"{min(values):,.{digits}f}" + (f"–{max(values):,.{digits}f}" if max(values) > min(values) else "")
-            cells.append(f"{span} ({len(values)})" if values else "–")
+            cells.append(f"{span} ({len(values)})")
         if any(c != "–" for c in cells[1:]):
             rows.append(cells)
     if not rows:
