@@ -10,15 +10,25 @@ capacity is "at least" that rate and the ``capacity_rps`` column stays empty.
 
 A bound can also lie on the target's *stall floor*: a target that pauses (a garbage collector, an event
 loop held up) has a p99 set by its pauses, not by a queue. A queue lifts the median with the tail; a
-pause lifts only the tail. So where, at half of the highest rate it served cleanly, a probe's p99 stands
-TAIL_RATIO times above its p50 and already reaches STALL_SHARE of the bound, whether a probe meets the
-bound is a matter of whether a pause fell inside it: across four default
-runs here Portkey's p99 read 37-87 ms at every rate from 164 to 874 req/s (p50 about 1 ms), and its
-"capacity at p99 <= 50 ms" came out 188, 207, 453 and 824 req/s. Such a bound gets no capacity figure:
-the evidence (that p99, at which rates) and the capacity at the next bound its stalls do not reach.
+pause lifts only the tail. So the probes *without a queue* (their median within NO_QUEUE_P50 times the
+lowest median of the target's clean probes) show what the pauses alone do to the p99: where the median
+of their p99s stands TAIL_RATIO times above their p50 and reaches STALL_SHARE of a bound, whether a probe
+meets the bound is a matter of whether a pause fell inside it: across four default runs here Portkey's
+p99 read 37-87 ms at every rate from 164 to 874 req/s (p50 about 1 ms), and its "capacity at p99 <= 50
+ms" came out 188, 207, 453 and 824 req/s. Such a bound gets no capacity figure: the evidence (that p99,
+at which rates) and the capacity at the next bound its stalls do not reach.
+
+The rule reads every probe without a queue, whatever its rate, and their median, not their worst: an
+earlier form read the worst p99 at or below half the highest clean rate, and so depended on where the
+search happened to step (two runs in a row: one probed Portkey at 281-399 req/s and found its stalls;
+the other's lowest probe was 432 req/s, above half of 811, so the rule saw nothing, though its probes
+at 432-641 req/s read p99 40-58 ms with the median flat at ~1.1 ms). The median keeps one pause in one
+probe (LiteLLM: 329 ms once in twelve probes whose p99 is otherwise 11-27 ms) from condemning a bound.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -27,13 +37,17 @@ from analysis.load import RunData
 
 FRONTIER_COLUMNS = ["target", "p99_bound_ms", "max_rps", "rig_bound", "repeats", "max_rps_low", "max_rps_high",
                     "p99_at_max_ms", "failing_rps", "resolved", "note", "passed_above_rps",
-                    "half_load_rps", "half_load_p99_ms", "stall_bound"]
+                    "no_queue_probes", "no_queue_rps", "no_queue_p99_ms", "stall_bound"]
 PROBE_COLUMNS = ["target", "repeat", "rate", "p99_ms", "p50_ms", "error_rate", "dropped", "achieved_rps",
                  "requests", "clean", "problem"]
-# A p99 at half load within this share of a bound, and this many times its p50, puts the bound on the
-# target's stall floor (above). A queue keeps p99/p50 near ln(100)/ln(2) = 6.6 (M/M/1) or below.
+# The median p99 of the probes without a queue within this share of a bound, and this many times their p50,
+# puts the bound on the target's stall floor (above). A queue keeps p99/p50 near ln(100)/ln(2) = 6.6 (M/M/1)
+# or below. A probe has no queue while its median stays within NO_QUEUE_P50 of the target's lowest; the
+# rule needs MIN_NO_QUEUE such probes.
 STALL_SHARE = 0.7
 TAIL_RATIO = 10.0
+NO_QUEUE_P50 = 1.5
+MIN_NO_QUEUE = 3
 
 
 def _searches(run: RunData) -> list[tuple[str, int, dict]]:
@@ -58,17 +72,32 @@ def probes(run: RunData) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=PROBE_COLUMNS)
 
 
-def half_load(probes: list[dict]) -> tuple[float | None, float | None]:
-    """(half the highest rate served cleanly, the highest p99 at or below it of a probe whose tail stood
-    TAIL_RATIO times above its median) over a target's probes of every repeat; probes still disturbed by
-    other work on the machine do not count."""
-    clean = [p for p in probes if p.get("clean") and not p.get("disturbed") and p.get("p99_ms") is not None]
+@dataclass(frozen=True)
+class NoQueue:
+    """What a target's probes without a queue say of its stalls (over every repeat)."""
+
+    probes: int = 0  # how many clean probes kept their median within NO_QUEUE_P50 of the lowest
+    top_rps: float | None = None  # the highest rate among them
+    p99_ms: float | None = None  # the median of their p99s
+    tail_ratio: float | None = None  # the median of their p99 / p50
+
+    def stalls(self, bound_ms: float) -> bool:
+        """The bound lies on the stall floor: enough probes, a tail of pauses, reaching into the bound."""
+        return (self.probes >= MIN_NO_QUEUE and self.p99_ms is not None and self.tail_ratio is not None
+                and self.tail_ratio >= TAIL_RATIO and self.p99_ms >= STALL_SHARE * bound_ms)
+
+
+def no_queue(probes: list[dict]) -> NoQueue:
+    """The probes without a queue among a target's probes: clean, not still disturbed by other work on the
+    machine, their median within NO_QUEUE_P50 of the lowest median of such probes."""
+    clean = [p for p in probes
+             if p.get("clean") and not p.get("disturbed") and p.get("p99_ms") is not None and p.get("p50_ms")]
     if not clean:
-        return None, None
-    half = max(p["rate"] for p in clean) / 2
-    p99s = [p["p99_ms"] for p in clean
-            if p["rate"] <= half and p.get("p50_ms") and p["p99_ms"] >= TAIL_RATIO * p["p50_ms"]]
-    return half, (max(p99s) if p99s else None)
+        return NoQueue()
+    floor = min(p["p50_ms"] for p in clean)
+    free = [p for p in clean if p["p50_ms"] <= NO_QUEUE_P50 * floor]
+    return NoQueue(len(free), max(p["rate"] for p in free), float(np.median([p["p99_ms"] for p in free])),
+                   float(np.median([p["p99_ms"] / p["p50_ms"] for p in free])))
 
 
 def frontier(run: RunData) -> pd.DataFrame:
@@ -79,7 +108,7 @@ def frontier(run: RunData) -> pd.DataFrame:
         per_target.setdefault(target, []).extend(data.get("probes", []))
         for b in data.get("bounds", []):
             per_bound.setdefault((target, float(b["bound_ms"])), []).append(b)
-    halves = {t: half_load(p) for t, p in per_target.items()}
+    free = {t: no_queue(p) for t, p in per_target.items()}
     rows = []
     for (target, bound), results in sorted(per_bound.items()):
         rig_bound = all(r["rig_bound"] for r in results)
@@ -95,7 +124,7 @@ def frontier(run: RunData) -> pd.DataFrame:
         all_values = [r["capacity_rps"] for r in results if r["capacity_rps"] is not None]
         notes = sorted({r["note"] for r in results if r.get("note")})
         above = [rate for r in results for rate in r.get("passed_above_rps") or []]
-        half, half_p99 = halves.get(target, (None, None))
+        nq = free.get(target, NoQueue())
         rows.append({
             "target": target, "p99_bound_ms": bound,
             "max_rps": chosen["capacity_rps"], "rig_bound": rig_bound, "repeats": len(results),
@@ -105,17 +134,18 @@ def frontier(run: RunData) -> pd.DataFrame:
             "resolved": all(r["resolved"] for r in results), "note": "; ".join(notes) or None,
             # The p99 met the bound again above a failing rate: the quoted figure is not a stable one.
             "passed_above_rps": max(above) if above else np.nan,
-            "half_load_rps": half if half is not None else np.nan,
-            "half_load_p99_ms": half_p99 if half_p99 is not None else np.nan,
+            "no_queue_probes": nq.probes,
+            "no_queue_rps": nq.top_rps if nq.top_rps is not None else np.nan,
+            "no_queue_p99_ms": nq.p99_ms if nq.p99_ms is not None else np.nan,
             # Never for the rig's own row: it is the reference, and rig-bound rows are "at least" already.
-            "stall_bound": bool(not rig_bound and half_p99 is not None and half_p99 >= STALL_SHARE * bound),
+            "stall_bound": bool(not rig_bound and nq.stalls(bound)),
         })
     return pd.DataFrame(rows, columns=FRONTIER_COLUMNS)
 
 
 CAPACITY_COLUMNS = ["target", "capacity_rps", "capacity_rig_bound", "capacity_at_least_rps", "capacity_bound_ms",
-                    "capacity_below_rps", "capacity_stall_bound", "capacity_half_load_p99_ms",
-                    "capacity_half_load_rps", "capacity_next_bound_ms", "capacity_next_rps",
+                    "capacity_below_rps", "capacity_stall_bound", "capacity_no_queue_p99_ms",
+                    "capacity_no_queue_rps", "capacity_no_queue_probes", "capacity_next_bound_ms", "capacity_next_rps",
                     "capacity_next_rig_bound"]
 
 
@@ -149,8 +179,9 @@ def capacity_columns(front: pd.DataFrame, default_bound_ms: float | None) -> pd.
         # Nothing met the bound: the capacity is below the lowest rate tried (the lowest that failed).
         "capacity_below_rps": at["failing_rps"].where(at["max_rps"].isna() & ~stalls),
         "capacity_stall_bound": stalls,
-        "capacity_half_load_p99_ms": at["half_load_p99_ms"].where(stalls),
-        "capacity_half_load_rps": at["half_load_rps"].where(stalls),
+        "capacity_no_queue_p99_ms": at["no_queue_p99_ms"].where(stalls),
+        "capacity_no_queue_rps": at["no_queue_rps"].where(stalls),
+        "capacity_no_queue_probes": at["no_queue_probes"].where(stalls),
     }).reset_index(drop=True)
     nxt = [_next_bound(front, t, float(default_bound_ms)) if stall else NO_NEXT_BOUND
            for t, stall in zip(out["target"], out["capacity_stall_bound"], strict=True)]

@@ -78,8 +78,8 @@ def _overhead_part(r: dict) -> tuple[str | None, list[str]]:
 
 def stall_text(r: dict, bound: float) -> str:
     """A bound on the target's stall floor: no capacity there, the evidence, and the next bound's capacity."""
-    text = (f"has no capacity at p99 <= {bound:g} ms: its p99 is already {r['capacity_half_load_p99_ms']:,.0f} ms "
-            f"at half its load ({r['capacity_half_load_rps']:,.0f} RPS or less), set by its stalls, not a queue")
+    text = (f"has no capacity at p99 <= {bound:g} ms: its p99 is already {r['capacity_no_queue_p99_ms']:,.0f} ms "
+            f"where no queue forms ({r['capacity_no_queue_rps']:,.0f} RPS or less), set by its stalls")
     if _present(r.get("capacity_next_rps")):
         least = "at least " if _true(r.get("capacity_next_rig_bound")) else ""
         text += f"; sustains {least}{r['capacity_next_rps']:,.0f} RPS with p99 <= {r['capacity_next_bound_ms']:g} ms"

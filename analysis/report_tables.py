@@ -122,7 +122,8 @@ def frontier_table(suite: SuiteResults, order: list[str], baseline: str | None) 
             elif r["rig_bound"]:
                 cells.append(f">= {_num(r['max_rps'])} (rig-bound)")
             elif bool(r.get("stall_bound", False)):
-                cells.append(f"stalls: p99 {_num(r['half_load_p99_ms'])} ms at <= {_num(r['half_load_rps'])}")
+                cells.append(f"stalls: p99 {_num(r['no_queue_p99_ms'])} ms without a queue "
+                             f"(<= {_num(r['no_queue_rps'])})")
             elif _present(r["max_rps"]):
                 spread = (f" ({_num(r['max_rps_low'])}–{_num(r['max_rps_high'])})"
                           if r["repeats"] > 1 and r["max_rps_high"] != r["max_rps_low"] else "")
@@ -139,9 +140,10 @@ def frontier_table(suite: SuiteResults, order: list[str], baseline: str | None) 
         "Requests per second, open model (k6 constant-arrival-rate), with fewer than 0.1% errors and no dropped "
         "iteration; found by stepping the rate up, then bisecting. With repeats: the lowest repeat (the range in "
         "brackets). '~': the step budget ran out before the bracket narrowed to the resolution; '< N': no rate "
-        "tried met the bound, the lowest failed at N. 'stalls': at half the highest rate served cleanly the "
-        "p99 already reached 70% of the bound, 10 times its p50 or more, so whether a rate meets it depends on "
-        "whether a pause fell inside the step (the target's stalls, not a queue): no capacity at that bound. "
+        "tried met the bound, the lowest failed at N. 'stalls': over the probes without a queue (their p50 within "
+        "1.5 times the lowest) the median p99 already reached 70% of the bound, 10 times their p50 or more, so "
+        "whether a rate meets it depends on whether a pause fell inside the step (the target's stalls, not a "
+        "queue): no capacity at that bound. "
         "The rig's row is k6 straight to the mock: a target within 80% of it is rig-bound, its capacity at least "
         "that. The rig's own figure is printed only when its search found one above every target's (every "
         "request passes through the rig); otherwise the row says where its search stopped. The range covers "

@@ -48,7 +48,7 @@ def capacity_cell(r: dict) -> str:
     if _present(r.get("capacity_rig_bound")) and bool(r["capacity_rig_bound"]):
         return f">= {_num(r.get('capacity_at_least_rps'))} (rig-bound)"
     if _present(r.get("capacity_stall_bound")) and bool(r["capacity_stall_bound"]):
-        text = f"stalls (p99 {_num(r.get('capacity_half_load_p99_ms'))} ms at half load)"
+        text = f"stalls (p99 {_num(r.get('capacity_no_queue_p99_ms'))} ms without a queue)"
         if _present(r.get("capacity_next_rps")):
             text += f"; {_num(r['capacity_next_rps'])} at {r['capacity_next_bound_ms']:g} ms"
         return text

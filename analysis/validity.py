@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from analysis.capacity import NO_QUEUE_P50
 from analysis.compare import MAX_VALID_ERROR_RATE
 from analysis.load import RunData
 from analysis.overhead import leaks, outlasts_settle
@@ -242,9 +243,10 @@ def _stalls(suite: SuiteResults | None) -> list[Finding]:
     for r in suite.frontier[suite.frontier["stall_bound"].astype(bool)].to_dict("records"):
         seen = f"; the search's steps met it up to {r['max_rps']:,.0f} RPS" if pd.notna(r["max_rps"]) else ""
         out.append(Finding("stalls", r["target"],
-                           f"at p99 <= {r['p99_bound_ms']:g} ms: its p99 already reached {r['half_load_p99_ms']:,.1f} "
-                           f"ms at {r['half_load_rps']:,.0f} RPS or less, half the highest rate it served cleanly, "
-                           f"where hardly a queue forms{seen}. Whether a step meets this bound depends on whether "
+                           f"at p99 <= {r['p99_bound_ms']:g} ms: its p99 already reached {r['no_queue_p99_ms']:,.1f} "
+                           f"ms where no queue forms (the median over {r['no_queue_probes']:.0f} probes up to "
+                           f"{r['no_queue_rps']:,.0f} RPS whose median stayed within {NO_QUEUE_P50:g} times its "
+                           f"lowest){seen}. Whether a step meets this bound depends on whether "
                            "one of its pauses fell inside it, so a second run may find any rate: no capacity is "
                            "quoted at this bound."))
     return out

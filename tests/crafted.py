@@ -182,6 +182,9 @@ class SuiteTarget:
     status: str = "ok"  # "not_runnable": no step runs, the session records only why
     gap_offset_ms: float = 0.0  # added to every gap between chunks read through the target
     extra_probes: list[tuple[float, float, float]] = field(default_factory=list)  # (rate, p99_ms, p50_ms), clean
+    # Its capacity probes' median stays at 1 ms whatever their p99 (pauses); else it rises with the p99 as in a
+    # queue (p99 = 6.6 x p50, M/M/1).
+    pauses: bool = False
     disturbed: set[int] = field(default_factory=set)  # repeats whose overhead window stayed disturbed
     disturbed_added_ms: float = 0.0  # what those sessions read instead (the other work's share)
 
@@ -259,7 +262,8 @@ def make_suite_run(root: Path, targets: dict[str, SuiteTarget], name: str = "sui
                            None if b in t.rig_bound or c is None else c * 1.1, "p99_at_capacity_ms": b * 0.8,
                            "resolved": True, "note": None, "passed_above_rps": t.unstable.get(b, [])}
                           for b, c in t.capacity.items()]
-                probes = [{"rate": c, "p99_ms": b * 0.8, "p50_ms": 1.0, "error_rate": 0.0, "dropped": 0,
+                probes = [{"rate": c, "p99_ms": b * 0.8, "p50_ms": 1.0 if t.pauses else b * 0.8 / 6.6,
+                           "error_rate": 0.0, "dropped": 0,
                            "achieved_rps": c, "requests": max(1000, int(c * 2)), "problem": None, "clean": True}
                           for b, c in t.capacity.items() if c]
                 probes += [{"rate": rate, "p99_ms": p99, "p50_ms": p50, "error_rate": 0.0, "dropped": 0,

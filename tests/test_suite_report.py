@@ -134,10 +134,11 @@ def test_a_capacity_that_passed_above_a_failing_rate_is_called_unstable(report):
 
 
 # A target that pauses (Portkey's shape here: p99 37-87 ms at any rate from 164 to 874 req/s, p50 about 1 ms),
-# beside one whose tail grows with its queue (p99 8 times its p50 at a third of its load: no stall).
+# beside one whose tail grows with its queue (its median rises with its p99: no stall).
 STALLING = {
     "direct": SuiteTarget(role="baseline"),
-    "pausing": SuiteTarget(capacity={10: None, 50: 450.0, 250: 800.0}, extra_probes=[(200.0, 60.0, 1.5)]),
+    "pausing": SuiteTarget(capacity={10: None, 50: 450.0, 250: 800.0}, extra_probes=[(200.0, 60.0, 1.5)],
+                           pauses=True),
     "queueing": SuiteTarget(capacity={10: 150.0, 50: 400.0, 250: 500.0}),
 }
 
@@ -151,19 +152,59 @@ def test_a_bound_within_the_targets_stalls_gets_no_capacity_but_the_evidence_and
     table = pd.read_csv(stalling.paths["comparison"]).set_index("target")
     pausing = table.loc["pausing"]
     assert pd.isna(pausing["capacity_rps"]) and bool(pausing["capacity_stall_bound"]), pausing.to_dict()
-    assert pausing["capacity_half_load_p99_ms"] == 60 and pausing["capacity_half_load_rps"] == 400
+    # The median p99 of its three probes without a queue (40, 60, 200 ms; medians 1-1.5 ms), up to 800 req/s.
+    assert pausing["capacity_no_queue_p99_ms"] == 60 and pausing["capacity_no_queue_rps"] == 800
+    assert pausing["capacity_no_queue_probes"] == 3
     assert pausing["capacity_next_bound_ms"] == 250 and pausing["capacity_next_rps"] == 800
     head = next(h.text for h in stalling.headlines if h.text.startswith("pausing "))
-    assert "has no capacity at p99 <= 50 ms" in head and "60 ms at half its load" in head, head
+    assert "has no capacity at p99 <= 50 ms" in head and "60 ms where no queue forms" in head, head
     assert "sustains 800 RPS with p99 <= 250 ms" in head, head
     assert [f.target for f in stalling.findings if f.rule == "stalls"] == ["pausing", "pausing"]  # 10 and 50 ms
-    assert "stalls: p99 60 ms at <= 400" in stalling.paths["markdown"].read_text()
+    assert "stalls: p99 60 ms without a queue (<= 800)" in stalling.paths["markdown"].read_text()
     front = pd.read_csv(stalling.paths["frontier"]).set_index(["target", "p99_bound_ms"])
     assert not front.loc[("pausing", 250.0), "stall_bound"]
     # A p99 that rises with the median is a queue, however close to the bound: the capacity stands.
     queueing = table.loc["queueing"]
     assert queueing["capacity_rps"] == 400 and not bool(queueing["capacity_stall_bound"])
-    assert not front.loc[("queueing", 10.0), "stall_bound"]  # p99 8 ms = 8 x p50 at 150 of 500 req/s
+    assert not front.loc[("queueing", 10.0), "stall_bound"]  # only one probe without a queue (150 req/s)
+
+
+def _probes(rows: list[tuple[float, float, float, int]]) -> list[dict]:
+    """(rate, p99_ms, p50_ms, dropped) as a search records its probes (each delivered its rate, no errors)."""
+    return [{"rate": r, "p99_ms": p99, "p50_ms": p50, "dropped": d, "clean": d == 0} for r, p99, p50, d in rows]
+
+
+# The capacity probes of Portkey and LiteLLM in `make bench` of 5 Dec 13:14 (both sessions; results/20261205-131404).
+PORTKEY = _probes([(432, 44.6, 1.13, 0), (691, 49.5, 1.78, 0), (1106, 1079.7, 116.0, 245), (874, 110.6, 16.89, 6),
+                   (777, 70.2, 4.08, 0), (733, 75.5, 4.55, 0), (507, 45.3, 0.94, 0), (811, 54.0, 3.28, 0),
+                   (1298, 1491.7, 133.75, 410), (641, 57.8, 1.23, 0), (570, 49.2, 1.04, 0), (604, 40.1, 1.08, 0)])
+LITELLM = _probes([(103, 14.0, 6.26, 0), (165, 164.0, 38.8, 7), (130, 73.4, 6.56, 0), (116, 26.8, 6.64, 0),
+                   (123, 11.3, 5.98, 0), (146, 26.1, 5.78, 0), (99, 328.9, 8.29, 9), (62, 20.3, 9.38, 0),
+                   (78, 122.5, 9.62, 0), (70, 15.4, 8.22, 0), (74, 14.4, 10.72, 0), (88, 171.0, 32.96, 0)])
+
+
+def test_the_stall_rule_reads_every_probe_without_a_queue_wherever_the_search_stepped():
+    """That run's search never stepped Portkey down to half its highest clean rate (811 req/s), so a rule
+    reading only the probes at or below half load saw nothing; its five probes at 432-641 req/s kept the
+    median at 0.94-1.23 ms with p99 40-58 ms: a stall floor at 50 ms, not at 250."""
+    from analysis.capacity import no_queue
+
+    portkey = no_queue(PORTKEY)
+    assert (portkey.probes, portkey.top_rps, portkey.p99_ms) == (5, 641, 45.3), portkey
+    assert portkey.stalls(50) and portkey.stalls(10) and not portkey.stalls(250)
+    # LiteLLM's tail rises with a queue and a pause here and there (73 ms once at 130 req/s): no stall floor.
+    litellm = no_queue(LITELLM)
+    assert litellm.probes == 6 and not litellm.stalls(50) and not litellm.stalls(10), litellm
+
+
+def test_one_pause_in_one_probe_does_not_put_a_bound_on_the_stall_floor():
+    """Five probes without a queue, p99 12 ms at a 1 ms median, and one that caught a pause (120 ms): the
+    bound of 50 ms stands; a floor needs the pauses in most probes, not in the worst."""
+    from analysis.capacity import no_queue
+
+    rows = [(r, 12.0 + r / 100, 1.0, 0) for r in (100, 200, 300, 400, 500)] + [(250, 120.0, 1.1, 0)]
+    nq = no_queue(_probes(rows))
+    assert nq.probes == 6 and not nq.stalls(50) and nq.stalls(10), nq
 
 
 def with_table(run_dir: Path) -> Path:
@@ -184,7 +225,7 @@ def test_compare_judges_a_stall_bound_targets_capacity_at_its_next_bound(tmp_pat
     from analysis.compare_runs import compare_runs
 
     halved = {**STALLING, "pausing": SuiteTarget(capacity={10: None, 50: 300.0, 250: 400.0},
-                                                 extra_probes=[(100.0, 60.0, 1.5)])}
+                                                 extra_probes=[(100.0, 60.0, 1.5)], pauses=True)}
     before = make_suite_run(tmp_path / "a", STALLING, name="before")
     for again in ("again-1", "again-2"):  # the between-run spread a capacity is confirmed against: none here
         with_table(make_suite_run(tmp_path / "a", STALLING, name=again))
@@ -193,7 +234,7 @@ def test_compare_judges_a_stall_bound_targets_capacity_at_its_next_bound(tmp_pat
     assert (row["before"], row["after"], row["verdict"]) == (800, 400, "regression"), rows.to_string()
     # Measured with a 100 ms bound beside the 50 ms one: the next bound is another, so no verdict, but a note.
     moved = {**STALLING, "pausing": SuiteTarget(capacity={10: None, 50: 450.0, 100: 800.0},
-                                                extra_probes=[(200.0, 60.0, 1.5)])}
+                                                extra_probes=[(200.0, 60.0, 1.5)], pauses=True)}
     result = compare_runs(before, make_suite_run(tmp_path / "c", moved, name="moved"))
     assert not ((result.table["target"] == "pausing") & (result.table["metric"] == "capacity_next_rps")).any()
     assert any(n.startswith("pausing: capacity_next_rps not compared") for n in result.notes), result.notes
