@@ -245,8 +245,8 @@ def _stalls(suite: SuiteResults | None) -> list[Finding]:
         out.append(Finding("stalls", r["target"],
                            f"at p99 <= {r['p99_bound_ms']:g} ms: its p99 already reached {r['no_queue_p99_ms']:,.1f} "
                            f"ms where no queue forms (the median over {r['no_queue_probes']:.0f} probes up to "
-                           f"{r['no_queue_rps']:,.0f} RPS whose median stayed within {NO_QUEUE_P50:g} times its "
-                           f"lowest){seen}. Whether a step meets this bound depends on whether "
+                           f"{r['no_queue_rps']:,.0f} RPS whose median stayed within {NO_QUEUE_P50:g} times "
+                           f"its session's lowest){seen}. Whether a step meets this bound depends on whether "
                            "one of its pauses fell inside it, so a second run may find any rate: no capacity is "
                            "quoted at this bound."))
     return out

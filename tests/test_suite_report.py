@@ -169,32 +169,45 @@ def test_a_bound_within_the_targets_stalls_gets_no_capacity_but_the_evidence_and
     assert not front.loc[("queueing", 10.0), "stall_bound"]  # only one probe without a queue (150 req/s)
 
 
-def _probes(rows: list[tuple[float, float, float, int]]) -> list[dict]:
+def _probes(rows: list[tuple[float, float, float, int]], repeat: int = 1) -> list[dict]:
     """(rate, p99_ms, p50_ms, dropped) as a search records its probes (each delivered its rate, no errors)."""
-    return [{"rate": r, "p99_ms": p99, "p50_ms": p50, "dropped": d, "clean": d == 0} for r, p99, p50, d in rows]
+    return [{"rate": r, "p99_ms": p99, "p50_ms": p50, "dropped": d, "clean": d == 0, "repeat": repeat}
+            for r, p99, p50, d in rows]
 
 
-# The capacity probes of Portkey and LiteLLM in `make bench` of 5 Dec 13:14 (both sessions; results/20261205-131404).
-PORTKEY = _probes([(432, 44.6, 1.13, 0), (691, 49.5, 1.78, 0), (1106, 1079.7, 116.0, 245), (874, 110.6, 16.89, 6),
-                   (777, 70.2, 4.08, 0), (733, 75.5, 4.55, 0), (507, 45.3, 0.94, 0), (811, 54.0, 3.28, 0),
-                   (1298, 1491.7, 133.75, 410), (641, 57.8, 1.23, 0), (570, 49.2, 1.04, 0), (604, 40.1, 1.08, 0)])
-LITELLM = _probes([(103, 14.0, 6.26, 0), (165, 164.0, 38.8, 7), (130, 73.4, 6.56, 0), (116, 26.8, 6.64, 0),
-                   (123, 11.3, 5.98, 0), (146, 26.1, 5.78, 0), (99, 328.9, 8.29, 9), (62, 20.3, 9.38, 0),
-                   (78, 122.5, 9.62, 0), (70, 15.4, 8.22, 0), (74, 14.4, 10.72, 0), (88, 171.0, 32.96, 0)])
+# Portkey's capacity probes in two `make bench` runs of 5 Dec, both sessions of each (13:14 and 13:39).
+PORTKEY = (_probes([(432, 44.6, 1.13, 0), (691, 49.5, 1.78, 0), (1106, 1079.7, 116.0, 245), (874, 110.6, 16.89, 6),
+                    (777, 70.2, 4.08, 0), (733, 75.5, 4.55, 0)], 1)
+           + _probes([(507, 45.3, 0.94, 0), (811, 54.0, 3.28, 0), (1298, 1491.7, 133.75, 410), (641, 57.8, 1.23, 0),
+                      (570, 49.2, 1.04, 0), (604, 40.1, 1.08, 0)], 2))
+PORTKEY_SLOW_SESSION = (_probes([(485, 47.6, 0.95, 0), (776, 46.1, 2.12, 0), (1242, 1787.5, 145.97, 572),
+                                 (982, 106.7, 52.25, 10), (873, 61.5, 4.39, 0), (823, 367.8, 6.45, 0)], 1)
+                        + _probes([(445, 81.5, 1.78, 0), (712, 1026.1, 80.92, 57), (278, 75.7, 2.0, 0),
+                                   (174, 20.7, 1.6, 0), (220, 19.6, 1.48, 0), (247, 39.2, 1.26, 0)], 2))
+# LiteLLM's in the first of them.
+LITELLM = (_probes([(103, 14.0, 6.26, 0), (165, 164.0, 38.8, 7), (130, 73.4, 6.56, 0), (116, 26.8, 6.64, 0),
+                    (123, 11.3, 5.98, 0), (146, 26.1, 5.78, 0)], 1)
+           + _probes([(99, 328.9, 8.29, 9), (62, 20.3, 9.38, 0), (78, 122.5, 9.62, 0), (70, 15.4, 8.22, 0),
+                      (74, 14.4, 10.72, 0), (88, 171.0, 32.96, 0)], 2))
 
 
 def test_the_stall_rule_reads_every_probe_without_a_queue_wherever_the_search_stepped():
-    """That run's search never stepped Portkey down to half its highest clean rate (811 req/s), so a rule
+    """The 13:14 run's search never stepped Portkey down to half its highest clean rate (811 req/s), so a rule
     reading only the probes at or below half load saw nothing; its five probes at 432-641 req/s kept the
-    median at 0.94-1.23 ms with p99 40-58 ms: a stall floor at 50 ms, not at 250."""
+    median at 0.94-1.23 ms with p99 40-58 ms: a stall floor at 50 ms, not at 250. In the 13:39 run one
+    session's Portkey ran at a p50 of 1.3-2.0 ms at every rate, the other's at 0.95: a queue is judged
+    against its own session's lowest median, or four of its five probes without a queue would be lost."""
     from analysis.capacity import no_queue
 
     portkey = no_queue(PORTKEY)
     assert (portkey.probes, portkey.top_rps, portkey.p99_ms) == (5, 641, 45.3), portkey
     assert portkey.stalls(50) and portkey.stalls(10) and not portkey.stalls(250)
+    slow = no_queue(PORTKEY_SLOW_SESSION)
+    assert (slow.probes, slow.top_rps, slow.p99_ms) == (5, 485, 39.2), slow
+    assert slow.stalls(50) and not slow.stalls(250)
     # LiteLLM's tail rises with a queue and a pause here and there (73 ms once at 130 req/s): no stall floor.
     litellm = no_queue(LITELLM)
-    assert litellm.probes == 6 and not litellm.stalls(50) and not litellm.stalls(10), litellm
+    assert litellm.probes == 9 and not litellm.stalls(50) and not litellm.stalls(10), litellm
 
 
 def test_one_pause_in_one_probe_does_not_put_a_bound_on_the_stall_floor():
@@ -205,6 +218,35 @@ def test_one_pause_in_one_probe_does_not_put_a_bound_on_the_stall_floor():
     rows = [(r, 12.0 + r / 100, 1.0, 0) for r in (100, 200, 300, 400, 500)] + [(250, 120.0, 1.1, 0)]
     nq = no_queue(_probes(rows))
     assert nq.probes == 6 and not nq.stalls(50) and nq.stalls(10), nq
+
+
+def test_a_tail_where_the_rig_alone_misses_the_bound_is_not_the_targets_stall():
+    """nginx at 1,150-1,850 req/s: p99 about 10 ms at a flat 0.2 ms median, where k6 and the mock share a CPU
+    and the rig's own search met p99 <= 10 ms only up to 906 req/s. That tail is the rig's: no stall floor at
+    10 ms. Below the rig's rate the same probes would count."""
+    from analysis.capacity import no_queue
+
+    nginx = _probes([(1156, 10.0, 0.21, 0), (1453, 12.1, 0.22, 0), (1850, 9.8, 0.24, 0), (1300, 10.4, 0.2, 0)])
+    assert not no_queue(nginx, up_to_rps=906).stalls(10)
+    assert no_queue(nginx).stalls(10)
+
+
+def test_the_frontier_counts_a_targets_stalls_only_where_the_rig_met_the_bound(tmp_path):
+    """The rig's own search met p99 <= 10 ms only up to 300 req/s: of `pausing`'s probes without a queue only
+    the one at 200 req/s counts there, too few for a stall floor; at 50 ms (the rig met it at 2,000) all three
+    count and the bound is stall-bound."""
+    from analysis.capacity import frontier
+    from analysis.load import load_run
+    from tests.crafted import RIG
+
+    def bound(ms: float, rps: float) -> dict:
+        return {"bound_ms": ms, "capacity_rps": rps, "rig_bound": True, "failing_rps": rps * 1.1,
+                "p99_at_capacity_ms": ms * 0.8, "resolved": True, "note": None, "passed_above_rps": []}
+
+    rig = {**RIG, "frontier": {"bounds": [bound(10, 300.0), bound(50, 2000.0), bound(250, 2500.0)], "probes": []}}
+    front = frontier(load_run(make_suite_run(tmp_path, STALLING, rig=rig))).set_index(["target", "p99_bound_ms"])
+    assert not front.loc[("pausing", 10.0), "stall_bound"] and front.loc[("pausing", 10.0), "no_queue_probes"] == 1
+    assert front.loc[("pausing", 50.0), "stall_bound"] and front.loc[("pausing", 50.0), "no_queue_probes"] == 3
 
 
 def with_table(run_dir: Path) -> Path:
@@ -232,8 +274,8 @@ def test_compare_judges_a_stall_bound_targets_capacity_at_its_next_bound(tmp_pat
     rows = compare_runs(before, make_suite_run(tmp_path / "b", halved, name="after")).table
     row = rows.set_index(["target", "metric"]).loc[("pausing", "capacity_next_rps")]
     assert (row["before"], row["after"], row["verdict"]) == (800, 400, "regression"), rows.to_string()
-    # Measured with a 100 ms bound beside the 50 ms one: the next bound is another, so no verdict, but a note.
-    moved = {**STALLING, "pausing": SuiteTarget(capacity={10: None, 50: 450.0, 100: 800.0},
+    # Measured with a 150 ms bound beside the 50 ms one: the next bound is another, so no verdict, but a note.
+    moved = {**STALLING, "pausing": SuiteTarget(capacity={10: None, 50: 450.0, 150: 800.0},
                                                 extra_probes=[(200.0, 60.0, 1.5)], pauses=True)}
     result = compare_runs(before, make_suite_run(tmp_path / "c", moved, name="moved"))
     assert not ((result.table["target"] == "pausing") & (result.table["metric"] == "capacity_next_rps")).any()
