@@ -24,8 +24,8 @@ earlier form read the worst p99 at or below half the highest clean rate, and so 
 search happened to step (two runs in a row: one probed Portkey at 281-399 req/s and found its stalls;
 the other's lowest probe was 432 req/s, above half of 811, so the rule saw nothing, though its probes
 at 432-641 req/s read p99 40-58 ms with the median flat at ~1.1 ms), and one pause in one probe could
-decide it. Half the bound, not 70%: Portkey's median p99 without a queue read 36-49 ms over six runs,
-astride 70% of 50 ms (35) and well above half (25), so the verdict no longer flips from run to run.
+decide it. Half the bound, not 70%: Portkey's median p99 without a queue read 34-53 ms over nine runs,
+astride 70% of 50 ms (35) and above half (25), so the verdict no longer flips from run to run.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ PROBE_COLUMNS = ["target", "repeat", "rate", "p99_ms", "p50_ms", "error_rate", "
                  "requests", "clean", "problem"]
 # The median p99 of the probes without a queue within this share of a bound, and this many times their p50,
 # puts the bound on the target's stall floor (above). A queue keeps p99/p50 near ln(100)/ln(2) = 6.6 (M/M/1)
-# or below. A probe has no queue while its median stays within NO_QUEUE_P50 of the target's lowest; the
+# or below. A probe has no queue while its median stays within NO_QUEUE_P50 of its session's lowest; the
 # rule needs MIN_NO_QUEUE such probes.
 STALL_SHARE = 0.5
 TAIL_RATIO = 10.0
