@@ -115,11 +115,9 @@ def frontier(run: RunData) -> pd.DataFrame:
         per_target.setdefault(target, []).extend({**p, "repeat": repeat} for p in data.get("probes", []))
         for b in data.get("bounds", []):
             per_bound.setdefault((target, float(b["bound_ms"])), []).append(b)
-    # Where the rig alone met each bound (its own search, the baseline's rows): a target's tail above that
-    # rate is the rig's too, never evidence of the target's stalls.
-    rig_rps = {bound: max((r["capacity_rps"] or 0.0) for r in results)
-               for (target, bound), results in per_bound.items()
-               if target == (run.manifest.baseline or "direct") and all(r["rig_bound"] for r in results)}
+    # Where the rig alone met each bound (its own search): a target's tail above that rate is the rig's too,
+    # never evidence of the target's stalls. No rig search recorded: no limit.
+    rig_rps = {float(b["bound_ms"]): b["capacity_rps"] or 0.0 for b in (run.rig.frontier or {}).get("bounds", [])}
     rows = []
     for (target, bound), results in sorted(per_bound.items()):
         rig_bound = all(r["rig_bound"] for r in results)
