@@ -2,9 +2,13 @@
 
 Each session's capacity step records every probe (rate, p99, errors, drops) and, per bound, the
 highest passing rate below the lowest failing one (:mod:`aigw_bench.measure.search`). Across repeats
-a target's capacity is the *lowest* of its repeats' (the rate it sustained every time), with the
-range shown beside it. Where a rate met the bound above a rate that failed it (the target's p99
-swings from step to step), ``passed_above_rps`` holds the highest such rate: the figure is unstable.
+a target's capacity is the *lowest* of its repeats' (the rate it sustained every time). Its range is what
+the searches know: each repeat's capacity lies between its highest passing and its lowest failing rate,
+so the range runs from the quoted figure to the highest of the repeats' lowest failing rates
+(``range_high_rps``). The repeats' own figures (``max_rps_low``, ``max_rps_high``) understate it by up to a
+bracket: a session that passed 138 req/s and failed 146 may have a capacity of 145. Where a rate met the
+bound above a rate that failed it (the target's p99 swings from step to step), ``passed_above_rps``
+holds the highest such rate: the figure is unstable.
 A target that passed at the rig's reach in every repeat is rig-bound: its
 capacity is "at least" that rate and the ``capacity_rps`` column stays empty.
 
@@ -38,7 +42,7 @@ import pandas as pd
 from analysis.load import RunData
 
 FRONTIER_COLUMNS = ["target", "p99_bound_ms", "max_rps", "rig_bound", "repeats", "max_rps_low", "max_rps_high",
-                    "p99_at_max_ms", "failing_rps", "resolved", "note", "passed_above_rps",
+                    "p99_at_max_ms", "failing_rps", "range_high_rps", "resolved", "note", "passed_above_rps",
                     "no_queue_probes", "no_queue_rps", "no_queue_p99_ms", "stall_bound"]
 PROBE_COLUMNS = ["target", "repeat", "rate", "p99_ms", "p50_ms", "error_rate", "dropped", "achieved_rps",
                  "requests", "clean", "problem"]
@@ -133,6 +137,11 @@ def frontier(run: RunData) -> pd.DataFrame:
         all_values = [r["capacity_rps"] for r in results if r["capacity_rps"] is not None]
         notes = sorted({r["note"] for r in results if r.get("note")})
         above = [rate for r in results for rate in r.get("passed_above_rps") or []]
+        # Every repeat's capacity lies below its lowest failing rate: the highest of those tops the range. Where
+        # a repeat failed nowhere (rig-bound there, or its budget ran out), the top is its figure, "at least".
+        tops = [r["failing_rps"] if r["failing_rps"] is not None and not r["rig_bound"] else r["capacity_rps"]
+                for r in results]
+        tops = [t for t in tops if t is not None]
         nq = no_queue(per_target.get(target, []), rig_rps.get(bound))
         rows.append({
             "target": target, "p99_bound_ms": bound,
@@ -140,6 +149,7 @@ def frontier(run: RunData) -> pd.DataFrame:
             "max_rps_low": min(all_values) if all_values else np.nan,
             "max_rps_high": max(all_values) if all_values else np.nan,
             "p99_at_max_ms": chosen["p99_at_capacity_ms"], "failing_rps": chosen["failing_rps"],
+            "range_high_rps": max(tops) if tops else np.nan,
             "resolved": all(r["resolved"] for r in results), "note": "; ".join(notes) or None,
             # The p99 met the bound again above a failing rate: the quoted figure is not a stable one.
             "passed_above_rps": max(above) if above else np.nan,

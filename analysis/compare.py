@@ -132,11 +132,11 @@ def _ratios(table: pd.DataFrame, ceiling: float | None) -> pd.DataFrame:
     """Capacity as a share of the rig's ceiling, CPU per request as a multiple of the floor's (a plain proxy
     measured in the same run): what one machine's speed does not change."""
     numeric = {c: pd.to_numeric(table[c], errors="coerce")
-               for c in ("capacity_rps", "capacity_low_rps", "capacity_high_rps", "cpu_ms_per_request")}
+               for c in ("capacity_rps", "capacity_low_rps", "capacity_range_high_rps", "cpu_ms_per_request")}
     if ceiling:
         table["capacity_x_ceiling"] = numeric["capacity_rps"] / ceiling
         table["capacity_x_ceiling_low"] = numeric["capacity_low_rps"] / ceiling
-        table["capacity_x_ceiling_high"] = numeric["capacity_high_rps"] / ceiling
+        table["capacity_x_ceiling_high"] = numeric["capacity_range_high_rps"] / ceiling
     floors = table[table["role"] == "floor"]
     if not floors.empty and pd.notna(numeric["cpu_ms_per_request"][floors.index[0]]):
         table["cpu_x_floor"] = numeric["cpu_ms_per_request"] / numeric["cpu_ms_per_request"][floors.index[0]]

@@ -47,7 +47,7 @@ class Figure:
     higher_is_better: bool
     low: str | None = None  # interval columns
     high: str | None = None
-    spread: tuple[str, str] | None = None  # between-session range, widening the interval
+    spread: tuple[str, str] | None = None  # a range widening the interval (between sessions, a search's bracket)
     ratio: str | None = None  # the same-run ratio to compare across machines
     resolved_by_control: bool = False  # a change must exceed the A/A control's own reading
     same_as: str | None = None  # a column both runs must agree on for the figure to be compared
@@ -64,7 +64,10 @@ SUITE_FIGURES = {
                            ("added_p50_us_sessions_low", "added_p50_us_sessions_high"), "added_p50_x_floor",
                            resolved_by_control=True, between_runs=True, history_if_any=True),
     "added_p99_us": Figure(False, "added_p99_us_ci_low", "added_p99_us_ci_high", resolved_by_control=True),
-    "capacity_rps": Figure(True, "capacity_low_rps", "capacity_high_rps", ratio="capacity_x_ceiling",
+    # The range the searches put the capacity in (to the highest failing rate); a run from before that column
+    # has its repeats' range only.
+    "capacity_rps": Figure(True, "capacity_low_rps", "capacity_high_rps",
+                           ("capacity_low_rps", "capacity_range_high_rps"), ratio="capacity_x_ceiling",
                            between_runs=True),
     # A stall-bound target has no capacity at the default bound; the headline quotes the next bound's.
     "capacity_next_rps": Figure(True, same_as="capacity_next_bound_ms", between_runs=True),

@@ -102,8 +102,8 @@ def _capacity_part(r: dict, cpus: int | None) -> str | None:
                     "in other steps")
     if _present(r.get("capacity_rps")):
         spread = ""
-        if _present(r.get("capacity_high_rps")) and r["capacity_high_rps"] != r["capacity_rps"]:
-            spread = f", lowest of its repeats; up to {r['capacity_high_rps']:,.0f}"
+        if _present(r.get("capacity_range_high_rps")) and r["capacity_range_high_rps"] != r["capacity_rps"]:
+            spread = f"; its searches put it between {r['capacity_rps']:,.0f} and {r['capacity_range_high_rps']:,.0f}"
         return f"sustains {r['capacity_rps']:,.0f} RPS with p99 <= {bound:g} ms{on}{spread}{unstable}"
     if _present(r.get("capacity_below_rps")):
         why = unstable or " (no rate tried met the bound)"
@@ -205,17 +205,19 @@ def _suite_comparisons(rows: list[dict]) -> list[Headline]:
                 less_more = _separated(a, b, metric)
                 if less_more:
                     out.append(Headline(sentence(*less_more) + "; the 95% intervals do not overlap)"))
-            # Capacity: only with repeats, and only when every repeat of one beat every repeat of the other.
+            # Capacity: only with repeats, and only when every repeat of one beat the other's range.
             caps = [x for x in (a, b) if _present(x.get("capacity_rps")) and not _true(x.get("capacity_rig_bound"))
                     and (x.get("repeats") or 0) >= 2]
             if len(caps) == 2:
                 hi, lo = sorted(caps, key=lambda x: x["capacity_rps"], reverse=True)
-                if _present(hi.get("capacity_low_rps")) and hi["capacity_low_rps"] > lo["capacity_high_rps"]:
+                # Above the top of the other's range: above every rate at which a repeat of it failed.
+                top = lo.get("capacity_range_high_rps")
+                if _present(hi.get("capacity_low_rps")) and _present(top) and hi["capacity_low_rps"] > top:
                     more_pct = (hi["capacity_rps"] / lo["capacity_rps"] - 1) * 100
                     out.append(Headline(
                         f"{hi['target']} sustains {more_pct:.0f}% more RPS than {lo['target']} with p99 <= "
                         f"{hi['capacity_bound_ms']:g} ms ({hi['capacity_rps']:,.0f} vs {lo['capacity_rps']:,.0f}; "
-                        "every repeat of one above every repeat of the other)"))
+                        "every repeat of one passed a rate above every rate at which a repeat of the other failed)"))
     return out
 
 

@@ -125,8 +125,8 @@ def frontier_table(suite: SuiteResults, order: list[str], baseline: str | None) 
                 cells.append(f"stalls: p99 {_num(r['no_queue_p99_ms'])} ms without a queue "
                              f"(<= {_num(r['no_queue_rps'])})")
             elif _present(r["max_rps"]):
-                spread = (f" ({_num(r['max_rps_low'])}–{_num(r['max_rps_high'])})"
-                          if r["repeats"] > 1 and r["max_rps_high"] != r["max_rps_low"] else "")
+                spread = (f" ({_num(r['max_rps'])}–{_num(r['range_high_rps'])})"
+                          if _present(r["range_high_rps"]) and r["range_high_rps"] != r["max_rps"] else "")
                 cells.append(_num(r["max_rps"]) + spread + ("" if r["resolved"] else " ~"))
             elif _present(r["failing_rps"]):
                 cells.append(f"< {_num(r['failing_rps'])}")  # below the lowest rate tried
@@ -138,8 +138,10 @@ def frontier_table(suite: SuiteResults, order: list[str], baseline: str | None) 
         ["target", *(f"p99 <= {b:g} ms" for b in bounds)],
         rows,
         "Requests per second, open model (k6 constant-arrival-rate), with fewer than 0.1% errors and no dropped "
-        "iteration; found by stepping the rate up, then bisecting. With repeats: the lowest repeat (the range in "
-        "brackets). '~': the step budget ran out before the bracket narrowed to the resolution; '< N': no rate "
+        "iteration; found by stepping the rate up, then bisecting. With repeats: the lowest repeat. In brackets, "
+        "the range the searches put it in: each session's capacity lies between the highest rate it passed and "
+        "the lowest it failed, so the range runs to the highest of those failing rates. '~': the step budget "
+        "ran out before the bracket narrowed to the resolution; '< N': no rate "
         "tried met the bound, the lowest failed at N. 'stalls': over the probes without a queue (their p50 within "
         "1.5 times their session's lowest) the median p99 already reached 50% of the bound, 10 times their p50 "
         "or more, so whether a rate meets it depends on whether a pause fell inside the step (the target's "
@@ -147,8 +149,10 @@ def frontier_table(suite: SuiteResults, order: list[str], baseline: str | None) 
         "The rig's row is k6 straight to the mock: a target within 80% of it is rig-bound, its capacity at least "
         "that. The rig's own figure is printed only when its search found one above every target's (every "
         "request passes through the rig); otherwise the row says where its search stopped. The range covers "
-        "this run's sessions, minutes apart: another run on the same machine may find more ('Between runs' "
-        "below when three or more runs like this one share its folder; docs/method.md).")
+        "this run's sessions, minutes apart: another run on the same machine may find more. Where sessions "
+        "differ by chance alone, a third session lands outside the range of two, two times in three, and two "
+        "runs' ranges miss each other one time in three ('Between runs' below when three or more runs like this "
+        "one share its folder; docs/method.md).")
 
 
 BETWEEN_RUNS = {"capacity_rps": ("capacity req/s", 0), "cpu_ms_per_request": ("CPU-ms per request", 3),

@@ -54,8 +54,8 @@ def capacity_cell(r: dict) -> str:
         return text
     if _present(r.get("capacity_rps")):
         text = _num(r["capacity_rps"])
-        high = r.get("capacity_high_rps")
-        if (r.get("repeats") or 0) > 1 and _present(high) and high != r["capacity_rps"]:
+        high = r.get("capacity_range_high_rps")
+        if _present(high) and high != r["capacity_rps"]:
             text += f" ({_num(r['capacity_rps'])}–{_num(high)})"
         if _present(r.get("capacity_unstable_up_to_rps")):
             text += f", unstable to {_num(r['capacity_unstable_up_to_rps'])}"

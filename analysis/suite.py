@@ -29,7 +29,7 @@ SUITE_COLUMNS = [
     "capacity_rig_bound", "cpu_ms_per_request", "rss_mib",
     "added_p90_us", "added_p90_us_ci_low", "added_p90_us_ci_high", "added_p99_us_ci_low", "added_p99_us_ci_high",
     "overhead_pairs", "capacity_bound_ms", "capacity_at_least_rps", "capacity_below_rps", "capacity_low_rps",
-    "capacity_high_rps",
+    "capacity_high_rps", "capacity_range_high_rps",
     "efficiency_rps", "efficiency_sustained", "cpu_ms_per_request_low", "cpu_ms_per_request_high",
     "rss_idle_mib", "rss_after_mib",
     "added_ttft_p50_ms", "added_ttft_p50_ms_ci_low", "added_ttft_p50_ms_ci_high", "added_ttft_p99_ms",
@@ -78,8 +78,9 @@ def suite_columns(results: SuiteResults) -> pd.DataFrame:
     cap = capacity_columns(results.frontier, results.default_bound_ms)
     if not cap.empty:
         at = results.frontier[results.frontier["p99_bound_ms"] == float(results.default_bound_ms or 0)]
-        cap = cap.merge(at[["target", "max_rps_low", "max_rps_high", "passed_above_rps"]].rename(
+        cap = cap.merge(at[["target", "max_rps_low", "max_rps_high", "range_high_rps", "passed_above_rps"]].rename(
             columns={"max_rps_low": "capacity_low_rps", "max_rps_high": "capacity_high_rps",
+                     "range_high_rps": "capacity_range_high_rps",
                      "passed_above_rps": "capacity_unstable_up_to_rps"}), on="target")
     parts.append(cap)
     parts.append(closed_columns(results.closed, results.default_bound_ms))

@@ -266,8 +266,8 @@ def _noisy(table: pd.DataFrame, suite: SuiteResults | None = None) -> list[Findi
                     and r["max_rps_high"] > CAPACITY_SPREAD * r["max_rps_low"]):
                 out.append(Finding("noisy", r["target"], f"its capacity at p99 <= {r['p99_bound_ms']:g} ms ranged "
                                                          f"{r['max_rps_low']:,.0f}-{r['max_rps_high']:,.0f} RPS over "
-                                                         f"{r['repeats']} repeats (the lowest is quoted): a second run "
-                                                         "may find anywhere in that range."))
+                                                         f"{r['repeats']} repeats (the lowest is quoted): one more "
+                                                         "session may land anywhere in that range or outside it."))
     return out
 
 

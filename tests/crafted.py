@@ -187,6 +187,7 @@ class SuiteTarget:
     pauses: bool = False
     disturbed: set[int] = field(default_factory=set)  # repeats whose overhead window stayed disturbed
     disturbed_added_ms: float = 0.0  # what those sessions read instead (the other work's share)
+    capacity_scale: dict[int, float] = field(default_factory=dict)  # repeat -> factor on its capacities
 
 
 # What the noise guard records for a window still disturbed after measuring it again (aigw_bench/local/noise.py).
@@ -258,14 +259,16 @@ def make_suite_run(root: Path, targets: dict[str, SuiteTarget], name: str = "sui
                                         data={"expected_chunks": 20, "expected_spread_ms": 12.3 * 19}),
             }
             if t.role != "baseline":
+                scale = t.capacity_scale.get(r, 1.0)
+                capacity = {b: c * scale if c else c for b, c in t.capacity.items()}
                 bounds = [{"bound_ms": b, "capacity_rps": c, "rig_bound": b in t.rig_bound, "failing_rps":
                            None if b in t.rig_bound or c is None else c * 1.1, "p99_at_capacity_ms": b * 0.8,
                            "resolved": True, "note": None, "passed_above_rps": t.unstable.get(b, [])}
-                          for b, c in t.capacity.items()]
+                          for b, c in capacity.items()]
                 probes = [{"rate": c, "p99_ms": b * 0.8, "p50_ms": 1.0 if t.pauses else b * 0.8 / 6.6,
                            "error_rate": 0.0, "dropped": 0,
                            "achieved_rps": c, "requests": max(1000, int(c * 2)), "problem": None, "clean": True}
-                          for b, c in t.capacity.items() if c]
+                          for b, c in capacity.items() if c]
                 probes += [{"rate": rate, "p99_ms": p99, "p50_ms": p50, "error_rate": 0.0, "dropped": 0,
                             "achieved_rps": rate, "requests": 1000, "problem": None, "clean": True}
                            for rate, p99, p50 in t.extra_probes]

@@ -64,10 +64,11 @@ def test_one_row_per_measured_target_with_its_figures_and_marks(report):
     assert card["direct"][3] == "the rig: 2,000"
     fast = card["fastgw"]
     assert re.fullmatch(r"2\.\d\d ms \([12]\.\d\d to 2\.\d\d\)", fast[1]), fast[1]
-    assert fast[3] == "400" and fast[4] == "2.50" and fast[5] == "200"
+    # The capacity with the range its search put it in: it passed 400 req/s and failed 440.
+    assert fast[3] == "400 (400–440)" and fast[4] == "2.50" and fast[5] == "200"
     assert re.fullmatch(r"\+[4-6]\.\d ms \(\+[3-6]\.\d to \+[5-7]\.\d\)", fast[6]), fast[6]
     assert card["floor"][3] == ">= 1,500 (rig-bound)" and "rig-bound" in card["floor"][7]
-    assert card["slowgw"][3] == "80, unstable to 110" and "capacity unstable" in card["slowgw"][7]
+    assert card["slowgw"][3] == "80 (80–88), unstable to 110" and "capacity unstable" in card["slowgw"][7]
     assert report.scorecard.table.headers[3] == "capacity req/s, p99 <= 50 ms"
 
 
