@@ -52,6 +52,8 @@ PROBE_COLUMNS = ["target", "repeat", "rate", "p99_ms", "p50_ms", "error_rate", "
 # rule needs MIN_NO_QUEUE such probes.
 STALL_SHARE = 0.5
 TAIL_RATIO = 10.0
+# A probe with more failed requests than this does not pass (aigw_bench.measure.search): it failed on errors.
+MAX_ERROR_RATE = 0.001
 NO_QUEUE_P50 = 1.5
 MIN_NO_QUEUE = 3
 
@@ -111,6 +113,46 @@ def no_queue(probes: list[dict], up_to_rps: float | None = None) -> NoQueue:
                    float(np.median([p["p99_ms"] / p["p50_ms"] for p in free])))
 
 
+@dataclass(frozen=True)
+class PauseFailure:
+    """A session whose capacity at a bound was set by a pause: the probe at its lowest failing rate kept its
+    median where the session's lowest was, and failed on its tail or on iterations k6 had to drop."""
+
+    repeat: int
+    passed_rps: float  # the session's capacity: the highest rate it passed below that probe
+    rate: float
+    p99_ms: float
+    p50_ms: float
+    floor_p50_ms: float  # the session's lowest median
+    dropped: int
+    requests: int
+
+
+def pause_failures(probes: pd.DataFrame, target: str, bound_ms: float) -> list[PauseFailure]:
+    """Per session of ``target``, the probe that bounded its capacity at ``bound_ms`` (the lowest rate that
+    failed it, with a lower rate that passed), where that probe failed by a pause, not a queue. Then the
+    figure is the rate at which a short probe first caught one of the target's pauses: LiteLLM on 5 Dec, in
+    14 of 18 sessions (a probe at 146 req/s read p99 294 ms at a median of 5.1 ms; its session's lowest 5.3)."""
+    out = []
+    mine = probes[(probes["target"] == target) & probes["p50_ms"].notna() & probes["p99_ms"].notna()]
+    for repeat, session in mine.groupby("repeat"):
+        passed = session["clean"].astype(bool) & (session["p99_ms"] <= bound_ms)
+        failed = session[~passed].sort_values("rate")
+        clean = session[session["clean"].astype(bool)]
+        if failed.empty or clean.empty:
+            continue
+        hi = failed.iloc[0]
+        below = session[passed & (session["rate"] < hi["rate"])]
+        floor = float(clean["p50_ms"].min())
+        # Failed on its tail or its drops, not on errors or a broken probe; its median did not move.
+        by_tail = (not hi["problem"] or pd.isna(hi["problem"])) and hi["error_rate"] < MAX_ERROR_RATE
+        if below.empty or not by_tail or hi["p50_ms"] > NO_QUEUE_P50 * floor:
+            continue
+        out.append(PauseFailure(int(repeat), float(below["rate"].max()), float(hi["rate"]), float(hi["p99_ms"]),
+                                float(hi["p50_ms"]), floor, int(hi["dropped"] or 0), int(hi["requests"] or 0)))
+    return out
+
+
 def frontier(run: RunData) -> pd.DataFrame:
     """One row per target and bound: the frontier (``frontier.csv``). The baseline's row is the rig's."""
     per_bound: dict[tuple[str, float], list[dict]] = {}
@@ -168,7 +210,7 @@ CAPACITY_COLUMNS = ["target", "capacity_rps", "capacity_rig_bound", "capacity_at
                     "capacity_next_rig_bound"]
 
 
-def _next_bound(front: pd.DataFrame, target: str, bound: float) -> dict:
+def next_bound(front: pd.DataFrame, target: str, bound: float) -> dict:
     """The capacity at the first looser bound the target's stalls do not reach (and that it met)."""
     looser = front[(front["target"] == target) & (front["p99_bound_ms"] > bound)].sort_values("p99_bound_ms")
     for r in looser.to_dict("records"):
@@ -202,6 +244,6 @@ def capacity_columns(front: pd.DataFrame, default_bound_ms: float | None) -> pd.
         "capacity_no_queue_rps": at["no_queue_rps"].where(stalls),
         "capacity_no_queue_probes": at["no_queue_probes"].where(stalls),
     }).reset_index(drop=True)
-    nxt = [_next_bound(front, t, float(default_bound_ms)) if stall else NO_NEXT_BOUND
+    nxt = [next_bound(front, t, float(default_bound_ms)) if stall else NO_NEXT_BOUND
            for t, stall in zip(out["target"], out["capacity_stall_bound"], strict=True)]
     return pd.concat([out, pd.DataFrame(nxt, columns=CAPACITY_COLUMNS[-3:])], axis=1)[CAPACITY_COLUMNS]

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from analysis.capacity import NO_QUEUE_P50
+from analysis.capacity import NO_QUEUE_P50, next_bound, pause_failures
 from analysis.compare import MAX_VALID_ERROR_RATE
 from analysis.load import RunData
 from analysis.overhead import leaks, outlasts_settle
@@ -45,6 +45,7 @@ RULE_TITLES = {
     "holdback": "The first streamed token waits inside the target",
     "raw_mismatch": "Per-request samples disagree with k6's summary",
     "capacity_unstable": "A capacity is not stable from step to step",
+    "capacity_paused": "A capacity was set by a pause, not a queue",
     "stalls": "A p99 bound lies within the target's stalls: no capacity there",
     "disturbed": "Other work on the machine disturbed a measurement",
     "carry_over": "The gateway's work leaked into the direct baseline",
@@ -57,6 +58,7 @@ RULE_MARKS = {
     "control": "A/A off", "efficiency": "rate not sustained", "streaming": "streams cut",
     "holdback": "first token held",
     "raw_mismatch": "samples disagree", "capacity_unstable": "capacity unstable", "disturbed": "disturbed",
+    "capacity_paused": "set by a pause",
     "carry_over": "carry-over", "stalls": "stalls",
 }
 
@@ -124,6 +126,34 @@ def _capacity_unstable(suite: SuiteResults | None) -> list[Finding]:
                            "bound while a lower one failed it: its p99 swings from one short step to the next "
                            f"(pauses, a noisy machine), so {quoted}, not a stable capacity. Longer steps settle it: "
                            "`--suite thorough`."))
+    return out
+
+
+def _capacity_paused(suite: SuiteResults | None) -> list[Finding]:
+    """A quoted capacity (the default bound's, or the next bound's for a stall-bound target) that some session's
+    search ended at a probe which failed by a pause, its median unmoved (analysis/capacity.py)."""
+    if suite is None or suite.frontier.empty or suite.probes.empty or suite.default_bound_ms is None:
+        return []
+    out = []
+    front = suite.frontier
+    for r in front[front["p99_bound_ms"] == float(suite.default_bound_ms)].to_dict("records"):
+        bound = r["p99_bound_ms"]
+        if r["stall_bound"]:
+            bound = next_bound(front, r["target"], bound)["capacity_next_bound_ms"]
+        row = front[(front["target"] == r["target"]) & (front["p99_bound_ms"] == bound)]
+        if row.empty or bool(row.iloc[0]["rig_bound"]) or pd.isna(row.iloc[0]["max_rps"]):
+            continue
+        paused = pause_failures(suite.probes, r["target"], bound)
+        if not paused:
+            continue
+        seen = "; ".join(f"session {f.repeat} passed {f.passed_rps:,.0f} RPS, then at {f.rate:,.0f} RPS read p99 "
+                         f"{f.p99_ms:,.0f} ms at a median of {f.p50_ms:.1f} ms (its lowest {f.floor_p50_ms:.1f})"
+                         + (f" and dropped {f.dropped} iterations" if f.dropped else "") for f in paused)
+        out.append(Finding("capacity_paused", r["target"],
+                           f"at p99 <= {bound:g} ms, {len(paused)} of {int(row.iloc[0]['repeats'])} session(s) "
+                           f"ended their search at a pause, not a queue: {seen}. Such a figure is the rate at which "
+                           "a short probe first caught one of the target's pauses; another run may catch one "
+                           "higher or lower. Longer probes (`--suite thorough`) hold more of them."))
     return out
 
 
@@ -411,6 +441,7 @@ def check(run: RunData, table: pd.DataFrame, suite: SuiteResults | None = None) 
         *_rig_bound(run, table),
         *_capacity_unstable(suite),
         *_stalls(suite),
+        *_capacity_paused(suite),
         *_loadgen_bottleneck(run, table),
         *_few_requests(table),
         *_few_tail_samples(suite),

@@ -413,3 +413,20 @@ def test_a_capacitys_range_runs_to_the_highest_rate_a_session_failed(tmp_path):
     second = make_suite_run(tmp_path / "second", targets(145.0, 160.0), name="second", repeats=2)
     row = compare_runs(first, second).table.set_index(["target", "metric"]).loc[("gw", "capacity_rps")]
     assert row["verdict"] == "within noise", row.to_dict()
+
+
+def test_a_capacity_whose_search_ended_at_a_pause_says_so(tmp_path):
+    """LiteLLM on 5 Dec: in 14 of 18 sessions the probe above its capacity kept its median (a probe at 146 req/s
+    read p99 294 ms at 5.1 ms, its session's lowest 5.3) and failed on a pause, so the figure is where a 6 s
+    probe first caught one. A probe whose median rose with its tail failed on a queue: no finding."""
+    targets = {"direct": SuiteTarget(role="baseline"),
+               "pausing": SuiteTarget(extra_probes=[(440.0, 300.0, 1.5)]),
+               "queueing": SuiteTarget(extra_probes=[(440.0, 300.0, 45.0)])}
+    report = build_report(make_suite_run(tmp_path, targets))
+    paused = {f.target: f.message for f in report.findings if f.rule == "capacity_paused"}
+    assert list(paused) == ["pausing"], paused
+    assert ("at p99 <= 50 ms, 1 of 1 session(s) ended their search at a pause, not a queue: session 1 passed 400 RPS, "
+            "then at 440 RPS read p99 300 ms at a median of 1.5 ms (its lowest 1.2)") in paused["pausing"], paused
+    card = report.paths["markdown"].read_text()
+    assert re.search(r"\| pausing [\d.]+ \|.*set by a pause", card)
+    assert not re.search(r"\| queueing [\d.]+ \|.*set by a pause", card)
