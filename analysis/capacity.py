@@ -207,7 +207,8 @@ def frontier(run: RunData) -> pd.DataFrame:
 CAPACITY_COLUMNS = ["target", "capacity_rps", "capacity_rig_bound", "capacity_at_least_rps", "capacity_bound_ms",
                     "capacity_below_rps", "capacity_stall_bound", "capacity_no_queue_p99_ms",
                     "capacity_no_queue_rps", "capacity_no_queue_probes", "capacity_next_bound_ms", "capacity_next_rps",
-                    "capacity_next_rig_bound"]
+                    "capacity_next_rig_bound", "capacity_next_range_high_rps"]
+NEXT_COLUMNS = CAPACITY_COLUMNS[-4:]
 
 
 def next_bound(front: pd.DataFrame, target: str, bound: float) -> dict:
@@ -216,11 +217,13 @@ def next_bound(front: pd.DataFrame, target: str, bound: float) -> dict:
     for r in looser.to_dict("records"):
         if not r["stall_bound"] and pd.notna(r["max_rps"]):
             return {"capacity_next_bound_ms": r["p99_bound_ms"], "capacity_next_rps": r["max_rps"],
-                    "capacity_next_rig_bound": bool(r["rig_bound"])}
+                    "capacity_next_rig_bound": bool(r["rig_bound"]),
+                    "capacity_next_range_high_rps": np.nan if r["rig_bound"] else r["range_high_rps"]}
     return NO_NEXT_BOUND
 
 
-NO_NEXT_BOUND = {"capacity_next_bound_ms": np.nan, "capacity_next_rps": np.nan, "capacity_next_rig_bound": pd.NA}
+NO_NEXT_BOUND = {"capacity_next_bound_ms": np.nan, "capacity_next_rps": np.nan, "capacity_next_rig_bound": pd.NA,
+                 "capacity_next_range_high_rps": np.nan}
 
 
 def capacity_columns(front: pd.DataFrame, default_bound_ms: float | None) -> pd.DataFrame:
@@ -246,4 +249,4 @@ def capacity_columns(front: pd.DataFrame, default_bound_ms: float | None) -> pd.
     }).reset_index(drop=True)
     nxt = [next_bound(front, t, float(default_bound_ms)) if stall else NO_NEXT_BOUND
            for t, stall in zip(out["target"], out["capacity_stall_bound"], strict=True)]
-    return pd.concat([out, pd.DataFrame(nxt, columns=CAPACITY_COLUMNS[-3:])], axis=1)[CAPACITY_COLUMNS]
+    return pd.concat([out, pd.DataFrame(nxt, columns=NEXT_COLUMNS)], axis=1)[CAPACITY_COLUMNS]

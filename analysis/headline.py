@@ -83,6 +83,9 @@ def stall_text(r: dict, bound: float) -> str:
     if _present(r.get("capacity_next_rps")):
         least = "at least " if _true(r.get("capacity_next_rig_bound")) else ""
         text += f"; sustains {least}{r['capacity_next_rps']:,.0f} RPS with p99 <= {r['capacity_next_bound_ms']:g} ms"
+        top = r.get("capacity_next_range_high_rps")
+        if _present(top) and top != r["capacity_next_rps"]:
+            text += f" (its searches put it between {r['capacity_next_rps']:,.0f} and {top:,.0f})"
     return text
 
 

@@ -1,13 +1,13 @@
 """What a second run finds: a figure's spread between earlier runs of the same suite on the same machine.
 
 One run's ranges cover its own sessions (minutes apart). A second run an hour later finds more: on the
-project's shared 2-core machine, eight `make bench` runs of the same code put Portkey's capacity at
-188 to 843 req/s and LiteLLM's at 88 to 162 while each run's two sessions agreed within a few per cent
+project's shared 2-core machine, eight `make bench` runs of the same code put Portkey's capacity at 188
+to 843 req/s and LiteLLM's at 88 to 162 while each run's two sessions agreed within a few per cent
 (docs/method.md, "Between runs"). So `compare` confirms a change in a figure that moves between runs
-(capacity, CPU per request, memory, closed-loop throughput) only against that spread, measured from the
-runs that share the results directory: the same suite and sizes, the same machine, the target at the
-same version. A run is read from the ``comparison.csv`` its report wrote (``aigw-bench report``); a run
-without one is left out, and said.
+(capacity, CPU per request, memory, closed-loop throughput, time to first token) only against that
+spread, measured from the runs that share the results directory: the same suite and sizes, the same
+machine, the target at the same version. A run is read from the ``comparison.csv`` its report wrote
+(``aigw-bench report``); a run without one is left out, and said.
 """
 
 from __future__ import annotations

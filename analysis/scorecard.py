@@ -43,6 +43,11 @@ def _added(r: dict, q: str) -> str:
     return f"{text} ({low / scale:,.{digits}f} to {high / scale:,.{digits}f})"
 
 
+def _ranged(value: float, top: object) -> str:
+    """A capacity with the range its searches put it in, where that range is wider than the figure."""
+    return _num(value) + (f" ({_num(value)}–{_num(top)})" if _present(top) and top != value else "")
+
+
 def capacity_cell(r: dict) -> str:
     """The capacity at the default bound as one cell: a figure only when the target set it."""
     if _present(r.get("capacity_rig_bound")) and bool(r["capacity_rig_bound"]):
@@ -50,13 +55,11 @@ def capacity_cell(r: dict) -> str:
     if _present(r.get("capacity_stall_bound")) and bool(r["capacity_stall_bound"]):
         text = f"stalls (p99 {_num(r.get('capacity_no_queue_p99_ms'))} ms without a queue)"
         if _present(r.get("capacity_next_rps")):
-            text += f"; {_num(r['capacity_next_rps'])} at {r['capacity_next_bound_ms']:g} ms"
+            text += (f"; {_ranged(r['capacity_next_rps'], r.get('capacity_next_range_high_rps'))} "
+                     f"at {r['capacity_next_bound_ms']:g} ms")
         return text
     if _present(r.get("capacity_rps")):
-        text = _num(r["capacity_rps"])
-        high = r.get("capacity_range_high_rps")
-        if _present(high) and high != r["capacity_rps"]:
-            text += f" ({_num(r['capacity_rps'])}–{_num(high)})"
+        text = _ranged(r["capacity_rps"], r.get("capacity_range_high_rps"))
         if _present(r.get("capacity_unstable_up_to_rps")):
             text += f", unstable to {_num(r['capacity_unstable_up_to_rps'])}"
         return text

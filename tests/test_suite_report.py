@@ -158,7 +158,9 @@ def test_a_bound_within_the_targets_stalls_gets_no_capacity_but_the_evidence_and
     assert pausing["capacity_next_bound_ms"] == 250 and pausing["capacity_next_rps"] == 800
     head = next(h.text for h in stalling.headlines if h.text.startswith("pausing "))
     assert "has no capacity at p99 <= 50 ms" in head and "60 ms where no queue forms" in head, head
-    assert "sustains 800 RPS with p99 <= 250 ms" in head, head
+    assert "sustains 800 RPS with p99 <= 250 ms (its searches put it between 800 and 880)" in head, head
+    assert pausing["capacity_next_range_high_rps"] == pytest.approx(880)
+    assert "stalls (p99 60 ms without a queue); 800 (800–880) at 250 ms" in stalling.paths["markdown"].read_text()
     assert [f.target for f in stalling.findings if f.rule == "stalls"] == ["pausing", "pausing"]  # 10 and 50 ms
     assert "stalls: p99 60 ms without a queue (<= 800)" in stalling.paths["markdown"].read_text()
     front = pd.read_csv(stalling.paths["frontier"]).set_index(["target", "p99_bound_ms"])
@@ -274,6 +276,13 @@ def test_compare_judges_a_stall_bound_targets_capacity_at_its_next_bound(tmp_pat
     rows = compare_runs(before, make_suite_run(tmp_path / "b", halved, name="after")).table
     row = rows.set_index(["target", "metric"]).loc[("pausing", "capacity_next_rps")]
     assert (row["before"], row["after"], row["verdict"]) == (800, 400, "regression"), rows.to_string()
+    # Judged by the range its searches put it in (800-880 before, 750-825 after): they meet, so no change (by a
+    # 5% threshold, as before that range was kept, it was a "regression").
+    near = {**STALLING, "pausing": SuiteTarget(capacity={10: None, 50: 450.0, 250: 750.0},
+                                               extra_probes=[(200.0, 60.0, 1.5)], pauses=True)}
+    rows = compare_runs(before, make_suite_run(tmp_path / "d", near, name="near")).table
+    row = rows.set_index(["target", "metric"]).loc[("pausing", "capacity_next_rps")]
+    assert (row["after"], row["verdict"], row["judged_by"]) == (750, "within noise", "intervals"), row.to_dict()
     # Measured with a 150 ms bound beside the 50 ms one: the next bound is another, so no verdict, but a note.
     moved = {**STALLING, "pausing": SuiteTarget(capacity={10: None, 50: 450.0, 150: 800.0},
                                                 extra_probes=[(200.0, 60.0, 1.5)], pauses=True)}
@@ -430,3 +439,27 @@ def test_a_capacity_whose_search_ended_at_a_pause_says_so(tmp_path):
     card = report.paths["markdown"].read_text()
     assert re.search(r"\| pausing [\d.]+ \|.*set by a pause", card)
     assert not re.search(r"\| queueing [\d.]+ \|.*set by a pause", card)
+
+
+def test_compare_confirms_a_first_token_change_against_its_spread_between_runs(tmp_path):
+    """LiteLLM's added time to first token read 29.7 [25.0, 30.8] then 40.1 [33.8, 43.6] ms in two runs of the
+    same code 8 minutes apart (5 Dec): beyond one run's intervals is not a regression until earlier runs like
+    the first show it is beyond what another run finds."""
+    from analysis.compare_runs import compare_runs
+
+    def targets(ttft_ms: float) -> dict[str, SuiteTarget]:
+        return {"direct": SuiteTarget(role="baseline", added_ttft_ms=0.0), "gw": SuiteTarget(added_ttft_ms=ttft_ms)}
+
+    before = make_suite_run(tmp_path / "runs", targets(30.0), name="before")
+    after = make_suite_run(tmp_path / "after", targets(40.0), name="after")
+
+    def row(history: list[Path]) -> pd.Series:
+        table = compare_runs(before, after, history=history).table
+        return table.set_index(["target", "metric"]).loc[("gw", "added_ttft_p50_ms")]
+
+    alone = row([tmp_path / "after"])
+    assert alone["verdict"] == "unconfirmed" and "between-run spread not measured" in alone["judged_by"], alone
+    for name, ttft in (("earlier-1", 29.0), ("earlier-2", 31.0)):
+        with_table(make_suite_run(tmp_path / "runs", targets(ttft), name=name))
+    confirmed = row([tmp_path / "runs"])
+    assert confirmed["verdict"] == "regression" and "beyond what another run" in confirmed["judged_by"], confirmed
