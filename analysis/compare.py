@@ -90,10 +90,7 @@ def comparison(run: RunData, suite: SuiteResults | None = None) -> pd.DataFrame:
         for r in spread[spread["target"] == name].itertuples():
             row.update({f"{r.metric}_ci_low": r.ci_low, f"{r.metric}_ci_high": r.ci_high, f"{r.metric}_cv": r.cv})
         rows.append(row)
-    table = pd.DataFrame(rows)
-    for col in COMPARISON_COLUMNS:
-        if col not in table.columns:
-            table[col] = np.nan
+    table = _all_columns(pd.DataFrame(rows))
     table["valid"] = (table["status"] == "ok") & (table["error_rate"].fillna(1.0) <= MAX_VALID_ERROR_RATE)
     baseline = table[(table["role"] == "baseline") & table["valid"]]
     if not baseline.empty:
@@ -112,14 +109,18 @@ def comparison(run: RunData, suite: SuiteResults | None = None) -> pd.DataFrame:
         table = table.drop(columns=[c for c in SUITE_COLUMNS if c in table.columns]).merge(extra, on="target",
                                                                                             how="left")
         table = _ratios(table, ceiling)
-    for column in COMPARISON_COLUMNS:
-        if column not in table.columns:
-            table[column] = np.nan
+    table = _all_columns(table)
     table["_order"] = table["role"].map(ROLE_ORDER).fillna(9)
     table = table.sort_values(["_order", "target"]).drop(columns="_order").reset_index(drop=True)
     for column in INTEGER_COLUMNS:
         table[column] = pd.to_numeric(table[column], errors="coerce").round().astype("Int64")
     return table[COMPARISON_COLUMNS]
+
+
+def _all_columns(table: pd.DataFrame) -> pd.DataFrame:
+    """The table with every comparison column, the missing ones empty: added at once (one by one fragments
+    the frame, and pandas warned about it in every run that lacked many)."""
+    return table.reindex(columns=[*table.columns, *(c for c in COMPARISON_COLUMNS if c not in table.columns)])
 
 
 def is_open_model(run: RunData) -> bool:
