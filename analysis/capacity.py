@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.load import RunData
+from schema.manifest import MAX_ERROR_RATE
 
 FRONTIER_COLUMNS = ["target", "p99_bound_ms", "max_rps", "rig_bound", "repeats", "max_rps_low", "max_rps_high",
                     "p99_at_max_ms", "failing_rps", "range_high_rps", "resolved", "note", "passed_above_rps",
@@ -52,8 +53,6 @@ PROBE_COLUMNS = ["target", "repeat", "rate", "p99_ms", "p50_ms", "error_rate", "
 # rule needs MIN_NO_QUEUE such probes.
 STALL_SHARE = 0.5
 TAIL_RATIO = 10.0
-# A probe with more failed requests than this does not pass (aigw_bench.measure.search): it failed on errors.
-MAX_ERROR_RATE = 0.001
 NO_QUEUE_P50 = 1.5
 MIN_NO_QUEUE = 3
 

@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 
 from analysis.load import RunData
+from schema.manifest import MAX_ERROR_RATE
 
-MAX_ERROR_RATE = 0.001
 MIN_DELIVERED = 0.95
 COLUMNS = ["target", "rate", "repeats", "cpu_ms_per_request", "cpu_ms_per_request_low", "cpu_ms_per_request_high",
            "rss_idle_mib", "rss_load_mib", "rss_after_mib", "sustained", "mock_cpu_ms_per_request", "note"]

@@ -17,6 +17,9 @@ FORMAT = 2
 # A target whose throughput comes within this fraction of the rig's ceiling (or a capacity within it
 # of the rig's own frontier) measured the rig, not the target: its figure reads "at least".
 RIG_BOUND_FRACTION = 0.8
+# A measurement with a larger share of failed requests does not pass (a capacity probe, a closed-loop
+# level, the efficiency step's fixed rate).
+MAX_ERROR_RATE = 0.001
 
 
 class Record(BaseModel):

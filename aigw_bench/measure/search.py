@@ -20,15 +20,13 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
-from schema.manifest import RIG_BOUND_FRACTION
+from schema.manifest import MAX_ERROR_RATE, RIG_BOUND_FRACTION
 from schema.suites import CapacitySizes
 
 # RIG_BOUND_FRACTION: a target whose throughput reaches this share of the rig's measured ceiling is
 # rig-bound (the load generator and the mock, not the target, may have set the figure; it is reported
 # as "at least"). The capacity search never probes above it.
-__all__ = ["RIG_BOUND_FRACTION", "BoundResult", "CapacitySearch", "Probe"]
-# A probe with more failed requests than this does not pass, whatever its latency.
-MAX_ERROR_RATE = 0.001
+__all__ = ["MAX_ERROR_RATE", "RIG_BOUND_FRACTION", "BoundResult", "CapacitySearch", "Probe"]
 # A probe must deliver this share of the offered rate (k6 short of VUs, or requests stuck in a queue
 # longer than the step, deliver less than asked).
 MIN_DELIVERED = 0.9
